@@ -1,0 +1,28 @@
+// moecast command-line entry point. Exit codes: 0 success, 1 internal failure, 2 bad input
+// (with a message naming file, key and what was expected).
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "app/commands.h"
+#include "sim/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"moecast — performance simulator and cost model for Mixture-of-Experts models"};
+    app.require_subcommand(1);
+    moecast::app::register_predict(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    } catch (const moecast::sim::InputError& e) {
+        std::fprintf(stderr, "moecast: error: %s\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "moecast: internal error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+// Reading and writing sim::ModelConfig as TOML (schema: configs/README.md), and the single entry
+// point that loads a model from a TOML file, a HuggingFace config.json or a bundled name, with
+// --set overrides applied.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "sim/config.h"
+
+namespace moecast::sim {
+
+// Official figures recorded next to a bundled model ([reference] table), for checks and tables.
+struct ReferenceCounts {
+    double total_params = 0;   // as published (often rounded, e.g. 46.7e9)
+    double active_params = 0;
+    std::string source;        // where the figures come from
+};
+
+struct LoadedModel {
+    ModelConfig model;
+    std::optional<ReferenceCounts> reference;
+    std::string source;  // the file it came from
+    std::string format;  // "toml" or "hf:<model_type>"
+};
+
+ModelConfig model_from_toml(const toml::table& table, const std::string& source);
+toml::table model_to_toml(const ModelConfig& m);
+
+// overrides: "key=value" strings with dotted TOML keys (moe.experts=64).
+LoadedModel load_model(const std::string& path_or_name,
+                       const std::vector<std::string>& overrides = {});
+
+// Directory of bundled configs (configs/); MOECAST_HOME overrides the build-time default.
+std::string configs_dir();
+
+}  // namespace moecast::sim

@@ -1,0 +1,28 @@
+// Errors for bad input. Every message names the file, the key (and line where the format has
+// one) and what was expected; the CLI turns them into exit code 2.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace moecast::sim {
+
+class InputError : public std::runtime_error {
+public:
+    // source: file path (or "--set", "<builtin>"); line: 1-based, 0 when unknown.
+    InputError(std::string source, int line, std::string key, const std::string& what);
+
+    const std::string& source() const { return source_; }
+    int line() const { return line_; }
+    const std::string& key() const { return key_; }
+
+private:
+    std::string source_;
+    int line_;
+    std::string key_;
+};
+
+// A config that parsed but does not describe a buildable model (K > E, D % H != 0, ...).
+using ConfigError = InputError;
+
+}  // namespace moecast::sim
