@@ -1,11 +1,16 @@
-// `moecast predict MODEL [--seq-len N] [--set key=value]... [--json]`.
+// `moecast predict MODEL [--seq-len N] [--set key=value]... [--json]`: parameters and FLOPs; with
+// `--hardware PROFILE --gpus N [--parallel tp=..,pp=..,ep=..] ...` also memory per GPU,
+// communication, step time (breakdown), tokens/s, MFU and the cost of --tokens; `--trace FILE`
+// writes the predicted kernel timeline of one step as Chrome trace JSON.
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "app/commands.h"
+#include "sim/error.h"
 #include "sim/report.h"
+#include "sim/trace.h"
 
 namespace moecast::app {
 
@@ -16,6 +21,11 @@ struct PredictArgs {
     std::vector<std::string> overrides;
     long long seq_len = 0;
     bool json = false;
+    sim::CostRequest cost;
+    long long gpus = 0;
+    long long micro_batch = 1;
+    long long global_batch = 0;
+    std::string trace;
 };
 
 }  // namespace
@@ -30,14 +40,52 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--seq-len", args->seq_len, "Sequence length for attention FLOPs (default: the config's)")
         ->check(CLI::PositiveNumber);
     cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");
-    cmd->callback([args] {
+    cmd->add_option("--hardware", args->cost.hardware,
+                    "Hardware profile: a bundled name (profiles/: a100-sxm-80gb, h100-sxm, h200, b200) or a TOML path");
+    cmd->add_option("--gpus", args->gpus, "Number of GPUs (default 1)")->check(CLI::PositiveNumber);
+    cmd->add_option("--parallel", args->cost.parallel,
+                    "Layout: tp=,pp=,vp=,ep=,etp=,cp=,zero=,sp= (dp follows from --gpus)");
+    cmd->add_option("--micro-batch", args->micro_batch, "Sequences per micro-batch (default 1)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--global-batch", args->global_batch, "Sequences per step (default dp x micro-batch)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--precision", args->cost.precision, "GEMM precision: bf16, fp8, tf32, fp32")->capture_default_str();
+    cmd->add_option("--recompute", args->cost.recompute, "Activation recompute: none, selective, full")
+        ->capture_default_str();
+    cmd->add_option("--routing", args->cost.routing, "Tokens per expert: balanced, uniform, zipf:S")
+        ->capture_default_str();
+    cmd->add_option("--capacity-factor", args->cost.capacity_factor, "Expert capacity factor (0 = dropless)");
+    cmd->add_option("--overlap", args->cost.overlap,
+                    "Fraction of each collective hidden by compute: ep=,tp=,dp=,pp= (defaults 0, 0, 0.9, 1)");
+    cmd->add_option("--tokens", args->cost.tokens, "Training tokens D: prints time, GPU-hours and dollars");
+    cmd->add_option("--trace", args->trace, "Write the predicted kernel timeline of one step (Chrome trace JSON)");
+    cmd->callback([args, cmd] {
         std::vector<std::string> overrides = args->overrides;
         if (args->seq_len > 0) overrides.push_back("seq_len=" + std::to_string(args->seq_len));
         const sim::ModelPrediction p = sim::predict_model(sim::load_model(args->model, overrides));
+        if (args->cost.hardware.empty()) {
+            for (const char* opt : {"--gpus", "--parallel", "--micro-batch", "--global-batch", "--precision",
+                                    "--recompute", "--routing", "--capacity-factor", "--overlap", "--tokens", "--trace"})
+                if (cmd->count(opt) > 0)
+                    throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
+            if (args->json)
+                std::printf("%s\n", sim::to_json(p).dump(2).c_str());
+            else
+                std::printf("%s", sim::to_table(p).c_str());
+            return;
+        }
+        sim::CostRequest req = args->cost;
+        req.gpus = args->gpus > 0 ? args->gpus : 1;
+        req.micro_batch = args->micro_batch;
+        req.global_batch = args->global_batch;
+        const sim::CostReport c = sim::predict_cost_request(p, req);
+        if (!args->trace.empty())
+            sim::write_chrome_trace(c.cost, p.loaded.model.name + " on " + std::to_string(req.gpus) + " x " + c.hardware.name,
+                                    args->trace);
         if (args->json)
-            std::printf("%s\n", sim::to_json(p).dump(2).c_str());
+            std::printf("%s\n", sim::to_json(p, c).dump(2).c_str());
         else
-            std::printf("%s", sim::to_table(p).c_str());
+            std::printf("%s", sim::to_table(p, c).c_str());
     });
 }
 

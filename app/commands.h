@@ -7,5 +7,12 @@
 namespace moecast::app {
 
 void register_predict(CLI::App& app);
+void register_train(CLI::App& app);
+void register_corpus(CLI::App& app);
+void register_import(CLI::App& app);
+void register_profile(CLI::App& app);
+void register_calibrate(CLI::App& app);
+void register_fit(CLI::App& app);
+void register_optimize(CLI::App& app);
 
 }  // namespace moecast::app

@@ -12,6 +12,13 @@ int main(int argc, char** argv) {
     CLI::App app{"moecast — performance simulator and cost model for Mixture-of-Experts models"};
     app.require_subcommand(1);
     moecast::app::register_predict(app);
+    moecast::app::register_train(app);
+    moecast::app::register_corpus(app);
+    moecast::app::register_import(app);
+    moecast::app::register_profile(app);
+    moecast::app::register_calibrate(app);
+    moecast::app::register_fit(app);
+    moecast::app::register_optimize(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

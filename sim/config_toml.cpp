@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "sim/count.h"
 #include "sim/error.h"
 #include "sim/hf_import.h"
 #include "sim/toml_util.h"
@@ -154,6 +155,10 @@ toml::table model_to_toml(const ModelConfig& m) {
     return t;
 }
 
+int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref) {
+    return ref.active_convention == "no_input_embedding" ? c.active - c.embedding : c.active;
+}
+
 std::string configs_dir() {
     if (const char* home = std::getenv("MOECAST_HOME")) return std::string(home) + "/configs";
     return std::string(MOECAST_SOURCE_DIR) + "/configs";
@@ -179,6 +184,8 @@ std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::s
     ref.total_params = r.get_double("total_params", 0.0);
     ref.active_params = r.get_double("active_params", 0.0);
     ref.source = r.get_string("source", "");
+    ref.active_convention = r.get_enum<std::string>(
+        "active_convention", "all", {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});
     r.finish();
     return ref;
 }

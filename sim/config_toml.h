@@ -14,12 +14,20 @@
 
 namespace moecast::sim {
 
+struct ParamCounts;  // sim/count.h
+
 // Official figures recorded next to a bundled model ([reference] table), for checks and tables.
 struct ReferenceCounts {
     double total_params = 0;   // as published (often rounded, e.g. 46.7e9)
     double active_params = 0;
     std::string source;        // where the figures come from
+    // What the published active figure includes: "all" (input embedding and LM head, e.g. Mixtral)
+    // or "no_input_embedding" (DeepSeek-V2/V3, gpt-oss, Granite: the lookup is left out).
+    std::string active_convention = "all";
 };
+
+// The computed active count under the convention of a published figure.
+int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref);
 
 struct LoadedModel {
     ModelConfig model;

@@ -21,4 +21,8 @@ HfImport import_hf_config(const nlohmann::json& config, const std::string& sourc
 HfImport load_hf_config(const std::string& path);
 std::vector<std::string> supported_hf_model_types();
 
+// A config.json as moecast model TOML text (schema: configs/README.md), headed by comments naming
+// the source file and model_type, so it can be edited and loaded again (`moecast import`).
+std::string hf_config_to_toml(const std::string& path);
+
 }  // namespace moecast::sim

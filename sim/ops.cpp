@@ -74,4 +74,78 @@ OpCost grouped_gemm_wgrad_cost(std::span<const int64_t> tokens, int64_t n, int64
     return c;
 }
 
+OpCost grouped_gemm_cost(double rows, int64_t active, int64_t n, int64_t kd, int64_t elem) {
+    return {2.0 * rows * dbl(n) * dbl(kd), dbl(elem) * (rows * dbl(kd) + dbl(active) * dbl(kd) * dbl(n) + rows * dbl(n)),
+            true};
+}
+
+OpCost grouped_gemm_wgrad_cost(double rows, int64_t active, int64_t n, int64_t kd, int64_t elem) {
+    return grouped_gemm_cost(rows, active, n, kd, elem);
+}
+
+OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
+                          double mean_keys, int64_t elem) {
+    const double h = dbl(heads);
+    const double flops = 2.0 * t * mean_keys * h * dbl(qk_dim + v_dim);
+    const double io = t * (h * dbl(qk_dim) + dbl(kv_heads) * dbl(qk_dim + v_dim) + h * dbl(v_dim));
+    return {flops, dbl(elem) * io + 4.0 * t * h, true};
+}
+
+OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
+                          double mean_keys, int64_t elem) {
+    const OpCost f = attention_fwd_cost(t, heads, qk_dim, v_dim, kv_heads, mean_keys, elem);
+    const double h = dbl(heads);
+    // Reads Q, K, V, O, dO (+LSE), writes dQ, dK, dV.
+    const double io = t * (2.0 * h * dbl(qk_dim) + 2.0 * dbl(kv_heads) * dbl(qk_dim + v_dim) + 2.0 * h * dbl(v_dim));
+    return {2.5 * f.flops, dbl(elem) * io + 4.0 * t * h, true};
+}
+
+OpCost norm_cost(double rows, int64_t d, int64_t elem) {
+    return {5.0 * rows * dbl(d), dbl(elem) * (2.0 * rows * dbl(d) + dbl(d)), false};
+}
+
+OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem) {
+    return {2.0 * n, n * dbl(in_elem + out_elem), false};
+}
+
+OpCost cross_entropy_cost(double rows, int64_t vocab) {
+    return {4.0 * rows * dbl(vocab), 8.0 * rows * dbl(vocab) + 8.0 * rows, false};
+}
+
+OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_per_element, int64_t elem) {
+    return {flops_per_element * n, n * dbl(elem) * dbl(reads + writes), false};
+}
+
+OpCost adam_step_cost(double n) { return {12.0 * n, 30.0 * n, false}; }
+
+OpCost softmax_topk_backward_cost(int64_t t, int64_t e, int64_t k) {
+    // dp = aux + scattered dw (renorm: a K-term correction), dlogit = p * (dp - <p, dp>): ~4 per logit.
+    return {4.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e) * 3.0 + 8.0 * dbl(t) * dbl(k), false};
+}
+
+OpCost load_balancing_loss_cost(int64_t t, int64_t e, int64_t k) {
+    return {2.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e) + 4.0 * dbl(t) * dbl(k), false};
+}
+
+OpCost router_z_loss_cost(int64_t t, int64_t e) {
+    // max, exp, sum per logit and a log and square per token.
+    return {3.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e), false};
+}
+
+OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
+    const double rows = dbl(t) * dbl(k);
+    return {rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 4.0 * rows, false};
+}
+
+OpCost combine_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
+    const double rows = dbl(t) * dbl(k);
+    return {3.0 * rows * dbl(d), dbl(elem) * (dbl(t) * dbl(d) + 2.0 * rows * dbl(d)) + 12.0 * rows, false};
+}
+
+OpCost activation_backward_cost(int64_t rows, int64_t f, bool glu, int64_t elem) {
+    const double out = dbl(rows) * dbl(f);
+    // SwiGLU: sigmoid, two products and the silu derivative ~10 per output; GELU (tanh) ~14.
+    return {(glu ? 10.0 : 14.0) * out, dbl(elem) * (glu ? 5.0 : 3.0) * out, false};
+}
+
 }  // namespace moecast::sim

@@ -46,4 +46,47 @@ OpCost combine_cost(int64_t t, int64_t k, int64_t d, int64_t elem);
 OpCost grouped_gemm_dgrad_cost(std::span<const int64_t> tokens_per_expert, int64_t n, int64_t kd, int64_t elem);
 OpCost grouped_gemm_wgrad_cost(std::span<const int64_t> tokens_per_expert, int64_t n, int64_t kd, int64_t elem);
 
+// Aggregate forms of the grouped GEMMs for the cost model's hot path: `rows` = sum_e t_e over the
+// `active_experts` experts with t_e > 0. Equal to the span forms above for the same histogram.
+OpCost grouped_gemm_cost(double rows, int64_t active_experts, int64_t n, int64_t kd, int64_t elem);
+OpCost grouped_gemm_wgrad_cost(double rows, int64_t active_experts, int64_t n, int64_t kd, int64_t elem);
+
+// Fused causal attention (FlashAttention-style) for `t` query tokens with `heads` heads, each
+// attending to `mean_keys` keys on average (count.h mean_attended_keys): QK^T and AV matmuls.
+// Bytes: Q, K, V read and O written once, plus the fp32 log-sum-exp per head.
+OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
+                          double mean_keys, int64_t elem);
+// Backward: dQ, dK, dV plus the recomputed QK^T (5 matmuls to the forward's 2, i.e. 2.5 x the
+// forward FLOPs); reads Q, K, V, O, dO, LSE, writes dQ, dK, dV.
+OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
+                          double mean_keys, int64_t elem);
+// RMSNorm/LayerNorm over `rows` rows of d: reads x and the weight, writes y (~5 FLOPs/element).
+OpCost norm_cost(double rows, int64_t d, int64_t elem);
+// Elementwise cast of n elements from `in_elem` to `out_elem` bytes (e.g. bf16 -> fp8 with scaling).
+OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem);
+// Softmax cross-entropy over V logits per row (fp32 logits read, loss and gradient written).
+OpCost cross_entropy_cost(double rows, int64_t vocab);
+// Generic elementwise op over n elements: reads `reads` tensors and writes `writes` tensors of n
+// elements (residual add: 2 and 1; RoPE on Q and K: 1 and 1).
+OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_per_element, int64_t elem);
+// One Adam(W) step over n parameters: reads fp32 master, m, v and fp32 gradient, writes master, m,
+// v and the bf16 working copy (30 bytes per parameter), ~12 FLOPs per parameter.
+OpCost adam_step_cost(double n);
+
+// Backward of the non-GEMM MoE ops (kernels/moe.h; router_logits backward is two gemm_cost).
+// Softmax + top-K backward: reads probs, the K (index, weight-gradient) pairs and the aux-loss
+// gradient on probs; writes dlogits (all fp32).
+OpCost softmax_topk_backward_cost(int64_t t, int64_t e, int64_t k);
+// Load-balancing loss (reads probs and the T*K indices) and router z-loss (reads logits); their
+// gradients write one (T, E) fp32 tensor each.
+OpCost load_balancing_loss_cost(int64_t t, int64_t e, int64_t k);
+OpCost router_z_loss_cost(int64_t t, int64_t e);
+// Backward of the permute gather: sums the K rows of each token (reads T*K rows, writes T rows).
+OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem);
+// Backward of combine: reads dout (T rows), the T*K expert rows and weights; writes dy (T*K rows)
+// and the fp32 weight gradients (a scale and a dot product per element).
+OpCost combine_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem);
+// Backward of SwiGLU (reads 2F + F, writes 2F per row) or GELU (reads 2F, writes F).
+OpCost activation_backward_cost(int64_t rows, int64_t f, bool glu, int64_t elem);
+
 }  // namespace moecast::sim

@@ -65,7 +65,10 @@ nlohmann::json to_json(const ModelPrediction& p) {
                                            "training = 3 x forward"}};
     if (p.loaded.reference) {
         const auto& r = *p.loaded.reference;
-        j["reference"] = {{"total_params", r.total_params}, {"active_params", r.active_params},
+        j["reference"] = {{"total_params", r.total_params},
+                          {"active_params", r.active_params},
+                          {"active_convention", r.active_convention},
+                          {"computed_active_same_convention", active_under_convention(c, r)},
                           {"source", r.source}};
     }
     return j;
@@ -113,8 +116,9 @@ std::string to_table(const ModelPrediction& p) {
     s += row("  norms", static_cast<double>(c.norms));
     if (p.loaded.reference) {
         const auto& r = *p.loaded.reference;
-        s += fmt::format("  official: total {} active {}  ({})\n", human_count(r.total_params),
-                         human_count(r.active_params), r.source);
+        s += fmt::format("  official: total {} active {} ({}; computed under it: {})\n  source: {}\n",
+                         human_count(r.total_params), human_count(r.active_params), r.active_convention,
+                         human_count(static_cast<double>(active_under_convention(c, r))), r.source);
     }
     s += "\nFLOPs per token (matmuls, 2mnk)\n";
     s += row("forward", f.forward);

@@ -79,4 +79,141 @@ TEST(Cli, MalformedJsonAndUnknownModelType) {
     EXPECT_NE(r.out.find("supported"), std::string::npos) << r.out;
 }
 
+TEST(Cli, PredictHuggingFaceConfig) {
+    const Result r = run("predict " + std::string(MOECAST_SOURCE_DIR) + "/tests/data/hf/deepseek-v3.json --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["params"]["total"].get<int64_t>(), 671'026'419'200);
+}
+
+TEST(Cli, MalformedJsonNamesLineAndMissingKeyNamesKey) {
+    Result r = run("predict " + write_temp("bad_line.json", "{\n  \"model_type\": \"mixtral\",\n  \"x\": 1,,\n}\n"));
+    EXPECT_EQ(r.rc, 2);
+    EXPECT_NE(r.out.find("bad_line.json:3:"), std::string::npos) << r.out;
+    r = run("predict " + write_temp("no_experts.json",
+                                    "{\"model_type\": \"mixtral\", \"vocab_size\": 10, \"hidden_size\": 8, "
+                                    "\"num_hidden_layers\": 1, \"num_attention_heads\": 2}"));
+    EXPECT_EQ(r.rc, 2);
+    EXPECT_NE(r.out.find("no_experts.json"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("num_local_experts"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ImportWritesTomlThatPredictReads) {
+    const std::string out = testing::TempDir() + "imported-olmoe.toml";
+    Result r = run("import " + std::string(MOECAST_SOURCE_DIR) + "/tests/data/hf/olmoe-1b-7b.json -o " + out);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    r = run("predict " + out + " --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["params"]["total"].get<int64_t>(), 6'919'161'856);
+    r = run("import " + write_temp("import_bad.json", "{\"model_type\": \"nope\"}"));
+    EXPECT_EQ(r.rc, 2) << r.out;
+}
+
+}  // namespace
+
+// `moecast optimize` and `moecast fit` (scaling-law issue).
+namespace {
+
+TEST(Cli, OptimizeDefaultPrintsTableAndOptimum) {
+    const Result r = run("optimize");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("law abnar2025, family paper, budget 1e+21 flops"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("optimum: S = 0.9800"), std::string::npos) << r.out;
+}
+
+TEST(Cli, OptimizeJsonAndPlot) {
+    const std::string svg = testing::TempDir() + "optimize.svg";
+    const Result r = run("optimize --budget 3e19 --json --plot " + svg);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["by_sparsity"].size(), 7u);
+    EXPECT_DOUBLE_EQ(j["optimum"]["sparsity"].get<double>(), 0.98);
+    EXPECT_LT(j["by_sparsity"][6]["active_params"].get<double>(), j["by_sparsity"][0]["active_params"].get<double>());
+    EXPECT_GT(j["by_sparsity"][6]["params"].get<double>(), j["by_sparsity"][0]["params"].get<double>());
+    std::ifstream f(svg);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.rfind("<svg", 0), 0u);
+    EXPECT_NE(text.find("IsoFLOP curves"), std::string::npos);
+    EXPECT_NE(text.find("</svg>"), std::string::npos);
+}
+
+TEST(Cli, OptimizeCostBudgetNeedsHardware) {
+    const Result r = run("optimize --budget 1000 --budget-unit gpu-hours");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("requires the cost model"), std::string::npos) << r.out;
+    EXPECT_EQ(run("optimize --law no-such-law").rc, 2);
+}
+
+TEST(Cli, FitChinchillaReproducesEpoch) {
+    const std::string law = testing::TempDir() + "fitted-chinchilla.toml";
+    const Result r = run("fit " + std::string(MOECAST_SOURCE_DIR) +
+                         "/../shared/data/chinchilla-epoch.csv --law chinchilla --drop-highest 5 --json -o " + law);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["data"]["n_fit"].get<int>(), 240);
+    EXPECT_EQ(j["bootstrap_resamples"].get<int>(), 1000);
+    EXPECT_LE(j["objective"].get<double>(), 1.01828e-3);
+    const auto& c = j["coefficients"];
+    EXPECT_NEAR(c["alpha"]["value"].get<double>(), 0.3473, 1e-3);
+    EXPECT_NEAR(c["beta"]["value"].get<double>(), 0.3672, 1e-3);
+    EXPECT_NEAR(c["E"]["value"].get<double>(), 1.8172, 0.005);
+    EXPECT_LE(c["alpha"]["ci95"][0].get<double>(), 0.373);  // overlaps Epoch's (0.317, 0.373)
+    EXPECT_GE(c["alpha"]["ci95"][1].get<double>(), 0.317);
+    // The saved law is usable by optimize (Chinchilla ignores S).
+    const Result o = run("optimize --law " + law + " --budget 1e20");
+    EXPECT_EQ(o.rc, 0) << o.out;
+}
+
+TEST(Cli, FitHoldoutAndBadInput) {
+    const std::string csv = write_temp("runs.csv", "N,D,S,loss\n1e8,2e9,0,3.4\n1e9,2e10,0,2.6\n");
+    Result r = run("fit " + csv + " --law chinchilla");
+    EXPECT_EQ(r.rc, 2) << r.out;  // fewer runs than coefficients
+    r = run("fit " + write_temp("bad_runs.csv", "N,D,loss\n1e8,x,3\n") + " --law chinchilla");
+    EXPECT_EQ(r.rc, 2);
+    EXPECT_NE(r.out.find("bad_runs.csv:2"), std::string::npos) << r.out;
+    r = run("fit " + csv + " --law kaplan");
+    EXPECT_EQ(r.rc, 2);
+    r = run("fit " + std::string(MOECAST_SOURCE_DIR) +
+            "/../shared/data/chinchilla-epoch.csv --drop-highest 5 --bootstrap 0 --holdout 'C>=1e21' --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["data"]["n_heldout"].get<int>(), 0);
+    EXPECT_GT(j["quality"]["heldout_mse"].get<double>(), 0);
+}
+
+TEST(Cli, PredictHardwareJsonTraceAndInvalidLayout) {
+    const std::string trace = testing::TempDir() + "qwen_trace.json";
+    Result r = run("predict qwen3-30b-a3b --hardware h100-sxm --gpus 16 --parallel tp=1,pp=2,vp=12,ep=8 "
+                   "--global-batch 1024 --precision fp8 --routing balanced --tokens 1e12 --json --trace " + trace);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["params"]["total"].get<int64_t>(), 30'532'122'624);  // counts unchanged by --hardware
+    EXPECT_GT(j["memory"]["per_gpu_bytes"].get<double>(), 0);
+    EXPECT_TRUE(j["memory"]["fits"].get<bool>());
+    for (const char* k : {"weights", "gradients", "optimizer", "activations"})
+        EXPECT_TRUE(j["memory"]["breakdown"].contains(k)) << k;
+    EXPECT_GT(j["comm"]["ep_dispatch"]["bytes"].get<double>(), 0);
+    EXPECT_GT(j["time"]["step_s"].get<double>(), 0);
+    EXPECT_GT(j["time"]["breakdown"]["expert_gemm_s"].get<double>(), 0);
+    EXPECT_GT(j["throughput"]["tokens_per_s_per_gpu"].get<double>(), 0);
+    EXPECT_GT(j["mfu"].get<double>(), 0);
+    EXPECT_GT(j["training"]["usd"].get<double>(), 0);
+    const auto t = nlohmann::json::parse(std::ifstream(trace));
+    EXPECT_GT(t["traceEvents"].size(), 100u);
+
+    r = run("predict qwen3-30b-a3b --hardware h100-sxm --gpus 8 --parallel ep=256");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("ep"), std::string::npos) << r.out;
+    r = run("predict qwen3-30b-a3b --hardware h100-sxm --gpus 8 --parallel tp=16");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    r = run("predict qwen3-30b-a3b --hardware no-such-gpu");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    r = run("predict qwen3-30b-a3b --gpus 8");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("--hardware"), std::string::npos) << r.out;
+    r = run("predict mixtral-8x7b --hardware a100-sxm-80gb --precision fp8");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    r = run("predict mixtral-8x7b --hardware h100-sxm --gpus 8 --parallel ep=8 --routing zipf:x");
+    EXPECT_EQ(r.rc, 2) << r.out;
+}
+
 }  // namespace

@@ -1,0 +1,187 @@
+// `moecast optimize [--law abnar2025] [--budget 1e21] [--budget-unit flops|gpu-hours|usd]
+// [--hardware h100-sxm --gpus 256] [--family paper] [--max-params N] [--json] [--plot out.svg]`:
+// the loss-optimal sparsity, size and token count for a budget over real architectures (sim/search).
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.h"
+#include "sim/error.h"
+#include "sim/family.h"
+#include "sim/hardware.h"
+#include "sim/law.h"
+#include "sim/search.h"
+#include "sim/svg.h"
+
+namespace moecast::app {
+
+namespace {
+
+struct OptimizeArgs {
+    std::string law = "abnar2025";
+    double budget = 1e21;
+    std::string unit = "flops";
+    std::string hardware;
+    long long gpus = 8;
+    std::string family = "paper";
+    double max_params = 0;
+    double max_inference_flops = 0;
+    double max_memory_gb = 0;
+    bool json = false;
+    std::string plot;
+};
+
+// Lowest loss per log10(N) bin of width 0.05 for one sparsity, within a factor `span` of N*.
+sim::PlotSeries isoflop_curve(const std::vector<sim::Candidate>& all, double s, double n_opt, double span) {
+    std::map<long, std::pair<double, double>> bins;  // bin -> (N, loss)
+    for (const sim::Candidate& c : all) {
+        if (std::fabs(c.sparsity - s) > 1e-12 || c.n < n_opt / span || c.n > n_opt * span) continue;
+        const long bin = std::lround(std::log10(c.n) / 0.05);
+        auto it = bins.find(bin);
+        if (it == bins.end() || c.loss < it->second.second) bins[bin] = {c.n, c.loss};
+    }
+    sim::PlotSeries se;
+    se.name = fmt::format("S={:.3g}", s);
+    se.markers = false;
+    size_t best = 0;
+    for (const auto& [bin, nl] : bins) {
+        if (!se.y.empty() && nl.second < se.y[best]) best = se.y.size();
+        se.x.push_back(nl.first);
+        se.y.push_back(nl.second);
+    }
+    if (!se.y.empty()) se.highlight = {best};
+    return se;
+}
+
+std::string plots(const sim::Law& law, const sim::Family& fam, const sim::ArchSearchOptions& o,
+                  const sim::ArchSearchResult& r) {
+    // IsoFLOP curves at the FLOPs the optimum spends (= the budget for FLOP budgets).
+    sim::ArchSearchOptions flop = o;
+    flop.unit = sim::BudgetUnit::flops;
+    flop.budget = r.best.train_flops;
+    flop.cost = nullptr;
+    flop.keep_all = true;
+    const sim::ArchSearchResult all = sim::search_architectures(law, fam, flop);
+    sim::Plot iso{fmt::format("IsoFLOP curves at C = {:.3g} FLOPs", flop.budget), "total parameters N",
+                  "predicted loss", true, false, {}};
+    for (const sim::Candidate& b : all.best_per_sparsity) iso.series.push_back(isoflop_curve(all.all, b.sparsity, b.n, 30));
+
+    sim::Plot by_s{fmt::format("optimal loss vs sparsity ({:.3g} {})", o.budget, sim::to_string(o.unit)),
+                   "sparsity S", "loss at the optimum", false, false, {}};
+    sim::PlotSeries ls{"optimum per S", {}, {}, true, true, {}};
+    for (const sim::Candidate& c : r.best_per_sparsity) {
+        ls.x.push_back(c.sparsity);
+        ls.y.push_back(c.loss);
+    }
+    by_s.series.push_back(ls);
+
+    sim::Plot sweep{"optimum vs budget", fmt::format("budget ({})", sim::to_string(o.unit)), "count", true, true, {}};
+    sim::PlotSeries n{"N*", {}, {}, true, true, {}}, na{"N_a*", {}, {}, true, true, {}}, d{"D*", {}, {}, true, true, {}};
+    for (int k = -4; k <= 0; ++k) {
+        sim::ArchSearchOptions ok = o;
+        ok.budget = o.budget * std::pow(10.0, 0.5 * k);
+        const sim::ArchSearchResult rk = sim::search_architectures(law, fam, ok);
+        if (rk.feasible == 0) continue;
+        for (auto* s : {&n, &na, &d}) s->x.push_back(ok.budget);
+        n.y.push_back(rk.best.n);
+        na.y.push_back(rk.best.n_active);
+        d.y.push_back(rk.best.tokens);
+    }
+    sweep.series = {n, na, d};
+    return sim::render_svg({iso, by_s, sweep});
+}
+
+}  // namespace
+
+void register_optimize(CLI::App& app) {
+    auto args = std::make_shared<OptimizeArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "optimize", "Loss-optimal sparsity, size and tokens for a budget, over real architectures of a family");
+    cmd->add_option("--law", args->law, "Scaling law: a bundled name (configs/laws) or a TOML file")->capture_default_str();
+    cmd->add_option("--budget", args->budget, "Training budget, in --budget-unit")->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--budget-unit", args->unit, "flops, gpu-hours or usd")->capture_default_str()
+        ->check(CLI::IsMember({"flops", "gpu-hours", "usd"}));
+    cmd->add_option("--hardware", args->hardware, "Hardware profile for time and cost (profiles/)");
+    cmd->add_option("--gpus", args->gpus, "GPUs to train on (with --hardware)")->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--family", args->family, "Architecture family: bundled name (configs/families) or TOML")
+        ->capture_default_str();
+    cmd->add_option("--max-params", args->max_params, "Maximum total parameters");
+    cmd->add_option("--max-inference-flops", args->max_inference_flops, "Maximum forward FLOPs per token");
+    cmd->add_option("--max-memory-gb", args->max_memory_gb, "Maximum memory per GPU in GB (needs --hardware)");
+    cmd->add_flag("--json", args->json, "Print one JSON object");
+    cmd->add_option("--plot", args->plot, "Write an SVG: IsoFLOP curves, loss vs S, optimum vs budget");
+    cmd->callback([args] {
+        const sim::Law law = sim::load_law(args->law);
+        const sim::Family fam = sim::load_family(args->family);
+        sim::ArchSearchOptions o;
+        o.budget = args->budget;
+        o.unit = args->unit == "flops" ? sim::BudgetUnit::flops
+                 : args->unit == "gpu-hours" ? sim::BudgetUnit::gpu_hours : sim::BudgetUnit::usd;
+        if (args->max_params > 0) o.max_params = args->max_params;
+        if (args->max_inference_flops > 0) o.max_inference_flops_per_token = args->max_inference_flops;
+        if (args->max_memory_gb > 0) o.max_memory_bytes_per_gpu = args->max_memory_gb * 1e9;
+        std::optional<sim::HardwareProfile> hw;
+        sim::CostModel cost;
+        if (!args->hardware.empty()) {
+            hw = sim::load_hardware(args->hardware);
+            cost = sim::timing_cost_model(*hw, args->gpus);
+            o.peak_flops_per_gpu_s = hw->matmul_peak(sim::Precision::bf16);
+            o.gpus = static_cast<double>(args->gpus);
+            o.usd_per_gpu_hour = hw->usd_per_device_hour;
+        }
+        // Cost budgets and memory limits need the cost model in the search (it throws without one);
+        // a plain FLOP budget is searched on counts alone and its rows priced afterwards.
+        if (o.unit != sim::BudgetUnit::flops || args->max_memory_gb > 0) o.cost = cost;
+
+        sim::ArchSearchResult r = sim::search_architectures(law, fam, o);
+        std::string text;
+        nlohmann::json j;
+        if (o.unit == sim::BudgetUnit::flops && cost && !o.cost && r.feasible > 0) {
+            // Price each row's FLOP-optimal architecture on the hardware.
+            sim::ArchSearchOptions priced = o;
+            priced.cost = cost;
+            for (sim::Candidate& c : r.best_per_sparsity) c = sim::respend(law, fam, priced, c);
+            r.best = sim::respend(law, fam, priced, r.best);
+        }
+        text = sim::search_table(r);
+        j = sim::search_json(r);
+        if (law.secondary) text += "note: " + law.name + " coefficients are secondary (" + law.provenance + ")\n";
+        if (o.unit != sim::BudgetUnit::flops && r.feasible > 0) {
+            // The paper's FLOP-only answer at the same training FLOPs, priced under this budget.
+            sim::ArchSearchOptions flop = o;
+            flop.unit = sim::BudgetUnit::flops;
+            flop.budget = r.best.train_flops;
+            flop.cost = nullptr;
+            const sim::ArchSearchResult fr = sim::search_architectures(law, fam, flop);
+            const sim::Candidate f = sim::respend(law, fam, o, fr.best);
+            text += fmt::format("FLOP-optimal (FLOPs only, at the same {:.3g} FLOPs): S = {:.4f}, N = {:.4g}; ", flop.budget,
+                                f.sparsity, f.n);
+            text += std::isfinite(f.loss)
+                        ? fmt::format("on this {} budget it reaches loss {:.4f}", sim::to_string(o.unit), f.loss)
+                        : std::string("no parallel layout fits it on this hardware");
+            text += fmt::format(" (time-optimal: S = {:.4f}, loss {:.4f})\n", r.best.sparsity, r.best.loss);
+            j["flop_optimal_same_budget"] = {{"sparsity", f.sparsity}, {"params", f.n}, {"active_params", f.n_active},
+                                             {"loss", std::isfinite(f.loss) ? nlohmann::json(f.loss) : nlohmann::json(nullptr)},
+                                             {"tokens", f.tokens}};
+        }
+        if (!args->plot.empty() && r.feasible > 0) {
+            std::ofstream out(args->plot);
+            if (!out) throw sim::InputError(args->plot, 0, "", "cannot write file");
+            out << plots(law, fam, o, r);
+            text += "wrote " + args->plot + "\n";
+        }
+        std::printf("%s", args->json ? (j.dump(2) + "\n").c_str() : text.c_str());
+    });
+}
+
+}  // namespace moecast::app

@@ -1,0 +1,82 @@
+// Full cost predictions per second on one core: counts (params, FLOPs) + layout check + memory +
+// communication + kernel list + step time, for DeepSeek-V3 on 1024 H100 with the layout varied
+// every iteration. Baseline in the same run: counting params and FLOPs alone (bench_sim's unit).
+#include <benchmark/benchmark.h>
+
+#include "sim/config_toml.h"
+#include "sim/count.h"
+#include "sim/hardware.h"
+#include "sim/timing.h"
+
+namespace moecast::sim {
+namespace {
+
+ModelConfig dsv3() { return load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/deepseek-v3.toml").model; }
+
+void BM_CountsOnly(benchmark::State& state) {
+    ModelConfig m = dsv3();
+    int64_t e = 64;
+    for (auto _ : state) {
+        m.moe.experts = e;
+        e = e == 256 ? 64 : e + 64;
+        ParamCounts p = count_params(m);
+        FlopsPerToken f = count_flops(m);
+        benchmark::DoNotOptimize(p);
+        benchmark::DoNotOptimize(f);
+    }
+    state.counters["per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_CountsOnly);
+
+// One full prediction: counts + check_layout + predict_cost (memory, comm, kernels, time).
+void BM_FullPrediction(benchmark::State& state) {
+    const ModelConfig m = dsv3();
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    const auto routing = static_cast<RoutingKind>(state.range(0));
+    CostPrediction out;  // reusable workspace
+    const int64_t eps[] = {8, 16, 32, 64};
+    int i = 0;
+    for (auto _ : state) {
+        Layout l;
+        l.gpus = 1024;
+        l.tp = 2;
+        l.pp = 8;
+        l.vp = 4;
+        l.ep = eps[i & 3];
+        l.micro_batch = 1 + ((i >> 2) & 1);
+        l.global_batch = 8192;
+        l.seq_len = 4096;
+        l.precision = Precision::fp8;
+        l.routing.kind = routing;
+        ++i;
+        const ParamCounts p = count_params(m);
+        const FlopsPerToken f = count_flops(m);
+        const bool ok = check_layout(l, m, hw).empty();
+        if (ok) predict_cost(m, p, f, hw, l, 1e12, out);
+        benchmark::DoNotOptimize(out.time.step_s);
+    }
+    state.counters["predictions_per_s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.SetLabel(to_string(routing));
+}
+BENCHMARK(BM_FullPrediction)->Arg(static_cast<int>(RoutingKind::balanced))->Arg(static_cast<int>(RoutingKind::uniform));
+
+void BM_BestLayoutSearch(benchmark::State& state) {
+    const ModelConfig m = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/qwen3-30b-a3b.toml").model;
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    SearchOptions o;
+    o.global_batch = 1024;
+    int64_t evaluated = 0;
+    for (auto _ : state) {
+        const BestLayout b = best_layout(m, hw, 64, 1e12, o);
+        evaluated += b.evaluated;
+        benchmark::DoNotOptimize(b.prediction.time.step_s);
+    }
+    state.counters["layouts_per_s"] = benchmark::Counter(static_cast<double>(evaluated), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BestLayoutSearch)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace moecast::sim
+
+BENCHMARK_MAIN();

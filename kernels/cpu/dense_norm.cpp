@@ -1,0 +1,124 @@
+// CPU RMSNorm and rotary position ops (float and double). Rows split over the context's threads;
+// the norm's weight gradient is summed over rows serially in row order (reproducible).
+#include <Eigen/Core>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/context.h"
+#include "kernels/dense.h"
+#include "kernels/cpu/dense_util.h"
+
+namespace moecast::kernels {
+namespace {
+
+template <class T>
+using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using VecC = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+template <class T>
+void rmsnorm_impl(Context<Cpu>& ctx, const T* x, const T* g, int64_t rows, int64_t d, double eps, T* y, T* rstd) {
+    const VecC<T> gv(g, d);
+    ctx.parallel_for(rows, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+            const VecC<T> xr(x + r * d, d);
+            const T ss = detail::dot_fixed(x + r * d, x + r * d, d);
+            const T s = static_cast<T>(1.0 / std::sqrt(static_cast<double>(ss) / static_cast<double>(d) + eps));
+            rstd[r] = s;
+            Vec<T>(y + r * d, d) = xr * s * gv;
+        }
+    });
+}
+
+template <class T>
+void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* rstd, const T* dy,
+                           int64_t rows, int64_t d, T* dx, T* dg) {
+    const VecC<T> gv(g, d);
+    ctx.parallel_for(rows, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+            const VecC<T> xr(x + r * d, d), gr(dy + r * d, d);
+            const T s = rstd[r];
+            // xhat = x s; dxhat = dy g; dx = s (dxhat - xhat mean(dxhat xhat)).
+            const T m = detail::dot3_fixed(dy + r * d, g, x + r * d, d) * s / static_cast<T>(d);
+            Vec<T>(dx + r * d, d) = s * (gr * gv - xr * (s * m));
+        }
+    });
+    Vec<T> dgv(dg, d);
+    for (int64_t r = 0; r < rows; ++r) dgv += VecC<T>(dy + r * d, d) * VecC<T>(x + r * d, d) * rstd[r];
+}
+
+// cos and sin of pos * theta^(-2i/hd) for pos < seq, i < hd/2; cached per thread for the last
+// (seq, hd, theta), which a training run never changes.
+template <class T>
+struct RopeTable {
+    int64_t seq = -1, hd = -1;
+    double theta = 0;
+    std::vector<T> cos_t, sin_t;  // (S, hd/2)
+};
+
+template <class T>
+const RopeTable<T>& rope_table(int64_t seq, int64_t hd, double theta) {
+    thread_local RopeTable<T> tab;
+    if (tab.seq == seq && tab.hd == hd && tab.theta == theta) return tab;
+    const int64_t half = hd / 2;
+    tab.cos_t.resize(static_cast<size_t>(seq * half));
+    tab.sin_t.resize(static_cast<size_t>(seq * half));
+    for (int64_t p = 0; p < seq; ++p)
+        for (int64_t i = 0; i < half; ++i) {
+            const double angle = static_cast<double>(p) *
+                                 std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+            tab.cos_t[static_cast<size_t>(p * half + i)] = static_cast<T>(std::cos(angle));
+            tab.sin_t[static_cast<size_t>(p * half + i)] = static_cast<T>(std::sin(angle));
+        }
+    tab.seq = seq;
+    tab.hd = hd;
+    tab.theta = theta;
+    return tab;
+}
+
+template <class T>
+void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta,
+               bool inverse) {
+    const int64_t half = hd / 2;
+    const RopeTable<T>& tab = rope_table<T>(seq, hd, theta);
+    const T sign = inverse ? T(-1) : T(1);
+    ctx.parallel_for(t, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+            const T* c = tab.cos_t.data() + (r % seq) * half;
+            const T* s = tab.sin_t.data() + (r % seq) * half;
+            for (int64_t h = 0; h < heads; ++h) {
+                T* v = x + (r * heads + h) * hd;
+                for (int64_t i = 0; i < half; ++i) {
+                    const T a = v[i], bb = v[i + half];
+                    v[i] = a * c[i] - sign * bb * s[i];
+                    v[i + half] = sign * a * s[i] + bb * c[i];
+                }
+            }
+        }
+    });
+}
+
+}  // namespace
+
+#define MOECAST_DENSE_NORM(T)                                                                        \
+    template <>                                                                                      \
+    void rmsnorm<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* g, int64_t rows, int64_t d,         \
+                         double eps, T* y, T* rstd) {                                                \
+        rmsnorm_impl<T>(ctx, x, g, rows, d, eps, y, rstd);                                           \
+    }                                                                                                \
+    template <>                                                                                      \
+    void rmsnorm_backward<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* g, const T* rstd,          \
+                                  const T* dy, int64_t rows, int64_t d, T* dx, T* dg) {              \
+        rmsnorm_backward_impl<T>(ctx, x, g, rstd, dy, rows, d, dx, dg);                              \
+    }                                                                                                \
+    template <>                                                                                      \
+    void rope<Cpu, T>(Context<Cpu> & ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq,    \
+                      double theta, bool inverse) {                                                  \
+        rope_impl<T>(ctx, x, t, heads, hd, seq, theta, inverse);                                     \
+    }
+
+MOECAST_DENSE_NORM(float)
+MOECAST_DENSE_NORM(double)
+#undef MOECAST_DENSE_NORM
+
+}  // namespace moecast::kernels

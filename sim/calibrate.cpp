@@ -1,0 +1,492 @@
+// Fitting the [efficiency.<class>] values of a hardware profile to measured kernel times and
+// measuring the held-out error (see calibrate.h).
+#include "sim/calibrate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <Eigen/Dense>
+
+#include "sim/count.h"
+#include "sim/error.h"
+#include "sim/parallel.h"
+
+namespace moecast::sim {
+namespace {
+
+int64_t dim(const KernelSample& s, const char* key, int64_t fallback = 0) {
+    auto it = s.dims.find(key);
+    return it == s.dims.end() ? fallback : it->second;
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+uint64_t fnv1a(const std::string& s) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::string::npos; }
+
+// Parameters fitted per class, as unconstrained reals: compute and memory fractions through a
+// logistic (so they stay in (0, 1), as the profile schema requires), sizes and launch as logs.
+constexpr int kParams = 5;
+using Theta = Eigen::Matrix<double, kParams, 1>;
+
+double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double logit(double p) { return std::log(p / (1.0 - p)); }
+
+void apply_theta(const Theta& th, Efficiency& e) {
+    e.compute = logistic(th[0]);
+    e.compute_half_flops = std::exp(th[1]);
+    e.memory = logistic(th[2]);
+    e.memory_half_bytes = std::exp(th[3]);
+    e.launch_s = std::exp(th[4]);
+}
+
+struct FitData {
+    const std::vector<KernelSample>* samples;
+    KernelClass cls;
+    Precision precision;
+    HardwareProfile* hw;  // its efficiency[cls] is overwritten while fitting
+};
+
+double residuals(const Theta& th, const FitData& d, Eigen::VectorXd* r) {
+    Efficiency& e = d.hw->efficiency[static_cast<size_t>(d.cls)];
+    apply_theta(th, e);
+    double sum = 0;
+    for (size_t i = 0; i < d.samples->size(); ++i) {
+        const KernelSample& s = (*d.samples)[i];
+        const double x = std::log(predict_sample_s(s, d.cls, *d.hw, d.precision)) - std::log(s.median_s);
+        if (r) (*r)[static_cast<Eigen::Index>(i)] = x;
+        sum += x * x;
+    }
+    return sum;
+}
+
+// Levenberg-Marquardt on log-time residuals with a forward-difference Jacobian.
+double levenberg_marquardt(Theta& th, const FitData& d) {
+    const auto n = static_cast<Eigen::Index>(d.samples->size());
+    Eigen::VectorXd r(n), r2(n);
+    double cost = residuals(th, d, &r);
+    double lambda = 1e-2;
+    for (int iter = 0; iter < 100; ++iter) {
+        Eigen::MatrixXd jac(n, kParams);
+        for (int j = 0; j < kParams; ++j) {
+            Theta th2 = th;
+            th2[j] += 1e-6;
+            residuals(th2, d, &r2);
+            jac.col(j) = (r2 - r) / 1e-6;
+        }
+        const Eigen::MatrixXd jtj = jac.transpose() * jac;
+        const Eigen::VectorXd jtr = jac.transpose() * r;
+        bool accepted = false;
+        for (int tries = 0; tries < 12 && !accepted; ++tries) {
+            Eigen::MatrixXd a = jtj;
+            for (int j = 0; j < kParams; ++j) a(j, j) += lambda * (jtj(j, j) + 1e-9);
+            const Eigen::VectorXd step = a.ldlt().solve(-jtr);
+            Theta th2 = th;
+            for (int j = 0; j < kParams; ++j) th2[j] += std::clamp(step[j], -3.0, 3.0);
+            const double c2 = residuals(th2, d, &r2);
+            if (c2 < cost) {
+                accepted = true;
+                const bool done = cost - c2 < 1e-10 * (1 + cost);
+                th = th2;
+                r = r2;
+                cost = c2;
+                lambda = std::max(lambda * 0.3, 1e-9);
+                if (done) return cost;
+            } else {
+                lambda *= 10;
+            }
+        }
+        if (!accepted) break;
+    }
+    return cost;
+}
+
+// Multi-start fit of the continuous parameters for fixed discrete choices (tile, launch mode).
+double fit_continuous(const FitData& d, Efficiency& best_e) {
+    double min_t = std::numeric_limits<double>::infinity(), min_flops = min_t, min_bytes = min_t;
+    for (const auto& s : *d.samples) {
+        min_t = std::min(min_t, s.median_s);
+        if (s.flops > 0) min_flops = std::min(min_flops, s.flops);
+        if (s.bytes > 0) min_bytes = std::min(min_bytes, s.bytes);
+    }
+    if (!std::isfinite(min_flops)) min_flops = 1;
+    if (!std::isfinite(min_bytes)) min_bytes = 1;
+    double best = std::numeric_limits<double>::infinity();
+    Theta best_th;
+    for (double c0 : {0.2, 0.6, 0.95})
+        for (double m0 : {0.2, 0.6, 0.95})
+            for (double h : {0.1, 1.0, 10.0})
+                for (double l : {0.1, 0.5}) {
+                    Theta th;
+                    th << logit(c0), std::log(h * min_flops), logit(m0), std::log(h * min_bytes), std::log(l * min_t);
+                    const double c = levenberg_marquardt(th, d);
+                    if (c < best) {
+                        best = c;
+                        best_th = th;
+                    }
+                }
+    apply_theta(best_th, best_e);
+    return best;
+}
+
+}  // namespace
+
+KernelClass kernel_class_from_string(const std::string& name, const std::string& source) {
+    if (name == "gemm") return KernelClass::gemm;
+    if (name == "grouped_gemm") return KernelClass::grouped_gemm;
+    if (name == "attention") return KernelClass::attention;
+    if (name == "elementwise" || name == "memory") return KernelClass::elementwise;
+    if (name == "router") return KernelClass::router;
+    throw InputError(source, 0, "class",
+                     "unknown kernel class \"" + name + "\" (expected gemm, grouped_gemm, attention, elementwise, router)");
+}
+
+SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficiency& e, Precision p) {
+    SampleKernel k;
+    k.cls = cls;
+    k.cost = OpCost{s.flops, s.bytes, s.matmul};
+    k.shape.precision = p;
+    const double bm = static_cast<double>(std::max<int64_t>(e.tile_m, 1));
+    const double bn = static_cast<double>(std::max<int64_t>(e.tile_n, 1));
+    const int64_t n = dim(s, "N"), kd = dim(s, "Kd");
+    if (!s.matmul || n <= 0 || kd <= 0) return k;
+    if (!s.tokens_per_expert.empty()) {
+        // Exact per-expert tiles: M-grouped rows of each expert, or (wgrad) a fixed (Kd, N) output
+        // per active expert.
+        double tiles = 0, useful = 0, active = 0;
+        for (int64_t te : s.tokens_per_expert) {
+            if (te <= 0) continue;
+            ++active;
+            const double rows = is_wgrad(s) ? static_cast<double>(kd) : static_cast<double>(te);
+            tiles += std::ceil(rows / bm) * std::ceil(static_cast<double>(n) / bn);
+            useful += rows * static_cast<double>(n);
+        }
+        k.shape.tiles = tiles;
+        k.shape.useful_fraction = tiles > 0 ? std::min(1.0, useful / (tiles * bm * bn)) : 1.0;
+        k.shape.launches = e.launch_per_group ? std::max(1.0, active) : 1.0;
+    } else {
+        const double m = static_cast<double>(dim(s, "M", dim(s, "T")));
+        if (m <= 0) return k;
+        k.shape.tiles = std::ceil(m / bm) * std::ceil(static_cast<double>(n) / bn);
+        k.shape.useful_fraction = std::min(1.0, m * static_cast<double>(n) / (k.shape.tiles * bm * bn));
+    }
+    return k;
+}
+
+double predict_sample_s(const KernelSample& s, KernelClass cls, const HardwareProfile& hw, Precision p) {
+    const SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
+    return predict_kernel_time(cls, k.cost, k.shape, hw);
+}
+
+std::set<std::string> heldout_shapes(const std::set<std::string>& shape_keys, int64_t heldout_every) {
+    std::vector<std::pair<uint64_t, std::string>> order;
+    for (const auto& k : shape_keys) order.emplace_back(fnv1a(k), k);
+    std::sort(order.begin(), order.end());
+    std::set<std::string> out;
+    if (heldout_every <= 1) return out;
+    for (size_t i = 0; i < order.size(); ++i)
+        if (static_cast<int64_t>(i % static_cast<size_t>(heldout_every)) == heldout_every - 1) out.insert(order[i].second);
+    return out;
+}
+
+void set_measured_cpu_peaks(HardwareProfile& hw, const MeasuredProfile& p) {
+    double matmul = 0, vector = 0, bandwidth = 0;
+    for (const auto& s : p.samples) {
+        const KernelClass c = kernel_class_from_string(s.kernel_class, "profile");
+        if (s.matmul) matmul = std::max(matmul, s.flops / s.median_s);
+        if (c == KernelClass::elementwise) {
+            vector = std::max(vector, s.flops / s.median_s);
+            bandwidth = std::max(bandwidth, s.bytes / s.median_s);
+        }
+    }
+    if (matmul > 0) hw.matmul_flops_per_s[static_cast<size_t>(Precision::fp32)] = matmul;
+    if (vector > 0) hw.vector_flops_per_s = vector;
+    if (bandwidth > 0) hw.memory_bandwidth_bytes_per_s = bandwidth;
+    hw.compute_units = std::max<int64_t>(p.provenance.parallel_units, 1);
+}
+
+Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
+                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates) {
+    HardwareProfile work = hw;
+    const Efficiency start = hw.eff(cls);
+    bool matmul = false, grouped = false;
+    for (const auto& s : samples) {
+        matmul = matmul || s.matmul;
+        grouped = grouped || !s.tokens_per_expert.empty();
+    }
+    std::vector<std::pair<int64_t, int64_t>> tiles = tile_candidates;
+    if (!matmul || tiles.empty()) tiles = {{start.tile_m, start.tile_n}};
+    std::vector<bool> launch_modes = grouped && matmul ? std::vector<bool>{false, true}
+                                                       : std::vector<bool>{start.launch_per_group};
+    Efficiency best = start;
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (const auto& [tm, tn] : tiles)
+        for (bool per_group : launch_modes) {
+            Efficiency e = start;
+            e.tile_m = tm;
+            e.tile_n = tn;
+            e.launch_per_group = per_group;
+            work.efficiency[static_cast<size_t>(cls)] = e;
+            const FitData d{&samples, cls, p, &work};
+            const double c = fit_continuous(d, e);
+            if (c < best_cost) {
+                best_cost = c;
+                best = e;
+            }
+        }
+    return best;
+}
+
+Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::string>& paths,
+                      const HardwareProfile& base, const CalibrationOptions& options) {
+    const std::string src = paths.empty() ? "profile" : paths.front();
+    MeasuredProfile profile = measured;
+    if (options.cpu_time)
+        for (KernelSample& x : profile.samples) {
+            if (x.cpu_s <= 0 && x.counters.empty())
+                throw InputError(src, 0, "sample.cpu_s", "--cpu-time needs CPU profiles with cpu_s in every sample");
+            if (x.cpu_s > 0) x.median_s = x.cpu_s;
+        }
+    Calibration c;
+    c.provenance = profile.provenance;
+    c.profile_paths = paths;
+    c.samples = static_cast<int64_t>(profile.samples.size());
+    c.cpu_time = options.cpu_time;
+    c.precision = Precision::fp32;
+    for (const auto& s : profile.samples)
+        if (s.dtype == "bf16") c.precision = Precision::bf16;
+    c.hardware = base;
+    if (profile.provenance.device_kind == "cpu") set_measured_cpu_peaks(c.hardware, profile);
+    std::map<KernelClass, std::vector<const KernelSample*>> by_class;
+    for (const auto& s : profile.samples) by_class[kernel_class_from_string(s.kernel_class, src)].push_back(&s);
+    for (const auto& [cls, samples] : by_class) {
+        ClassReport rep;
+        rep.cls = cls;
+        std::vector<KernelSample> fit, held;
+        std::set<std::string> fit_shapes, held_shapes, all_shapes;
+        for (const KernelSample* s : samples)
+            if (s->counters.empty()) all_shapes.insert(s->shape_key);
+        const std::set<std::string> held_out = heldout_shapes(all_shapes, options.heldout_every);
+        for (const KernelSample* s : samples) {
+            // Counter passes (kernel replay) are not timing samples.
+            if (!s->counters.empty()) continue;
+            const KernelSample& x = *s;
+            const bool out = held_out.count(s->shape_key) > 0;
+            (out ? held : fit).push_back(x);
+            (out ? held_shapes : fit_shapes).insert(s->shape_key);
+        }
+        if (fit_shapes.size() < 3)
+            throw InputError(src, 0, "sample",
+                             std::string("class '") + to_string(cls) + "' has " + std::to_string(fit_shapes.size()) +
+                                 " timed shapes outside the held-out set (need at least 3)");
+        rep.efficiency = fit_class(fit, cls, c.hardware, c.precision, options.tile_candidates);
+        c.hardware.efficiency[static_cast<size_t>(cls)] = rep.efficiency;
+        rep.fit_samples = static_cast<int64_t>(fit.size());
+        rep.heldout_samples = static_cast<int64_t>(held.size());
+        rep.fit_shapes = static_cast<int64_t>(fit_shapes.size());
+        rep.heldout_shapes = static_cast<int64_t>(held_shapes.size());
+        auto errors_of = [&](const std::vector<KernelSample>& set) {
+            std::vector<SampleError> out;
+            for (const auto& s : set) {
+                const double p = predict_sample_s(s, cls, c.hardware, c.precision);
+                out.push_back({s.kernel, s.shape_key, s.median_s, p, std::fabs(p - s.median_s) / s.median_s});
+            }
+            return out;
+        };
+        std::vector<double> apes;
+        for (const auto& e : errors_of(fit)) apes.push_back(e.ape);
+        rep.fit_median_ape = median(apes);
+        std::vector<SampleError> held_err = errors_of(held);
+        apes.clear();
+        double sum = 0;
+        for (const auto& e : held_err) {
+            apes.push_back(e.ape);
+            sum += e.ape;
+        }
+        rep.heldout_median_ape = median(apes);
+        rep.heldout_mean_ape = held_err.empty() ? 0.0 : sum / static_cast<double>(held_err.size());
+        std::sort(held_err.begin(), held_err.end(), [](const auto& a, const auto& b) { return a.ape > b.ape; });
+        if (static_cast<int64_t>(held_err.size()) > options.worst_count)
+            held_err.resize(static_cast<size_t>(options.worst_count));
+        rep.worst = held_err;
+        std::vector<double> dram, tensor;
+        for (const KernelSample* s : samples) {
+            auto rd = s->counters.find("dram_bytes_read"), wr = s->counters.find("dram_bytes_write");
+            if (rd != s->counters.end() && wr != s->counters.end() && s->bytes > 0)
+                dram.push_back((rd->second + wr->second) / s->bytes);
+            auto to = s->counters.find("tensor_ops_bf16");
+            if (to != s->counters.end() && s->matmul && s->flops > 0) tensor.push_back(to->second / s->flops);
+        }
+        rep.counter_samples = static_cast<int64_t>(std::max(dram.size(), tensor.size()));
+        rep.dram_bytes_ratio = median(dram);
+        rep.tensor_ops_ratio = median(tensor);
+        c.classes.push_back(rep);
+    }
+    return c;
+}
+
+toml::table calibrated_profile_toml(const toml::table& base, const Calibration& c, const std::string& name) {
+    toml::table t = base;
+    const ProfileProvenance& v = c.provenance;
+    const HardwareProfile& hw = c.hardware;
+    t.insert_or_assign("name", name);
+    std::string paths;
+    for (const auto& p : c.profile_paths) paths += (paths.empty() ? "" : ", ") + p;
+    t.insert_or_assign("description", "calibrated by moecast calibrate from " + paths + " (" + v.device + ", " +
+                                          v.driver + ", " + v.clocks + ", commit " + v.commit + ")");
+    // Values this calibration did not measure keep the base file's provenance, marked per key.
+    toml::table old_prov = base.contains("provenance") ? *base["provenance"].as_table() : toml::table{};
+    toml::table values;
+    auto base_type = old_prov["type"].value_or(std::string("assumed"));
+    auto base_source = old_prov["source"].value_or(std::string(""));
+    auto mark = [&](const char* key) {
+        values.insert_or_assign(key, toml::table{{"type", base_type}, {"source", "from the base profile: " + base_source}});
+    };
+    const bool cpu = v.device_kind == "cpu";
+    if (!cpu)
+        for (const char* k : {"compute.matmul_fp32_tflops", "compute.matmul_tf32_tflops", "compute.matmul_bf16_tflops",
+                              "compute.matmul_fp8_tflops", "compute.vector_fp32_tflops", "memory.bandwidth_tb_per_s"})
+            if (t.at_path(k)) mark(k);
+    for (const char* k : {"compute.launch_us", "memory.capacity_gb", "price.usd_per_device_hour",
+                          "link.intra_node.bandwidth_gb_per_s", "link.intra_node.latency_us", "link.intra_node.efficiency",
+                          "link.inter_node.bandwidth_gb_per_s", "link.inter_node.latency_us", "link.inter_node.efficiency",
+                          "node.devices_per_node"})
+        if (t.at_path(k)) mark(k);
+    toml::table prov{{"type", "measured"}, {"device", v.device}, {"date", v.date.substr(0, 10)},
+                     {"source", "moecast profile (" + v.tool + ", grid " + v.grid + ") on host " + v.host +
+                                    (c.cpu_time ? "; fitted to process CPU time per launch / threads" : "")},
+                     {"tool", "moecast calibrate (commit " + v.commit + ")"}, {"samples", c.samples}};
+    if (!values.empty()) prov.insert("values", values);
+    t.insert_or_assign("provenance", prov);
+    if (cpu) {
+        toml::table& compute = *t["compute"].as_table();
+        compute.insert_or_assign("matmul_fp32_tflops", hw.matmul_flops_per_s[0] / 1e12);
+        compute.insert_or_assign("matmul_bf16_tflops", hw.matmul_flops_per_s[0] / 1e12);
+        compute.erase("matmul_tf32_tflops");
+        compute.erase("matmul_fp8_tflops");
+        compute.insert_or_assign("vector_fp32_tflops", hw.vector_flops_per_s / 1e12);
+        compute.insert_or_assign("units", hw.compute_units);
+        t["memory"].as_table()->insert_or_assign("bandwidth_tb_per_s", hw.memory_bandwidth_bytes_per_s / 1e12);
+    }
+    toml::table eff = t.contains("efficiency") ? *t["efficiency"].as_table() : toml::table{};
+    toml::table cal;
+    for (const auto& r : c.classes) {
+        const Efficiency& e = r.efficiency;
+        toml::table et{{"compute", e.compute},
+                       {"memory", e.memory},
+                       {"compute_half_gflop", e.compute_half_flops / 1e9},
+                       {"memory_half_mb", e.memory_half_bytes / 1e6},
+                       {"launch_us", e.launch_s * 1e6},
+                       {"tile_m", e.tile_m},
+                       {"tile_n", e.tile_n},
+                       {"ctas_per_unit", e.ctas_per_unit},
+                       {"wave_quantization", e.wave_quantization},
+                       {"launch_per_group", e.launch_per_group}};
+        eff.insert_or_assign(to_string(r.cls), et);
+        toml::table k{{"fit_samples", r.fit_samples},         {"heldout_samples", r.heldout_samples},
+                      {"fit_shapes", r.fit_shapes},           {"heldout_shapes", r.heldout_shapes},
+                      {"fit_median_ape", r.fit_median_ape},   {"heldout_median_ape", r.heldout_median_ape},
+                      {"heldout_mean_ape", r.heldout_mean_ape}};
+        if (r.counter_samples > 0) {
+            k.insert("counter_samples", r.counter_samples);
+            k.insert("dram_bytes_ratio", r.dram_bytes_ratio);
+            k.insert("tensor_ops_ratio", r.tensor_ops_ratio);
+        }
+        toml::array worst;
+        for (const auto& w : r.worst)
+            worst.push_back(toml::table{{"kernel", w.kernel}, {"shape", w.shape_key}, {"measured_s", w.measured_s},
+                                        {"predicted_s", w.predicted_s}, {"ape", w.ape}});
+        k.insert("worst", worst);
+        cal.insert(to_string(r.cls), k);
+    }
+    t.insert_or_assign("efficiency", eff);
+    t.insert_or_assign("calibration", cal);
+    return t;
+}
+
+std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name) {
+    std::ostringstream os;
+    os << "# Calibrated hardware profile written by `moecast calibrate` (schema: profiles/README.md).\n"
+       << "# [efficiency.<class>] were fitted to measured kernel times (sim/calibrate.h); [calibration.<class>]\n"
+       << "# holds the error on held-out shapes (fractions). "
+       << (c.provenance.device_kind == "cpu" ? "CPU peaks are the best rates measured in the profile.\n"
+                                             : "Peaks are the base profile's datasheet figures.\n")
+       << calibrated_profile_toml(base, c, name) << "\n";
+    return os.str();
+}
+
+std::string calibration_table(const Calibration& c) {
+    std::ostringstream os;
+    char line[512];
+    std::string paths;
+    for (const auto& p : c.profile_paths) paths += (paths.empty() ? "" : ", ") + p;
+    os << "calibration of " << paths << " (" << c.provenance.device_kind << ": " << c.provenance.device << ", "
+       << c.provenance.date << ", " << c.samples << " samples)\n";
+    std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s  %s\n", "class", "fit", "held", "fit med", "held med",
+                  "held mean", "fitted efficiency");
+    os << line;
+    for (const auto& r : c.classes) {
+        const Efficiency& e = r.efficiency;
+        std::snprintf(line, sizeof line,
+                      "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%%  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
+                      "launch %.3g us%s, tile %lldx%lld\n",
+                      to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
+                      100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape, e.compute,
+                      e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
+                      e.launch_per_group ? " per expert" : "", static_cast<long long>(e.tile_m),
+                      static_cast<long long>(e.tile_n));
+        os << line;
+        if (r.counter_samples > 0) {
+            std::snprintf(line, sizeof line,
+                          "  counters (%lld samples): DRAM bytes / analytic %.3f, BF16 tensor ops / analytic FLOPs %.3f\n",
+                          static_cast<long long>(r.counter_samples), r.dram_bytes_ratio, r.tensor_ops_ratio);
+            os << line;
+        }
+        for (const auto& w : r.worst) {
+            std::snprintf(line, sizeof line, "  worst held-out: %-11s %-44s measured %9.3g s predicted %9.3g s (%+.1f%%)\n",
+                          w.kernel.c_str(), w.shape_key.c_str(), w.measured_s, w.predicted_s,
+                          100 * (w.predicted_s - w.measured_s) / w.measured_s);
+            os << line;
+        }
+    }
+    return os.str();
+}
+
+TrainerStepPrediction predict_trainer_step(const ModelConfig& m, const HardwareProfile& cpu, int64_t batch_tokens,
+                                           int64_t micro_batch_tokens, int threads) {
+    if (micro_batch_tokens % m.seq_len != 0 || batch_tokens % micro_batch_tokens != 0 || threads < 1)
+        throw InputError("trainer", 0, "micro_batch_tokens",
+                         "expected whole sequences per micro-batch and whole micro-batches per step");
+    const int64_t micro = batch_tokens / micro_batch_tokens;
+    const int64_t per_lane = (micro + threads - 1) / threads;  // the busiest lane sets the step
+    Layout l;
+    l.gpus = 1;
+    l.zero = 0;
+    l.precision = Precision::fp32;
+    l.micro_batch = micro_batch_tokens / m.seq_len;
+    l.global_batch = per_lane * l.micro_batch;
+    l.seq_len = m.seq_len;
+    resolve_layout(l, m, cpu, "trainer");
+    const ParamCounts params = count_params(m);
+    const FlopsPerToken flops = count_flops(m);
+    CostPrediction out;
+    predict_cost(m, params, flops, cpu, l, static_cast<double>(batch_tokens), out);
+    return {out.time.step_s, out.time, out.kernels.size};
+}
+
+}  // namespace moecast::sim

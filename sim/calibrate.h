@@ -1,0 +1,117 @@
+// Calibration of the kernel-time model (sim/timing.h: predict_kernel_time) from a measured profile
+// (`moecast calibrate`). Per kernel class it fits the [efficiency.<class>] values of a hardware
+// profile — compute and memory fractions, their half-saturation sizes, launch overhead — by least
+// squares on log time, with tile and wave quantization computed exactly from each sample's shape
+// (tile sizes and per-expert launches are discrete choices, never continuous fudge). Samples are
+// split into fit and held-out sets by shape (never by repetition); the report gives held-out error.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "sim/config.h"
+#include "sim/hardware.h"
+#include "sim/measured_profile.h"
+#include "sim/ops.h"
+#include "sim/timing.h"
+
+namespace moecast::sim {
+
+// "gemm", "grouped_gemm", "attention", "elementwise" (or "memory"), "router"; InputError otherwise.
+KernelClass kernel_class_from_string(const std::string& name, const std::string& source);
+
+// The cost and shape predict_kernel_time sees for a sample, with the class's tile and launch mode.
+struct SampleKernel {
+    KernelClass cls = KernelClass::gemm;
+    OpCost cost;
+    KernelShape shape;
+};
+SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficiency& e, Precision p);
+double predict_sample_s(const KernelSample& s, KernelClass cls, const HardwareProfile& hw, Precision p);
+
+struct SampleError {
+    std::string kernel;
+    std::string shape_key;
+    double measured_s = 0;
+    double predicted_s = 0;
+    double ape = 0;  // |predicted - measured| / measured
+};
+
+struct ClassReport {
+    KernelClass cls = KernelClass::gemm;
+    Efficiency efficiency;
+    int64_t fit_samples = 0, heldout_samples = 0;
+    int64_t fit_shapes = 0, heldout_shapes = 0;
+    double fit_median_ape = 0;
+    double heldout_median_ape = 0;
+    double heldout_mean_ape = 0;
+    std::vector<SampleError> worst;  // worst held-out samples, largest error first
+    // Counter checks (profiles with counters): medians of measured / analytic.
+    int64_t counter_samples = 0;
+    double dram_bytes_ratio = 0;     // (DRAM read + write) / sim/ops.h bytes
+    double tensor_ops_ratio = 0;     // BF16 tensor-pipe ops / sim/ops.h FLOPs
+};
+
+struct CalibrationOptions {
+    int64_t heldout_every = 4;  // every n-th shape (in hash order) is held out
+    int64_t worst_count = 5;
+    // Tile shapes (tile_m, tile_n) tried for matmul classes; the one with the least fit-set error
+    // is kept. Empty: the base profile's.
+    std::vector<std::pair<int64_t, int64_t>> tile_candidates;
+    // Fit and judge CPU samples by their process CPU time per launch / threads (cpu_s) instead of
+    // the wall-clock median: on a machine shared with other work, wall time measures the sharing.
+    bool cpu_time = false;
+};
+
+struct Calibration {
+    ProfileProvenance provenance;
+    std::vector<std::string> profile_paths;
+    Precision precision = Precision::fp32;
+    HardwareProfile hardware;          // the base profile with the fitted efficiencies
+    std::vector<ClassReport> classes;
+    int64_t samples = 0;
+    bool cpu_time = false;             // fitted to cpu_s (see CalibrationOptions)
+};
+
+// Deterministic split of a class's shapes: sorted by a hash of the shape key, every n-th is held
+// out (so about 1/n of the shapes, at least one when there are n or more). Returns the held-out keys.
+std::set<std::string> heldout_shapes(const std::set<std::string>& shape_keys, int64_t heldout_every);
+
+// Peaks of a CPU profile from its measurements: matmul = best GEMM FLOP/s, vector = best
+// elementwise FLOP/s, bandwidth = best elementwise bytes/s (efficiencies are fractions of these).
+void set_measured_cpu_peaks(HardwareProfile& hw, const MeasuredProfile& p);
+
+// Fits every class present. `base` supplies peaks, units and the defaults of classes without
+// samples. Throws InputError if a class has fewer than 3 shapes to fit.
+Calibration calibrate(const MeasuredProfile& profile, const std::vector<std::string>& paths,
+                      const HardwareProfile& base, const CalibrationOptions& options = {});
+
+// Fits one class on `samples`; exposed for tests.
+Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
+                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates = {});
+
+// The calibrated hardware profile: a copy of the base profile's TOML with [provenance] set to the
+// measurement, peaks (CPU) and [efficiency.<class>] replaced, and [calibration.<class>] (held-out
+// errors, worst shapes) added; loadable by load_hardware_file.
+toml::table calibrated_profile_toml(const toml::table& base, const Calibration& c, const std::string& name);
+std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name);
+std::string calibration_table(const Calibration& c);  // human-readable report
+
+// Whole-step prediction for the CPU trainer (train/step.h): each of `threads` lanes runs its share
+// of the batch's micro-batches with single-threaded kernels, so a step takes one lane's time on a
+// one-core device (a profile calibrated with threads = 1), priced by the cost model's kernel list
+// (predict_cost) with the trainer's precision (fp32) and micro-batch.
+struct TrainerStepPrediction {
+    double step_s = 0;
+    StepBreakdown breakdown;
+    int64_t kernels = 0;
+};
+TrainerStepPrediction predict_trainer_step(const ModelConfig& m, const HardwareProfile& cpu, int64_t batch_tokens,
+                                           int64_t micro_batch_tokens, int threads);
+
+}  // namespace moecast::sim

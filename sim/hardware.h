@@ -1,0 +1,101 @@
+// Hardware profiles: peaks, memory, links, launch overhead, price and per-kernel-class efficiency
+// curves of one device, read from profiles/*.toml (schema: profiles/README.md). Datasheet and
+// calibrated profiles share this one schema; every value carries its provenance (datasheet,
+// measured or assumed; device, date, source). The efficiency model that uses these numbers is
+// in timing.h (predict_kernel_time); units are SI (FLOP/s, bytes/s, bytes, s) after loading.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moecast::sim {
+
+enum class DeviceKind { gpu, cpu };
+// GEMM input precision. fp32 means non-tensor-core fp32; tf32/bf16/fp8 use the matrix units.
+enum class Precision { fp32, tf32, bf16, fp8 };
+inline constexpr int kPrecisionCount = 4;
+// Kernel classes with separately calibrated efficiency (../shared/reference/kernels-cupti.md §4.1):
+// dense GEMMs; M-grouped expert GEMMs (and K-grouped wgrad); fused attention; memory-bound
+// elementwise (norms, activation, permute, combine, casts, optimizer); router GEMM + softmax/top-k.
+enum class KernelClass { gemm, grouped_gemm, attention, elementwise, router };
+inline constexpr int kKernelClassCount = 5;
+
+const char* to_string(DeviceKind k);
+const char* to_string(Precision p);
+const char* to_string(KernelClass c);
+int64_t element_bytes(Precision p);  // fp8 1, bf16 2, tf32/fp32 4
+
+struct Provenance {
+    std::string type = "assumed";  // "datasheet" | "measured" | "assumed"
+    std::string device;            // the device the number describes or was measured on
+    std::string date;              // ISO date of the datasheet revision or the measurement
+    std::string source;            // URL, document or tool that produced it
+    std::string tool;              // measured only: program and version
+    int64_t samples = 0;           // measured only: number of samples behind the value
+};
+
+// One loaded value and where it came from; dotted TOML key as in the profile file.
+struct ProfileValue {
+    std::string key;
+    double value = 0;
+    Provenance provenance;
+};
+
+// Efficiency of one kernel class: the roofline terms are divided by
+//   eta_c(F) = compute * F / (F + compute_half_flops)   (F: FLOPs of one launch)
+//   eta_m(B) = memory  * B / (B + memory_half_bytes)    (B: minimum bytes of one launch)
+// so small launches approach neither peak. GEMM classes also carry their tile (tile_m x tile_n),
+// resident CTAs per SM and whether wave quantization (ceil(tiles / slots)) applies.
+struct Efficiency {
+    double compute = 0.7;            // asymptotic fraction of the matmul (or vector) peak
+    double compute_fp8 = 0.0;        // same for fp8 GEMMs; 0 = use `compute`
+    double memory = 0.8;             // asymptotic fraction of the memory bandwidth
+    double compute_half_flops = 0;   // F at which eta_c is half of `compute`
+    double memory_half_bytes = 0;    // B at which eta_m is half of `memory`
+    int64_t tile_m = 128;
+    int64_t tile_n = 128;
+    int64_t ctas_per_unit = 1;       // concurrent tiles per SM (per core on a CPU)
+    bool wave_quantization = true;
+    double launch_s = -1;            // per-class launch overhead; < 0 = the profile's compute.launch_us
+    bool launch_per_group = false;   // grouped GEMM run as one launch per expert (cuBLAS loop)
+};
+
+struct LinkTier {
+    double bandwidth_bytes_per_s = 0;  // per device, per direction
+    double latency_s = 0;              // alpha per message step
+    double efficiency = 0.8;           // achieved fraction of bandwidth_bytes_per_s for bulk transfers
+};
+
+struct HardwareProfile {
+    std::string name;
+    std::string source;  // the file it came from
+    DeviceKind kind = DeviceKind::gpu;
+    Provenance provenance;  // file default; per-value overrides are in `values`
+    std::array<double, kPrecisionCount> matmul_flops_per_s{};  // by Precision; 0 = unsupported
+    double vector_flops_per_s = 0;       // fp32 non-matmul (elementwise) peak
+    int64_t compute_units = 1;           // SMs, or cores on a CPU
+    double launch_s = 0;                 // per-kernel launch overhead
+    double memory_bytes = 0;             // capacity per device
+    double memory_bandwidth_bytes_per_s = 0;
+    int64_t devices_per_node = 1;
+    LinkTier intra_node;                 // NVLink-class
+    LinkTier inter_node;                 // network between nodes
+    double usd_per_device_hour = 0;
+    std::array<Efficiency, kKernelClassCount> efficiency{};
+    std::vector<ProfileValue> values;    // every numeric value read, with its provenance
+
+    const Efficiency& eff(KernelClass c) const { return efficiency[static_cast<int>(c)]; }
+    double matmul_peak(Precision p) const { return matmul_flops_per_s[static_cast<int>(p)]; }
+};
+
+// Reads one profile; unknown keys, missing required keys, non-positive peaks -> InputError.
+HardwareProfile load_hardware_file(const std::string& path);
+HardwareProfile hardware_from_toml_string(const std::string& text, const std::string& source);
+// A file path, or a bundled name (profiles/<name>.toml).
+HardwareProfile load_hardware(const std::string& path_or_name);
+// Directory of bundled profiles; MOECAST_HOME overrides the build-time default.
+std::string profiles_dir();
+
+}  // namespace moecast::sim

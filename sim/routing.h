@@ -1,0 +1,58 @@
+// Routing as a distribution: how many rows each expert and each expert-parallel (EP) rank receive
+// when T tokens each pick K experts. Expected maxima (the slowest expert, the busiest rank) set
+// grouped-GEMM and all-to-all time; capacity factors drop tokens and pad. Closed forms with a
+// skew-corrected normal approximation of the expected maximum; tests check them against Monte Carlo.
+// Placement: rank r holds experts [r*E/ep, (r+1)*E/ep) (Megatron's contiguous placement).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moecast::sim {
+
+enum class RoutingKind {
+    balanced,   // every expert receives exactly T*K/E rows (Megatron's force-balanced benchmarks)
+    uniform,    // each token picks K distinct experts uniformly at random
+    zipf,       // expert i (0-based) chosen with probability ~ (i+1)^-zipf_s, multinomial(T*K, p)
+    histogram,  // explicit per-expert probabilities (e.g. measured by the trainer), multinomial(T*K, p)
+};
+
+struct RoutingSpec {
+    RoutingKind kind = RoutingKind::uniform;
+    double zipf_s = 1.0;
+    std::vector<double> histogram;  // (E) weights, normalised on use
+    double capacity_factor = 0;     // 0 = dropless; else each expert keeps at most cf*T*K/E rows
+};
+
+// Parses "balanced", "uniform", "zipf:1.2"; InputError(source, key) otherwise.
+RoutingSpec parse_routing(const std::string& text, const std::string& source, const std::string& key);
+const char* to_string(RoutingKind k);
+
+// Rows of one MoE layer inside one EP group of `ep` ranks, each rank contributing
+// `tokens_per_rank` tokens (so T = ep * tokens_per_rank tokens route to E experts).
+struct RoutingLoad {
+    double mean_expert_rows = 0;     // T*K/E
+    double max_expert_rows = 0;      // E[max_e rows_e] after capacity clipping
+    double mean_rank_rows = 0;       // tokens_per_rank * K
+    double max_rank_rows = 0;        // E[max_r rows_r] after capacity clipping: the busiest rank
+    double rank_rows_computed = 0;   // rows the busiest rank's GEMMs process (padded to capacity if set)
+    double drop_fraction = 0;        // expected fraction of the T*K assignments dropped
+    double padding_fraction = 0;     // padded rows / computed rows on the busiest rank
+    double imbalance() const { return mean_rank_rows > 0 ? max_rank_rows / mean_rank_rows : 1.0; }
+};
+
+RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64_t top_k, int64_t experts,
+                         int64_t ep);
+
+// Expected maximum of n independent variables with mean mu, sd sigma and skewness gamma:
+// mu + sigma * (z + (z^2 - 1) gamma / 6), z = Phi^-1((n - 0.375) / (n + 0.25)) (Blom's score,
+// Cornish-Fisher skew term). Exposed for tests.
+double expected_max_approx(double n, double mu, double sigma, double gamma);
+
+// Expected number of GEMM row tiles sum_e ceil(rows_e / tile_m) over `experts` experts that
+// together receive `rows` rows (Poisson per expert; balanced: exact ceil). Used for tile
+// quantization of grouped GEMMs (kernels-cupti.md §4.2).
+double expected_row_tiles(double rows, int64_t experts, int64_t tile_m, bool balanced);
+
+}  // namespace moecast::sim

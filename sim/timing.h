@@ -1,0 +1,142 @@
+// Step time of MoE training: the explicit kernel list of one training step (per layer: norms,
+// QKV, attention, out-proj, router GEMM, softmax/top-K, permute, expert FC1/activation/FC2 as
+// grouped GEMMs, unpermute/combine, shared/dense FFN, each backward; LM head, loss, optimizer),
+// each priced by a calibrated roofline, plus exposed communication and the pipeline bubble,
+// returned as a breakdown; then tokens/s, MFU and the cost of training D tokens.
+//
+// Calibration API (used by the profile/calibrate tools; all pure functions, no state):
+//   predict_kernel_time(cls, cost, shape, hw) =
+//       max( F / (u * eta_c(F/launches) * P) * wave,  B / (eta_m(B/launches) * BW) ) + launches * launch_s
+//     F, B        cost.flops, cost.bytes from sim/ops.h (the same functions as the benches/profiler)
+//     P           hw.matmul_peak(precision) if cost.matmul, else hw.vector_flops_per_s
+//     eta_c(x)    e.compute (or e.compute_fp8 for fp8) * x / (x + e.compute_half_flops)
+//     eta_m(x)    e.memory * x / (x + e.memory_half_bytes)          e = hw.eff(cls)
+//     u           shape.useful_fraction: useful / launched MMA work (tile quantization)
+//     wave        ceil(w) / w with w = tiles / launches / slots, slots = units * e.ctas_per_unit,
+//                 when e.wave_quantization and shape.tiles > 0 (wave quantization per launch)
+//     launches    1, or the active experts when e.launch_per_group (a loop of per-expert GEMMs)
+//   gemm_shape(...) and grouped_gemm_shape(...) compute tiles and u from (m, n) or from the rows
+//   each expert receives (Poisson per expert, or exact when balanced), with the class's tile.
+//   A calibrator fits the [efficiency.<class>] values of a profile so that predict_kernel_time
+//   matches measured kernel times, then writes them back with provenance type = "measured".
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "sim/comm.h"
+#include "sim/count.h"
+#include "sim/hardware.h"
+#include "sim/memory.h"
+#include "sim/ops.h"
+#include "sim/parallel.h"
+
+namespace moecast::sim {
+
+struct KernelShape {
+    Precision precision = Precision::bf16;
+    double tiles = 0;            // output tiles launched; 0 = not a tiled GEMM (no wave term)
+    double useful_fraction = 1;  // useful / launched MMA work, in (0, 1]
+    double launches = 1;
+};
+
+double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
+// One GEMM with an (m, n) output: tiles = ceil(m/BM) ceil(n/BN), u = m n / (tiles BM BN).
+KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw);
+// M-grouped GEMM over `experts` experts receiving `rows` rows together, output width n.
+KernelShape grouped_gemm_shape(double rows, int64_t experts, double n, bool balanced, Precision p,
+                               const HardwareProfile& hw);
+// Same from precomputed row tiles (sum_e ceil(rows_e / tile_m), routing.h expected_row_tiles).
+KernelShape grouped_gemm_shape_from_tiles(double row_tiles, double rows, double n, Precision p,
+                                          const HardwareProfile& hw);
+
+enum class Pass { forward, backward, recompute, step };
+// Which repeated unit a kernel belongs to: every layer (attention block), MoE layers only, dense
+// layers only, once per micro-batch on the stage (LM head, loss, fp8 casts summed), once per step.
+enum class Scope { layer, moe_layer, dense_layer, stage, step };
+// Where a kernel's time is reported in the breakdown.
+enum class StepPart { attention, dense_gemm, elementwise, router, dispatch, expert_gemm, combine, optimizer };
+inline constexpr int kStepPartCount = 8;
+const char* to_string(StepPart p);
+
+struct Kernel {
+    const char* name = "";
+    KernelClass cls = KernelClass::gemm;
+    StepPart part = StepPart::dense_gemm;
+    Pass pass = Pass::forward;
+    Scope scope = Scope::layer;
+    OpCost cost;
+    KernelShape shape;
+    double time_s = 0;     // one launch group (one layer, one micro-batch)
+    double per_micro = 0;  // occurrences per micro-batch on this GPU (layers per stage); per step for `step`
+};
+
+// Fixed capacity: no allocation per prediction.
+struct KernelList {
+    std::array<Kernel, 128> items{};
+    int size = 0;
+    Kernel& add() { return items[static_cast<size_t>(size++)]; }
+};
+
+// Seconds per step on one GPU of the busiest stage. Parts sum to step_s.
+struct StepBreakdown {
+    double attention_s = 0;     // core attention fwd + bwd
+    double dense_gemm_s = 0;    // QKV, out-proj, dense FFN, shared experts, LM head
+    double elementwise_s = 0;   // norms, dense/shared activations, fp8 casts, loss
+    double router_s = 0;        // router GEMM, softmax/top-K
+    double dispatch_s = 0;      // permute kernels + exposed dispatch all-to-all
+    double expert_gemm_s = 0;   // expert FC1, activation, FC2 (grouped) on the busiest EP rank
+    double combine_s = 0;       // unpermute/combine kernels + exposed combine all-to-all
+    double recompute_s = 0;     // forward work repeated in backward
+    double tp_comm_s = 0;       // exposed
+    double pp_comm_s = 0;       // exposed
+    double dp_comm_s = 0;       // exposed
+    double bubble_s = 0;        // pipeline fill and drain
+    double optimizer_s = 0;
+    double step_s = 0;
+    double forward_s = 0, backward_s = 0;  // one micro-batch on this stage, comm included
+};
+
+struct CostPrediction {
+    Layout layout;
+    StepShape shape;
+    MemoryBreakdown memory;
+    CommBreakdown comm;
+    StepBreakdown time;
+    KernelList kernels;
+    double tokens_per_step = 0;
+    double tokens_per_s_per_gpu = 0;
+    double model_flops_per_token = 0;  // count_flops().training at the layout's seq_len
+    double model_tflops_per_gpu = 0;   // achieved model FLOP/s per GPU / 1e12
+    double mfu = 0;                    // model FLOP/s / matmul peak at the layout's precision
+    double train_tokens = 0;
+    double train_time_s = 0;
+    double gpu_hours = 0;
+    double usd = 0;
+};
+
+// `l` must have been through resolve_layout/check_layout; `flops` must be counted at l.seq_len.
+// Writes into `out` (reusable workspace; nothing allocated for uniform/balanced routing).
+void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPerToken& flops,
+                  const HardwareProfile& hw, const Layout& l, double train_tokens, CostPrediction& out);
+
+// Layout search for the planner ("law"/optimize): enumerates tp in {1,2,4,8} (up to a node),
+// pp dividing the layer count (and vp in {1,2,4}), ep dividing E, micro-batch in {1,2,4},
+// recompute none/selective/full, ZeRO 1, cp 1; keeps layouts that pass check_layout and fit in
+// memory; returns the one with the lowest step time (ties: fewer model-parallel GPUs).
+struct SearchOptions {
+    int64_t global_batch = 0;          // sequences per step; 0 = smallest valid for each layout
+    int64_t seq_len = 0;               // 0 = the model's
+    Precision precision = Precision::bf16;
+    RoutingSpec routing;
+    int64_t max_micro_batch = 4;
+};
+struct BestLayout {
+    bool found = false;
+    int64_t evaluated = 0;             // layouts priced
+    CostPrediction prediction;         // step time, tokens/s, GPU-hours and dollars for train_tokens
+};
+BestLayout best_layout(const ModelConfig& m, const HardwareProfile& hw, int64_t gpus, double train_tokens,
+                       const SearchOptions& opt);
+
+}  // namespace moecast::sim

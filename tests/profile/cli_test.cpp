@@ -1,0 +1,99 @@
+// `moecast profile` and `moecast calibrate` end to end on a tiny CPU grid, and the errors: no GPU
+// (exit 2 with a clear message), a grid for the other device, a bad measured profile.
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "sim/hardware.h"
+#include "sim/measured_profile.h"
+
+namespace {
+
+struct Result {
+    int rc;
+    std::string out;
+};
+
+Result run(const std::string& args) {
+    const std::string cmd = std::string(MOECAST_BIN) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf{};
+    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+    const int status = pclose(p);
+    return {WEXITSTATUS(status), out};
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+    const std::string path = testing::TempDir() + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+const char* kTinyGrid = R"([grid]
+device = "cpu"
+warmup = 1
+reps = 3
+threads = 1
+[[layer]]
+d = 16
+f = 32
+experts = [4]
+top_k = [2]
+tokens_per_expert = [1, 2, 4, 8, 16, 32]
+ops = ["router", "permute", "fc1", "activation", "fc2", "combine"]
+[[gemm]]
+m = [4, 16, 64]
+n = [16, 32]
+kd = [16]
+)";
+
+TEST(ProfileCli, CpuProfileThenCalibrate) {
+    const std::string grid = write_temp("tiny_grid.toml", kTinyGrid);
+    const std::string measured = testing::TempDir() + "tiny_measured.toml";
+    const std::string calibrated = testing::TempDir() + "cpu-tiny.toml";
+    Result r = run("profile --device cpu --grid " + grid + " -q -o " + measured);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const moecast::sim::MeasuredProfile p = moecast::sim::read_measured_profile(measured);
+    EXPECT_EQ(p.samples.size(), 6u * 6u + 6u);
+    EXPECT_EQ(p.provenance.device_kind, "cpu");
+    EXPECT_EQ(p.provenance.reps, 3);
+    EXPECT_FALSE(p.provenance.commit.empty());
+    for (const auto& s : p.samples) {
+        EXPECT_GT(s.median_s, 0) << s.kernel;
+        EXPECT_GT(s.cpu_s, 0) << s.kernel;
+    }
+    r = run("calibrate " + measured + " --cpu-time -o " + calibrated);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("grouped_gemm"), std::string::npos) << r.out;
+    const moecast::sim::HardwareProfile hw = moecast::sim::load_hardware_file(calibrated);
+    EXPECT_EQ(hw.name, "cpu-tiny");
+    EXPECT_EQ(hw.kind, moecast::sim::DeviceKind::cpu);
+    EXPECT_EQ(hw.provenance.type, "measured");
+}
+
+TEST(ProfileCli, CudaWithoutGpuExitsTwo) {
+    const Result r = run("profile --device cuda -o " + testing::TempDir() + "never.toml");
+    if (r.rc == 0) GTEST_SKIP() << "a GPU is present";
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("no usable cuda device"), std::string::npos) << r.out;
+}
+
+TEST(ProfileCli, GridForAnotherDeviceExitsTwo) {
+    const std::string grid = write_temp("cuda_grid.toml", "[grid]\ndevice = \"cuda\"\n[[gemm]]\nm=[1]\nn=[1]\nkd=[1]\n");
+    const Result r = run("profile --device cpu --grid " + grid + " -o " + testing::TempDir() + "never.toml");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("grid.device"), std::string::npos) << r.out;
+}
+
+TEST(ProfileCli, CalibrateBadProfileExitsTwo) {
+    const std::string bad = write_temp("bad_measured.toml", "format = 'moecast-measured-profile-1'\n[provenance]\n");
+    const Result r = run("calibrate " + bad + " -o " + testing::TempDir() + "never.toml");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("provenance.device_kind"), std::string::npos) << r.out;
+}
+
+}  // namespace

@@ -1,0 +1,130 @@
+// Hardware profiles: bundled datasheet numbers, provenance on every value, strict schema errors.
+#include <gtest/gtest.h>
+
+#include "sim/error.h"
+#include "sim/hardware.h"
+
+namespace moecast::sim {
+namespace {
+
+const ProfileValue* find(const HardwareProfile& hw, const std::string& key) {
+    for (const auto& v : hw.values)
+        if (v.key == key) return &v;
+    return nullptr;
+}
+
+TEST(Hardware, H100DatasheetNumbersConvertedToSi) {
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    EXPECT_EQ(hw.kind, DeviceKind::gpu);
+    EXPECT_DOUBLE_EQ(hw.matmul_peak(Precision::bf16), 989.4e12);  // 1,979 TFLOPS sparse / 2
+    EXPECT_DOUBLE_EQ(hw.matmul_peak(Precision::fp8), 1978.9e12);
+    EXPECT_DOUBLE_EQ(hw.memory_bytes, 80e9);
+    EXPECT_DOUBLE_EQ(hw.memory_bandwidth_bytes_per_s, 3.35e12);
+    EXPECT_DOUBLE_EQ(hw.intra_node.bandwidth_bytes_per_s, 450e9);  // NVLink 900 GB/s bidirectional
+    EXPECT_DOUBLE_EQ(hw.inter_node.bandwidth_bytes_per_s, 50e9);   // 400 Gb/s per GPU
+    EXPECT_DOUBLE_EQ(hw.launch_s, 5e-6);
+    EXPECT_EQ(hw.devices_per_node, 8);
+    EXPECT_EQ(hw.compute_units, 132);
+    EXPECT_EQ(hw.eff(KernelClass::gemm).tile_n, 256);
+    EXPECT_TRUE(hw.eff(KernelClass::grouped_gemm).launch_per_group);
+}
+
+TEST(Hardware, EveryValueCarriesProvenance) {
+    for (const char* name : {"a100-sxm-80gb", "h100-sxm", "h200", "b200", "cpu-template"}) {
+        const HardwareProfile hw = load_hardware(name);
+        EXPECT_FALSE(hw.values.empty()) << name;
+        for (const auto& v : hw.values) {
+            EXPECT_TRUE(v.provenance.type == "datasheet" || v.provenance.type == "measured" ||
+                        v.provenance.type == "assumed")
+                << name << " " << v.key;
+            EXPECT_FALSE(v.provenance.source.empty()) << name << " " << v.key;
+        }
+    }
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    ASSERT_NE(find(hw, "compute.matmul_bf16_tflops"), nullptr);
+    EXPECT_EQ(find(hw, "compute.matmul_bf16_tflops")->provenance.type, "datasheet");
+    EXPECT_EQ(find(hw, "price.usd_per_device_hour")->provenance.type, "assumed");
+    EXPECT_EQ(find(hw, "compute.launch_us")->provenance.type, "assumed");
+}
+
+TEST(Hardware, A100HasNoFp8AndCpuKindLoads) {
+    EXPECT_EQ(load_hardware("a100-sxm-80gb").matmul_peak(Precision::fp8), 0.0);
+    const HardwareProfile cpu = load_hardware("cpu-template");
+    EXPECT_EQ(cpu.kind, DeviceKind::cpu);
+    EXPECT_EQ(cpu.devices_per_node, 1);
+    EXPECT_FALSE(cpu.eff(KernelClass::gemm).wave_quantization);
+}
+
+const char* kMinimal = R"(
+name = "x"
+[provenance]
+type = "measured"
+device = "test"
+date = "2026-01-01"
+source = "unit test"
+[compute]
+matmul_bf16_tflops = 100
+vector_fp32_tflops = 10
+units = 10
+launch_us = 2
+[memory]
+capacity_gb = 10
+bandwidth_tb_per_s = 1
+[link.intra_node]
+bandwidth_gb_per_s = 100
+latency_us = 1
+[link.inter_node]
+bandwidth_gb_per_s = 10
+latency_us = 2
+)";
+
+TEST(Hardware, MinimalProfileAndDefaultsAreAssumed) {
+    const HardwareProfile hw = hardware_from_toml_string(kMinimal, "min.toml");
+    EXPECT_DOUBLE_EQ(hw.matmul_peak(Precision::fp32), 10e12);  // falls back to the vector peak
+    EXPECT_EQ(find(hw, "memory.capacity_gb")->provenance.type, "measured");
+    EXPECT_EQ(find(hw, "efficiency.gemm.compute")->provenance.type, "assumed");
+}
+
+TEST(Hardware, CalibratedRatesBecomeFractionsOfPeak) {
+    const std::string text = std::string(kMinimal) + R"(
+[efficiency.memory]
+compute_flops_per_s = 5e12
+bandwidth_bytes_per_s = 0.5e12
+half_bytes = 1e6
+launch_s = 3e-6
+[calibration.memory]
+heldout_median_ape = 0.1
+)";
+    const HardwareProfile hw = hardware_from_toml_string(text, "cal.toml");
+    const Efficiency& e = hw.eff(KernelClass::elementwise);
+    EXPECT_DOUBLE_EQ(e.compute, 0.5);  // 5 / 10 TFLOP/s vector peak
+    EXPECT_DOUBLE_EQ(e.memory, 0.5);   // 0.5 / 1 TB/s
+    EXPECT_DOUBLE_EQ(e.memory_half_bytes, 1e6);
+    EXPECT_DOUBLE_EQ(e.launch_s, 3e-6);
+}
+
+TEST(Hardware, SchemaErrorsNameTheKey) {
+    auto expect_error = [](const std::string& text, const std::string& key) {
+        try {
+            hardware_from_toml_string(text, "bad.toml");
+            FAIL() << "no error for " << key;
+        } catch (const InputError& e) {
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("bad.toml"), std::string::npos) << e.what();
+        }
+    };
+    expect_error(std::string(kMinimal) + "[memory2]\nx = 1\n", "memory2");
+    expect_error(std::string(kMinimal) + "[price]\nusd = 1\n", "price.usd");
+    expect_error("name = \"x\"\n[compute]\nunits = 1\n", "provenance");
+    std::string no_bw = kMinimal;
+    no_bw.replace(no_bw.find("bandwidth_tb_per_s = 1"), 22, "");
+    expect_error(no_bw, "memory.bandwidth_tb_per_s");
+    expect_error(std::string(kMinimal) + "[efficiency.gemm]\ncompute = 1.5\n", "efficiency.gemm.compute");
+    std::string bad_prov = kMinimal;
+    bad_prov.insert(bad_prov.find("[compute]"), "[provenance.values]\n\"compute.nope\" = { type = \"assumed\" }\n");
+    expect_error(bad_prov, "compute.nope");
+    EXPECT_THROW(load_hardware("no-such-gpu"), InputError);
+}
+
+}  // namespace
+}  // namespace moecast::sim

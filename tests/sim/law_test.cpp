@@ -1,0 +1,83 @@
+// sim/law: the bundled laws evaluate to the values derived in paper-notes.md, the Chinchilla
+// frontier matches a brute-force minimisation, and bad law files are rejected with file and key.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "sim/error.h"
+#include "sim/law.h"
+
+namespace moecast::sim {
+namespace {
+
+TEST(Law, AbnarValuesFromPaperNotes) {
+    const Law law = load_law("abnar2025");
+    EXPECT_TRUE(law.secondary);
+    // paper-notes.md, "Values of this law (derived; use to test an implementation)".
+    EXPECT_NEAR(law.loss(1e9, 2e10, 0.0), 2.5657, 1e-4);
+    EXPECT_NEAR(law.loss(1e9, 2e10, 0.5), 2.5899, 1e-4);
+    EXPECT_NEAR(law.loss(1e9, 2e10, 0.9), 2.7019, 1e-4);
+    EXPECT_NEAR(law.loss(1e10, 1e11, 0.9), 2.1498, 1e-4);
+    EXPECT_NEAR(law.loss(1e10, 1e11, 0.98), 2.2629, 1e-4);
+    // scaling-laws.md §2.1 sanity values.
+    EXPECT_NEAR(law.loss(1e9, 2e10, 0.875), 2.6816, 1e-4);
+    EXPECT_NEAR(law.loss(8e9, 2e10, 0.875), 2.3813, 1e-4);
+}
+
+TEST(Law, ChinchillaCoefficientsAndFrontier) {
+    const Law h = load_law("chinchilla");  // alias of chinchilla-hoffmann2022
+    EXPECT_EQ(h.name, "chinchilla-hoffmann2022");
+    EXPECT_NEAR(h.coefficient("E"), std::exp(0.5267228), 1e-12);
+    EXPECT_NEAR(h.coefficient("E"), 1.6934, 1e-4);  // scaling-laws.md §1.4
+    EXPECT_DOUBLE_EQ(h.coefficient("alpha"), 0.33917084);
+    ASSERT_TRUE(has_closed_form_frontier(h));
+    // The closed form against a brute-force scan of L(N, C/(6N)) over log N.
+    for (double c : {1e19, 1e21, 1e24}) {
+        const FrontierPoint f = chinchilla_frontier(h, c);
+        EXPECT_NEAR(6 * f.n * f.d / c, 1.0, 1e-12);
+        double best_n = 0, best_l = 1e9;
+        for (double x = 6; x <= 14; x += 1e-4) {
+            const double n = std::pow(10.0, x), l = h.loss(n, c / (6 * n));
+            if (l < best_l) best_l = l, best_n = n;
+        }
+        EXPECT_NEAR(f.loss, best_l, 1e-9);
+        EXPECT_NEAR(std::log10(f.n), std::log10(best_n), 2e-4);
+    }
+    EXPECT_FALSE(has_closed_form_frontier(load_law("abnar2025")));
+    EXPECT_THROW(chinchilla_frontier(load_law("abnar2025"), 1e21), std::invalid_argument);
+    const Law e = load_law("chinchilla-epoch2024");
+    EXPECT_DOUBLE_EQ(e.coefficient("A"), 482.01);
+    EXPECT_NEAR(e.loss(1e9, 2e10), 1.8172 + 482.01 / std::pow(1e9, 0.3478) + 2085.43 / std::pow(2e10, 0.3658), 1e-12);
+}
+
+TEST(Law, TomlRoundTrip) {
+    const Law a = load_law("abnar2025");
+    const Law b = law_from_toml_string(law_to_toml(a, "round trip"), "roundtrip.toml");
+    ASSERT_EQ(a.theta.size(), b.theta.size());
+    for (size_t i = 0; i < a.theta.size(); ++i) EXPECT_DOUBLE_EQ(a.theta[i], b.theta[i]);
+    EXPECT_EQ(b.name, "abnar2025");
+    EXPECT_TRUE(b.secondary);
+}
+
+TEST(Law, BadFilesNameFileAndKey) {
+    const auto message = [](const std::string& text) {
+        try {
+            law_from_toml_string(text, "bad.toml");
+        } catch (const InputError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const std::string head = "name = \"x\"\nform = \"chinchilla\"\n[coefficients]\n";
+    EXPECT_NE(message(head + "A = 1\nB = 1\nE = 1\nalpha = 0.3\n").find("beta"), std::string::npos);
+    EXPECT_NE(message(head + "A = 1\nlog_A = 0\nB = 1\nE = 1\nalpha = 0.3\nbeta = 0.3\n").find("coefficients.A"),
+              std::string::npos);
+    EXPECT_NE(message(head + "A = -1\nB = 1\nE = 1\nalpha = 0.3\nbeta = 0.3\n").find("positive"), std::string::npos);
+    EXPECT_NE(message(head + "A = 1\nB = 1\nE = 1\nalpha = 0.3\nbeta = 0.3\ngamma = 1\n").find("gamma"),
+              std::string::npos);
+    EXPECT_NE(message("name = \"x\"\nform = \"kaplan\"\n[coefficients]\n").find("unknown law form"), std::string::npos);
+    EXPECT_THROW(load_law("no-such-law"), InputError);
+}
+
+}  // namespace
+}  // namespace moecast::sim

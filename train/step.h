@@ -1,0 +1,50 @@
+// One optimizer step and one evaluation pass over threads, shared by the training loop and the
+// training-step bench. Data parallel: thread i runs micro-batches i, i + threads, ... with its own
+// single-threaded kernel context, activations and gradient buffer; gradients are then summed in
+// thread order, so a fixed thread count gives bitwise-identical results.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/context.h"
+#include "train/model.h"
+#include "train/optimizer.h"
+
+namespace moecast::train {
+
+struct StepResult {
+    double loss = 0;       // mean cross-entropy over the batch, nats per token
+    double aux_loss = 0;   // load-balancing + z-loss (mean over micro-batches)
+    double grad_norm = 0;  // before clipping
+    PassStats stats;       // summed over micro-batches (tokens per expert, ...)
+    std::string failure;   // non-empty: non-finite values; parameters were not updated
+};
+
+class StepRunner {
+public:
+    StepRunner(const Model& model, int threads, int64_t batch_tokens, int64_t micro_batch_tokens);
+    ~StepRunner();
+    StepRunner(const StepRunner&) = delete;
+    StepRunner& operator=(const StepRunner&) = delete;
+
+    // Forward + backward of the batch (batch_tokens), clipping to grad_clip (0: off), and, when
+    // everything is finite, an AdamW update with learning rate lr (update number step + 1).
+    StepResult step(float* params, AdamW& adam, double lr, double grad_clip, int64_t step,
+                    const int32_t* tokens, const int32_t* targets);
+    // Mean cross-entropy (nats per token) of inputs/targets, a whole number of micro-batches.
+    double evaluate(const float* params, const std::vector<int32_t>& inputs,
+                    const std::vector<int32_t>& targets);
+
+private:
+    struct Lane;
+    const Model& model_;
+    int threads_;
+    int64_t batch_, micro_;
+    kernels::CpuContext pool_;
+    std::vector<Lane*> lanes_;
+    std::vector<float> grads_;
+};
+
+}  // namespace moecast::train
