@@ -83,7 +83,7 @@ std::string fit_table(const sim::FitResult& r) {
     s += fmt::format("RMSE {:.5f}  MAE {:.5f}  R^2 {:.5f}", q.rmse, q.mae, q.r2);
     if (q.n_heldout > 0) s += fmt::format("  held-out ({} runs) MSE {:.6f} RMSE {:.5f}", q.n_heldout, q.heldout_mse, q.heldout_rmse);
     s += fmt::format("\nstarts {} ({} iterations each{}), best {} polished; line search gave up in {}\n", q.starts,
-                     q.screen_iterations, q.screen_iterations < 1000 ? ", screening" : "", q.polished, q.starts_failed);
+                     q.screen_iterations, q.screen_iterations < sim::FitOptions{}.max_iterations ? ", screening" : "", q.polished, q.starts_failed);
     s += fmt::format("best start on the grid boundary: {}; optimum outside the grid: {}\n",
                      q.best_start_on_grid_boundary ? "yes" : "no",
                      q.params_outside_grid.empty() ? std::string("none") : fmt::format("{}", fmt::join(q.params_outside_grid, ", ")));

@@ -14,5 +14,8 @@ void register_profile(CLI::App& app);
 void register_calibrate(CLI::App& app);
 void register_fit(CLI::App& app);
 void register_optimize(CLI::App& app);
+void register_study(CLI::App& app);
+void register_validate(CLI::App& app);
+void register_report(CLI::App& app);
 
 }  // namespace moecast::app

@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
     moecast::app::register_calibrate(app);
     moecast::app::register_fit(app);
     moecast::app::register_optimize(app);
+    moecast::app::register_study(app);
+    moecast::app::register_validate(app);
+    moecast::app::register_report(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -116,6 +116,9 @@ void BM_TrainStep(benchmark::State& state, std::vector<std::string> overrides) {
     state.counters["gemm_flop_per_s"] = base.wall_flop_per_s;
     state.counters["ratio_vs_gemm"] = tokens_done * fpt / elapsed / base.wall_flop_per_s;
     state.counters["ratio_vs_gemm_cpu"] = tokens_done * fpt / cpu * threads / base.cpu_flop_per_s;
+    // What the threads do per second when they own their cores (CPU-time rates x threads).
+    state.counters["tokens_per_cpu_s"] = tokens_done / cpu * threads;
+    state.counters["gemm_flop_per_cpu_s"] = base.cpu_flop_per_s;
     state.SetLabel(c.model.name + " " + std::to_string(c.batch_tokens) + " tokens/step");
 }
 BENCHMARK_CAPTURE(BM_TrainStep, default, std::vector<std::string>{})

@@ -117,23 +117,33 @@ double levenberg_marquardt(Theta& th, const FitData& d) {
 }
 
 // Multi-start fit of the continuous parameters for fixed discrete choices (tile, launch mode).
+// Starts are centred on what the data imply: the best achieved fraction of the compute and memory
+// peaks, half sizes around the smallest launch.
 double fit_continuous(const FitData& d, Efficiency& best_e) {
     double min_t = std::numeric_limits<double>::infinity(), min_flops = min_t, min_bytes = min_t;
+    double best_c = 0, best_m = 0;
     for (const auto& s : *d.samples) {
         min_t = std::min(min_t, s.median_s);
         if (s.flops > 0) min_flops = std::min(min_flops, s.flops);
         if (s.bytes > 0) min_bytes = std::min(min_bytes, s.bytes);
+        double peak = s.matmul ? d.hw->matmul_peak(d.precision) : d.hw->vector_flops_per_s;
+        if (peak <= 0) peak = d.hw->vector_flops_per_s;
+        if (peak > 0) best_c = std::max(best_c, s.flops / (s.median_s * peak));
+        if (d.hw->memory_bandwidth_bytes_per_s > 0)
+            best_m = std::max(best_m, s.bytes / (s.median_s * d.hw->memory_bandwidth_bytes_per_s));
     }
     if (!std::isfinite(min_flops)) min_flops = 1;
     if (!std::isfinite(min_bytes)) min_bytes = 1;
+    auto fraction = [](double x) { return std::clamp(x, 1e-6, 0.98); };
     double best = std::numeric_limits<double>::infinity();
     Theta best_th;
-    for (double c0 : {0.2, 0.6, 0.95})
-        for (double m0 : {0.2, 0.6, 0.95})
+    for (double c0 : {0.5, 1.0, 2.0})
+        for (double m0 : {0.5, 1.0, 2.0})
             for (double h : {0.1, 1.0, 10.0})
                 for (double l : {0.1, 0.5}) {
                     Theta th;
-                    th << logit(c0), std::log(h * min_flops), logit(m0), std::log(h * min_bytes), std::log(l * min_t);
+                    th << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
+                        logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
                     const double c = levenberg_marquardt(th, d);
                     if (c < best) {
                         best = c;
@@ -324,6 +334,10 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         if (static_cast<int64_t>(held_err.size()) > options.worst_count)
             held_err.resize(static_cast<size_t>(options.worst_count));
         rep.worst = held_err;
+        std::map<std::string, std::vector<double>> bias;
+        for (const auto* set : {&fit, &held})
+            for (const auto& e : errors_of(*set)) bias[e.kernel].push_back(e.predicted_s / e.measured_s - 1);
+        for (const auto& [kernel, v] : bias) rep.kernel_bias[kernel] = median(v);
         std::vector<double> dram, tensor;
         for (const KernelSample* s : samples) {
             auto rd = s->counters.find("dram_bytes_read"), wr = s->counters.find("dram_bytes_write");
@@ -407,6 +421,9 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
             k.insert("dram_bytes_ratio", r.dram_bytes_ratio);
             k.insert("tensor_ops_ratio", r.tensor_ops_ratio);
         }
+        toml::table bias;
+        for (const auto& [kernel, b] : r.kernel_bias) bias.insert(kernel, b);
+        k.insert("kernel_median_error", bias);
         toml::array worst;
         for (const auto& w : r.worst)
             worst.push_back(toml::table{{"kernel", w.kernel}, {"shape", w.shape_key}, {"measured_s", w.measured_s},
@@ -456,6 +473,14 @@ std::string calibration_table(const Calibration& c) {
                           "  counters (%lld samples): DRAM bytes / analytic %.3f, BF16 tensor ops / analytic FLOPs %.3f\n",
                           static_cast<long long>(r.counter_samples), r.dram_bytes_ratio, r.tensor_ops_ratio);
             os << line;
+        }
+        if (r.kernel_bias.size() > 1) {
+            os << "  median error by kernel:";
+            for (const auto& [kernel, b] : r.kernel_bias) {
+                std::snprintf(line, sizeof line, " %s %+.0f%%", kernel.c_str(), 100 * b);
+                os << line;
+            }
+            os << "\n";
         }
         for (const auto& w : r.worst) {
             std::snprintf(line, sizeof line, "  worst held-out: %-11s %-44s measured %9.3g s predicted %9.3g s (%+.1f%%)\n",

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -51,6 +52,9 @@ struct ClassReport {
     double heldout_median_ape = 0;
     double heldout_mean_ape = 0;
     std::vector<SampleError> worst;  // worst held-out samples, largest error first
+    // Median signed error (predicted / measured - 1) per kernel over all the class's samples:
+    // shows which ops of a class the one class model over- or under-predicts.
+    std::map<std::string, double> kernel_bias;
     // Counter checks (profiles with counters): medians of measured / analytic.
     int64_t counter_samples = 0;
     double dram_bytes_ratio = 0;     // (DRAM read + write) / sim/ops.h bytes

@@ -83,9 +83,15 @@ public:
         } else {
             prov = Provenance{"assumed", hw_.provenance.device, "", "built-in default (sim/hardware.h)", "", 0};
         }
-        if (auto it = overrides_.find(dotted); it != overrides_.end()) {
-            prov = it->second;
-            used_.insert(dotted);
+        // The most specific override wins: "efficiency.gemm.compute", then "efficiency.gemm", "efficiency".
+        for (std::string key = dotted; !key.empty();) {
+            if (auto it = overrides_.find(key); it != overrides_.end()) {
+                prov = it->second;
+                used_.insert(key);
+                break;
+            }
+            const size_t dot = key.rfind('.');
+            key = dot == std::string::npos ? "" : key.substr(0, dot);
         }
         hw_.values.push_back({dotted, v, prov});
         return v * scale;

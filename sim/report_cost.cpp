@@ -105,6 +105,11 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                      {"memory_bandwidth_bytes_per_s", hw.memory_bandwidth_bytes_per_s},
                      {"memory_bytes", hw.memory_bytes},
                      {"usd_per_device_hour", hw.usd_per_device_hour}};
+    nlohmann::json values = nlohmann::json::array();
+    for (const ProfileValue& v : hw.values)
+        values.push_back({{"key", v.key}, {"value", v.value}, {"type", v.provenance.type},
+                          {"device", v.provenance.device}, {"date", v.provenance.date}, {"source", v.provenance.source}});
+    j["hardware"]["values"] = values;
     j["layout"] = {{"gpus", l.gpus}, {"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"ep", l.ep}, {"etp", l.etp},
                    {"cp", l.cp}, {"dp", l.dp}, {"zero", l.zero}, {"sequence_parallel", l.sequence_parallel},
                    {"micro_batch", l.micro_batch}, {"global_batch", l.global_batch}, {"seq_len", l.seq_len},
@@ -170,6 +175,10 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
     const StepBreakdown& t = c.time;
     s += fmt::format("\nHardware  {} ({}, {} {})  x {} GPUs\n", hw.name, hw.source, hw.provenance.type,
                      hw.provenance.date, l.gpus);
+    int assumed = 0;
+    for (const ProfileValue& v : hw.values) assumed += v.provenance.type == "assumed";
+    s += fmt::format("  {} profile values, {} of them assumed (not datasheet or measured; see --json hardware.values)\n",
+                     hw.values.size(), assumed);
     s += fmt::format("  layout tp={} pp={} vp={} ep={} etp={} cp={} dp={} zero={}  micro-batch {} x {} per step, "
                      "global batch {}, seq {}, {} GEMMs, recompute {}\n",
                      l.tp, l.pp, l.vp, l.ep, l.etp, l.cp, l.dp, l.zero, l.micro_batch, c.shape.micro_batches,

@@ -36,9 +36,9 @@ void PassStats::add(const PassStats& o) {
             tokens_per_expert[l][e] += o.tokens_per_expert[l][e];
 }
 
-void check_trainable(const sim::ModelConfig& m, const std::string& src) {
+void check_trainable(const sim::ModelConfig& m, const std::string& src, const std::string& key_prefix) {
     auto need = [&](bool ok, const char* key, const std::string& what) {
-        if (!ok) throw sim::InputError(src, 0, key, what + " (the trainer builds byte-level MHA models)");
+        if (!ok) throw sim::InputError(src, 0, key_prefix + key, what + " (the trainer builds byte-level MHA models)");
     };
     const auto& a = m.attention;
     need(m.vocab == 256, "vocab", "256 for a byte-level model, got " + std::to_string(m.vocab));

@@ -24,9 +24,10 @@ struct ModelOptions {
     bool router_renormalize = false;  // renormalise the K chosen router weights to sum to 1
 };
 
-// Throws sim::InputError naming the key when the config uses a feature the trainer does not
-// build (GQA/MLA, biases, LayerNorm, windows, shared experts, vocab other than 256, ...).
-void check_trainable(const sim::ModelConfig& m, const std::string& source);
+// Throws sim::InputError naming the key (prefixed by key_prefix, e.g. "model.") when the config
+// uses a feature the trainer does not build (GQA/MLA, biases, LayerNorm, windows, shared experts,
+// vocab other than 256, ...).
+void check_trainable(const sim::ModelConfig& m, const std::string& source, const std::string& key_prefix = "");
 
 struct ParamTensor {
     std::string name;             // "layers.0.attn.wqkv"

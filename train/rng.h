@@ -33,10 +33,8 @@ public:
     }
     // Uniform in [0, 1) with 53 random bits.
     double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-    // Uniform integer in [0, n), n > 0 (multiply-shift; bias below 2^-40 for n < 2^24).
-    uint64_t below(uint64_t n) {
-        return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-    }
+    // Uniform integer in [0, n), 0 < n < 2^53 (scaled 53-bit uniform; bias below n / 2^53).
+    uint64_t below(uint64_t n) { return static_cast<uint64_t>(uniform() * static_cast<double>(n)); }
     double normal() {
         const double u1 = 1.0 - uniform();  // (0, 1]
         const double u2 = uniform();

@@ -56,7 +56,7 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
     if (!model_node || !model_node->as_table()) r.fail("model", "a [model] table (sim::ModelConfig schema)");
     r.table("model");  // mark as read; its keys are checked by model_from_toml
     c.model = sim::model_from_toml(*model_node->as_table(), src);
-    check_trainable(c.model, src);
+    check_trainable(c.model, src, "model.");
 
     if (auto t = r.table("train")) {
         c.budget_flops = t->get_double("budget_flops", c.budget_flops);

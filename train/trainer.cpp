@@ -133,7 +133,7 @@ RunSummary run_training(const TrainConfig& c, const RunOptions& opt) {
                            static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
                            c.min_lr_fraction};
     const int64_t eval_every = c.eval_every > 0 ? c.eval_every : std::max<int64_t>(1, out.steps / 4);
-    const int64_t micro = c.micro_batch_tokens, n_micro = c.batch_tokens / micro;
+    const int64_t micro = c.micro_batch_tokens;
 
     // Run folder.
     const std::string hash = run_hash(c, train_sha);

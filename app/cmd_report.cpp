@@ -1,0 +1,77 @@
+// `moecast report STUDY.toml -o report.html [--out DIR]`: the study's report as one self-contained
+// HTML page (sim/study_report.h), with runs.csv and runs.json (and validation.json, law.toml when
+// the law can be fitted) written next to it. Trains nothing.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "app/commands.h"
+#include "sim/error.h"
+#include "sim/law.h"
+#include "sim/study_report.h"
+#include "sim/validate.h"
+#include "train/atomic_file.h"
+#include "train/study.h"
+
+namespace moecast::app {
+namespace {
+
+struct ReportArgs {
+    std::string study, output = "report.html", out;
+};
+
+void run(const ReportArgs& a) {
+    const train::Study s = train::load_study(a.study);
+    const std::vector<train::StudyRun> runs = train::plan_study(s, a.out);
+    sim::StudyReportInput in;
+    in.name = s.name;
+    in.description = s.description;
+    in.study_file = s.file;
+    in.runs = train::collect_study_runs(s, runs);
+    for (const sim::ExpertChoice& c : s.sparsities)
+        in.sparsity_grid.push_back(c.sparsity());
+    in.family = train::study_family(s, runs.front().config);
+    in.provenance =
+        "Losses: validation cross-entropy in nats per byte from each run's result.json. " +
+        (s.profile.empty() ? std::string("No CPU profile: no predicted step times.")
+                           : "Predicted step times: " + s.profile + ".");
+    try {
+        in.validation = sim::validate_study(in.runs, in.sparsity_grid, in.family, s.validation);
+    } catch (const sim::InputError& e) {
+        in.validation_error = e.what();
+    }
+    const std::filesystem::path html(a.output);
+    const std::filesystem::path dir =
+        html.has_parent_path() ? html.parent_path() : std::filesystem::path(".");
+    std::filesystem::create_directories(dir);
+    train::write_file_atomic(html.string(), sim::render_study_html(in));
+    train::write_file_atomic((dir / "runs.csv").string(), sim::runs_csv(in.runs));
+    train::write_file_atomic((dir / "runs.json").string(), sim::runs_json(in.runs).dump(2) + "\n");
+    if (in.validation) {
+        train::write_file_atomic((dir / "validation.json").string(),
+                                 sim::validation_json(*in.validation).dump(2) + "\n");
+        train::write_file_atomic((dir / "law.toml").string(),
+                                 sim::law_to_toml(in.validation->fit.law,
+                                                  "fitted by moecast report on study " + s.name));
+    }
+    std::printf("wrote %s (%d charts), %s, %s%s\n", html.string().c_str(),
+                sim::study_report_chart_count(in), (dir / "runs.csv").string().c_str(),
+                (dir / "runs.json").string().c_str(),
+                in.validation ? ", validation.json, law.toml"
+                              : (" (no fit: " + in.validation_error + ")").c_str());
+}
+
+} // namespace
+
+void register_report(CLI::App& app) {
+    auto a = std::make_shared<ReportArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "report", "Write a study's self-contained HTML report with CSV and JSON of its runs");
+    cmd->add_option("study", a->study, "Study TOML (configs/studies/*.toml)")->required();
+    cmd->add_option("-o,--output", a->output, "HTML file (runs.csv, runs.json go next to it)");
+    cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");
+    cmd->callback([a] { run(*a); });
+}
+
+} // namespace moecast::app

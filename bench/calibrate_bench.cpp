@@ -1,0 +1,89 @@
+// Whole-step check of the CPU loop (issue 6, item 5): the trainer's step time predicted from a
+// calibrated CPU profile (sim/calibrate.h predict_trainer_step, the cost model's kernel list) against
+// measured steps of the same configs in this run. Measured time is reported two ways: process CPU
+// seconds / threads (the step with the cores to itself; what a profile fitted with --cpu-time
+// predicts) and wall time (equal on a quiet machine). Profile: MOECAST_CPU_PROFILE, else the
+// committed profiles/cpu-vm-2026-11-28.toml. Data: the committed Emma excerpt (tests/data).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "sim/calibrate.h"
+#include "sim/hardware.h"
+#include "train/data.h"
+#include "train/model.h"
+#include "train/optimizer.h"
+#include "train/step.h"
+#include "train/train_config.h"
+
+namespace {
+
+using namespace moecast;
+
+double cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// The study model of configs/train/default.toml at three sparsities: (E, K) = (4, 1), (16, 2), (64, 4).
+const std::vector<std::pair<int, int>> kConfigs = {{4, 1}, {16, 2}, {64, 4}};
+
+void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
+    const std::string root = MOECAST_SOURCE_DIR;
+    const char* env = std::getenv("MOECAST_CPU_PROFILE");
+    const std::string profile = env ? env : root + "/profiles/cpu-vm-2026-11-28.toml";
+    const auto [e, k] = kConfigs[static_cast<size_t>(state.range(0))];
+    const train::TrainConfig c = train::load_train_config(
+        root + "/configs/train/default.toml",
+        {"data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]", "model.moe.experts=" + std::to_string(e),
+         "model.moe.top_k=" + std::to_string(k)});
+    const sim::HardwareProfile hw = sim::load_hardware_file(profile);
+    const sim::TrainerStepPrediction pred =
+        sim::predict_trainer_step(c.model, hw, c.batch_tokens, c.micro_batch_tokens, c.threads);
+
+    const train::Model model(c.model, c.model_options);
+    std::vector<float> params(static_cast<size_t>(model.layout().total));
+    train::init_params(c.model, model.layout(), c.model_options, c.seed, params.data());
+    train::AdamW adam(model.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay});
+    train::StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
+    const std::string text = train::read_texts(c.train_files);
+    train::BatchSampler sampler(text, c.model.seq_len, c.seed);
+    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(tokens.size());
+    int64_t step = 0;
+    sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
+    runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());  // warm-up
+    double wall = 0, cpu = 0;
+    for (auto _ : state) {
+        sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
+        const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpu_seconds();
+        auto r = runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());
+        cpu += cpu_seconds() - c0;
+        wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        benchmark::DoNotOptimize(r.loss);
+    }
+    const double n = static_cast<double>(state.iterations());
+    const double measured_cpu = cpu / n / c.threads, measured_wall = wall / n;
+    state.counters["predicted_s"] = pred.step_s;
+    state.counters["measured_cpu_s"] = measured_cpu;
+    state.counters["measured_wall_s"] = measured_wall;
+    state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
+    state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
+    state.SetLabel(c.model.name + " E" + std::to_string(e) + " K" + std::to_string(k) + ", " +
+                   std::to_string(c.batch_tokens) + " tokens/step, profile " + hw.name);
+}
+BENCHMARK(BM_TrainerStepPredictedVsMeasured)
+    ->ArgName("config")
+    ->DenseRange(0, 2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,126 @@
+// sim/validate — the validation study's arithmetic, on plain run records: fit a scaling law
+// (sim/fit) on the fitting budgets' runs, predict the loss of every hold-out run and the optimal
+// (N, S) on the hold-out grid, compare with what was measured (loss error, optimum in sparsity grid
+// steps, N), compare measured with predicted step times, and check the paper's findings 1-3
+// (shared/reference/paper-notes.md) with the numbers. Reading run folders is train/study.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/family.h"
+#include "sim/fit.h"
+#include "sim/law.h"
+
+namespace moecast::sim {
+
+struct StudyRunRecord {
+    std::string hash;
+    std::string status; // "done", "missing", "partial", "failed"
+    bool holdout = false;
+    double budget_flops = 0;
+    int64_t layers = 0, d_model = 0, experts = 1, top_k = 1;
+    double s = 0;               // (E - K) / E
+    int sparsity_index = 0;     // position in the study's sparsity grid
+    double n = 0, n_active = 0; // parameters (sim/count)
+    double d = 0;               // training tokens
+    double flops = 0;           // spent
+    double loss = 0;            // validation loss, nats/byte
+    double literary_loss = -1;
+    int64_t steps = 0;
+    int threads = 1;
+    double train_time_s = 0; // sum of step times over sessions (trainer's result.json)
+    double cpu_s =
+        0; // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
+    double predicted_step_s = 0;          // from a calibrated CPU profile; 0 = no prediction
+    double expert_load_max_over_mean = 0; // whole run, mean over MoE layers (0: dense)
+    double expert_load_cv = 0;
+    double measured_step_s() const { return steps > 0 ? train_time_s / double(steps) : 0; }
+};
+
+struct ValidationOptions {
+    std::string law_form = "abnar2025";
+    int bootstrap = 0;           // resamples for coefficient CIs
+    std::string grid = "coarse"; // "default" (the form's published start grid) or "coarse"
+    int threads = 2;
+    // Targets (the issue's): optimum within this many sparsity grid steps, loss and step time
+    // within these relative errors.
+    int target_grid_steps = 1;
+    double target_loss_error = 0.01;
+    double target_step_time_error = 0.10;
+};
+
+// The start grid used: the form's default, or "coarse" (every other value of each list, ends kept).
+std::vector<std::vector<double>> validation_start_grid(const LawForm& form,
+                                                       const std::string& grid);
+
+struct HoldoutPoint {
+    StudyRunRecord run;
+    double predicted_loss = 0;
+    double error = 0; // (predicted - measured) / measured
+};
+
+struct FindingCheck {
+    int number = 0;
+    std::string statement;
+    std::string method;
+    bool evaluated = false; // enough data to judge
+    bool reproduced = false;
+    std::vector<std::string> evidence; // one line per budget / size, with numbers
+    nlohmann::json data;
+};
+
+struct Validation {
+    std::string law_form;
+    FitResult fit;
+    int n_fit = 0, n_holdout = 0, n_missing = 0;
+    double holdout_budget = 0;
+    std::vector<HoldoutPoint> holdout;
+    // Optimum on the hold-out grid: predicted (law argmin over the runs' real N, D, S) and
+    // measured.
+    bool have_optimum = false;
+    HoldoutPoint predicted_optimum, measured_optimum;
+    int optimum_grid_steps = 0; // |index of predicted S - index of measured S|
+    double optimum_n_ratio = 0; // predicted N / measured N
+    double optimum_loss_error =
+        0; // (law's loss at its optimum - measured best loss) / measured best
+    double holdout_mean_abs_error = 0;
+    // Continuous optimum of the law over every buildable architecture of the study's family.
+    bool have_search = false;
+    double search_n = 0, search_n_active = 0, search_s = 0, search_loss = 0;
+    int64_t search_layers = 0, search_d_model = 0, search_experts = 0, search_top_k = 0;
+    // Step time: runs with both a measurement and a prediction.
+    int timed_runs = 0;
+    double step_time_median_abs_error = 0, step_time_mean_abs_error = 0;
+    double cpu_step_time_median_abs_error = 0;          // measured = CPU seconds / steps / threads
+    double measured_train_s = 0, predicted_train_s = 0; // summed over timed runs
+    double total_flops = 0, total_train_time_s = 0, total_cpu_s = 0;
+    std::vector<FindingCheck> findings;
+    bool target_optimum = false, target_loss = false, target_step_time = false;
+};
+
+// family: the study's architectures (for the law's optimum and finding 2); may have no choices.
+// prefit: a law already fitted to the same fitting runs (skips the fit).
+Validation validate_study(const std::vector<StudyRunRecord>& runs,
+                          const std::vector<double>& sparsity_grid, const Family& family,
+                          const ValidationOptions& options, const FitResult* prefit = nullptr);
+// The fit alone (the fitting budgets' finished runs), e.g. to predict before the hold-out is
+// trained.
+FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& options);
+
+nlohmann::json validation_json(const Validation& v);
+std::string validation_text(const Validation& v);
+
+// Findings (exposed for tests). Finding 1 from the measured runs of each fitting budget: the best
+// run per sparsity; finding 2 and 3 from the fitted law over the family at fixed total N.
+FindingCheck check_finding1(const std::vector<StudyRunRecord>& runs,
+                            const std::vector<double>& sparsity_grid);
+FindingCheck check_finding2(const Law& law, const Family& family,
+                            const std::vector<double>& budgets, const std::vector<double>& sizes);
+FindingCheck check_finding3(const Law& law, const Family& family,
+                            const std::vector<double>& budgets, const std::vector<double>& sizes);
+
+} // namespace moecast::sim

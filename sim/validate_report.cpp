@@ -1,0 +1,172 @@
+// The validation's JSON and text forms (see validate.h).
+#include <fmt/format.h>
+
+#include "sim/validate.h"
+
+namespace moecast::sim {
+
+namespace {
+
+nlohmann::json run_json(const StudyRunRecord& r) {
+    return {{"hash", r.hash},
+            {"status", r.status},
+            {"holdout", r.holdout},
+            {"budget_flops", r.budget_flops},
+            {"layers", r.layers},
+            {"d_model", r.d_model},
+            {"experts", r.experts},
+            {"top_k", r.top_k},
+            {"S", r.s},
+            {"N", r.n},
+            {"N_a", r.n_active},
+            {"D", r.d},
+            {"flops", r.flops},
+            {"loss", r.loss}};
+}
+
+nlohmann::json point_json(const HoldoutPoint& p) {
+    nlohmann::json j = run_json(p.run);
+    j["predicted_loss"] = p.predicted_loss;
+    j["loss_error"] = p.error;
+    return j;
+}
+
+} // namespace
+
+nlohmann::json validation_json(const Validation& v) {
+    nlohmann::json coefs = nlohmann::json::object();
+    const Law& law = v.fit.law;
+    for (size_t j = 0; j < law.form->params.size(); ++j) {
+        const std::string& p = law.form->params[j];
+        nlohmann::json c = {{"value", law.coefficient(p)}};
+        if (j < v.fit.intervals.size())
+            c["ci95"] = {v.fit.intervals[j].lo, v.fit.intervals[j].hi};
+        coefs[p] = c;
+    }
+    nlohmann::json holdout = nlohmann::json::array();
+    for (const HoldoutPoint& p : v.holdout)
+        holdout.push_back(point_json(p));
+    nlohmann::json findings = nlohmann::json::array();
+    for (const FindingCheck& f : v.findings)
+        findings.push_back({{"finding", f.number},
+                            {"statement", f.statement},
+                            {"method", f.method},
+                            {"evaluated", f.evaluated},
+                            {"reproduced", f.reproduced},
+                            {"evidence", f.evidence},
+                            {"data", f.data}});
+    nlohmann::json j = {
+        {"format", "moecast-validation-1"},
+        {"runs", {{"fit", v.n_fit}, {"holdout", v.n_holdout}, {"not_done", v.n_missing}}},
+        {"fit",
+         {{"form", law.form->name},
+          {"formula", law.form->formula},
+          {"coefficients", coefs},
+          {"objective", v.fit.objective},
+          {"bootstrap_resamples", v.fit.bootstrap_resamples},
+          {"rmse", v.fit.quality.rmse},
+          {"r2", v.fit.quality.r2},
+          {"heldout_rmse", v.fit.quality.heldout_rmse},
+          {"starts", v.fit.quality.starts},
+          {"params_outside_grid", v.fit.quality.params_outside_grid}}},
+        {"holdout_budget_flops", v.holdout_budget},
+        {"holdout", holdout},
+        {"holdout_mean_abs_loss_error", v.holdout_mean_abs_error},
+        {"totals",
+         {{"flops", v.total_flops},
+          {"train_time_s", v.total_train_time_s},
+          {"cpu_s", v.total_cpu_s}}},
+        {"findings", findings}};
+    if (v.have_optimum)
+        j["optimum"] = {{"predicted", point_json(v.predicted_optimum)},
+                        {"measured", point_json(v.measured_optimum)},
+                        {"sparsity_grid_steps", v.optimum_grid_steps},
+                        {"n_ratio", v.optimum_n_ratio},
+                        {"loss_error", v.optimum_loss_error},
+                        {"within_target_grid_steps", v.target_optimum},
+                        {"within_target_loss", v.target_loss}};
+    if (v.have_search)
+        j["law_optimum_any_architecture"] = {{"layers", v.search_layers},
+                                             {"d_model", v.search_d_model},
+                                             {"experts", v.search_experts},
+                                             {"top_k", v.search_top_k},
+                                             {"S", v.search_s},
+                                             {"N", v.search_n},
+                                             {"N_a", v.search_n_active},
+                                             {"loss", v.search_loss}};
+    j["step_time"] = {{"timed_runs", v.timed_runs},
+                      {"median_abs_error", v.step_time_median_abs_error},
+                      {"mean_abs_error", v.step_time_mean_abs_error},
+                      {"median_abs_error_vs_cpu_time", v.cpu_step_time_median_abs_error},
+                      {"measured_train_s", v.measured_train_s},
+                      {"predicted_train_s", v.predicted_train_s},
+                      {"within_target", v.target_step_time}};
+    return j;
+}
+
+std::string validation_text(const Validation& v) {
+    const Law& law = v.fit.law;
+    std::string s = fmt::format("runs: {} fitting, {} hold-out, {} not done\n", v.n_fit,
+                                v.n_holdout, v.n_missing);
+    s += fmt::format("law {} fitted on the fitting budgets: {}\n", law.form->name,
+                     law.form->formula);
+    for (size_t j = 0; j < law.form->params.size(); ++j) {
+        const std::string& p = law.form->params[j];
+        s += fmt::format("  {:>6} = {:<12.5g}", p, law.coefficient(p));
+        if (j < v.fit.intervals.size())
+            s += fmt::format(" 95% CI [{:.4g}, {:.4g}]", v.fit.intervals[j].lo,
+                             v.fit.intervals[j].hi);
+        s += "\n";
+    }
+    s += fmt::format("  fit RMSE {:.4f} nats/byte, R^2 {:.3f}, {} starts\n", v.fit.quality.rmse,
+                     v.fit.quality.r2, v.fit.quality.starts);
+    if (v.have_optimum) {
+        const HoldoutPoint &p = v.predicted_optimum, &m = v.measured_optimum;
+        s += fmt::format("hold-out C = {:.3g} FLOPs ({} runs), mean |loss error| {:.2f} %\n",
+                         v.holdout_budget, v.holdout.size(), 100 * v.holdout_mean_abs_error);
+        s += fmt::format("  predicted optimum: S {:.4f} (E {} K {}), {}x{}, N {:.4g}, loss {:.4f} "
+                         "(measured {:.4f})\n",
+                         p.run.s, p.run.experts, p.run.top_k, p.run.layers, p.run.d_model, p.run.n,
+                         p.predicted_loss, p.run.loss);
+        s += fmt::format(
+            "  measured optimum:  S {:.4f} (E {} K {}), {}x{}, N {:.4g}, loss {:.4f}\n", m.run.s,
+            m.run.experts, m.run.top_k, m.run.layers, m.run.d_model, m.run.n, m.run.loss);
+        s += fmt::format("  optimal S off by {} grid step(s) (target <= 1: {}), N ratio {:.3f}, "
+                         "loss error {:+.2f} % (target 1 %: {})\n",
+                         v.optimum_grid_steps, v.target_optimum ? "met" : "missed",
+                         v.optimum_n_ratio, 100 * v.optimum_loss_error,
+                         v.target_loss ? "met" : "missed");
+    } else {
+        s += "hold-out: no finished hold-out runs\n";
+    }
+    if (v.have_search)
+        s += fmt::format(
+            "  law's optimum over all study architectures: {}x{} E {} K {} (S {:.4f}), N {:.4g}, "
+            "N_a {:.4g}, loss {:.4f}\n",
+            v.search_layers, v.search_d_model, v.search_experts, v.search_top_k, v.search_s,
+            v.search_n, v.search_n_active, v.search_loss);
+    if (v.timed_runs > 0)
+        s += fmt::format(
+            "step time: {} runs, median |error| {:.1f} % vs wall step time (mean {:.1f} %), "
+            "{:.1f} % vs CPU time per step; train time measured {:.1f} s, predicted {:.1f} s "
+            "(target 10 %: {})\n",
+            v.timed_runs, 100 * v.step_time_median_abs_error, 100 * v.step_time_mean_abs_error,
+            100 * v.cpu_step_time_median_abs_error, v.measured_train_s, v.predicted_train_s,
+            v.target_step_time ? "met" : "missed");
+    else
+        s += "step time: no predictions (the study names no calibrated CPU profile)\n";
+    s += fmt::format("total: {:.4g} FLOPs, {:.1f} s training time, {:.1f} s CPU\n", v.total_flops,
+                     v.total_train_time_s, v.total_cpu_s);
+    for (const FindingCheck& f : v.findings) {
+        s += fmt::format("finding {}: {} -- {}\n  ({})\n", f.number, f.statement,
+                         !f.evaluated   ? "NOT EVALUATED (too few runs)"
+                         : f.reproduced ? "REPRODUCED"
+                                        : "NOT REPRODUCED",
+                         f.method);
+        for (const std::string& e : f.evidence)
+            s += "  " + e + "\n";
+    }
+    return s;
+}
+
+} // namespace moecast::sim
