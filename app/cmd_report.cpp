@@ -1,6 +1,6 @@
 // `moecast report STUDY.toml -o report.html [--out DIR]`: the study's report as one self-contained
-// HTML page (sim/study_report.h), with runs.csv and runs.json (and validation.json, law.toml when
-// the law can be fitted) written next to it. Trains nothing.
+// HTML page (sim/study_report.h), with runs.csv and runs.json written next to it (validation.json
+// and law.toml are `moecast validate -o`'s). Trains nothing.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -48,21 +48,13 @@ void run(const ReportArgs& a) {
     train::write_file_atomic(html.string(), sim::render_study_html(in));
     train::write_file_atomic((dir / "runs.csv").string(), sim::runs_csv(in.runs));
     train::write_file_atomic((dir / "runs.json").string(), sim::runs_json(in.runs).dump(2) + "\n");
-    if (in.validation) {
-        train::write_file_atomic((dir / "validation.json").string(),
-                                 sim::validation_json(*in.validation).dump(2) + "\n");
-        train::write_file_atomic((dir / "law.toml").string(),
-                                 sim::law_to_toml(in.validation->fit.law,
-                                                  "fitted by moecast report on study " + s.name));
-    }
     std::printf("wrote %s (%d charts), %s, %s%s\n", html.string().c_str(),
                 sim::study_report_chart_count(in), (dir / "runs.csv").string().c_str(),
                 (dir / "runs.json").string().c_str(),
-                in.validation ? ", validation.json, law.toml"
-                              : (" (no fit: " + in.validation_error + ")").c_str());
+                in.validation ? "" : (" (no fit: " + in.validation_error + ")").c_str());
 }
 
-} // namespace
+}  // namespace
 
 void register_report(CLI::App& app) {
     auto a = std::make_shared<ReportArgs>();
@@ -74,4 +66,4 @@ void register_report(CLI::App& app) {
     cmd->callback([a] { run(*a); });
 }
 
-} // namespace moecast::app
+}  // namespace moecast::app

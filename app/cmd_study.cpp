@@ -48,7 +48,7 @@ void run(const StudyArgs& a) {
         std::exit(3);
 }
 
-} // namespace
+}  // namespace
 
 void register_study(CLI::App& app) {
     auto a = std::make_shared<StudyArgs>();
@@ -69,4 +69,4 @@ void register_study(CLI::App& app) {
     cmd->callback([a] { run(*a); });
 }
 
-} // namespace moecast::app
+}  // namespace moecast::app

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "app/commands.h"
 #include "sim/error.h"
 #include "sim/law.h"
@@ -67,14 +69,18 @@ void run(const ValidateArgs& a) {
         records = train::collect_study_runs(s, runs);
     }
     const sim::Validation v = sim::validate_study(records, grid_of(s), family, s.validation, &fit);
+    nlohmann::json j = sim::validation_json(v);
+    j["study"] = {{"name", s.name},
+                  {"file", s.file},
+                  {"profile", s.profile},
+                  {"out_dir", runs.front().config.out_dir}};
     if (a.json)
-        std::printf("%s\n", sim::validation_json(v).dump(2).c_str());
+        std::printf("%s\n", j.dump(2).c_str());
     else
         std::printf("%s", sim::validation_text(v).c_str());
     if (!a.results.empty()) {
         std::filesystem::create_directories(a.results);
-        train::write_file_atomic(a.results + "/validation.json",
-                                 sim::validation_json(v).dump(2) + "\n");
+        train::write_file_atomic(a.results + "/validation.json", j.dump(2) + "\n");
         train::write_file_atomic(
             a.results + "/law.toml",
             sim::law_to_toml(v.fit.law, "fitted by moecast validate on study " + s.name + " (" +
@@ -83,7 +89,7 @@ void run(const ValidateArgs& a) {
     }
 }
 
-} // namespace
+}  // namespace
 
 void register_validate(CLI::App& app) {
     auto a = std::make_shared<ValidateArgs>();
@@ -99,4 +105,4 @@ void register_validate(CLI::App& app) {
     cmd->callback([a] { run(*a); });
 }
 
-} // namespace moecast::app
+}  // namespace moecast::app

@@ -16,7 +16,7 @@ namespace {
 
 const FitData& chinchilla_data() {
     static const FitData d =
-        drop_highest_loss(load_fit_data(std::string(MOECAST_SOURCE_DIR) + "/../shared/data/chinchilla-epoch.csv"), 5);
+        drop_highest_loss(load_fit_data(std::string(MOECAST_SOURCE_DIR) + "/tests/data/chinchilla-epoch.csv"), 5);
     return d;
 }
 

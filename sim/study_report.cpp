@@ -241,7 +241,7 @@ std::string validation_section(const Validation& v) {
     return h + "</ul>\n";
 }
 
-} // namespace
+}  // namespace
 
 std::string html_escape(const std::string& s) {
     std::string o;
@@ -359,4 +359,4 @@ nlohmann::json runs_json(const std::vector<StudyRunRecord>& runs) {
     return a;
 }
 
-} // namespace moecast::sim
+}  // namespace moecast::sim

@@ -20,10 +20,10 @@ struct StudyReportInput {
     std::string name, description, study_file;
     std::vector<StudyRunRecord> runs;
     std::vector<double> sparsity_grid;
-    Family family;                        // for the law's curves over buildable architectures
-    std::optional<Validation> validation; // absent when too few runs have finished to fit
-    std::string validation_error;         // why it is absent
-    std::string provenance;               // e.g. the command and the profile used
+    Family family;                         // for the law's curves over buildable architectures
+    std::optional<Validation> validation;  // absent when too few runs have finished to fit
+    std::string validation_error;          // why it is absent
+    std::string provenance;                // e.g. the command and the profile used
 };
 
 std::string render_study_html(const StudyReportInput& in);
@@ -35,4 +35,4 @@ nlohmann::json runs_json(const std::vector<StudyRunRecord>& runs);
 
 std::string html_escape(const std::string& s);
 
-} // namespace moecast::sim
+}  // namespace moecast::sim

@@ -68,7 +68,7 @@ double law_optimal_s(const Law& law, const Family& f, double budget, double n) {
     return defined >= 2 ? o.sparsity : std::nan("");
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::vector<double>> validation_start_grid(const LawForm& form,
                                                        const std::string& grid) {
@@ -98,7 +98,7 @@ FindingCheck check_finding1(const std::vector<StudyRunRecord>& runs,
     bool all = true;
     int judged = 0;
     for (double budget : distinct_budgets(runs, true)) {
-        std::map<int, const StudyRunRecord*> best; // sparsity index -> best run
+        std::map<int, const StudyRunRecord*> best;  // sparsity index -> best run
         for (const StudyRunRecord& r : runs)
             if (r.budget_flops == budget && r.status == "done") {
                 auto it = best.find(r.sparsity_index);
@@ -360,4 +360,4 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
     return v;
 }
 
-} // namespace moecast::sim
+}  // namespace moecast::sim

@@ -19,32 +19,32 @@ namespace moecast::sim {
 
 struct StudyRunRecord {
     std::string hash;
-    std::string status; // "done", "missing", "partial", "failed"
+    std::string status;  // "done", "missing", "partial", "failed"
     bool holdout = false;
     double budget_flops = 0;
     int64_t layers = 0, d_model = 0, experts = 1, top_k = 1;
-    double s = 0;               // (E - K) / E
-    int sparsity_index = 0;     // position in the study's sparsity grid
-    double n = 0, n_active = 0; // parameters (sim/count)
-    double d = 0;               // training tokens
-    double flops = 0;           // spent
-    double loss = 0;            // validation loss, nats/byte
+    double s = 0;                // (E - K) / E
+    int sparsity_index = 0;      // position in the study's sparsity grid
+    double n = 0, n_active = 0;  // parameters (sim/count)
+    double d = 0;                // training tokens
+    double flops = 0;            // spent
+    double loss = 0;             // validation loss, nats/byte
     double literary_loss = -1;
     int64_t steps = 0;
     int threads = 1;
-    double train_time_s = 0; // sum of step times over sessions (trainer's result.json)
+    double train_time_s = 0;  // sum of step times over sessions (trainer's result.json)
     double cpu_s =
-        0; // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
-    double predicted_step_s = 0;          // from a calibrated CPU profile; 0 = no prediction
-    double expert_load_max_over_mean = 0; // whole run, mean over MoE layers (0: dense)
+        0;  // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
+    double predicted_step_s = 0;           // from a calibrated CPU profile; 0 = no prediction
+    double expert_load_max_over_mean = 0;  // whole run, mean over MoE layers (0: dense)
     double expert_load_cv = 0;
     double measured_step_s() const { return steps > 0 ? train_time_s / double(steps) : 0; }
 };
 
 struct ValidationOptions {
     std::string law_form = "abnar2025";
-    int bootstrap = 0;           // resamples for coefficient CIs
-    std::string grid = "coarse"; // "default" (the form's published start grid) or "coarse"
+    int bootstrap = 0;            // resamples for coefficient CIs
+    std::string grid = "coarse";  // "default" (the form's published start grid) or "coarse"
     int threads = 2;
     // Targets (the issue's): optimum within this many sparsity grid steps, loss and step time
     // within these relative errors.
@@ -60,16 +60,16 @@ std::vector<std::vector<double>> validation_start_grid(const LawForm& form,
 struct HoldoutPoint {
     StudyRunRecord run;
     double predicted_loss = 0;
-    double error = 0; // (predicted - measured) / measured
+    double error = 0;  // (predicted - measured) / measured
 };
 
 struct FindingCheck {
     int number = 0;
     std::string statement;
     std::string method;
-    bool evaluated = false; // enough data to judge
+    bool evaluated = false;  // enough data to judge
     bool reproduced = false;
-    std::vector<std::string> evidence; // one line per budget / size, with numbers
+    std::vector<std::string> evidence;  // one line per budget / size, with numbers
     nlohmann::json data;
 };
 
@@ -83,10 +83,10 @@ struct Validation {
     // measured.
     bool have_optimum = false;
     HoldoutPoint predicted_optimum, measured_optimum;
-    int optimum_grid_steps = 0; // |index of predicted S - index of measured S|
-    double optimum_n_ratio = 0; // predicted N / measured N
+    int optimum_grid_steps = 0;  // |index of predicted S - index of measured S|
+    double optimum_n_ratio = 0;  // predicted N / measured N
     double optimum_loss_error =
-        0; // (law's loss at its optimum - measured best loss) / measured best
+        0;  // (law's loss at its optimum - measured best loss) / measured best
     double holdout_mean_abs_error = 0;
     // Continuous optimum of the law over every buildable architecture of the study's family.
     bool have_search = false;
@@ -95,8 +95,8 @@ struct Validation {
     // Step time: runs with both a measurement and a prediction.
     int timed_runs = 0;
     double step_time_median_abs_error = 0, step_time_mean_abs_error = 0;
-    double cpu_step_time_median_abs_error = 0;          // measured = CPU seconds / steps / threads
-    double measured_train_s = 0, predicted_train_s = 0; // summed over timed runs
+    double cpu_step_time_median_abs_error = 0;           // measured = CPU seconds / steps / threads
+    double measured_train_s = 0, predicted_train_s = 0;  // summed over timed runs
     double total_flops = 0, total_train_time_s = 0, total_cpu_s = 0;
     std::vector<FindingCheck> findings;
     bool target_optimum = false, target_loss = false, target_step_time = false;
@@ -123,4 +123,4 @@ FindingCheck check_finding2(const Law& law, const Family& family,
 FindingCheck check_finding3(const Law& law, const Family& family,
                             const std::vector<double>& budgets, const std::vector<double>& sizes);
 
-} // namespace moecast::sim
+}  // namespace moecast::sim

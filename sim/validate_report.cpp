@@ -1,4 +1,6 @@
 // The validation's JSON and text forms (see validate.h).
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "sim/validate.h"
@@ -31,7 +33,7 @@ nlohmann::json point_json(const HoldoutPoint& p) {
     return j;
 }
 
-} // namespace
+}  // namespace
 
 nlohmann::json validation_json(const Validation& v) {
     nlohmann::json coefs = nlohmann::json::object();
@@ -120,6 +122,17 @@ std::string validation_text(const Validation& v) {
     }
     s += fmt::format("  fit RMSE {:.4f} nats/byte, R^2 {:.3f}, {} starts\n", v.fit.quality.rmse,
                      v.fit.quality.r2, v.fit.quality.starts);
+    // A coefficient at or beyond its start grid (or overflowing) means the data do not pin the
+    // form down: the fit is degenerate in those directions and its extrapolation is suspect.
+    std::string degenerate;
+    for (const std::string& p : v.fit.quality.params_outside_grid)
+        degenerate += " " + p;
+    for (const std::string& p : law.form->params)
+        if (!std::isfinite(law.coefficient(p)))
+            degenerate += " " + p + "(overflow)";
+    if (!degenerate.empty())
+        s += "  WARNING: coefficients at or beyond the start grid:" + degenerate +
+             " -- the data do not determine the form; treat extrapolation with care\n";
     if (v.have_optimum) {
         const HoldoutPoint &p = v.predicted_optimum, &m = v.measured_optimum;
         s += fmt::format("hold-out C = {:.3g} FLOPs ({} runs), mean |loss error| {:.2f} %\n",
@@ -169,4 +182,4 @@ std::string validation_text(const Validation& v) {
     return s;
 }
 
-} // namespace moecast::sim
+}  // namespace moecast::sim

@@ -112,7 +112,7 @@ TrainConfig load_from_text(const std::string& text, const std::string& label) {
     }
 }
 
-} // namespace
+}  // namespace
 
 Study load_study(const std::string& path) {
     toml::table root = sim::parse_toml_file(path);
@@ -344,7 +344,7 @@ double session_cpu_s(const std::string& path) {
     return cpu;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
                                                     const std::vector<StudyRun>& runs) {
@@ -423,4 +423,4 @@ sim::Family study_family(const Study& s, const TrainConfig& base) {
     return f;
 }
 
-} // namespace moecast::train
+}  // namespace moecast::train

@@ -22,7 +22,7 @@ struct StudyShape {
 
 struct StudyBudget {
     double flops = 0;
-    std::vector<StudyShape> shapes; // ascending size
+    std::vector<StudyShape> shapes;  // ascending size
     bool holdout = false;
 };
 
@@ -30,31 +30,31 @@ struct Study {
     std::string name;
     std::string description;
     std::string file;
-    std::string train_config;                  // base recipe (a configs/train/*.toml path)
-    std::vector<std::string> set;              // "section.key=value" overrides applied to every run
-    std::vector<sim::ExpertChoice> sparsities; // ascending S; experts = 1 is the dense FFN
-    std::vector<StudyBudget> budgets; // fitting budgets ascending, then the hold-out budget
+    std::string train_config;      // base recipe (a configs/train/*.toml path)
+    std::vector<std::string> set;  // "section.key=value" overrides applied to every run
+    std::vector<sim::ExpertChoice> sparsities;  // ascending S; experts = 1 is the dense FFN
+    std::vector<StudyBudget> budgets;  // fitting budgets ascending, then the hold-out budget
     int64_t head_dim = 32;
-    double expert_width_ratio = 4.0; // expert (and dense FFN) width = ratio x d_model
-    int threads = 1;                 // per run
+    double expert_width_ratio = 4.0;  // expert (and dense FFN) width = ratio x d_model
+    int threads = 1;                  // per run
     std::string out_dir = "runs";
-    std::string profile; // calibrated CPU profile for predicted step times ("" = none)
-    sim::ValidationOptions validation; // [fit]
+    std::string profile;  // calibrated CPU profile for predicted step times ("" = none)
+    sim::ValidationOptions validation;  // [fit]
 };
 
 // Loads a study TOML (strict: unknown keys and bad values are InputError naming file and key).
 Study load_study(const std::string& path);
 
 struct StudyRun {
-    size_t index = 0; // position in the study's canonical order
+    size_t index = 0;  // position in the study's canonical order
     bool holdout = false;
     double budget_flops = 0;
     StudyShape shape;
     sim::ExpertChoice choice;
-    std::string input_toml; // the complete training config of this run (TOML text)
+    std::string input_toml;  // the complete training config of this run (TOML text)
     TrainConfig config;
-    std::string hash;    // train::run_hash(config, sha256 of its training text)
-    std::string run_dir; // out_dir/hash
+    std::string hash;     // train::run_hash(config, sha256 of its training text)
+    std::string run_dir;  // out_dir/hash
 };
 
 // Expands the study in canonical order: budgets (fitting ascending, then hold-out), shapes,
@@ -75,4 +75,4 @@ std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
 // The study's architectures as a sim::Family (for the law's optimum over buildable models).
 sim::Family study_family(const Study& s, const TrainConfig& base);
 
-} // namespace moecast::train
+}  // namespace moecast::train

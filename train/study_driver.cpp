@@ -109,7 +109,7 @@ std::string describe(const StudyRun& r) {
     return buf;
 }
 
-} // namespace
+}  // namespace
 
 void parse_shard(const std::string& text, int& index, int& count) {
     const auto slash = text.find('/');
@@ -198,7 +198,7 @@ DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& 
                              describe(r).c_str());
                 continue;
             }
-            if (run_state(r) == RunState::done) { // finished by another driver since we looked
+            if (run_state(r) == RunState::done) {  // finished by another driver since we looked
                 ::close(fd);
                 ++sum.already_done;
                 todo_flops -= r.budget_flops;
@@ -285,4 +285,4 @@ DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& 
     return sum;
 }
 
-} // namespace moecast::train
+}  // namespace moecast::train

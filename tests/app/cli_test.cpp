@@ -146,7 +146,7 @@ TEST(Cli, OptimizeCostBudgetNeedsHardware) {
 TEST(Cli, FitChinchillaReproducesEpoch) {
     const std::string law = testing::TempDir() + "fitted-chinchilla.toml";
     const Result r = run("fit " + std::string(MOECAST_SOURCE_DIR) +
-                         "/../shared/data/chinchilla-epoch.csv --law chinchilla --drop-highest 5 --json -o " + law);
+                         "/tests/data/chinchilla-epoch.csv --law chinchilla --drop-highest 5 --json -o " + law);
     ASSERT_EQ(r.rc, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["data"]["n_fit"].get<int>(), 240);
@@ -173,7 +173,7 @@ TEST(Cli, FitHoldoutAndBadInput) {
     r = run("fit " + csv + " --law kaplan");
     EXPECT_EQ(r.rc, 2);
     r = run("fit " + std::string(MOECAST_SOURCE_DIR) +
-            "/../shared/data/chinchilla-epoch.csv --drop-highest 5 --bootstrap 0 --holdout 'C>=1e21' --json");
+            "/tests/data/chinchilla-epoch.csv --drop-highest 5 --bootstrap 0 --holdout 'C>=1e21' --json");
     ASSERT_EQ(r.rc, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["data"]["n_heldout"].get<int>(), 0);

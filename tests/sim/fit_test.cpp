@@ -14,7 +14,7 @@
 namespace moecast::sim {
 namespace {
 
-const std::string kChinchillaCsv = std::string(MOECAST_SOURCE_DIR) + "/../shared/data/chinchilla-epoch.csv";
+const std::string kChinchillaCsv = std::string(MOECAST_SOURCE_DIR) + "/tests/data/chinchilla-epoch.csv";
 
 FitData chinchilla_points() {
     FitData all = load_fit_data(kChinchillaCsv);

@@ -56,7 +56,7 @@ StudyReportInput input() {
     return in;
 }
 
-} // namespace
+}  // namespace
 
 TEST(StudyReport, SelfContainedPageWithChartsAndTable) {
     const StudyReportInput in = input();
@@ -83,7 +83,7 @@ TEST(StudyReport, WithValidationAddsTheLawAndFindings) {
     o.law_form = "chinchilla";
     in.validation = validate_study(in.runs, in.sparsity_grid, in.family, o);
     const std::string h = render_study_html(in);
-    EXPECT_EQ(count(h, "<svg "), 3u); // + predicted vs measured (loss and step time panels)
+    EXPECT_EQ(count(h, "<svg "), 3u);  // + predicted vs measured (loss and step time panels)
     EXPECT_NE(h.find("Finding 1"), std::string::npos);
     EXPECT_NE(h.find("Predicted against measured"), std::string::npos);
 }

@@ -31,15 +31,15 @@ StudyRunRecord run(double budget, double n, double n_active, double s, int s_ind
     return r;
 }
 
-} // namespace
+}  // namespace
 
 TEST(Validate, CoarseGridKeepsEndsOfEveryList) {
     const auto g = validation_start_grid(law_form("abnar2025"), "coarse");
     ASSERT_EQ(g.size(), 10u);
-    EXPECT_EQ(g[0], (std::vector<double>{0, 20}));           // log a from {0, 10, 20}
-    EXPECT_EQ(g[5], (std::vector<double>{0, 0.5, 1, 1.25})); // alpha from {0, .25, ..., 1.25}
-    EXPECT_EQ(g[7], (std::vector<double>{-1, 0, 1}));        // lambda from {-1, -.5, ..., 1}
-    EXPECT_EQ(grid_size(g), 9216u);                          // 2^4 x 1 x 4^3 x 3^2
+    EXPECT_EQ(g[0], (std::vector<double>{0, 20}));            // log a from {0, 10, 20}
+    EXPECT_EQ(g[5], (std::vector<double>{0, 0.5, 1, 1.25}));  // alpha from {0, .25, ..., 1.25}
+    EXPECT_EQ(g[7], (std::vector<double>{-1, 0, 1}));         // lambda from {-1, -.5, ..., 1}
+    EXPECT_EQ(grid_size(g), 9216u);                           // 2^4 x 1 x 4^3 x 3^2
     EXPECT_EQ(grid_size(validation_start_grid(law_form("abnar2025"), "default")), 437400u);
 }
 
@@ -76,7 +76,7 @@ TEST(Validate, LawGeneratedRunsArePredictedExactly) {
     EXPECT_DOUBLE_EQ(v.predicted_optimum.run.n, best_n);
     EXPECT_LT(std::fabs(v.optimum_loss_error), 1e-4);
     EXPECT_TRUE(v.target_loss);
-    ASSERT_EQ(v.findings.size(), 1u); // no family: only finding 1, from the runs
+    ASSERT_EQ(v.findings.size(), 1u);  // no family: only finding 1, from the runs
     const nlohmann::json j = validation_json(v);
     EXPECT_EQ(j["runs"]["holdout"], 5);
     EXPECT_EQ(j["optimum"]["sparsity_grid_steps"], 0);

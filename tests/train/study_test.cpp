@@ -24,7 +24,7 @@ using namespace moecast;
 
 namespace {
 
-struct InSourceDir { // study paths are relative to the repository root
+struct InSourceDir {  // study paths are relative to the repository root
     fs::path old = fs::current_path();
     InSourceDir() { fs::current_path(MOECAST_SOURCE_DIR); }
     ~InSourceDir() { fs::current_path(old); }
@@ -43,7 +43,7 @@ std::string write(const fs::path& p, const std::string& text) {
     return p.string();
 }
 
-} // namespace
+}  // namespace
 
 TEST(Study, SmokePlanExpandsTheGrid) {
     InSourceDir cwd;
@@ -55,7 +55,7 @@ TEST(Study, SmokePlanExpandsTheGrid) {
     EXPECT_DOUBLE_EQ(s.budgets.back().flops, 1e11);
     const fs::path out = temp_dir("plan");
     const auto runs = train::plan_study(s, out.string());
-    ASSERT_EQ(runs.size(), 4u * 3u * 3u); // budgets x shapes x sparsities
+    ASSERT_EQ(runs.size(), 4u * 3u * 3u);  // budgets x shapes x sparsities
     std::set<std::string> hashes;
     for (const auto& r : runs)
         hashes.insert(r.hash);
@@ -65,10 +65,10 @@ TEST(Study, SmokePlanExpandsTheGrid) {
     EXPECT_DOUBLE_EQ(r.budget_flops, 3e9);
     EXPECT_EQ(r.config.model.layers, 1);
     EXPECT_EQ(r.config.model.d_model, 32);
-    EXPECT_EQ(r.config.model.attention.heads, 2); // head_dim 16
+    EXPECT_EQ(r.config.model.attention.heads, 2);  // head_dim 16
     EXPECT_EQ(r.config.model.moe.experts, 2);
     EXPECT_EQ(r.config.model.moe.top_k, 1);
-    EXPECT_EQ(r.config.model.moe.expert_ffn, 128); // 4 x d_model
+    EXPECT_EQ(r.config.model.moe.expert_ffn, 128);  // 4 x d_model
     EXPECT_EQ(r.config.model.seq_len, 64);
     EXPECT_EQ(r.config.threads, 1);
     EXPECT_DOUBLE_EQ(r.config.budget_flops, 3e9);
@@ -128,9 +128,9 @@ TEST(Study, DriverSkipsDoneAndLockedRuns) {
     ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
 
     train::DriverOptions o;
-    o.binary = "/bin/true"; // a "trainer" that writes nothing: every started run ends not done
+    o.binary = "/bin/true";  // a "trainer" that writes nothing: every started run ends not done
     o.shard_index = 0;
-    o.shard_count = 12; // runs 0, 12, 24
+    o.shard_count = 12;  // runs 0, 12, 24
     o.jobs = 2;
     std::FILE* sink = std::tmpfile();
     o.out = sink;
@@ -142,14 +142,14 @@ TEST(Study, DriverSkipsDoneAndLockedRuns) {
     EXPECT_TRUE(fs::exists(runs[12].run_dir + "/input.toml"));
     EXPECT_TRUE(fs::exists(runs[12].run_dir + "/sessions.jsonl"));
 
-    o.shard_index = 1; // runs 1, 13, 25: run 1 is locked
+    o.shard_index = 1;  // runs 1, 13, 25: run 1 is locked
     r = train::run_study(runs, o);
     EXPECT_EQ(r.busy, 1u);
     EXPECT_EQ(r.ran, 2u);
     EXPECT_FALSE(fs::exists(runs[1].run_dir + "/input.toml"));
     ::close(fd);
 
-    o.dry_run = true; // the lock is released: run 1 would run now
+    o.dry_run = true;  // the lock is released: run 1 would run now
     r = train::run_study(runs, o);
     EXPECT_EQ(r.ran, 0u);
     std::fclose(sink);
