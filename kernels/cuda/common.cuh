@@ -94,5 +94,9 @@ inline unsigned blocks_for(int64_t n, int threads) {
 void gemm_row_major(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                     const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
                     int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc);
+// The same on a given cuBLAS handle (and so on its stream).
+void gemm_row_major(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                    const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
+                    int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc);
 
 }  // namespace moecast::kernels::detail

@@ -35,8 +35,41 @@ Context<Cuda>::~Context() {
     // Errors are ignored here: a destructor must not throw.
     if (workspace_) cudaFree(workspace_);
     if (host_) cudaFreeHost(host_);
+    for (int i = 0; i < kLanes; ++i) {
+        if (lane_cublas_[i]) cublasDestroy(lane_cublas_[i]);
+        if (join_event_[i]) cudaEventDestroy(join_event_[i]);
+        if (lane_stream_[i]) cudaStreamDestroy(lane_stream_[i]);
+    }
+    if (fork_event_) cudaEventDestroy(fork_event_);
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
+}
+
+cublasHandle_t Context<Cuda>::lane_cublas(int lane) {
+    if (!lanes_ready_) {
+        MOECAST_CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
+        for (int i = 0; i < kLanes; ++i) {
+            MOECAST_CUDA_CHECK(cudaStreamCreateWithFlags(&lane_stream_[i], cudaStreamNonBlocking));
+            MOECAST_CUDA_CHECK(cudaEventCreateWithFlags(&join_event_[i], cudaEventDisableTiming));
+            MOECAST_CUBLAS_CHECK(cublasCreate(&lane_cublas_[i]));
+            MOECAST_CUBLAS_CHECK(cublasSetStream(lane_cublas_[i], lane_stream_[i]));
+        }
+        lanes_ready_ = true;
+    }
+    return lane_cublas_[lane % kLanes];
+}
+
+void Context<Cuda>::fork_lanes() {
+    lane_cublas(0);  // create on first use
+    MOECAST_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
+    for (int i = 0; i < kLanes; ++i) MOECAST_CUDA_CHECK(cudaStreamWaitEvent(lane_stream_[i], fork_event_, 0));
+}
+
+void Context<Cuda>::join_lanes() {
+    for (int i = 0; i < kLanes; ++i) {
+        MOECAST_CUDA_CHECK(cudaEventRecord(join_event_[i], lane_stream_[i]));
+        MOECAST_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_[i], 0));
+    }
 }
 
 void Context<Cuda>::synchronize() { MOECAST_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -68,9 +101,15 @@ namespace detail {
 void gemm_row_major(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                     const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
                     int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc) {
+    gemm_row_major(ctx.cublas(), trans_a, trans_b, m, n, k, a, ta, lda, b, tb, ldb, c, tc, ldc);
+}
+
+void gemm_row_major(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                    const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
+                    int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc) {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
     const float alpha = 1.0f, beta = 0.0f;
-    MOECAST_CUBLAS_CHECK(cublasGemmEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+    MOECAST_CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                       trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
                                       static_cast<int>(m), static_cast<int>(k), &alpha, b, tb,
                                       static_cast<int>(ldb), a, ta, static_cast<int>(lda), &beta, c, tc,

@@ -46,6 +46,16 @@ public:
     // Pinned host scratch for `n` int32 (grouped GEMM sizes for cuBLAS).
     int32_t* host_scratch(size_t n);
 
+    // Side streams ("lanes"), each with its own cuBLAS handle (and so its own workspace), for
+    // running independent per-expert GEMMs concurrently: a small expert's GEMM fills only a few
+    // of the SMs, so one after another they leave most of the GPU idle. fork_lanes() makes every
+    // lane wait for the work queued so far on stream(); join_lanes() makes stream() wait for all
+    // lanes. Created on first use.
+    static constexpr int kLanes = 4;
+    cublasHandle_t lane_cublas(int lane);
+    void fork_lanes();
+    void join_lanes();
+
 private:
     int device_ = 0;
     int sm_count_ = 0;
@@ -56,6 +66,11 @@ private:
     size_t workspace_bytes_ = 0;
     int32_t* host_ = nullptr;
     size_t host_n_ = 0;
+    bool lanes_ready_ = false;
+    cudaStream_t lane_stream_[kLanes] = {};
+    cublasHandle_t lane_cublas_[kLanes] = {};
+    cudaEvent_t fork_event_ = nullptr;
+    cudaEvent_t join_event_[kLanes] = {};
 };
 
 using CudaContext = Context<Cuda>;

@@ -1,5 +1,6 @@
 // CUDA expert grouped GEMMs, three paths (Context<Cuda>::set_grouped_gemm_path):
-// - cublas (default): one cublasGemmEx per non-empty expert on the context's stream;
+// - cublas (default): one cublasGemmEx per non-empty expert, spread over the context's lanes
+//   (side streams joined back to its stream) so that small experts run concurrently;
 // - cublas_grouped: one cublasGemmGroupedBatchedEx call, one group per non-empty expert;
 // - device: bf16 forward and dgrad on the own kernel (grouped_gemm_mma.cu), no host round-trip.
 // The cuBLAS paths need per-expert row counts on the host: the (E + 1) offsets are copied to pinned
@@ -36,8 +37,20 @@ struct Problem {
 void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataType_t ty) {
     if (ps.empty()) return;
     if (ctx.grouped_gemm_path() != GroupedGemmPath::cublas_grouped) {
-        for (const Problem& p : ps)
+        if (ps.size() == 1) {
+            const Problem& p = ps[0];
             gemm_row_major(ctx, p.trans_a, p.trans_b, p.m, p.n, p.k, p.a, ty, p.lda, p.b, ty, p.ldb, p.c, ty, p.ldc);
+            return;
+        }
+        // Experts' GEMMs are independent: spread them over the context's lanes so that several
+        // small ones share the GPU (each alone would leave most SMs idle).
+        ctx.fork_lanes();
+        for (size_t i = 0; i < ps.size(); ++i) {
+            const Problem& p = ps[i];
+            gemm_row_major(ctx.lane_cublas(static_cast<int>(i)), p.trans_a, p.trans_b, p.m, p.n, p.k, p.a, ty, p.lda,
+                           p.b, ty, p.ldb, p.c, ty, p.ldc);
+        }
+        ctx.join_lanes();
         return;
     }
     // Column-major view: C^T = op(B)^T op(A)^T, so cuBLAS's A is our B (as in gemm_row_major).
