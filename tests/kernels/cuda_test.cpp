@@ -127,8 +127,11 @@ TEST_F(CudaOps, RouterMatchesCpu) {
         sync();
         EXPECT_LT(rel(pd.download(), p), 1e-5);
         const VecI gidx = id.download();
-        for (size_t s = 0; s < idx.size(); ++s)  // a different pick is only allowed at a near-tie
-            if (gidx[s] != idx[s]) EXPECT_NEAR(p[(s / k) * e + idx[s]], p[(s / k) * e + gidx[s]], 1e-6);
+        for (size_t s = 0; s < idx.size(); ++s) {  // a different pick is only allowed at a near-tie
+            if (gidx[s] != idx[s]) {
+                EXPECT_NEAR(p[(s / k) * e + idx[s]], p[(s / k) * e + gidx[s]], 1e-6);
+            }
+        }
         EXPECT_LT(rel(wd.download(), wt), 1e-5);
 
         const VecF gw = rng_.normal(t * k), gp = rng_.normal(t * e);
