@@ -17,7 +17,8 @@ const char* to_string(Recompute r) {
     return "?";
 }
 
-Layout parse_parallel(const std::string& spec, Layout l) {
+std::vector<KeyValue> split_key_values(const std::string& spec) {
+    std::vector<KeyValue> out;
     size_t pos = 0;
     while (pos < spec.size()) {
         size_t end = spec.find(',', pos);
@@ -26,10 +27,15 @@ Layout parse_parallel(const std::string& spec, Layout l) {
         pos = end + 1;
         if (item.empty()) continue;
         const size_t eq = item.find('=');
-        const std::string key = item.substr(0, eq);
-        if (eq == std::string::npos)
-            throw InputError("--parallel", 0, key, "expected key=value (e.g. tp=2,pp=4,ep=8)");
-        const std::string text = item.substr(eq + 1);
+        out.push_back({item.substr(0, eq), eq == std::string::npos ? "" : item.substr(eq + 1),
+                       eq != std::string::npos});
+    }
+    return out;
+}
+
+Layout parse_parallel(const std::string& spec, Layout l) {
+    for (const auto& [key, text, has_value] : split_key_values(spec)) {
+        if (!has_value) throw InputError("--parallel", 0, key, "expected key=value (e.g. tp=2,pp=4,ep=8)");
         char* stop = nullptr;
         const long long v = std::strtoll(text.c_str(), &stop, 10);
         if (text.empty() || *stop != '\0' || v < 0)

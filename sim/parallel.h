@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "sim/config.h"
 #include "sim/count.h"
@@ -52,6 +53,15 @@ struct Layout {
 
 // Parses "tp=2,pp=8,vp=4,ep=64,etp=1,cp=1,zero=1,sp=1" into `base` (unnamed keys keep their value).
 Layout parse_parallel(const std::string& spec, Layout base);
+
+// One item of a "key=value,key=value" option (--parallel, --overlap); has_value is false for an
+// item without '='. Empty items are skipped.
+struct KeyValue {
+    std::string key;
+    std::string value;
+    bool has_value = false;
+};
+std::vector<KeyValue> split_key_values(const std::string& spec);
 
 // Fills dp, seq_len and global_batch and checks the layout; throws InputError(source, key, reason).
 void resolve_layout(Layout& l, const ModelConfig& m, const HardwareProfile& hw, const std::string& source);

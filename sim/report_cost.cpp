@@ -27,17 +27,8 @@ Recompute parse_recompute(const std::string& s) {
 }
 
 Overlap parse_overlap(const std::string& spec, Overlap o) {
-    size_t pos = 0;
-    while (pos < spec.size()) {
-        size_t end = spec.find(',', pos);
-        if (end == std::string::npos) end = spec.size();
-        const std::string item = spec.substr(pos, end - pos);
-        pos = end + 1;
-        if (item.empty()) continue;
-        const size_t eq = item.find('=');
-        const std::string key = item.substr(0, eq);
+    for (const auto& [key, text, has_value] : split_key_values(spec)) {
         char* stop = nullptr;
-        const std::string text = eq == std::string::npos ? "" : item.substr(eq + 1);
         const double v = std::strtod(text.c_str(), &stop);
         if (text.empty() || *stop != '\0' || !(v >= 0 && v <= 1))
             throw InputError("--overlap", 0, key, "expected key=fraction in [0, 1] (e.g. ep=0.5,dp=0.9)");
