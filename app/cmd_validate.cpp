@@ -47,11 +47,12 @@ void run(const ValidateArgs& a) {
     }
     const sim::Family family = train::study_family(s, runs.front().config);
     std::vector<sim::StudyRunRecord> records = train::collect_study_runs(s, runs);
-    const sim::FitResult fit = sim::fit_study_law(records, s.validation);
+    sim::LawSelection selection;  // under [fit] law = "auto"
+    const sim::FitResult fit = sim::fit_study_law(records, s.validation, &selection);
     {
         // The prediction, stated before the hold-out grid is trained.
         sim::Validation before =
-            sim::validate_study(records, grid_of(s), family, s.validation, &fit);
+            sim::validate_study(records, grid_of(s), family, s.validation, &fit, &selection);
         if (before.have_search)
             std::fprintf(a.json ? stderr : stdout,
                          "prediction for the hold-out budget %.3g FLOPs: %lldx%lld E %lld K %lld "
@@ -68,7 +69,8 @@ void run(const ValidateArgs& a) {
         train::run_study(runs, o);
         records = train::collect_study_runs(s, runs);
     }
-    const sim::Validation v = sim::validate_study(records, grid_of(s), family, s.validation, &fit);
+    const sim::Validation v =
+        sim::validate_study(records, grid_of(s), family, s.validation, &fit, &selection);
     nlohmann::json j = sim::validation_json(v);
     j["study"] = {{"name", s.name},
                   {"file", s.file},

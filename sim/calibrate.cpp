@@ -162,8 +162,28 @@ KernelClass kernel_class_from_string(const std::string& name, const std::string&
     if (name == "attention") return KernelClass::attention;
     if (name == "elementwise" || name == "memory") return KernelClass::elementwise;
     if (name == "router") return KernelClass::router;
+    if (name == "activation") return KernelClass::activation;
+    if (name == "permute") return KernelClass::permute;
+    if (name == "combine") return KernelClass::combine;
     throw InputError(source, 0, "class",
-                     "unknown kernel class \"" + name + "\" (expected gemm, grouped_gemm, attention, elementwise, router)");
+                     "unknown kernel class \"" + name +
+                         "\" (expected gemm, grouped_gemm, attention, elementwise, router, activation, permute, combine)");
+}
+
+KernelClass sample_class(const KernelSample& s, const std::string& source) {
+    const KernelClass c = kernel_class_from_string(s.kernel_class, source);
+    if (c != KernelClass::elementwise) return c;
+    if (s.kernel == "activation") return KernelClass::activation;
+    if (s.kernel == "permute") return KernelClass::permute;
+    if (s.kernel == "combine") return KernelClass::combine;
+    return c;
+}
+
+double sample_launches(const KernelSample& s) {
+    if (!s.device_kernels.empty()) return static_cast<double>(s.device_kernels.size());
+    if (s.kernel == "permute") return kPermuteLaunches;
+    if (s.kernel == "router") return kRouterGemmLaunches + kSoftmaxTopkLaunches;
+    return 1;
 }
 
 SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficiency& e, Precision p) {
@@ -173,6 +193,7 @@ SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficie
     k.shape.precision = p;
     const double bm = static_cast<double>(std::max<int64_t>(e.tile_m, 1));
     const double bn = static_cast<double>(std::max<int64_t>(e.tile_n, 1));
+    if (s.tokens_per_expert.empty()) k.shape.launches = sample_launches(s);
     const int64_t n = dim(s, "N"), kd = dim(s, "Kd");
     if (!s.matmul || n <= 0 || kd <= 0) return k;
     if (!s.tokens_per_expert.empty()) {
@@ -198,9 +219,34 @@ SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficie
     return k;
 }
 
+std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls, const HardwareProfile& hw,
+                                         Precision p) {
+    const int64_t t = dim(s, "T"), d = dim(s, "D"), e = dim(s, "E"), topk = dim(s, "K");
+    if (cls != KernelClass::router || t <= 0 || d <= 0 || e <= 0 || topk <= 0)
+        return {sample_kernel(s, cls, hw.eff(cls), p)};
+    const int64_t elem = s.dtype == "bf16" ? 2 : 4;
+    const OpCost gc = router_logits_cost(t, d, e, elem);
+    SampleKernel g;
+    g.cls = KernelClass::router;
+    g.router_gemm = true;
+    g.cost = gc;
+    g.shape = router_gemm_shape(static_cast<double>(t), static_cast<double>(e), p, hw);
+    g.shape.launches = s.device_kernels.empty()
+                           ? kRouterGemmLaunches
+                           : std::max(1.0, static_cast<double>(s.device_kernels.size()) - kSoftmaxTopkLaunches);
+    SampleKernel sm;
+    sm.cls = KernelClass::router;
+    sm.cost = softmax_topk_cost(t, e, topk);
+    sm.shape.precision = Precision::fp32;
+    sm.shape.launches = kSoftmaxTopkLaunches;
+    return {g, sm};
+}
+
 double predict_sample_s(const KernelSample& s, KernelClass cls, const HardwareProfile& hw, Precision p) {
-    const SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
-    return predict_kernel_time(cls, k.cost, k.shape, hw);
+    double time = 0;
+    for (const SampleKernel& k : sample_kernels(s, cls, hw, p))
+        time += predict_kernel_time(k.router_gemm ? router_gemm_efficiency(hw) : hw.eff(k.cls), k.cost, k.shape, hw);
+    return time;
 }
 
 std::set<std::string> heldout_shapes(const std::set<std::string>& shape_keys, int64_t heldout_every) {
@@ -217,9 +263,9 @@ std::set<std::string> heldout_shapes(const std::set<std::string>& shape_keys, in
 void set_measured_cpu_peaks(HardwareProfile& hw, const MeasuredProfile& p) {
     double matmul = 0, vector = 0, bandwidth = 0;
     for (const auto& s : p.samples) {
-        const KernelClass c = kernel_class_from_string(s.kernel_class, "profile");
+        const KernelClass c = sample_class(s, "profile");
         if (s.matmul) matmul = std::max(matmul, s.flops / s.median_s);
-        if (c == KernelClass::elementwise) {
+        if (memory_bound_class(c)) {
             vector = std::max(vector, s.flops / s.median_s);
             bandwidth = std::max(bandwidth, s.bytes / s.median_s);
         }
@@ -240,7 +286,9 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
         grouped = grouped || !s.tokens_per_expert.empty();
     }
     std::vector<std::pair<int64_t, int64_t>> tiles = tile_candidates;
-    if (!matmul || tiles.empty()) tiles = {{start.tile_m, start.tile_n}};
+    // The router's GEMM is tiled in the gemm class's tile (router_gemm_efficiency); its own would price nothing.
+    const bool tiled = matmul && cls != KernelClass::router;
+    if (!tiled || tiles.empty()) tiles = {{start.tile_m, start.tile_n}};
     std::vector<bool> launch_modes = grouped && matmul ? std::vector<bool>{false, true}
                                                        : std::vector<bool>{start.launch_per_group};
     Efficiency best = start;
@@ -283,7 +331,13 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     c.hardware = base;
     if (profile.provenance.device_kind == "cpu") set_measured_cpu_peaks(c.hardware, profile);
     std::map<KernelClass, std::vector<const KernelSample*>> by_class;
-    for (const auto& s : profile.samples) by_class[kernel_class_from_string(s.kernel_class, src)].push_back(&s);
+    for (const auto& s : profile.samples) {
+        const KernelClass cls = sample_class(s, src);
+        by_class[cls].push_back(&s);
+        // The generic memory-bound class is fitted on every memory-bound sample (the fallback of
+        // the specific classes, and what norms, casts and the optimizer use).
+        if (falls_back_to_elementwise(cls)) by_class[KernelClass::elementwise].push_back(&s);
+    }
     for (const auto& [cls, samples] : by_class) {
         ClassReport rep;
         rep.cls = cls;

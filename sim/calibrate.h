@@ -23,16 +23,33 @@
 
 namespace moecast::sim {
 
-// "gemm", "grouped_gemm", "attention", "elementwise" (or "memory"), "router"; InputError otherwise.
+// "gemm", "grouped_gemm", "attention", "elementwise" (or "memory"), "router", "activation",
+// "permute", "combine"; InputError otherwise.
 KernelClass kernel_class_from_string(const std::string& name, const std::string& source);
+// The class a measured sample is fitted in: its `class` field, except that the memory-bound
+// samples of the activation, permute and combine ops (`moecast profile` writes class =
+// 'elementwise' for them, as every profile on disk has it) take their own class by kernel name.
+// Calibration also fits `elementwise` on all memory-bound samples: the generic fallback.
+KernelClass sample_class(const KernelSample& s, const std::string& source);
+// Device kernels per launch of a sample's op: the count of its device_kernels when the profiler
+// listed them (CUDA), else the op's constant from sim/ops.h (kPermuteLaunches, ...). Grouped
+// GEMMs are not counted this way: their launch mode is the class's launch_per_group choice.
+double sample_launches(const KernelSample& s);
 
 // The cost and shape predict_kernel_time sees for a sample, with the class's tile and launch mode.
 struct SampleKernel {
     KernelClass cls = KernelClass::gemm;
+    bool router_gemm = false;  // priced with router_gemm_efficiency (sim/timing.h), not hw.eff(cls)
     OpCost cost;
     KernelShape shape;
 };
 SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficiency& e, Precision p);
+// The kernels a sample's time is the sum of. One, except a router sample with its T, D, E, K dims,
+// which is priced as the cost model lists it (sim/timing.cpp): the logits GEMM (T, E) = (T, D) x
+// (D, E) (router_gemm_efficiency and router_gemm_shape, sim/timing.h) and softmax/top-K in class
+// router; the measured device kernels beyond softmax_topk (cuBLAS split-K reduce) are GEMM launches.
+std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls, const HardwareProfile& hw,
+                                         Precision p);
 double predict_sample_s(const KernelSample& s, KernelClass cls, const HardwareProfile& hw, Precision p);
 
 struct SampleError {

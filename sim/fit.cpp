@@ -39,6 +39,10 @@ public:
             x_[0][i] = std::log(p.n);
             x_[1][i] = std::log(p.d);
             x_[2][i] = std::log1p(-p.s);
+            if (form.uses_n_active && !(p.n_active > 0))
+                throw InputError(data.source, 0, "N_a",
+                                 "form " + form.name + " needs every run's active parameters");
+            x_[3][i] = form.uses_n_active ? std::log(p.n_active) : 0.0;
             y_[i] = std::log(p.loss);
             if (!weights.empty()) w_[i] = weights[static_cast<size_t>(i)];
         }
@@ -96,7 +100,7 @@ public:
 private:
     const LawForm& form_;
     double delta_;
-    ArrayXd x_[3], y_, w_, m_, s_, r_;
+    ArrayXd x_[kLawVars], y_, w_, m_, s_, r_;
     std::vector<ArrayXd> terms_;
 };
 
@@ -241,6 +245,14 @@ std::vector<std::vector<double>> default_start_grid(const LawForm& form) {
         // Hoffmann et al. 2022 App. D.2: a, b ∈ {0, 5, …, 25}, e ∈ {−1, −.5, …, 1}, α, β ∈ {0, .5, …, 2}.
         return {steps(0, 25, 5), steps(0, 25, 5), steps(-1, 1, 0.5), steps(0, 2, 0.5), steps(0, 2, 0.5)};
     }
+    if (form.name == "chinchilla-active") return default_start_grid(law_form("chinchilla"));
+    if (form.name == "chinchilla-sparse") {
+        // Chinchilla's grid, and delta (Abnar's sparsity exponent on the parameter term) from
+        // {−.5, 0, .5, 1}: 18,000 starts, all run to convergence.
+        auto g = default_start_grid(law_form("chinchilla"));
+        g.push_back(steps(-0.5, 1, 0.5));
+        return g;
+    }
     if (form.name == "abnar2025") {
         // Abnar et al. 2025 Table 2 (paper-notes.md): log a..log d ∈ {0, 10, 20}, log e = 1.5,
         // α, β, γ ∈ {0, .25, …, 1.25}, λ, δ ∈ {−1, −.5, …, 1}. Order: a b c d e α β λ δ γ.
@@ -269,6 +281,12 @@ FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldou
         throw InputError(fit.source, 0, "", "need at least " + std::to_string(form.params.size()) +
                                                 " runs to fit form " + form.name + ", got " +
                                                 std::to_string(fit.points.size()));
+    // Checked here, not only in Objective: the fit's worker threads must not throw.
+    if (form.uses_n_active)
+        for (const FitPoint& p : fit.points)
+            if (!(p.n_active > 0))
+                throw InputError(fit.source, 0, "N_a",
+                                 "form " + form.name + " needs every run's active parameters");
     const auto grid = options.grid.empty() ? default_start_grid(form) : options.grid;
     if (grid.size() != form.params.size())
         throw std::invalid_argument("start grid has the wrong number of parameters");
@@ -365,7 +383,7 @@ FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldou
     double ss_res = 0, ss_tot = 0, abs_sum = 0, mean = 0;
     for (const FitPoint& p : fit.points) mean += p.loss / static_cast<double>(fit.points.size());
     for (const FitPoint& p : fit.points) {
-        const double e = res.law.loss(p.n, p.d, p.s) - p.loss;
+        const double e = res.law.loss(p.n, p.d, p.s, p.n_active) - p.loss;
         ss_res += e * e;
         abs_sum += std::fabs(e);
         ss_tot += (p.loss - mean) * (p.loss - mean);
@@ -377,7 +395,7 @@ FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldou
     if (!heldout.points.empty()) {
         double se = 0;
         for (const FitPoint& p : heldout.points) {
-            const double e = res.law.loss(p.n, p.d, p.s) - p.loss;
+            const double e = res.law.loss(p.n, p.d, p.s, p.n_active) - p.loss;
             se += e * e;
         }
         q.heldout_mse = se / static_cast<double>(heldout.points.size());

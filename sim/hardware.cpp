@@ -37,6 +37,9 @@ const char* to_string(KernelClass c) {
         case KernelClass::attention: return "attention";
         case KernelClass::elementwise: return "elementwise";
         case KernelClass::router: return "router";
+        case KernelClass::activation: return "activation";
+        case KernelClass::permute: return "permute";
+        case KernelClass::combine: return "combine";
     }
     return "?";
 }
@@ -126,15 +129,32 @@ void read_link(TomlReader& parent, ValueReader& v, const std::string& name, Link
 // A class table may give fractions of the peaks (compute, memory) or, as `moecast calibrate`
 // writes them, absolute saturated rates (compute_flops_per_s, bandwidth_bytes_per_s, half_flops,
 // half_bytes, launch_s, parallel_units); rates are converted to fractions of this profile's peaks
-// (bf16 matmul peak for matmul classes, fp32 vector peak for elementwise). Class "memory" is
-// accepted as the calibrator's name for "elementwise".
+// (bf16 matmul peak for matmul classes, fp32 vector peak for the memory-bound classes). Class
+// "memory" is accepted as the calibrator's name for "elementwise". activation, permute and combine
+// without a table of their own take the elementwise values (read before them: enum order).
 void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelClass c, Efficiency& e,
-                     const HardwareProfile& hw, const std::string& source) {
+                     HardwareProfile& hw, const std::string& source) {
     const bool main_name = parent && parent->has(to_string(c));
     const bool alias = !main_name && parent && c == KernelClass::elementwise && parent->has("memory");
     std::optional<TomlReader> t = main_name ? parent->table(to_string(c))
                                   : alias   ? parent->table("memory")
                                             : std::nullopt;
+    if (!t && falls_back_to_elementwise(c)) {
+        // No table of its own: the elementwise table (already read) prices this class too, and its
+        // values are listed under this class with the elementwise values' provenance.
+        e = hw.eff(KernelClass::elementwise);
+        const std::string from = "efficiency.elementwise.", to = std::string("efficiency.") + to_string(c) + ".";
+        const size_t n = hw.values.size();
+        for (size_t i = 0; i < n; ++i) {
+            const ProfileValue& pv = hw.values[i];
+            if (pv.key.rfind(from, 0) != 0) continue;
+            ProfileValue copy = pv;
+            copy.key = to + pv.key.substr(from.size());
+            copy.provenance.source = "falls back to efficiency.elementwise (" + pv.provenance.source + ")";
+            hw.values.push_back(copy);
+        }
+        return;
+    }
     if (!t) {
         // Record the built-in defaults so every value used is listed with a provenance.
         static const toml::table kEmpty;
@@ -143,7 +163,7 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
         v.number(r, "memory", 1.0, e.memory, false);
         return;
     }
-    const double peak = c == KernelClass::elementwise ? hw.vector_flops_per_s : hw.matmul_peak(Precision::bf16);
+    const double peak = memory_bound_class(c) ? hw.vector_flops_per_s : hw.matmul_peak(Precision::bf16);
     if (t->has("compute_flops_per_s")) {
         e.compute = v.number(*t, "compute_flops_per_s", 1.0, 0, true, 1e-9) / peak;
         e.memory = v.number(*t, "bandwidth_bytes_per_s", 1.0, 0, true, 1e-9) / hw.memory_bandwidth_bytes_per_s;

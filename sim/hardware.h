@@ -18,9 +18,18 @@ enum class Precision { fp32, tf32, bf16, fp8 };
 inline constexpr int kPrecisionCount = 4;
 // Kernel classes with separately calibrated efficiency (../shared/reference/kernels-cupti.md §4.1):
 // dense GEMMs; M-grouped expert GEMMs (and K-grouped wgrad); fused attention; memory-bound
-// elementwise (norms, activation, permute, combine, casts, optimizer); router GEMM + softmax/top-k.
-enum class KernelClass { gemm, grouped_gemm, attention, elementwise, router };
-inline constexpr int kKernelClassCount = 5;
+// elementwise (norms, adds, casts, optimizer, and the generic fit of every memory-bound op);
+// router GEMM + softmax/top-k; and the three memory-bound MoE ops whose measured efficiencies
+// differ from the generic one: expert activation, permute (plan + gather), combine.
+enum class KernelClass { gemm, grouped_gemm, attention, elementwise, router, activation, permute, combine };
+inline constexpr int kKernelClassCount = 8;
+// activation, permute and combine: a profile without their [efficiency.<class>] table uses its
+// elementwise table for them (datasheet profiles have only the generic one).
+inline bool falls_back_to_elementwise(KernelClass c) {
+    return c == KernelClass::activation || c == KernelClass::permute || c == KernelClass::combine;
+}
+// Classes priced against the vector peak and memory bandwidth only (no matmul).
+inline bool memory_bound_class(KernelClass c) { return c == KernelClass::elementwise || falls_back_to_elementwise(c); }
 
 const char* to_string(DeviceKind k);
 const char* to_string(Precision p);

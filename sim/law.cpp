@@ -39,8 +39,36 @@ LawForm make_abnar() {
     return f;
 }
 
+// Chinchilla in active parameters: experts a token does not use add nothing (the null hypothesis
+// that an MoE is worth the dense model of its N_a). Same start grid as Chinchilla.
+LawForm make_chinchilla_active() {
+    LawForm f = make_chinchilla();
+    f.name = "chinchilla-active";
+    f.formula = "L = A/N_a^alpha + B/D^beta + E";
+    f.terms[0] = {0, {{LawVar::log_n_active, 3}}};
+    f.uses_n_active = true;
+    return f;
+}
+
+// Chinchilla with Abnar's sparsity factor on the parameter term (Abnar's form with a = c = 0):
+// delta = 0 is Chinchilla in total N; delta ≈ alpha is close to Chinchilla in N_a (N_a ≈ (1−S)·N
+// when experts dominate). Six coefficients, so a few budgets of small runs can determine it.
+LawForm make_chinchilla_sparse() {
+    LawForm f;
+    f.name = "chinchilla-sparse";
+    f.formula = "L = A/((1-S)^delta N^alpha) + B/D^beta + E";
+    f.params = {"A", "B", "E", "alpha", "beta", "delta"};
+    f.scale_count = 3;
+    f.uses_sparsity = true;
+    f.terms = {{0, {{LawVar::log_n, 3}, {LawVar::log_one_minus_s, 5}}},
+               {1, {{LawVar::log_d, 4}}},
+               {2, {}}};
+    return f;
+}
+
 const std::vector<LawForm>& forms() {
-    static const std::vector<LawForm> all = {make_chinchilla(), make_abnar()};
+    static const std::vector<LawForm> all = {make_chinchilla(), make_abnar(),
+                                             make_chinchilla_active(), make_chinchilla_sparse()};
     return all;
 }
 
@@ -119,8 +147,12 @@ double Law::coefficient(const std::string& param) const {
     return i < form->scale_count ? std::exp(theta[i]) : theta[i];
 }
 
-double Law::loss(double n, double d, double s) const {
-    const double x[3] = {std::log(n), std::log(d), std::log1p(-s)};
+double Law::loss(double n, double d, double s, double n_active) const {
+    if (form->uses_n_active && !(n_active > 0))
+        throw std::invalid_argument("law " + name + " (form " + form->name +
+                                    ") needs the active parameter count N_a");
+    const double x[kLawVars] = {std::log(n), std::log(d), std::log1p(-s),
+                                form->uses_n_active ? std::log(n_active) : 0.0};
     double sum = 0.0;
     for (const LawTerm& t : form->terms) {
         double e = theta[t.coefficient];

@@ -11,8 +11,9 @@
 namespace moecast::sim {
 
 // Every built-in form is a sum of terms exp(θ_c − Σ θ_e · x_v) in the log-sum-exp
-// parameterisation of Hoffmann et al. 2022, with x = (log N, log D, log(1 − S)).
-enum class LawVar { log_n = 0, log_d = 1, log_one_minus_s = 2 };
+// parameterisation of Hoffmann et al. 2022, with x = (log N, log D, log(1 − S), log N_a).
+enum class LawVar { log_n = 0, log_d = 1, log_one_minus_s = 2, log_n_active = 3 };
+constexpr int kLawVars = 4;
 
 struct LawTerm {
     int coefficient = 0;                          // index into params (stored as a log)
@@ -20,12 +21,13 @@ struct LawTerm {
 };
 
 struct LawForm {
-    std::string name;                 // "chinchilla", "abnar2025"
+    std::string name;                 // "chinchilla", "abnar2025", "chinchilla-active", ...
     std::string formula;              // for humans
     std::vector<std::string> params;  // fit-space order; scale coefficients first
     int scale_count = 0;              // params[0, scale_count) are coefficients held as logs
     std::vector<LawTerm> terms;
     bool uses_sparsity = false;
+    bool uses_n_active = false;       // needs N_a (Law::loss throws without it)
 };
 
 // The built-in forms; throws InputError naming `source` and key 'form' for an unknown name.
@@ -43,7 +45,8 @@ struct Law {
 
     // Natural value of a coefficient by name (A = exp(log A); exponents as they are).
     double coefficient(const std::string& param) const;
-    double loss(double n, double d, double s = 0.0) const;
+    // n_active: active parameters; only forms with uses_n_active read it (0 = unknown: they throw).
+    double loss(double n, double d, double s = 0.0, double n_active = 0.0) const;
 };
 
 // Loads a law from a TOML file or a bundled name (configs/laws/NAME.toml). Aliases:

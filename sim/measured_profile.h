@@ -16,6 +16,7 @@ namespace moecast::sim {
 struct KernelSample {
     std::string kernel;        // op name: "expert_fc1", "permute", "gemm", ...
     std::string kernel_class;  // efficiency-model class: gemm, grouped_gemm, attention, memory, router
+                               // (calibrate fits activation, permute, combine samples in their own class)
     std::string shape_key;     // canonical shape string; the held-out split groups by it
     std::map<std::string, int64_t> dims;     // T, D, F, E, K, M, N, ... as the op needs
     std::vector<int64_t> tokens_per_expert;  // grouped ops only: (E,)

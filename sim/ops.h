@@ -22,6 +22,23 @@ struct OpCost {
     }
 };
 
+// Device kernels per call of each MoE op as kernels/cuda runs it: the launch count of the
+// kernel-time model (sim/timing.h), computed like tile quantization, never fitted. Measured CUDA
+// profiles list each sample's kernels (KernelSample::device_kernels) and calibration uses that
+// count; these constants are what the cost model uses, and what calibration uses for samples
+// without a kernel list (CPU profiles).
+inline constexpr int kRouterGemmLaunches = 1;      // cuBLAS nvjet GEMM; at small T cuBLAS splits K and
+                                                   // adds splitKreduce_kernel (measured samples: 2)
+inline constexpr int kSoftmaxTopkLaunches = 1;     // softmax_topk_kernel
+inline constexpr int kPermuteLaunches = 4;         // chunk_count, chunk_base, scatter (plan), gather
+inline constexpr int kActivationLaunches = 1;      // act_kernel
+inline constexpr int kCombineLaunches = 1;         // combine_kernel
+inline constexpr int kRouterGemmBwdLaunches = 3;   // to_bf16_kernel (dlogits), dgrad and wgrad GEMMs
+inline constexpr int kSoftmaxTopkBwdLaunches = 1;  // softmax_topk_backward_kernel
+inline constexpr int kPermuteBwdLaunches = 1;      // gather_backward_kernel
+inline constexpr int kActivationBwdLaunches = 1;   // act_backward_kernel
+inline constexpr int kCombineBwdLaunches = 1;      // combine_backward_kernel
+
 // C (M, N) = A (M, Kd) x B (Kd, N); `elem` bytes per element of A, B and C.
 OpCost gemm_cost(int64_t m, int64_t n, int64_t kd, int64_t elem);
 

@@ -58,7 +58,7 @@ bool spend(const Law& law, const ArchSearchOptions& o, const ModelConfig& m, Can
         c.gpu_hours = c.time_s * c.cost.gpus / 3600.0;
         c.usd = c.time_s * usd_per_s;
     }
-    c.loss = law.loss(c.n, c.tokens, c.sparsity);
+    c.loss = law.loss(c.n, c.tokens, c.sparsity, c.n_active);
     return std::isfinite(c.loss);
 }
 
@@ -126,7 +126,7 @@ ArchSearchResult search_architectures(const Law& law, const Family& family, cons
                     consider(k);
                 } else {
                     const double tokens = o.unit == BudgetUnit::flops ? o.budget / k.train_fpt : token_bound(o, k.train_fpt);
-                    k.loss_bound = law.loss(k.n, tokens, choice.sparsity());
+                    k.loss_bound = law.loss(k.n, tokens, choice.sparsity(), k.n_active);
                     counted.push_back(k);
                 }
             }

@@ -160,7 +160,7 @@ std::string parity_charts(const StudyReportInput& in) {
             continue;
         PlotSeries& s = r.holdout ? held : fit;
         s.x.push_back(r.loss);
-        s.y.push_back(law.loss(r.n, r.d, r.s));
+        s.y.push_back(law.loss(r.n, r.d, r.s, r.n_active));
         lo = std::min({lo, r.loss, s.y.back()});
         hi = std::max({hi, r.loss, s.y.back()});
     }
@@ -203,7 +203,7 @@ std::string runs_table(const StudyReportInput& in) {
     if (in.validation)
         for (const StudyRunRecord& r : in.runs)
             if (r.status == "done")
-                predicted[r.hash] = in.validation->fit.law.loss(r.n, r.d, r.s);
+                predicted[r.hash] = in.validation->fit.law.loss(r.n, r.d, r.s, r.n_active);
     std::string h =
         "<table>\n<tr><th>run</th><th>role</th><th>C "
         "(FLOPs)</th><th>L×d</th><th>E</th><th>K</th><th>S</th>"

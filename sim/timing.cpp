@@ -22,7 +22,10 @@ const char* to_string(StepPart p) {
 }
 
 double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw) {
-    const Efficiency& e = hw.eff(cls);
+    return predict_kernel_time(hw.eff(cls), cost, shape, hw);
+}
+
+double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw) {
     const double launches = std::max(1.0, shape.launches);
     double t_compute = 0, t_memory = 0;
     if (cost.flops > 0) {
@@ -54,6 +57,23 @@ KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const H
     s.precision = p;
     s.tiles = std::ceil(m / bm - 1e-9) * std::ceil(n / bn - 1e-9);
     s.useful_fraction = s.tiles > 0 ? m * n / (s.tiles * bm * bn) : 1.0;
+    return s;
+}
+
+Efficiency router_gemm_efficiency(const HardwareProfile& hw) {
+    Efficiency e = hw.eff(KernelClass::gemm);
+    const Efficiency& r = hw.eff(KernelClass::router);
+    e.memory = r.memory;
+    e.memory_half_bytes = r.memory_half_bytes;
+    e.launch_s = r.launch_s;
+    return e;
+}
+
+KernelShape router_gemm_shape(double t, double e, Precision p, const HardwareProfile& hw) {
+    KernelShape s = gemm_shape(KernelClass::gemm, t, e, p, hw);
+    const Efficiency& eff = hw.eff(KernelClass::gemm);
+    if (s.tiles < static_cast<double>(hw.compute_units * eff.ctas_per_unit)) s.tiles = 0;
+    s.launches = kRouterGemmLaunches;
     return s;
 }
 
@@ -89,6 +109,10 @@ struct Builder {
 
     Kernel& add(const char* name, KernelClass cls, StepPart part, Pass pass, const OpCost& cost,
                 const KernelShape& shape, double per_micro) {
+        return add(name, cls, hw.eff(cls), part, pass, cost, shape, per_micro);
+    }
+    Kernel& add(const char* name, KernelClass cls, const Efficiency& eff, StepPart part, Pass pass,
+                const OpCost& cost, const KernelShape& shape, double per_micro) {
         Kernel& k = list.add();
         k.name = name;
         k.cls = cls;
@@ -98,7 +122,7 @@ struct Builder {
         k.cost = cost;
         k.shape = shape;
         k.per_micro = per_micro;
-        k.time_s = predict_kernel_time(cls, cost, shape, hw);
+        k.time_s = predict_kernel_time(eff, cost, shape, hw);
         return k;
     }
     // Y (m, n) = X (m, k) W (k, n) forward; backward dX (m, k) and dW (k, n).
@@ -117,9 +141,11 @@ struct Builder {
         add(wgrad, KernelClass::gemm, part, Pass::backward, gemm_cost(whole(k), whole(n), whole(m), elem),
             gemm_shape(KernelClass::gemm, k, n, precision, hw), per_micro);
     }
-    void elementwise(const char* name, StepPart part, Pass pass, const OpCost& c, double per_micro) {
+    // A memory-bound kernel (no tiles) of class `cls`, run as `launches` device kernels (sim/ops.h).
+    void elementwise(const char* name, StepPart part, Pass pass, const OpCost& c, double per_micro,
+                     KernelClass cls = KernelClass::elementwise, int launches = 1) {
         if (per_micro <= 0) return;
-        add(name, KernelClass::elementwise, part, pass, c, KernelShape{Precision::fp32, 0, 1, 1}, per_micro);
+        add(name, cls, part, pass, c, KernelShape{Precision::fp32, 0, 1, static_cast<double>(launches)}, per_micro);
     }
 };
 
@@ -201,22 +227,30 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
             return grouped(grouped_gemm_shape_from_tiles(row_tiles, rows, n, l.precision, hw));
         };
 
-        b.add("router_gemm", KernelClass::router, StepPart::router, Pass::forward, router_logits_cost(whole(tm), d, e, 2),
-              KernelShape{}, ml);
+        // Router: the logits GEMM (T, E) = (T, D) x (D, E) (timing.h router_gemm_efficiency, as the
+        // calibration prices its router samples), then softmax/top-K.
+        const Precision router_precision = l.precision == Precision::fp8 ? Precision::bf16 : l.precision;
+        const Efficiency router_eff = router_gemm_efficiency(hw);
+        const KernelShape router_shape = router_gemm_shape(tm, static_cast<double>(e), router_precision, hw);
+        b.add("router_gemm", KernelClass::router, router_eff, StepPart::router, Pass::forward,
+              router_logits_cost(whole(tm), d, e, 2), router_shape, ml);
         b.add("softmax_topk", KernelClass::router, StepPart::router, Pass::forward, softmax_topk_cost(whole(tm), e, k),
-              KernelShape{Precision::fp32, 0, 1, 1}, ml);
-        b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, 2), ml);
+              KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkLaunches}, ml);
+        b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, 2), ml,
+                      KernelClass::permute, kPermuteLaunches);
         b.add("expert_fc1", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::forward,
               grouped_gemm_cost(rows, active, fc1_n, d, b.elem),
               m_grouped(static_cast<double>(fc1_n)), ml);
-        b.elementwise("expert_act", StepPart::expert_gemm, Pass::forward, activation_cost(whole(rows), f_gpu, glu, 2), ml);
+        b.elementwise("expert_act", StepPart::expert_gemm, Pass::forward, activation_cost(whole(rows), f_gpu, glu, 2), ml,
+                      KernelClass::activation, kActivationLaunches);
         b.add("expert_fc2", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::forward,
               grouped_gemm_cost(rows, active, d, f_gpu, b.elem),
               m_grouped(dd), ml);
-        b.elementwise("unpermute_combine", StepPart::combine, Pass::forward, combine_cost(whole(tm), k, d, 2), ml);
+        b.elementwise("unpermute_combine", StepPart::combine, Pass::forward, combine_cost(whole(tm), k, d, 2), ml,
+                      KernelClass::combine, kCombineLaunches);
         // Backward, in reverse.
         b.elementwise("unpermute_combine_bwd", StepPart::combine, Pass::backward,
-                      twice_bytes(combine_cost(whole(tm), k, d, 2)), ml);
+                      twice_bytes(combine_cost(whole(tm), k, d, 2)), ml, KernelClass::combine, kCombineBwdLaunches);
         b.add("expert_fc2_dgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_cost(rows, active, f_gpu, d, b.elem),
               m_grouped(static_cast<double>(f_gpu)), ml);
@@ -226,7 +260,8 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         b.add("expert_fc2_wgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_wgrad_cost(rows, active, d, f_gpu, b.elem), grouped(w2), ml);
         b.elementwise("expert_act_bwd", StepPart::expert_gemm, Pass::backward,
-                      twice_bytes(activation_cost(whole(rows), f_gpu, glu, 2)), ml);
+                      twice_bytes(activation_cost(whole(rows), f_gpu, glu, 2)), ml, KernelClass::activation,
+                      kActivationBwdLaunches);
         b.add("expert_fc1_dgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_cost(rows, active, d, fc1_n, b.elem),
               m_grouped(dd), ml);
@@ -235,22 +270,28 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         w1.useful_fraction *= tail;
         b.add("expert_fc1_wgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_wgrad_cost(rows, active, fc1_n, d, b.elem), grouped(w1), ml);
-        b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, twice_bytes(permute_cost(whole(tm), k, d, 2)), ml);
+        b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, twice_bytes(permute_cost(whole(tm), k, d, 2)), ml,
+                      KernelClass::permute, kPermuteBwdLaunches);
         b.add("softmax_topk_bwd", KernelClass::router, StepPart::router, Pass::backward,
-              twice_bytes(softmax_topk_cost(whole(tm), e, k)), KernelShape{Precision::fp32, 0, 1, 1}, ml);
+              twice_bytes(softmax_topk_cost(whole(tm), e, k)), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkBwdLaunches},
+              ml);
         OpCost router_bwd = router_logits_cost(whole(tm), d, e, 2);
         router_bwd.flops *= 2.0;  // dgrad + wgrad
         router_bwd.bytes *= 2.0;
-        b.add("router_gemm_bwd", KernelClass::router, StepPart::router, Pass::backward, router_bwd, KernelShape{}, ml);
+        const KernelShape router_bwd_shape{router_precision, 0, 1, kRouterGemmBwdLaunches};
+        b.add("router_gemm_bwd", KernelClass::router, router_eff, StepPart::router, Pass::backward, router_bwd,
+              router_bwd_shape, ml);
         b.cast_in += rows * (dd + static_cast<double>(f_gpu)) * ml;
         b.cast_grad += rows * (static_cast<double>(fc1_n) + dd) * ml;
         if (moe.shared_experts > 0) {
             const double fs = static_cast<double>(moe.shared_experts * moe.shared_ffn) / tp;
             b.linear("shared_fc1", "shared_fc1_dgrad", "shared_fc1_wgrad", StepPart::dense_gemm, t, (glu ? 2.0 : 1.0) * fs,
                      dd, ml);
-            b.elementwise("shared_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fs), glu, 2), ml);
+            b.elementwise("shared_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fs), glu, 2), ml,
+                          KernelClass::activation, kActivationLaunches);
             b.elementwise("shared_act_bwd", StepPart::elementwise, Pass::backward,
-                          twice_bytes(activation_cost(whole(t), whole(fs), glu, 2)), ml);
+                          twice_bytes(activation_cost(whole(t), whole(fs), glu, 2)), ml, KernelClass::activation,
+                          kActivationBwdLaunches);
             b.linear("shared_fc2", "shared_fc2_dgrad", "shared_fc2_wgrad", StepPart::dense_gemm, t, dd, fs, ml);
         }
     }
@@ -261,9 +302,11 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         const bool glu = m.ffn_kind == FfnKind::glu;
         const double fw = static_cast<double>(m.ffn) / tp;
         b.linear("ffn_fc1", "ffn_fc1_dgrad", "ffn_fc1_wgrad", StepPart::dense_gemm, t, (glu ? 2.0 : 1.0) * fw, dd, dl);
-        b.elementwise("ffn_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fw), glu, 2), dl);
+        b.elementwise("ffn_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fw), glu, 2), dl,
+                      KernelClass::activation, kActivationLaunches);
         b.elementwise("ffn_act_bwd", StepPart::elementwise, Pass::backward,
-                      twice_bytes(activation_cost(whole(t), whole(fw), glu, 2)), dl);
+                      twice_bytes(activation_cost(whole(t), whole(fw), glu, 2)), dl, KernelClass::activation,
+                      kActivationBwdLaunches);
         b.linear("ffn_fc2", "ffn_fc2_dgrad", "ffn_fc2_wgrad", StepPart::dense_gemm, t, dd, fw, dl);
     }
     const int last_layer_kernel = list.size;

@@ -14,7 +14,8 @@
 //     u           shape.useful_fraction: useful / launched MMA work (tile quantization)
 //     wave        ceil(w) / w with w = tiles / launches / slots, slots = units * e.ctas_per_unit,
 //                 when e.wave_quantization and shape.tiles > 0 (wave quantization per launch)
-//     launches    1, or the active experts when e.launch_per_group (a loop of per-expert GEMMs)
+//     launches    device kernels per op (sim/ops.h: permute 4, ...), or the active experts when
+//                 e.launch_per_group (a loop of per-expert GEMMs)
 //   gemm_shape(...) and grouped_gemm_shape(...) compute tiles and u from (m, n) or from the rows
 //   each expert receives (Poisson per expert, or exact when balanced), with the class's tile.
 //   A calibrator fits the [efficiency.<class>] values of a profile so that predict_kernel_time
@@ -41,8 +42,20 @@ struct KernelShape {
 };
 
 double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
+// The same with an explicit efficiency (a class's, or the router GEMM's composite below).
+double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
 // One GEMM with an (m, n) output: tiles = ceil(m/BM) ceil(n/BN), u = m n / (tiles BM BN).
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw);
+// The router's logits GEMM (T, E) = (T, D) x (D, E), part of class router (its softmax/top-K is
+// the memory-bound rest), in the cost model and in calibration alike. It computes at the dense
+// gemm class's compute efficiency and tile (fitted on large compute-bound GEMMs: the router's own
+// samples are memory- or launch-bound except at large T and E, so they cannot pin a compute
+// fraction), with the router class's memory efficiency and launch overhead.
+Efficiency router_gemm_efficiency(const HardwareProfile& hw);
+// Its (T, E) output in that tile, kRouterGemmLaunches launches. Wave quantization only from one
+// full wave of output tiles up: with fewer tiles than SMs cuBLAS splits K to fill them (the
+// measured router samples show splitKreduce_kernel there).
+KernelShape router_gemm_shape(double t, double e, Precision p, const HardwareProfile& hw);
 // M-grouped GEMM over `experts` experts receiving `rows` rows together, output width n.
 KernelShape grouped_gemm_shape(double rows, int64_t experts, double n, bool balanced, Precision p,
                                const HardwareProfile& hw);

@@ -119,6 +119,20 @@ std::vector<double> TomlReader::get_double_array(const std::string& key) {
     return out;
 }
 
+std::vector<std::string> TomlReader::get_string_array(const std::string& key) {
+    const toml::node* n = node(key);
+    std::vector<std::string> out;
+    if (!n) return out;
+    const toml::array* arr = n->as_array();
+    if (!arr) fail(key, "expected an array of strings");
+    for (const auto& e : *arr) {
+        auto v = e.value_exact<std::string>();
+        if (!v) fail(key, "expected an array of strings");
+        out.push_back(*v);
+    }
+    return out;
+}
+
 std::optional<TomlReader> TomlReader::table(const std::string& key) {
     const toml::node* n = node(key);
     if (!n) return std::nullopt;

@@ -36,6 +36,7 @@ public:
     std::string require_string(const std::string& key);
     std::vector<int64_t> get_int_array(const std::string& key);
     std::vector<double> get_double_array(const std::string& key);
+    std::vector<std::string> get_string_array(const std::string& key);
 
     // A string key that must be one of `choices`.
     template <typename Enum>

@@ -248,8 +248,16 @@ FindingCheck check_finding3(const Law& law, const Family& family,
     return f;
 }
 
-FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& o) {
-    const LawForm& form = law_form(o.law_form, "[fit] law");
+FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& o,
+                        LawSelection* selection) {
+    std::string name = o.law_form;
+    if (name == "auto") {
+        LawSelection sel = select_law_form(runs, o);
+        name = sel.chosen;
+        if (selection)
+            *selection = std::move(sel);
+    }
+    const LawForm& form = law_form(name, "[fit] law");
     FitOptions fo;
     fo.grid = validation_start_grid(form, o.grid);
     fo.threads = o.threads;
@@ -261,9 +269,9 @@ FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const Validatio
 
 Validation validate_study(const std::vector<StudyRunRecord>& runs,
                           const std::vector<double>& sparsity_grid, const Family& family,
-                          const ValidationOptions& o, const FitResult* prefit) {
+                          const ValidationOptions& o, const FitResult* prefit,
+                          const LawSelection* selection) {
     Validation v;
-    v.law_form = o.law_form;
     const FitData fit = to_fit_data(runs, false, "study runs (fitting budgets)");
     const FitData held = to_fit_data(runs, true, "study runs (hold-out budget)");
     v.n_fit = int(fit.points.size());
@@ -279,8 +287,15 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
         }
     }
 
-    v.fit = prefit ? *prefit : fit_study_law(runs, o);
+    if (prefit) {
+        v.fit = *prefit;
+        if (selection)
+            v.selection = *selection;
+    } else {
+        v.fit = fit_study_law(runs, o, &v.selection);
+    }
     const Law& law = v.fit.law;
+    v.law_form = law.form->name;
 
     // Hold-out: every run's predicted loss; the optimum on the grid, predicted and measured.
     std::vector<double> abs_err;
@@ -288,7 +303,7 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
     for (const StudyRunRecord& r : runs) {
         if (!r.holdout || r.status != "done")
             continue;
-        HoldoutPoint p{r, law.loss(r.n, r.d, r.s), 0};
+        HoldoutPoint p{r, law.loss(r.n, r.d, r.s, r.n_active), 0};
         p.error = (p.predicted_loss - r.loss) / r.loss;
         abs_err.push_back(std::fabs(p.error));
         if (p.predicted_loss < best_pred)

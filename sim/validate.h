@@ -42,7 +42,12 @@ struct StudyRunRecord {
 };
 
 struct ValidationOptions {
+    // A form name (law.h), or "auto": choose among `candidates` by forward-chaining
+    // cross-validation on the fitting budgets only (select_law_form), then fit the chosen form on
+    // all fitting budgets.
     std::string law_form = "abnar2025";
+    std::vector<std::string> candidates;  // "auto" only; empty: every built-in form
+    int cv_folds = 2;  // the last cv_folds fitting budgets, each predicted from the budgets below
     int bootstrap = 0;            // resamples for coefficient CIs
     std::string grid = "coarse";  // "default" (the form's published start grid) or "coarse"
     int threads = 2;
@@ -56,6 +61,36 @@ struct ValidationOptions {
 // The start grid used: the form's default, or "coarse" (every other value of each list, ends kept).
 std::vector<std::vector<double>> validation_start_grid(const LawForm& form,
                                                        const std::string& grid);
+
+// Forward-chaining cross-validation of one form: fit on the fitting budgets below
+// `predict_budget`, predict that budget's runs. Hold-out runs are never read.
+struct CvFold {
+    double predict_budget = 0;
+    int n_train = 0, n_predict = 0;
+    bool ok = false;
+    std::string error;              // why the fit failed (ok = false)
+    double mean_abs_log_error = 0;  // mean over the budget's runs of |log(predicted / measured)|
+    double mean_abs_error = 0;      // mean of |predicted / measured − 1|
+    double optimum_loss_error = 0;  // (law's loss at its best run − measured best) / measured best
+    std::vector<std::string> params_outside_grid;
+};
+struct CvCandidate {
+    std::string form;
+    std::vector<CvFold> folds;
+    double score = 0;  // mean of the folds' mean_abs_log_error; +inf when a fold failed
+};
+struct LawSelection {
+    bool done = false;  // false: no selection was asked for (a fixed [fit] law)
+    std::vector<CvCandidate> candidates;
+    std::string chosen;  // lowest score; ties go to the earlier candidate
+};
+
+// Scores every candidate form (ValidationOptions::candidates; empty: all built-in forms) by
+// forward-chaining CV over the last `cv_folds` fitting budgets and picks the lowest score.
+// Reads only runs with holdout = false and status "done". Throws InputError when no candidate can
+// be scored (fewer than two fitting budgets, or every fit failed).
+LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
+                             const ValidationOptions& options);
 
 struct HoldoutPoint {
     StudyRunRecord run;
@@ -74,7 +109,8 @@ struct FindingCheck {
 };
 
 struct Validation {
-    std::string law_form;
+    std::string law_form;  // the form fitted (the chosen one under "auto")
+    LawSelection selection;
     FitResult fit;
     int n_fit = 0, n_holdout = 0, n_missing = 0;
     double holdout_budget = 0;
@@ -103,13 +139,16 @@ struct Validation {
 };
 
 // family: the study's architectures (for the law's optimum and finding 2); may have no choices.
-// prefit: a law already fitted to the same fitting runs (skips the fit).
+// prefit: a law already fitted to the same fitting runs (skips the fit and, under "auto", the
+// selection, whose result `selection` then carries).
 Validation validate_study(const std::vector<StudyRunRecord>& runs,
                           const std::vector<double>& sparsity_grid, const Family& family,
-                          const ValidationOptions& options, const FitResult* prefit = nullptr);
+                          const ValidationOptions& options, const FitResult* prefit = nullptr,
+                          const LawSelection* selection = nullptr);
 // The fit alone (the fitting budgets' finished runs), e.g. to predict before the hold-out is
-// trained.
-FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& options);
+// trained. Under law_form "auto" it selects the form first and stores the CV in `selection`.
+FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& options,
+                        LawSelection* selection = nullptr);
 
 nlohmann::json validation_json(const Validation& v);
 std::string validation_text(const Validation& v);

@@ -33,6 +33,58 @@ nlohmann::json point_json(const HoldoutPoint& p) {
     return j;
 }
 
+nlohmann::json selection_json(const LawSelection& sel) {
+    nlohmann::json cands = nlohmann::json::array();
+    for (const CvCandidate& c : sel.candidates) {
+        nlohmann::json folds = nlohmann::json::array();
+        for (const CvFold& f : c.folds) {
+            nlohmann::json j = {{"predict_budget_flops", f.predict_budget},
+                                {"n_train", f.n_train},
+                                {"n_predict", f.n_predict},
+                                {"ok", f.ok}};
+            if (f.ok) {
+                j["mean_abs_log_loss_error"] = f.mean_abs_log_error;
+                j["mean_abs_loss_error"] = f.mean_abs_error;
+                j["optimum_loss_error"] = f.optimum_loss_error;
+                j["params_outside_grid"] = f.params_outside_grid;
+            } else {
+                j["error"] = f.error;
+            }
+            folds.push_back(j);
+        }
+        cands.push_back({{"form", c.form},
+                         {"score", std::isfinite(c.score) ? nlohmann::json(c.score)
+                                                          : nlohmann::json(nullptr)},
+                         {"folds", folds}});
+    }
+    return {{"method", "forward-chaining cross-validation on the fitting budgets: fit on the "
+                       "budgets below each predicted budget; score = mean over folds of mean "
+                       "|log(predicted / measured loss)|; hold-out runs not used"},
+            {"chosen", sel.chosen},
+            {"candidates", cands}};
+}
+
+std::string selection_text(const LawSelection& sel) {
+    std::string s = "law form chosen by forward-chaining cross-validation on the fitting budgets "
+                    "(hold-out not used): fit below each budget, predict its runs\n";
+    s += fmt::format("  {:<18} {:>9}", "form", "score");
+    if (!sel.candidates.empty())
+        for (const CvFold& f : sel.candidates.front().folds)
+            s += fmt::format("  | C {:<8.3g} |log err| opt.err", f.predict_budget);
+    s += "\n";
+    for (const CvCandidate& c : sel.candidates) {
+        s += fmt::format("  {:<18} {:>8.2f}%", c.form, 100 * c.score);
+        for (const CvFold& f : c.folds)
+            s += f.ok ? fmt::format("  | fit {:>2} runs  {:>6.2f} %  {:>+6.2f} %", f.n_train,
+                                    100 * f.mean_abs_log_error, 100 * f.optimum_loss_error)
+                      : fmt::format("  | failed: {}", f.error);
+        s += c.form == sel.chosen ? "  <- chosen\n" : "\n";
+    }
+    s += "  (score: mean |log(predicted/measured)| over the folds; opt.err: law's best run vs "
+         "measured best at that budget)\n";
+    return s;
+}
+
 }  // namespace
 
 nlohmann::json validation_json(const Validation& v) {
@@ -72,6 +124,7 @@ nlohmann::json validation_json(const Validation& v) {
           {"starts", v.fit.quality.starts},
           {"params_outside_grid", v.fit.quality.params_outside_grid}}},
         {"holdout_budget_flops", v.holdout_budget},
+        {"selection", v.selection.done ? selection_json(v.selection) : nlohmann::json(nullptr)},
         {"holdout", holdout},
         {"holdout_mean_abs_loss_error", v.holdout_mean_abs_error},
         {"totals",
@@ -110,6 +163,8 @@ std::string validation_text(const Validation& v) {
     const Law& law = v.fit.law;
     std::string s = fmt::format("runs: {} fitting, {} hold-out, {} not done\n", v.n_fit,
                                 v.n_holdout, v.n_missing);
+    if (v.selection.done)
+        s += selection_text(v.selection);
     s += fmt::format("law {} fitted on the fitting budgets: {}\n", law.form->name,
                      law.form->formula);
     for (size_t j = 0; j < law.form->params.size(); ++j) {

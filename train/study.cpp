@@ -178,13 +178,31 @@ Study load_study(const std::string& path) {
     s.out_dir = r.get_string("out_dir", "runs");
     s.profile = r.get_string("profile", "");
     if (auto f = r.table("fit")) {
+        std::string forms;
+        for (const std::string& n : sim::law_form_names())
+            forms += (forms.empty() ? "" : ", ") + n;
         s.validation.law_form = f->get_string("law", s.validation.law_form);
-        try {
-            sim::law_form(s.validation.law_form, path);
-        } catch (const sim::InputError&) {
-            f->fail("law",
-                    "a law form (chinchilla, abnar2025), got \"" + s.validation.law_form + "\"");
+        if (s.validation.law_form != "auto") {
+            try {
+                sim::law_form(s.validation.law_form, path);
+            } catch (const sim::InputError&) {
+                f->fail("law", "\"auto\" or a law form (" + forms + "), got \"" +
+                                   s.validation.law_form + "\"");
+            }
         }
+        s.validation.candidates = f->get_string_array("candidates");
+        for (const std::string& c : s.validation.candidates) {
+            try {
+                sim::law_form(c, path);
+            } catch (const sim::InputError&) {
+                f->fail("candidates", "law forms (" + forms + "), got \"" + c + "\"");
+            }
+        }
+        if (!s.validation.candidates.empty() && s.validation.law_form != "auto")
+            f->fail("candidates", "only with law = \"auto\"");
+        s.validation.cv_folds = static_cast<int>(f->get_int("cv_folds", 2));
+        if (s.validation.cv_folds < 1)
+            f->fail("cv_folds", "a positive integer");
         s.validation.bootstrap = static_cast<int>(f->get_int("bootstrap", 0));
         s.validation.grid =
             f->get_enum("grid", std::string("coarse"),

@@ -61,6 +61,49 @@ TEST(SampleKernel, GemmTilesByHand) {
     EXPECT_EQ(k.shape.precision, Precision::bf16);
 }
 
+TEST(SampleKernel, ClassByKernelNameAndLaunchesFromDeviceKernels) {
+    KernelSample s;
+    s.kernel_class = "elementwise";  // as every profile on disk writes the memory-bound MoE ops
+    s.kernel = "permute";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::permute);
+    EXPECT_DOUBLE_EQ(sample_launches(s), 4);  // no kernel list (CPU): kPermuteLaunches
+    s.device_kernels = {"chunk_count", "chunk_base", "scatter", "gather", "extra"};
+    EXPECT_DOUBLE_EQ(sample_launches(s), 5);  // the measured list wins
+    EXPECT_DOUBLE_EQ(sample_kernel(s, KernelClass::permute, Efficiency{}, Precision::bf16).shape.launches, 5);
+    s.kernel = "activation";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::activation);
+    s.kernel = "combine";
+    s.kernel_class = "memory";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
+    s.kernel = "rmsnorm";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::elementwise);
+    s.kernel_class = "combine";  // a profile may name the class itself
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
+}
+
+// A GPU router sample is the logits GEMM (gemm compute and tile, router memory and launch) plus
+// softmax/top-K (router class); split-K adds a device kernel, counted as a GEMM launch.
+TEST(SampleKernel, RouterIsLogitsGemmPlusSoftmaxByHand) {
+    const HardwareProfile hw = load_hardware("h200");
+    KernelSample s;
+    s.kernel = "router";
+    s.kernel_class = "router";
+    s.dtype = "bf16";
+    s.matmul = true;
+    s.dims = {{"T", 64}, {"D", 4096}, {"E", 8}, {"K", 2}, {"M", 64}, {"N", 8}, {"Kd", 4096}};
+    s.device_kernels = {"nvjet_splitK", "splitKreduce_kernel", "softmax_topk_kernel"};
+    // GEMM: F = 2*64*4096*8, B = (64*4096 + 4096*8)*2 + 64*8*4, two launches; one 128 x 256 tile
+    // (u = 64*8 / 32768), under one wave of 132 SMs: no wave term.
+    const double f = 2.0 * 64 * 4096 * 8, b = (64.0 * 4096 + 4096 * 8) * 2 + 64 * 8 * 4;
+    const double eta_c = 0.80 * (f / 2) / (f / 2 + 1e9), eta_m = 0.50 * (b / 2) / (b / 2 + 1e6);
+    const double gemm = std::max(f / (64.0 * 8 / 32768 * eta_c * 989.4e12), b / (eta_m * 4.8e12)) + 2 * 5e-6;
+    // Softmax/top-K: 3*64*8 FLOPs at 0.30 of the 67 TFLOP/s vector peak, 4*64*8 + 8*64*2 bytes.
+    const double sb = 4.0 * 64 * 8 + 8.0 * 64 * 2;
+    const double softmax = std::max(3.0 * 64 * 8 / (0.30 * 67e12), sb / (0.50 * sb / (sb + 1e6) * 4.8e12)) + 5e-6;
+    EXPECT_NEAR(predict_sample_s(s, KernelClass::router, hw, Precision::bf16), gemm + softmax, 1e-15);
+    EXPECT_EQ(sample_kernels(s, KernelClass::router, hw, Precision::bf16).size(), 2u);
+}
+
 TEST(HeldOut, SplitIsByShapeAndDeterministic) {
     std::set<std::string> keys;
     for (int i = 0; i < 100; ++i) keys.insert("T=" + std::to_string(i));
@@ -157,6 +200,73 @@ TEST(Calibrate, ReportsHeldOutErrorAndWritesALoadableProfile) {
     EXPECT_NEAR(loaded.eff(KernelClass::grouped_gemm).compute, r.efficiency.compute, 1e-12);
     EXPECT_NEAR(loaded.eff(KernelClass::grouped_gemm).launch_s, r.efficiency.launch_s, 1e-15);
     EXPECT_NE(text.find("[calibration.grouped_gemm]"), std::string::npos);
+}
+
+// Memory-bound MoE ops with different known efficiencies, all written with class = 'elementwise':
+// calibration recovers each op's own times exactly and fits `elementwise` on all of them, which
+// no single efficiency can match. (Times, not parameters: for one op bytes and FLOPs are
+// proportional and t = (B + n h) / (m BW) + n L, so only the slope and the intercept are pinned.)
+TEST(Calibrate, RecoversEachMemoryBoundOpClass) {
+    HardwareProfile truth = synthetic_device();
+    auto set = [&](KernelClass c, double memory, double half, double launch) {
+        Efficiency& e = truth.efficiency[static_cast<size_t>(c)];
+        e = Efficiency{};
+        e.compute = 0.9;  // memory-bound everywhere: 5/6 FLOP per byte at <= 0.8 x 2e10 B/s
+        e.memory = memory;
+        e.memory_half_bytes = half;
+        e.launch_s = launch;
+        e.wave_quantization = false;
+    };
+    set(KernelClass::activation, 0.3, 5e4, 2e-6);
+    set(KernelClass::permute, 0.8, 2e5, 5e-6);
+    set(KernelClass::combine, 0.6, 1e5, 1e-6);
+    MeasuredProfile p;
+    p.provenance.device_kind = "gpu-less";  // keep the synthetic peaks
+    p.provenance.device = "synthetic";
+    for (int64_t t : {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192})
+        for (const char* op : {"activation", "permute", "combine"}) {
+            KernelSample s;
+            s.kernel = op;
+            s.kernel_class = "elementwise";
+            s.dtype = "fp32";
+            s.dims = {{"T", t}, {"D", 256}, {"K", 2}};
+            s.shape_key = "T=" + std::to_string(t);
+            const std::string name = op;
+            const OpCost c = name == "activation" ? activation_cost(2 * t, 256, true, 4)
+                             : name == "permute"  ? permute_cost(t, 2, 256, 4)
+                                                  : combine_cost(t, 2, 256, 4);
+            s.flops = c.flops;
+            s.bytes = c.bytes;
+            s.median_s = predict_sample_s(s, sample_class(s, "t"), truth, Precision::fp32);
+            s.reps = 1;
+            p.samples.push_back(s);
+        }
+    HardwareProfile base = truth;
+    for (KernelClass c : {KernelClass::activation, KernelClass::permute, KernelClass::combine})
+        base.efficiency[static_cast<size_t>(c)] = Efficiency{};  // forget the answer
+    const Calibration cal = calibrate(p, {"synthetic.toml"}, base);
+    ASSERT_EQ(cal.classes.size(), 4u);  // elementwise (all 30 samples) and the three ops
+    EXPECT_EQ(cal.classes[0].cls, KernelClass::elementwise);
+    EXPECT_EQ(cal.classes[0].fit_samples + cal.classes[0].heldout_samples, 30);
+    EXPECT_GT(cal.classes[0].heldout_median_ape, 0.05);
+    const std::vector<KernelClass> ops = {KernelClass::activation, KernelClass::permute, KernelClass::combine};
+    for (size_t i = 0; i < ops.size(); ++i) {
+        const ClassReport& r = cal.classes[i + 1];
+        EXPECT_EQ(r.cls, ops[i]);
+        EXPECT_EQ(r.fit_samples + r.heldout_samples, 10) << to_string(r.cls);
+        EXPECT_LT(r.heldout_median_ape, 1e-4) << to_string(r.cls);
+    }
+    // The written profile carries each class's table, and reproduces the truth beyond the grid.
+    const std::string text = calibrated_profile_string(parse_toml_file(base.source), cal, "cpu-synthetic");
+    const HardwareProfile loaded = hardware_from_toml_string(text, "calibrated.toml");
+    EXPECT_NE(text.find("[efficiency.combine]"), std::string::npos);
+    KernelSample far = p.samples[1];  // permute
+    const OpCost c = permute_cost(65536, 2, 256, 4);
+    far.flops = c.flops;
+    far.bytes = c.bytes;
+    EXPECT_NEAR(predict_sample_s(far, KernelClass::permute, loaded, Precision::fp32) /
+                    predict_sample_s(far, KernelClass::permute, truth, Precision::fp32),
+                1.0, 1e-4);
 }
 
 TEST(Calibrate, TooFewShapesIsAnInputError) {

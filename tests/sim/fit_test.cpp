@@ -129,6 +129,40 @@ TEST(Fit, RecoversAbnarCoefficientsNoiseFree) {
     EXPECT_LT(r.objective, 1e-20);
 }
 
+// The two small forms added for miniature studies are recovered from noise-free synthetic runs
+// (the paper-like grid above), from a few starts of their grids.
+TEST(Fit, RecoversChinchillaSparseAndActiveNoiseFree) {
+    EXPECT_EQ(grid_size(default_start_grid(law_form("chinchilla-sparse"))), 18000u);  // 4500 x 4 delta
+    EXPECT_EQ(grid_size(default_start_grid(law_form("chinchilla-active"))), 4500u);
+    for (const std::string form : {"chinchilla-sparse", "chinchilla-active"}) {
+        const bool sparse = form == "chinchilla-sparse";
+        const Law truth = law_from_toml_string(
+            "name = \"truth\"\nform = \"" + form +
+                "\"\n[coefficients]\nA = 500\nB = 2000\nE = 1.8\nalpha = 0.34\nbeta = 0.36\n" +
+                (sparse ? "delta = 0.15\n" : ""),
+            "truth.toml");
+        FitData data = synthetic_abnar(load_law("abnar2025"), 0, 1);
+        for (FitPoint& p : data.points) p.loss = truth.loss(p.n, p.d, p.s, p.n_active);
+        FitOptions opt;
+        opt.grid = default_start_grid(law_form(form));
+        opt.grid[0] = {0, 5, 10};
+        opt.grid[1] = {0, 5, 10};
+        opt.grid[2] = {0, 0.5};
+        opt.grid[3] = {0.5};
+        opt.grid[4] = {0.5};
+        if (sparse) opt.grid[5] = {0, 0.5};
+        const FitResult r = fit_law(law_form(form), data, {}, opt);
+        for (const std::string& p : truth.form->params)
+            EXPECT_NEAR(r.law.coefficient(p), truth.coefficient(p), 1e-4 * std::fabs(truth.coefficient(p)))
+                << form << " " << p;
+        // Without active parameters the N_a form cannot be fitted.
+        if (!sparse) {
+            for (FitPoint& p : data.points) p.n_active = 0;
+            EXPECT_THROW(fit_law(law_form(form), data, {}, opt), InputError);
+        }
+    }
+}
+
 TEST(Fit, BootstrapIntervalsCoverTruthWithNoise) {
     const Law truth = load_law("abnar2025");
     FitOptions opt;

@@ -103,6 +103,39 @@ heldout_median_ape = 0.1
     EXPECT_DOUBLE_EQ(e.launch_s, 3e-6);
 }
 
+TEST(Hardware, MoeOpClassesFallBackToElementwise) {
+    const std::string text = std::string(kMinimal) + R"(
+[efficiency.elementwise]
+compute = 0.4
+memory = 0.6
+memory_half_mb = 2
+launch_us = 3
+[efficiency.permute]
+memory = 0.9
+)";
+    const HardwareProfile hw = hardware_from_toml_string(text, "fallback.toml");
+    for (KernelClass c : {KernelClass::activation, KernelClass::combine}) {
+        const Efficiency& e = hw.eff(c);
+        EXPECT_DOUBLE_EQ(e.compute, 0.4) << to_string(c);
+        EXPECT_DOUBLE_EQ(e.memory, 0.6) << to_string(c);
+        EXPECT_DOUBLE_EQ(e.memory_half_bytes, 2e6) << to_string(c);
+        EXPECT_DOUBLE_EQ(e.launch_s, 3e-6) << to_string(c);
+    }
+    const ProfileValue* v = find(hw, "efficiency.activation.memory");
+    ASSERT_NE(v, nullptr);
+    EXPECT_DOUBLE_EQ(v->value, 0.6);
+    EXPECT_NE(v->provenance.source.find("falls back to efficiency.elementwise"), std::string::npos);
+    // A table of its own is read as any class table: keys it leaves out take the built-in defaults.
+    EXPECT_DOUBLE_EQ(hw.eff(KernelClass::permute).memory, 0.9);
+    EXPECT_DOUBLE_EQ(hw.eff(KernelClass::permute).compute, Efficiency{}.compute);
+    EXPECT_EQ(find(hw, "efficiency.permute.memory")->provenance.type, "measured");
+    // Datasheet profiles have only the generic table.
+    const HardwareProfile h200 = load_hardware("h200");
+    EXPECT_DOUBLE_EQ(h200.eff(KernelClass::permute).memory, h200.eff(KernelClass::elementwise).memory);
+    EXPECT_DOUBLE_EQ(h200.eff(KernelClass::combine).memory_half_bytes,
+                     h200.eff(KernelClass::elementwise).memory_half_bytes);
+}
+
 TEST(Hardware, SchemaErrorsNameTheKey) {
     auto expect_error = [](const std::string& text, const std::string& key) {
         try {

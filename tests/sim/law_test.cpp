@@ -1,6 +1,9 @@
 // sim/law: the bundled laws evaluate to the values derived in paper-notes.md, the Chinchilla
 // frontier matches a brute-force minimisation, and bad law files are rejected with file and key.
 #include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -48,6 +51,38 @@ TEST(Law, ChinchillaCoefficientsAndFrontier) {
     const Law e = load_law("chinchilla-epoch2024");
     EXPECT_DOUBLE_EQ(e.coefficient("A"), 482.01);
     EXPECT_NEAR(e.loss(1e9, 2e10), 1.8172 + 482.01 / std::pow(1e9, 0.3478) + 2085.43 / std::pow(2e10, 0.3658), 1e-12);
+}
+
+TEST(Law, ChinchillaActiveReadsActiveParameters) {
+    // L = A/N_a^alpha + B/D^beta + E at A 400, B 2000, E 1.5, alpha .3, beta .35, N_a 3e8, D 2e10:
+    // 1.5 + 400/3e8^.3 + 2000/2e10^.35 = 3.1415260357816344 (Python, math.pow).
+    const Law law = law_from_toml_string(
+        "name = \"t\"\nform = \"chinchilla-active\"\n[coefficients]\nA = 400\nB = 2000\nE = 1.5\n"
+        "alpha = 0.3\nbeta = 0.35\n",
+        "t.toml");
+    EXPECT_TRUE(law.form->uses_n_active);
+    EXPECT_NEAR(law.loss(1e9, 2e10, 0.5, 3e8), 3.1415260357816344, 1e-12);
+    // Total N and S do not enter.
+    EXPECT_NEAR(law.loss(7e9, 2e10, 0.9, 3e8), 3.1415260357816344, 1e-12);
+    EXPECT_THROW(law.loss(1e9, 2e10, 0.5), std::invalid_argument);  // N_a unknown
+}
+
+TEST(Law, ChinchillaSparseDiscountsSparseParameters) {
+    // L = A/((1-S)^delta N^alpha) + B/D^beta + E at A 30, B 150, E .8, alpha .25, beta .3,
+    // delta .2, N 1e7, D 1e8 (Python): S 0 -> 1.9306445788419229, S .875 -> 2.205771024334346.
+    const Law law = law_from_toml_string(
+        "name = \"t\"\nform = \"chinchilla-sparse\"\n[coefficients]\nA = 30\nB = 150\nE = 0.8\n"
+        "alpha = 0.25\nbeta = 0.3\ndelta = 0.2\n",
+        "t.toml");
+    EXPECT_TRUE(law.form->uses_sparsity);
+    EXPECT_FALSE(law.form->uses_n_active);
+    EXPECT_NEAR(law.loss(1e7, 1e8, 0.0), 1.9306445788419229, 1e-12);
+    EXPECT_NEAR(law.loss(1e7, 1e8, 0.875), 2.205771024334346, 1e-12);
+    const Law b = law_from_toml_string(law_to_toml(law), "roundtrip.toml");
+    EXPECT_EQ(b.form->name, "chinchilla-sparse");
+    EXPECT_DOUBLE_EQ(b.coefficient("delta"), 0.2);
+    EXPECT_EQ(law_form_names(), (std::vector<std::string>{"chinchilla", "abnar2025",
+                                                          "chinchilla-active", "chinchilla-sparse"}));
 }
 
 TEST(Law, TomlRoundTrip) {

@@ -154,6 +154,56 @@ TEST(Timing, ImbalanceFp8AndRecomputeMoveTimeTheRightWay) {
     EXPECT_LT(full.memory.activations_bytes, base.memory.activations_bytes);
 }
 
+// The MoE ops are priced in their own classes with the device-kernel counts of sim/ops.h; on a
+// datasheet profile (no [efficiency.permute] etc.) the specific classes are the elementwise table.
+TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    Layout l = parse_parallel("ep=8", Layout{});
+    l.gpus = 8;
+    l.global_batch = 64;
+    l.routing.kind = RoutingKind::balanced;
+    resolve_layout(l, m, hw, "test");
+    CostPrediction c;
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+    auto find = [&](const char* name) -> const Kernel& {
+        for (int i = 0; i < c.kernels.size; ++i)
+            if (std::string(c.kernels.items[static_cast<size_t>(i)].name) == name)
+                return c.kernels.items[static_cast<size_t>(i)];
+        ADD_FAILURE() << "no kernel " << name;
+        return c.kernels.items[0];
+    };
+    struct Expect {
+        const char* name;
+        KernelClass cls;
+        int launches;
+    };
+    for (const Expect& x : {Expect{"permute", KernelClass::permute, 4}, Expect{"permute_bwd", KernelClass::permute, 1},
+                            Expect{"expert_act", KernelClass::activation, 1},
+                            Expect{"unpermute_combine", KernelClass::combine, 1},
+                            Expect{"softmax_topk", KernelClass::router, 1}, Expect{"router_gemm_bwd", KernelClass::router, 3},
+                            Expect{"norm_attn", KernelClass::elementwise, 1}}) {
+        const Kernel& k = find(x.name);
+        EXPECT_EQ(k.cls, x.cls) << x.name;
+        EXPECT_DOUBLE_EQ(k.shape.launches, x.launches) << x.name;
+    }
+    // Permute by hand: h100-sxm elementwise memory 0.75, half 1 MB per launch, 3.35 TB/s, 5 us launch.
+    const Kernel& p = find("permute");
+    const double per_launch = p.cost.bytes / 4;
+    EXPECT_NEAR(p.time_s, p.cost.bytes / (0.75 * per_launch / (per_launch + 1e6) * 3.35e12) + 4 * 5e-6, 1e-12);
+    // Router logits GEMM (T, E=128): gemm compute 0.80 (half 1 GFLOP) and tile 128 x 256 (u = 128/256),
+    // router memory 0.50 (half 1 MB); 16 x 1 tiles per 128-row block, no wave term under 132 tiles.
+    const Kernel& g = find("router_gemm");
+    EXPECT_EQ(g.cls, KernelClass::router);
+    const double rows = c.shape.tokens_moe;
+    EXPECT_DOUBLE_EQ(g.shape.useful_fraction, 0.5);
+    EXPECT_DOUBLE_EQ(g.shape.tiles, std::ceil(rows / 128) >= 132 ? std::ceil(rows / 128) : 0.0);
+    const double f = g.cost.flops, b = g.cost.bytes;
+    double compute = f / (0.5 * 0.80 * f / (f + 1e9) * 989.4e12);
+    if (g.shape.tiles > 0) compute *= std::ceil(g.shape.tiles / 132 - 1e-9) / (g.shape.tiles / 132);
+    EXPECT_NEAR(g.time_s, std::max(compute, b / (0.50 * b / (b + 1e6) * 3.35e12)) + 5e-6, 1e-12);
+}
+
 TEST(Timing, ChromeTraceCoversTheStep) {
     const HardwareProfile hw = load_hardware("h100-sxm");
     Published small = kPublished[1];

@@ -183,5 +183,18 @@ TEST(Study, BadStudiesNameTheKey) {
               "shapes");
     EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"nope\"\n"),
               "fit.law");
+    // Law selection: candidates must be forms, and only with law = "auto".
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget +
+                     "[fit]\nlaw = \"auto\"\ncandidates = [\"chinchilla\", \"nope\"]\n"),
+              "fit.candidates");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget +
+                     "[fit]\nlaw = \"chinchilla\"\ncandidates = [\"chinchilla\"]\n"),
+              "fit.candidates");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"auto\"\ncv_folds = 0\n"),
+              "fit.cv_folds");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget +
+                     "[fit]\nlaw = \"auto\"\ncandidates = [\"chinchilla\", \"chinchilla-sparse\"]\n"
+                     "cv_folds = 1\n"),
+              "<no error>");
     fs::remove_all(dir);
 }
