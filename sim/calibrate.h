@@ -2,7 +2,8 @@
 // (`moecast calibrate`). Per kernel class it fits the [efficiency.<class>] values of a hardware
 // profile — compute and memory fractions, their half-saturation sizes, launch overhead — by least
 // squares on log time, with tile and wave quantization computed exactly from each sample's shape
-// (tile sizes and per-expert launches are discrete choices, never continuous fudge). Samples are
+// (tile sizes, per-expert launches and added-or-overlapped launch overhead are discrete choices,
+// picked on the fit set, never continuous fudge). Samples are
 // split into fit and held-out sets by shape (never by repetition); the report gives held-out error.
 #pragma once
 
@@ -24,11 +25,12 @@
 namespace moecast::sim {
 
 // "gemm", "grouped_gemm", "attention", "elementwise" (or "memory"), "router", "activation",
-// "permute", "combine"; InputError otherwise.
+// "permute", "combine", "norm"; InputError otherwise.
 KernelClass kernel_class_from_string(const std::string& name, const std::string& source);
 // The class a measured sample is fitted in: its `class` field, except that the memory-bound
-// samples of the activation, permute and combine ops (`moecast profile` writes class =
-// 'elementwise' for them, as every profile on disk has it) take their own class by kernel name.
+// samples of the activation, permute, combine and rmsnorm(_bwd) ops (`moecast profile` writes
+// class = 'elementwise' for them, as every profile on disk has it) take their own class by kernel
+// name (rmsnorm and rmsnorm_bwd: norm).
 // Calibration also fits `elementwise` on all memory-bound samples: the generic fallback.
 KernelClass sample_class(const KernelSample& s, const std::string& source);
 // Device kernels per launch of a sample's op: the count of its device_kernels when the profiler

@@ -40,6 +40,16 @@ const char* to_string(KernelClass c) {
         case KernelClass::activation: return "activation";
         case KernelClass::permute: return "permute";
         case KernelClass::combine: return "combine";
+        case KernelClass::norm: return "norm";
+    }
+    return "?";
+}
+
+const char* to_string(LaunchOverlap o) {
+    switch (o) {
+        case LaunchOverlap::none: return "none";
+        case LaunchOverlap::partial: return "partial";
+        case LaunchOverlap::full: return "full";
     }
     return "?";
 }
@@ -130,8 +140,8 @@ void read_link(TomlReader& parent, ValueReader& v, const std::string& name, Link
 // writes them, absolute saturated rates (compute_flops_per_s, bandwidth_bytes_per_s, half_flops,
 // half_bytes, launch_s, parallel_units); rates are converted to fractions of this profile's peaks
 // (bf16 matmul peak for matmul classes, fp32 vector peak for the memory-bound classes). Class
-// "memory" is accepted as the calibrator's name for "elementwise". activation, permute and combine
-// without a table of their own take the elementwise values (read before them: enum order).
+// "memory" is accepted as the calibrator's name for "elementwise". activation, permute, combine and
+// norm without a table of their own take the elementwise values (read before them: enum order).
 void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelClass c, Efficiency& e,
                      HardwareProfile& hw, const std::string& source) {
     const bool main_name = parent && parent->has(to_string(c));
@@ -191,6 +201,9 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
         static_cast<int64_t>(v.number(*t, "ctas_per_unit", 1.0, static_cast<double>(e.ctas_per_unit), false, 1.0));
     e.wave_quantization = t->get_bool("wave_quantization", e.wave_quantization);
     e.launch_per_group = t->get_bool("launch_per_group", e.launch_per_group);
+    e.launch_overlap = t->get_enum<LaunchOverlap>(
+        "launch_overlap", e.launch_overlap,
+        {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});
     if (t->has("launch_us")) e.launch_s = v.number(*t, "launch_us", 1e-6, 0.0, false);
     t->finish();
 }

@@ -18,15 +18,17 @@ enum class Precision { fp32, tf32, bf16, fp8 };
 inline constexpr int kPrecisionCount = 4;
 // Kernel classes with separately calibrated efficiency (../shared/reference/kernels-cupti.md §4.1):
 // dense GEMMs; M-grouped expert GEMMs (and K-grouped wgrad); fused attention; memory-bound
-// elementwise (norms, adds, casts, optimizer, and the generic fit of every memory-bound op);
-// router GEMM + softmax/top-k; and the three memory-bound MoE ops whose measured efficiencies
-// differ from the generic one: expert activation, permute (plan + gather), combine.
-enum class KernelClass { gemm, grouped_gemm, attention, elementwise, router, activation, permute, combine };
-inline constexpr int kKernelClassCount = 8;
-// activation, permute and combine: a profile without their [efficiency.<class>] table uses its
-// elementwise table for them (datasheet profiles have only the generic one).
+// elementwise (adds, casts, loss, optimizer, and the generic fit of every memory-bound op);
+// router GEMM + softmax/top-k; and the memory-bound ops whose measured efficiencies differ from
+// the generic one: expert activation, permute (plan + gather), combine, and the norms
+// (RMSNorm/LayerNorm forward and backward: a row reduction, then a scale).
+enum class KernelClass { gemm, grouped_gemm, attention, elementwise, router, activation, permute, combine, norm };
+inline constexpr int kKernelClassCount = 9;
+// activation, permute, combine and norm: a profile without their [efficiency.<class>] table uses
+// its elementwise table for them (datasheet profiles have only the generic one).
 inline bool falls_back_to_elementwise(KernelClass c) {
-    return c == KernelClass::activation || c == KernelClass::permute || c == KernelClass::combine;
+    return c == KernelClass::activation || c == KernelClass::permute || c == KernelClass::combine ||
+           c == KernelClass::norm;
 }
 // Classes priced against the vector peak and memory bandwidth only (no matmul).
 inline bool memory_bound_class(KernelClass c) { return c == KernelClass::elementwise || falls_back_to_elementwise(c); }
@@ -57,6 +59,13 @@ struct ProfileValue {
 //   eta_m(B) = memory  * B / (B + memory_half_bytes)    (B: minimum bytes of one launch)
 // so small launches approach neither peak. GEMM classes also carry their tile (tile_m x tile_n),
 // resident CTAs per SM and whether wave quantization (ceil(tiles / slots)) applies.
+// How an op's launch overhead L (launches x launch) combines with its work W: none adds them
+// (W + L, launches serialized with the work); full overlaps them (max(W, L): the host issues
+// the next launch while the device works, so a launch-bound op takes L and a work-bound op W);
+// partial is the smooth form between, sqrt(W^2 + L^2) (overlap that is incomplete near W = L).
+enum class LaunchOverlap { none, partial, full };
+const char* to_string(LaunchOverlap o);
+
 struct Efficiency {
     double compute = 0.7;            // asymptotic fraction of the matmul (or vector) peak
     double compute_fp8 = 0.0;        // same for fp8 GEMMs; 0 = use `compute`
@@ -69,6 +78,9 @@ struct Efficiency {
     bool wave_quantization = true;
     double launch_s = -1;            // per-class launch overhead; < 0 = the profile's compute.launch_us
     bool launch_per_group = false;   // grouped GEMM run as one launch per expert (cuBLAS loop)
+    // How launch overhead combines with the work (timing.h op_time_s); a discrete choice per
+    // class, picked by calibration.
+    LaunchOverlap launch_overlap = LaunchOverlap::none;
 };
 
 struct LinkTier {

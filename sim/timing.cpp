@@ -26,6 +26,11 @@ double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShap
 }
 
 double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw) {
+    return op_time_s(kernel_time_parts(e, cost, shape, hw), e.launch_overlap);
+}
+
+KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const KernelShape& shape,
+                                  const HardwareProfile& hw) {
     const double launches = std::max(1.0, shape.launches);
     double t_compute = 0, t_memory = 0;
     if (cost.flops > 0) {
@@ -47,7 +52,7 @@ double predict_kernel_time(const Efficiency& e, const OpCost& cost, const Kernel
         if (e.memory_half_bytes > 0) eta *= per_launch / (per_launch + e.memory_half_bytes);
         t_memory = cost.bytes / (eta * hw.memory_bandwidth_bytes_per_s);
     }
-    return std::max(t_compute, t_memory) + launches * (e.launch_s >= 0 ? e.launch_s : hw.launch_s);
+    return {std::max(t_compute, t_memory), launches * (e.launch_s >= 0 ? e.launch_s : hw.launch_s)};
 }
 
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw) {
@@ -66,6 +71,8 @@ Efficiency router_gemm_efficiency(const HardwareProfile& hw) {
     e.memory = r.memory;
     e.memory_half_bytes = r.memory_half_bytes;
     e.launch_s = r.launch_s;
+    e.launch_overlap = r.launch_overlap;
+    e.compute_half_flops = 0;
     return e;
 }
 
@@ -181,7 +188,7 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
 
     // Attention block, every layer.
     const double L = s.layers;
-    b.elementwise("norm_attn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L);
+    b.elementwise("norm_attn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L, KernelClass::norm);
     b.linear("qkv_proj", "qkv_proj_dgrad", "qkv_proj_wgrad", StepPart::dense_gemm, t, qkv_width / tp, dd, L);
     b.add("attention", KernelClass::attention, StepPart::attention, Pass::forward,
           attention_fwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2), KernelShape{}, L);
@@ -189,9 +196,11 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
           attention_bwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2), KernelShape{}, L);
     b.linear("out_proj", "out_proj_dgrad", "out_proj_wgrad", StepPart::dense_gemm, t, dd,
              static_cast<double>(heads_gpu * v_dim), L);
-    b.elementwise("norm_attn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L);
-    b.elementwise("norm_ffn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L);
-    b.elementwise("norm_ffn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L);
+    b.elementwise("norm_attn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L,
+                  KernelClass::norm);
+    b.elementwise("norm_ffn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L, KernelClass::norm);
+    b.elementwise("norm_ffn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L,
+                  KernelClass::norm);
     b.elementwise("residual_add", StepPart::elementwise, Pass::forward, elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, 2), L);
     b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward,
                   elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, 2), L);
@@ -232,10 +241,19 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         const Precision router_precision = l.precision == Precision::fp8 ? Precision::bf16 : l.precision;
         const Efficiency router_eff = router_gemm_efficiency(hw);
         const KernelShape router_shape = router_gemm_shape(tm, static_cast<double>(e), router_precision, hw);
-        b.add("router_gemm", KernelClass::router, router_eff, StepPart::router, Pass::forward,
-              router_logits_cost(whole(tm), d, e, 2), router_shape, ml);
-        b.add("softmax_topk", KernelClass::router, StepPart::router, Pass::forward, softmax_topk_cost(whole(tm), e, k),
-              KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkLaunches}, ml);
+        Kernel& rg = b.add("router_gemm", KernelClass::router, router_eff, StepPart::router, Pass::forward,
+                           router_logits_cost(whole(tm), d, e, 2), router_shape, ml);
+        Kernel& rs = b.add("softmax_topk", KernelClass::router, StepPart::router, Pass::forward,
+                           softmax_topk_cost(whole(tm), e, k), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkLaunches}, ml);
+        if (router_eff.launch_overlap != LaunchOverlap::none) {
+            // One op, as calibration prices it (sim/calibrate.h predict_sample_s): the two kernels'
+            // work and launches combine together; the op's time is split in their own proportion.
+            KernelTimeParts op = kernel_time_parts(router_eff, rg.cost, rg.shape, hw);
+            op += kernel_time_parts(hw.eff(KernelClass::router), rs.cost, rs.shape, hw);
+            const double total = op_time_s(op, router_eff.launch_overlap), own = rg.time_s + rs.time_s;
+            rg.time_s *= total / own;
+            rs.time_s *= total / own;
+        }
         b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, 2), ml,
                       KernelClass::permute, kPermuteLaunches);
         b.add("expert_fc1", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::forward,
@@ -337,10 +355,11 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     // Final norm, LM head and loss: on the last stage; averaged over stages (balanced layer split).
     const double head = 1.0 / static_cast<double>(l.pp);
     const double v_gpu = static_cast<double>(m.vocab) / tp;
-    b.elementwise("final_norm", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), head);
+    b.elementwise("final_norm", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), head, KernelClass::norm);
     b.linear("lm_head", "lm_head_dgrad", "lm_head_wgrad", StepPart::dense_gemm, t, v_gpu, dd, head);
     b.elementwise("cross_entropy", StepPart::elementwise, Pass::forward, cross_entropy_cost(t, whole(v_gpu)), head);
-    b.elementwise("final_norm_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), head);
+    b.elementwise("final_norm_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), head,
+                  KernelClass::norm);
     // Optimizer: once per step over this GPU's (ZeRO-sharded) parameters.
     const double dense = s.dense_params + s.end_params;
     const double opt_params = l.zero >= 1 ? dense / static_cast<double>(l.dp * l.cp) +

@@ -5,8 +5,12 @@
 // returned as a breakdown; then tokens/s, MFU and the cost of training D tokens.
 //
 // Calibration API (used by the profile/calibrate tools; all pure functions, no state):
-//   predict_kernel_time(cls, cost, shape, hw) =
-//       max( F / (u * eta_c(F/launches) * P) * wave,  B / (eta_m(B/launches) * BW) ) + launches * launch_s
+//   predict_kernel_time(cls, cost, shape, hw) = op_time_s(work, launches * launch_s, e.launch_overlap):
+//       work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full: the host
+//       issues launches while the device works), with
+//   work = max( F / (u * eta_c(F/launches) * P) * wave,  B / (eta_m(B/launches) * BW) )
+//   An op of several kernels (the router: logits GEMM, softmax/top-K) combines as a whole: the
+//       sums of its kernels' work and launch terms, then op_time_s.
 //     F, B        cost.flops, cost.bytes from sim/ops.h (the same functions as the benches/profiler)
 //     P           hw.matmul_peak(precision) if cost.matmul, else hw.vector_flops_per_s
 //     eta_c(x)    e.compute (or e.compute_fp8 for fp8) * x / (x + e.compute_half_flops)
@@ -22,7 +26,9 @@
 //   matches measured kernel times, then writes them back with provenance type = "measured".
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 
 #include "sim/comm.h"
@@ -42,6 +48,28 @@ struct KernelShape {
 };
 
 double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
+// The two parts of a kernel's time: work (the roofline term) and launch overhead (launches x launch).
+struct KernelTimeParts {
+    double work_s = 0;
+    double launch_s = 0;
+    KernelTimeParts& operator+=(const KernelTimeParts& o) {
+        work_s += o.work_s;
+        launch_s += o.launch_s;
+        return *this;
+    }
+};
+KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const KernelShape& shape,
+                                  const HardwareProfile& hw);
+// Time of an op from its kernels' summed parts, as the class's Efficiency::launch_overlap says:
+// work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full).
+inline double op_time_s(const KernelTimeParts& p, LaunchOverlap overlap) {
+    switch (overlap) {
+        case LaunchOverlap::none: return p.work_s + p.launch_s;
+        case LaunchOverlap::partial: return std::hypot(p.work_s, p.launch_s);
+        case LaunchOverlap::full: return std::max(p.work_s, p.launch_s);
+    }
+    return p.work_s + p.launch_s;
+}
 // The same with an explicit efficiency (a class's, or the router GEMM's composite below).
 double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
 // One GEMM with an (m, n) output: tiles = ceil(m/BM) ceil(n/BN), u = m n / (tiles BM BN).
@@ -50,7 +78,10 @@ KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const H
 // the memory-bound rest), in the cost model and in calibration alike. It computes at the dense
 // gemm class's compute efficiency and tile (fitted on large compute-bound GEMMs: the router's own
 // samples are memory- or launch-bound except at large T and E, so they cannot pin a compute
-// fraction), with the router class's memory efficiency and launch overhead.
+// fraction), with the router class's memory efficiency, launch overhead and launch overlap. It
+// takes gemm's asymptotic fraction, not its half-saturation size: that is fitted on GEMMs of
+// 10^8 FLOPs and more and does not extend to the router's 10^5 (small routers are launch- and
+// memory-bound, which the router class's own terms price).
 Efficiency router_gemm_efficiency(const HardwareProfile& hw);
 // Its (T, E) output in that tile, kRouterGemmLaunches launches. Wave quantization only from one
 // full wave of output tiles up: with fewer tiles than SMs cuBLAS splits K to fill them (the

@@ -76,7 +76,12 @@ TEST(SampleKernel, ClassByKernelNameAndLaunchesFromDeviceKernels) {
     s.kernel_class = "memory";
     EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
     s.kernel = "rmsnorm";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::norm);
+    s.kernel = "rmsnorm_bwd";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::norm);
+    s.kernel = "rope";
     EXPECT_EQ(sample_class(s, "t"), KernelClass::elementwise);
+    EXPECT_EQ(kernel_class_from_string("norm", "t"), KernelClass::norm);
     s.kernel_class = "combine";  // a profile may name the class itself
     EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
 }
@@ -93,15 +98,23 @@ TEST(SampleKernel, RouterIsLogitsGemmPlusSoftmaxByHand) {
     s.dims = {{"T", 64}, {"D", 4096}, {"E", 8}, {"K", 2}, {"M", 64}, {"N", 8}, {"Kd", 4096}};
     s.device_kernels = {"nvjet_splitK", "splitKreduce_kernel", "softmax_topk_kernel"};
     // GEMM: F = 2*64*4096*8, B = (64*4096 + 4096*8)*2 + 64*8*4, two launches; one 128 x 256 tile
-    // (u = 64*8 / 32768), under one wave of 132 SMs: no wave term.
+    // (u = 64*8 / 32768), under one wave of 132 SMs: no wave term; gemm's compute 0.80 without
+    // its half size (timing.h router_gemm_efficiency).
     const double f = 2.0 * 64 * 4096 * 8, b = (64.0 * 4096 + 4096 * 8) * 2 + 64 * 8 * 4;
-    const double eta_c = 0.80 * (f / 2) / (f / 2 + 1e9), eta_m = 0.50 * (b / 2) / (b / 2 + 1e6);
-    const double gemm = std::max(f / (64.0 * 8 / 32768 * eta_c * 989.4e12), b / (eta_m * 4.8e12)) + 2 * 5e-6;
+    const double eta_c = 0.80, eta_m = 0.50 * (b / 2) / (b / 2 + 1e6);
+    const double gemm = std::max(f / (64.0 * 8 / 32768 * eta_c * 989.4e12), b / (eta_m * 4.8e12));
     // Softmax/top-K: 3*64*8 FLOPs at 0.30 of the 67 TFLOP/s vector peak, 4*64*8 + 8*64*2 bytes.
     const double sb = 4.0 * 64 * 8 + 8.0 * 64 * 2;
-    const double softmax = std::max(3.0 * 64 * 8 / (0.30 * 67e12), sb / (0.50 * sb / (sb + 1e6) * 4.8e12)) + 5e-6;
-    EXPECT_NEAR(predict_sample_s(s, KernelClass::router, hw, Precision::bf16), gemm + softmax, 1e-15);
+    const double softmax = std::max(3.0 * 64 * 8 / (0.30 * 67e12), sb / (0.50 * sb / (sb + 1e6) * 4.8e12));
+    const double launches = 3 * 5e-6;
+    EXPECT_NEAR(predict_sample_s(s, KernelClass::router, hw, Precision::bf16), gemm + softmax + launches, 1e-15);
     EXPECT_EQ(sample_kernels(s, KernelClass::router, hw, Precision::bf16).size(), 2u);
+    // With the router's launches overlapped, the op's three launches overlap its two kernels' work
+    // together: max(work, launches), not a sum of per-kernel maxima.
+    HardwareProfile full = hw;
+    full.efficiency[static_cast<size_t>(KernelClass::router)].launch_overlap = LaunchOverlap::full;
+    EXPECT_NEAR(predict_sample_s(s, KernelClass::router, full, Precision::bf16),
+                std::max(gemm + softmax, launches), 1e-15);
 }
 
 TEST(HeldOut, SplitIsByShapeAndDeterministic) {
@@ -176,6 +189,55 @@ TEST(Calibrate, RecoversKnownEfficiency) {
     for (const auto& s : p.samples)
         EXPECT_NEAR(predict_sample_s(s, KernelClass::grouped_gemm, check, Precision::fp32) / s.median_s, 1.0, 1e-3)
             << s.kernel << " " << s.shape_key;
+}
+
+// A launch-bound class timed with its launches overlapped (max(work, launches x launch)): the
+// fit picks the overlapped form (a discrete choice, like the tile) and reproduces the times.
+TEST(Calibrate, PicksLaunchOverlapOnTheFitSet) {
+    HardwareProfile truth = synthetic_device();
+    Efficiency& t = truth.efficiency[static_cast<size_t>(KernelClass::combine)];
+    t = Efficiency{};
+    t.compute = 0.9;
+    t.memory = 0.6;
+    t.memory_half_bytes = 1e5;
+    t.launch_s = 2e-5;
+    t.wave_quantization = false;
+    t.launch_overlap = LaunchOverlap::full;
+    std::vector<KernelSample> samples;
+    for (int64_t tokens : {2, 4, 8, 16, 64, 256, 1024, 4096, 16384, 65536}) {
+        KernelSample s;
+        s.kernel = "combine";
+        s.kernel_class = "elementwise";
+        s.dtype = "fp32";
+        s.dims = {{"T", tokens}, {"D", 256}, {"K", 2}};
+        const OpCost c = combine_cost(tokens, 2, 256, 4);
+        s.flops = c.flops;
+        s.bytes = c.bytes;
+        s.median_s = predict_sample_s(s, KernelClass::combine, truth, Precision::fp32);
+        samples.push_back(s);
+    }
+    // Flat at the launch time for small T, then the work: the additive form cannot match both.
+    EXPECT_DOUBLE_EQ(samples[0].median_s, 2e-5);
+    EXPECT_GT(samples.back().median_s, 1e-4);
+    HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(KernelClass::combine)] = Efficiency{};
+    const Efficiency fitted = fit_class(samples, KernelClass::combine, base, Precision::fp32);
+    EXPECT_EQ(fitted.launch_overlap, LaunchOverlap::full);
+    EXPECT_NEAR(fitted.launch_s, 2e-5, 2e-5 * 1e-3);
+    HardwareProfile check = base;
+    check.efficiency[static_cast<size_t>(KernelClass::combine)] = fitted;
+    for (const auto& s : samples)
+        EXPECT_NEAR(predict_sample_s(s, KernelClass::combine, check, Precision::fp32) / s.median_s, 1.0, 1e-3)
+            << s.dims.at("T");
+    // The written profile names the mode; loading reads it back.
+    MeasuredProfile p;
+    p.provenance.device_kind = "gpu-less";
+    p.samples = samples;
+    for (size_t i = 0; i < p.samples.size(); ++i) p.samples[i].shape_key = "T=" + std::to_string(i);
+    const Calibration c = calibrate(p, {"synthetic.toml"}, base);
+    const std::string text = calibrated_profile_string(parse_toml_file(base.source), c, "cpu-synthetic");
+    EXPECT_NE(text.find("launch_overlap = 'full'"), std::string::npos);
+    EXPECT_EQ(hardware_from_toml_string(text, "c.toml").eff(KernelClass::combine).launch_overlap, LaunchOverlap::full);
 }
 
 TEST(Calibrate, ReportsHeldOutErrorAndWritesALoadableProfile) {

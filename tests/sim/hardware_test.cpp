@@ -112,9 +112,10 @@ memory_half_mb = 2
 launch_us = 3
 [efficiency.permute]
 memory = 0.9
+launch_overlap = "full"
 )";
     const HardwareProfile hw = hardware_from_toml_string(text, "fallback.toml");
-    for (KernelClass c : {KernelClass::activation, KernelClass::combine}) {
+    for (KernelClass c : {KernelClass::activation, KernelClass::combine, KernelClass::norm}) {
         const Efficiency& e = hw.eff(c);
         EXPECT_DOUBLE_EQ(e.compute, 0.4) << to_string(c);
         EXPECT_DOUBLE_EQ(e.memory, 0.6) << to_string(c);
@@ -129,11 +130,18 @@ memory = 0.9
     EXPECT_DOUBLE_EQ(hw.eff(KernelClass::permute).memory, 0.9);
     EXPECT_DOUBLE_EQ(hw.eff(KernelClass::permute).compute, Efficiency{}.compute);
     EXPECT_EQ(find(hw, "efficiency.permute.memory")->provenance.type, "measured");
+    EXPECT_EQ(hw.eff(KernelClass::permute).launch_overlap, LaunchOverlap::full);
+    EXPECT_EQ(hw.eff(KernelClass::elementwise).launch_overlap, LaunchOverlap::none);  // the default
+    EXPECT_STREQ(to_string(KernelClass::norm), "norm");
+    EXPECT_STREQ(to_string(LaunchOverlap::partial), "partial");
     // Datasheet profiles have only the generic table.
     const HardwareProfile h200 = load_hardware("h200");
     EXPECT_DOUBLE_EQ(h200.eff(KernelClass::permute).memory, h200.eff(KernelClass::elementwise).memory);
     EXPECT_DOUBLE_EQ(h200.eff(KernelClass::combine).memory_half_bytes,
                      h200.eff(KernelClass::elementwise).memory_half_bytes);
+    EXPECT_DOUBLE_EQ(h200.eff(KernelClass::norm).memory, h200.eff(KernelClass::elementwise).memory);
+    for (int c = 0; c < kKernelClassCount; ++c)
+        EXPECT_EQ(h200.efficiency[static_cast<size_t>(c)].launch_overlap, LaunchOverlap::none);
 }
 
 TEST(Hardware, SchemaErrorsNameTheKey) {
@@ -153,6 +161,8 @@ TEST(Hardware, SchemaErrorsNameTheKey) {
     no_bw.replace(no_bw.find("bandwidth_tb_per_s = 1"), 22, "");
     expect_error(no_bw, "memory.bandwidth_tb_per_s");
     expect_error(std::string(kMinimal) + "[efficiency.gemm]\ncompute = 1.5\n", "efficiency.gemm.compute");
+    expect_error(std::string(kMinimal) + "[efficiency.router]\nlaunch_overlap = \"some\"\n",
+                 "efficiency.router.launch_overlap");
     std::string bad_prov = kMinimal;
     bad_prov.insert(bad_prov.find("[compute]"), "[provenance.values]\n\"compute.nope\" = { type = \"assumed\" }\n");
     expect_error(bad_prov, "compute.nope");

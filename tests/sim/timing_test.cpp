@@ -26,6 +26,33 @@ TEST(Timing, LargeGemmIsComputeBoundWithWaveQuantization) {
     EXPECT_NEAR(expected, 1.44e-3, 0.01e-3);  // ~ 1.44 ms: 763 TFLOP/s achieved
 }
 
+// Launch overhead L = launches x launch and work W combine as the class says: W + L (none, every
+// datasheet profile), sqrt(W^2 + L^2) (partial), max(W, L) (full).
+TEST(Timing, LaunchOverlapModesByHand) {
+    HardwareProfile hw = load_hardware("h100-sxm");
+    EXPECT_EQ(hw.eff(KernelClass::elementwise).launch_overlap, LaunchOverlap::none);
+    const OpCost c{0.0, 1e7, false};
+    const KernelShape two{Precision::fp32, 0, 1, 2};  // two launches: per-launch bytes 5e6
+    const double w = 1e7 / (0.75 * (5e6 / (5e6 + 1e6)) * 3.35e12), l = 2 * 5e-6;
+    const KernelTimeParts p = kernel_time_parts(hw.eff(KernelClass::elementwise), c, two, hw);
+    EXPECT_NEAR(p.work_s, w, 1e-15);
+    EXPECT_DOUBLE_EQ(p.launch_s, l);
+    EXPECT_NEAR(predict_kernel_time(KernelClass::elementwise, c, two, hw), w + l, 1e-15);
+    Efficiency& e = hw.efficiency[static_cast<size_t>(KernelClass::elementwise)];
+    e.launch_overlap = LaunchOverlap::partial;
+    EXPECT_NEAR(predict_kernel_time(KernelClass::elementwise, c, two, hw), std::sqrt(w * w + l * l), 1e-15);
+    e.launch_overlap = LaunchOverlap::full;
+    EXPECT_NEAR(predict_kernel_time(KernelClass::elementwise, c, two, hw), std::max(w, l), 1e-15);
+    EXPECT_GT(l, w);  // this op is launch-bound: full overlap prices the launches alone
+    EXPECT_DOUBLE_EQ(op_time_s({3e-6, 1e-6}, LaunchOverlap::full), 3e-6);
+    // The router GEMM takes the router class's overlap, gemm's asymptotic compute without its half size.
+    hw.efficiency[static_cast<size_t>(KernelClass::router)].launch_overlap = LaunchOverlap::full;
+    const Efficiency r = router_gemm_efficiency(hw);
+    EXPECT_EQ(r.launch_overlap, LaunchOverlap::full);
+    EXPECT_DOUBLE_EQ(r.compute, hw.eff(KernelClass::gemm).compute);
+    EXPECT_DOUBLE_EQ(r.compute_half_flops, 0.0);
+}
+
 TEST(Timing, TileQuantizationAndMemoryBound) {
     const HardwareProfile hw = load_hardware("h100-sxm");
     // (300, 300) output with 128 x 256 tiles: 3 x 2 = 6 tiles, useful 90000 / (6 * 32768).
@@ -182,7 +209,8 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
                             Expect{"expert_act", KernelClass::activation, 1},
                             Expect{"unpermute_combine", KernelClass::combine, 1},
                             Expect{"softmax_topk", KernelClass::router, 1}, Expect{"router_gemm_bwd", KernelClass::router, 3},
-                            Expect{"norm_attn", KernelClass::elementwise, 1}}) {
+                            Expect{"norm_attn", KernelClass::norm, 1}, Expect{"final_norm_bwd", KernelClass::norm, 1},
+                            Expect{"residual_add", KernelClass::elementwise, 1}}) {
         const Kernel& k = find(x.name);
         EXPECT_EQ(k.cls, x.cls) << x.name;
         EXPECT_DOUBLE_EQ(k.shape.launches, x.launches) << x.name;
@@ -191,17 +219,45 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
     const Kernel& p = find("permute");
     const double per_launch = p.cost.bytes / 4;
     EXPECT_NEAR(p.time_s, p.cost.bytes / (0.75 * per_launch / (per_launch + 1e6) * 3.35e12) + 4 * 5e-6, 1e-12);
-    // Router logits GEMM (T, E=128): gemm compute 0.80 (half 1 GFLOP) and tile 128 x 256 (u = 128/256),
-    // router memory 0.50 (half 1 MB); 16 x 1 tiles per 128-row block, no wave term under 132 tiles.
+    // Router logits GEMM (T, E=128): gemm compute 0.80 (not its half size) and tile 128 x 256
+    // (u = 128/256), router memory 0.50 (half 1 MB); 16 x 1 tiles per 128-row block, no wave term
+    // under 132 tiles.
     const Kernel& g = find("router_gemm");
     EXPECT_EQ(g.cls, KernelClass::router);
     const double rows = c.shape.tokens_moe;
     EXPECT_DOUBLE_EQ(g.shape.useful_fraction, 0.5);
     EXPECT_DOUBLE_EQ(g.shape.tiles, std::ceil(rows / 128) >= 132 ? std::ceil(rows / 128) : 0.0);
     const double f = g.cost.flops, b = g.cost.bytes;
-    double compute = f / (0.5 * 0.80 * f / (f + 1e9) * 989.4e12);
+    double compute = f / (0.5 * 0.80 * 989.4e12);
     if (g.shape.tiles > 0) compute *= std::ceil(g.shape.tiles / 132 - 1e-9) / (g.shape.tiles / 132);
     EXPECT_NEAR(g.time_s, std::max(compute, b / (0.50 * b / (b + 1e6) * 3.35e12)) + 5e-6, 1e-12);
+}
+
+// With the router's launches overlapped, its forward logits GEMM and softmax/top-K are one op, as
+// calibration prices a router sample: max(work of both, launches of both), split between the two.
+TEST(Timing, OverlappedRouterIsPricedAsOneOp) {
+    HardwareProfile hw = load_hardware("h100-sxm");
+    hw.efficiency[static_cast<size_t>(KernelClass::router)].launch_overlap = LaunchOverlap::full;
+    hw.efficiency[static_cast<size_t>(KernelClass::router)].launch_s = 40e-6;  // launch-bound
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    Layout l = parse_parallel("ep=8", Layout{});
+    l.gpus = 8;
+    l.global_batch = 8;
+    l.routing.kind = RoutingKind::balanced;
+    resolve_layout(l, m, hw, "test");
+    CostPrediction c;
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+    const Kernel *g = nullptr, *s = nullptr;
+    for (int i = 0; i < c.kernels.size; ++i) {
+        const Kernel& k = c.kernels.items[static_cast<size_t>(i)];
+        if (std::string(k.name) == "router_gemm") g = &k;
+        if (std::string(k.name) == "softmax_topk") s = &k;
+    }
+    ASSERT_TRUE(g && s);
+    KernelTimeParts op = kernel_time_parts(router_gemm_efficiency(hw), g->cost, g->shape, hw);
+    op += kernel_time_parts(hw.eff(KernelClass::router), s->cost, s->shape, hw);
+    EXPECT_DOUBLE_EQ(op.launch_s, 2 * 40e-6);
+    EXPECT_NEAR(g->time_s + s->time_s, std::max(op.work_s, op.launch_s), 1e-15);
 }
 
 TEST(Timing, ChromeTraceCoversTheStep) {
