@@ -225,6 +225,19 @@ SampleKernel sample_kernel(const KernelSample& s, KernelClass cls, const Efficie
 std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls, const HardwareProfile& hw,
                                          Precision p) {
     const int64_t t = dim(s, "T"), d = dim(s, "D"), e = dim(s, "E"), topk = dim(s, "K");
+    const int64_t seq = dim(s, "S"), heads = dim(s, "H"), hd = dim(s, "hd");
+    if (cls == KernelClass::attention && t > 0 && seq > 0 && heads > 0 && hd > 0) {
+        // Priced as the backend's kernel runs it (Efficiency::backward_recomputes), not by the
+        // sample's stored counts (the profiler writes the recomputing form's).
+        const bool recompute = hw.eff(cls).backward_recomputes;
+        const double keys = mean_attended_keys(seq, WindowKind::none, 0);
+        const int64_t elem = s.dtype == "bf16" ? 2 : 4;
+        SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
+        k.cost = s.kernel == "attention_bwd"
+                     ? attention_bwd_cost(static_cast<double>(t), heads, hd, hd, heads, keys, elem, recompute)
+                     : attention_fwd_cost(static_cast<double>(t), heads, hd, hd, heads, keys, elem, recompute);
+        return {k};
+    }
     if (cls != KernelClass::router || t <= 0 || d <= 0 || e <= 0 || topk <= 0)
         return {sample_kernel(s, cls, hw.eff(cls), p)};
     const int64_t elem = s.dtype == "bf16" ? 2 : 4;
@@ -336,7 +349,11 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     for (const auto& s : profile.samples)
         if (s.dtype == "bf16") c.precision = Precision::bf16;
     c.hardware = base;
-    if (profile.provenance.device_kind == "cpu") set_measured_cpu_peaks(c.hardware, profile);
+    if (profile.provenance.device_kind == "cpu") {
+        set_measured_cpu_peaks(c.hardware, profile);
+        // kernels/cpu's attention stores P for its backward (sim/ops.h).
+        c.hardware.efficiency[static_cast<size_t>(KernelClass::attention)].backward_recomputes = false;
+    }
     std::map<KernelClass, std::vector<const KernelSample*>> by_class;
     for (const auto& s : profile.samples) {
         const KernelClass cls = sample_class(s, src);
@@ -473,6 +490,7 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
                        {"wave_quantization", e.wave_quantization},
                        {"launch_per_group", e.launch_per_group},
                        {"launch_overlap", to_string(e.launch_overlap)}};
+        if (r.cls == KernelClass::attention) et.insert_or_assign("backward_recomputes", e.backward_recomputes);
         eff.insert_or_assign(to_string(r.cls), et);
         toml::table k{{"fit_samples", r.fit_samples},         {"heldout_samples", r.heldout_samples},
                       {"fit_shapes", r.fit_shapes},           {"heldout_shapes", r.heldout_shapes},

@@ -201,6 +201,7 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
         static_cast<int64_t>(v.number(*t, "ctas_per_unit", 1.0, static_cast<double>(e.ctas_per_unit), false, 1.0));
     e.wave_quantization = t->get_bool("wave_quantization", e.wave_quantization);
     e.launch_per_group = t->get_bool("launch_per_group", e.launch_per_group);
+    e.backward_recomputes = t->get_bool("backward_recomputes", e.backward_recomputes);
     e.launch_overlap = t->get_enum<LaunchOverlap>(
         "launch_overlap", e.launch_overlap,
         {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});

@@ -81,6 +81,10 @@ struct Efficiency {
     // How launch overhead combines with the work (timing.h op_time_s); a discrete choice per
     // class, picked by calibration.
     LaunchOverlap launch_overlap = LaunchOverlap::none;
+    // Attention only: the backend's attention kernel form (sim/ops.h attention_fwd_cost): true =
+    // the backward recomputes QK^T (FlashAttention-style), false = the forward stores P and the
+    // backward reads it (kernels/cpu; set by calibration of CPU profiles). Not fitted.
+    bool backward_recomputes = true;
 };
 
 struct LinkTier {

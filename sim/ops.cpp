@@ -83,21 +83,31 @@ OpCost grouped_gemm_wgrad_cost(double rows, int64_t active, int64_t n, int64_t k
     return grouped_gemm_cost(rows, active, n, kd, elem);
 }
 
+double attention_kernel_keys(double mean_keys, bool backward_recomputes) {
+    return backward_recomputes ? mean_keys : mean_keys + 0.5 * dbl(kCpuAttentionQueryBlock - 1);
+}
+
 OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem) {
+                          double mean_keys, int64_t elem, bool backward_recomputes) {
     const double h = dbl(heads);
-    const double flops = 2.0 * t * mean_keys * h * dbl(qk_dim + v_dim);
+    const double keys = attention_kernel_keys(mean_keys, backward_recomputes);
+    const double flops = 2.0 * t * keys * h * dbl(qk_dim + v_dim);
     const double io = t * (h * dbl(qk_dim) + dbl(kv_heads) * dbl(qk_dim + v_dim) + h * dbl(v_dim));
-    return {flops, dbl(elem) * io + 4.0 * t * h, true};
+    // The recomputing form writes the fp32 LSE per (row, head); the stored form writes P.
+    const double saved = backward_recomputes ? 4.0 * t * h : dbl(elem) * t * h * keys;
+    return {flops, dbl(elem) * io + saved, true};
 }
 
 OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem) {
-    const OpCost f = attention_fwd_cost(t, heads, qk_dim, v_dim, kv_heads, mean_keys, elem);
+                          double mean_keys, int64_t elem, bool backward_recomputes) {
+    const OpCost f = attention_fwd_cost(t, heads, qk_dim, v_dim, kv_heads, mean_keys, elem, backward_recomputes);
     const double h = dbl(heads);
-    // Reads Q, K, V, O, dO (+LSE), writes dQ, dK, dV.
+    // Reads Q, K, V, O, dO (+LSE or P), writes dQ, dK, dV.
     const double io = t * (2.0 * h * dbl(qk_dim) + 2.0 * dbl(kv_heads) * dbl(qk_dim + v_dim) + 2.0 * h * dbl(v_dim));
-    return {2.5 * f.flops, dbl(elem) * io + 4.0 * t * h, true};
+    const double saved = backward_recomputes
+                             ? 4.0 * t * h
+                             : dbl(elem) * t * h * attention_kernel_keys(mean_keys, backward_recomputes);
+    return {(backward_recomputes ? 2.5 : 2.0) * f.flops, dbl(elem) * io + saved, true};
 }
 
 OpCost norm_cost(double rows, int64_t d, int64_t elem) {

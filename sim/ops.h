@@ -68,15 +68,31 @@ OpCost grouped_gemm_wgrad_cost(std::span<const int64_t> tokens_per_expert, int64
 OpCost grouped_gemm_cost(double rows, int64_t active_experts, int64_t n, int64_t kd, int64_t elem);
 OpCost grouped_gemm_wgrad_cost(double rows, int64_t active_experts, int64_t n, int64_t kd, int64_t elem);
 
-// Fused causal attention (FlashAttention-style) for `t` query tokens with `heads` heads, each
-// attending to `mean_keys` keys on average (count.h mean_attended_keys): QK^T and AV matmuls.
-// Bytes: Q, K, V read and O written once, plus the fp32 log-sum-exp per head.
+// Two forms of causal attention, a property of the backend's kernel (Efficiency::backward_recomputes):
+//  - recomputing (FlashAttention-style fused GPU kernels; the default, as kernels/cuda has no
+//    attention of its own): the forward keeps only the log-sum-exp; the backward recomputes QK^T
+//    (5 matmuls to the forward's 2: 2.5 x the forward FLOPs).
+//  - stored probabilities (kernels/cpu/dense_attention.cpp): the forward writes P, the backward
+//    reads it and runs 4 matmuls (dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q: 2 x the forward
+//    FLOPs). Its query rows go in blocks of kCpuAttentionQueryBlock and each block multiplies every
+//    key up to its last row, so a row multiplies (block - 1) / 2 keys more than it attends to on
+//    average (attention_kernel_keys); its P rows are that long too.
+inline constexpr int64_t kCpuAttentionQueryBlock = 64;  // kernels/cpu/dense_attention.cpp kBlock
+// Keys per query row that the kernel multiplies: `mean_keys` (recomputing form, tiles not counted),
+// or mean_keys + (kCpuAttentionQueryBlock - 1) / 2 (stored-probabilities form; exact for causal
+// attention over a sequence that is a multiple of the block).
+double attention_kernel_keys(double mean_keys, bool backward_recomputes);
+
+// Fused causal attention for `t` query tokens with `heads` heads, each attending to `mean_keys`
+// keys on average (count.h mean_attended_keys): QK^T and AV matmuls over attention_kernel_keys.
+// Bytes: Q, K, V read and O written once, plus the fp32 log-sum-exp per head (recomputing form) or
+// P written, `elem` bytes per (query row, head, multiplied key) (stored-probabilities form).
 OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem);
-// Backward: dQ, dK, dV plus the recomputed QK^T (5 matmuls to the forward's 2, i.e. 2.5 x the
-// forward FLOPs); reads Q, K, V, O, dO, LSE, writes dQ, dK, dV.
+                          double mean_keys, int64_t elem, bool backward_recomputes = true);
+// Backward: reads Q, K, V, O, dO and the LSE (recomputing) or P (stored), writes dQ, dK, dV;
+// 2.5 x (recomputing) or 2 x (stored) the forward's matmul FLOPs.
 OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem);
+                          double mean_keys, int64_t elem, bool backward_recomputes = true);
 // RMSNorm/LayerNorm over `rows` rows of d: reads x and the weight, writes y (~5 FLOPs/element).
 OpCost norm_cost(double rows, int64_t d, int64_t elem);
 // Elementwise cast of n elements from `in_elem` to `out_elem` bytes (e.g. bf16 -> fp8 with scaling).

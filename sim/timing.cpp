@@ -184,6 +184,7 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     const double per_key = 2.0 * static_cast<double>(a.heads) * static_cast<double>(qk_dim + v_dim);
     const double mean_keys = per_key > 0 ? f.attention_scores / (layers * per_key) : 0.0;
     const bool fp8 = l.precision == Precision::fp8;
+    const bool attn_recompute = hw.eff(KernelClass::attention).backward_recomputes;  // kernel form (ops.h)
     const int first_layer_kernel = 0;
 
     // Attention block, every layer.
@@ -191,9 +192,9 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     b.elementwise("norm_attn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L, KernelClass::norm);
     b.linear("qkv_proj", "qkv_proj_dgrad", "qkv_proj_wgrad", StepPart::dense_gemm, t, qkv_width / tp, dd, L);
     b.add("attention", KernelClass::attention, StepPart::attention, Pass::forward,
-          attention_fwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2), KernelShape{}, L);
+          attention_fwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2, attn_recompute), KernelShape{}, L);
     b.add("attention_bwd", KernelClass::attention, StepPart::attention, Pass::backward,
-          attention_bwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2), KernelShape{}, L);
+          attention_bwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2, attn_recompute), KernelShape{}, L);
     b.linear("out_proj", "out_proj_dgrad", "out_proj_wgrad", StepPart::dense_gemm, t, dd,
              static_cast<double>(heads_gpu * v_dim), L);
     b.elementwise("norm_attn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L,

@@ -364,10 +364,12 @@ std::vector<DenseCase> expand_dense(const Grid& grid) {
                     for (int64_t hd : a.head_dim) {
                         const double keys = sim::mean_attended_keys(seq, sim::WindowKind::none, 0);
                         const std::map<std::string, int64_t> dims = {{"T", t}, {"S", seq}, {"H", h}, {"hd", hd}};
+                        // kernels/cpu's attention stores P (sim/ops.h); a GPU's is FlashAttention-style.
+                        const bool recompute = grid.device != "cpu";
                         add("attention", "attention", dims,
-                            sim::attention_fwd_cost(static_cast<double>(t), h, hd, hd, h, keys, elem));
+                            sim::attention_fwd_cost(static_cast<double>(t), h, hd, hd, h, keys, elem, recompute));
                         add("attention_bwd", "attention", dims,
-                            sim::attention_bwd_cost(static_cast<double>(t), h, hd, hd, h, keys, elem));
+                            sim::attention_bwd_cost(static_cast<double>(t), h, hd, hd, h, keys, elem, recompute));
                     }
     for (const NormGrid& n : grid.norms)
         for (int64_t rows : n.rows)

@@ -233,6 +233,50 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
     EXPECT_NEAR(g.time_s, std::max(compute, b / (0.50 * b / (b + 1e6) * 3.35e12)) + 5e-6, 1e-12);
 }
 
+// The two attention kernel forms (sim/ops.h) by hand: T = 512 tokens, 2 heads of 64, sequences of
+// 128 (mean attended keys 129/2 = 64.5), fp32. Recomputing: QK^T and AV over 64.5 keys, backward
+// 2.5 x. Stored P (kernels/cpu, 64-row query blocks): blocks multiply 64 x 64 and 64 x 128 keys,
+// 96 per row = 64.5 + 63/2; P written (forward) and read (backward), 4 bytes per (row, head, key);
+// backward 4 matmuls = 2 x.
+TEST(Timing, AttentionKernelFormsByHand) {
+    const double io = 4.0 * 512 * (2 * 64 + 2 * 128 + 2 * 64);       // Q, K, V read, O written
+    const double io_bwd = 4.0 * 512 * (2 * 128 + 2 * 2 * 128 + 2 * 128);  // + O, dO; dQ, dK, dV
+    const OpCost f = attention_fwd_cost(512, 2, 64, 64, 2, 64.5, 4);
+    EXPECT_DOUBLE_EQ(f.flops, 2.0 * 512 * 64.5 * 2 * 128);  // 16908288
+    EXPECT_DOUBLE_EQ(f.bytes, io + 4.0 * 512 * 2);          // + fp32 LSE
+    const OpCost b = attention_bwd_cost(512, 2, 64, 64, 2, 64.5, 4);
+    EXPECT_DOUBLE_EQ(b.flops, 42270720.0);
+    EXPECT_DOUBLE_EQ(b.bytes, io_bwd + 4.0 * 512 * 2);
+    EXPECT_DOUBLE_EQ(attention_kernel_keys(64.5, false), (64.0 * 64 + 64.0 * 128) / 128);
+    const OpCost fs = attention_fwd_cost(512, 2, 64, 64, 2, 64.5, 4, false);
+    EXPECT_DOUBLE_EQ(fs.flops, 25165824.0);  // 2 * 512 * 96 * 2 * 128
+    EXPECT_DOUBLE_EQ(fs.bytes, io + 4.0 * 512 * 2 * 96);
+    const OpCost bs = attention_bwd_cost(512, 2, 64, 64, 2, 64.5, 4, false);
+    EXPECT_DOUBLE_EQ(bs.flops, 50331648.0);
+    EXPECT_DOUBLE_EQ(bs.bytes, io_bwd + 4.0 * 512 * 2 * 96);
+    // The cost model prices the profile's form: backward / forward FLOPs 2.5 or 2.
+    HardwareProfile hw = load_hardware("h100-sxm");
+    EXPECT_TRUE(hw.eff(KernelClass::attention).backward_recomputes);
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    Layout l = parse_parallel("ep=8", Layout{});
+    l.gpus = 8;
+    l.global_batch = 64;
+    resolve_layout(l, m, hw, "test");
+    for (bool recompute : {true, false}) {
+        hw.efficiency[static_cast<size_t>(KernelClass::attention)].backward_recomputes = recompute;
+        CostPrediction c;
+        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+        double fwd = 0, bwd = 0;
+        for (int i = 0; i < c.kernels.size; ++i) {
+            const Kernel& k = c.kernels.items[static_cast<size_t>(i)];
+            if (std::string(k.name) == "attention") fwd = k.cost.flops;
+            if (std::string(k.name) == "attention_bwd") bwd = k.cost.flops;
+        }
+        ASSERT_GT(fwd, 0);
+        EXPECT_NEAR(bwd / fwd, recompute ? 2.5 : 2.0, 1e-12);
+    }
+}
+
 // With the router's launches overlapped, its forward logits GEMM and softmax/top-K are one op, as
 // calibration prices a router sample: max(work of both, launches of both), split between the two.
 TEST(Timing, OverlappedRouterIsPricedAsOneOp) {
