@@ -7,28 +7,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/cli.h"
+
 namespace {
 
-struct Result {
-    int rc;
-    std::string out;  // stdout and stderr together
-};
+using Result = moecast::test::CliResult;
+using moecast::test::write_temp;
 
-Result run(const std::string& args) {
-    const std::string cmd = std::string(MOECAST_BIN) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int status = pclose(p);
-    return {WEXITSTATUS(status), out};
-}
-
-std::string write_temp(const std::string& name, const std::string& text) {
-    const std::string path = testing::TempDir() + name;
-    std::ofstream(path) << text;
-    return path;
-}
+Result run(const std::string& args) { return moecast::test::run_cli(args); }
 
 TEST(Cli, PredictJsonHasRequiredFields) {
     const Result r = run("predict mixtral-8x7b --json");

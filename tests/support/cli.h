@@ -1,0 +1,38 @@
+// Test helpers for running the moecast binary end to end (MOECAST_BIN is defined by the test
+// target's CMakeLists) and writing input files into the test's temporary directory.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace moecast::test {
+
+struct CliResult {
+    int rc;
+    std::string out;  // stdout and stderr together
+};
+
+// Runs `moecast ARGS` through the shell and returns its exit code and output.
+inline CliResult run_cli(const std::string& args) {
+    const std::string cmd = std::string(MOECAST_BIN) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf{};
+    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+    const int status = pclose(p);
+    return {WEXITSTATUS(status), out};
+}
+
+inline std::string write_temp(const std::string& name, const std::string& text) {
+    const std::string path = testing::TempDir() + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+}  // namespace moecast::test
