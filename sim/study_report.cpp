@@ -332,30 +332,7 @@ std::string runs_csv(const std::vector<StudyRunRecord>& runs) {
 
 nlohmann::json runs_json(const std::vector<StudyRunRecord>& runs) {
     nlohmann::json a = nlohmann::json::array();
-    for (const StudyRunRecord& r : runs)
-        a.push_back({{"hash", r.hash},
-                     {"status", r.status},
-                     {"holdout", r.holdout},
-                     {"budget_flops", r.budget_flops},
-                     {"layers", r.layers},
-                     {"d_model", r.d_model},
-                     {"experts", r.experts},
-                     {"top_k", r.top_k},
-                     {"S", r.s},
-                     {"N", r.n},
-                     {"N_a", r.n_active},
-                     {"D", r.d},
-                     {"flops", r.flops},
-                     {"steps", r.steps},
-                     {"loss", r.loss},
-                     {"literary_loss", r.literary_loss},
-                     {"threads", r.threads},
-                     {"train_time_s", r.train_time_s},
-                     {"cpu_s", r.cpu_s},
-                     {"measured_step_s", r.measured_step_s()},
-                     {"predicted_step_s", r.predicted_step_s},
-                     {"expert_load_max_over_mean", r.expert_load_max_over_mean},
-                     {"expert_load_cv", r.expert_load_cv}});
+    for (const StudyRunRecord& r : runs) a.push_back(study_run_json(r));
     return a;
 }
 

@@ -150,6 +150,8 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
 FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& options,
                         LawSelection* selection = nullptr);
 
+// One run as JSON (every field of the record; runs.json and validation.json use it).
+nlohmann::json study_run_json(const StudyRunRecord& r);
 nlohmann::json validation_json(const Validation& v);
 std::string validation_text(const Validation& v);
 

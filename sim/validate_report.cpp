@@ -7,9 +7,7 @@
 
 namespace moecast::sim {
 
-namespace {
-
-nlohmann::json run_json(const StudyRunRecord& r) {
+nlohmann::json study_run_json(const StudyRunRecord& r) {
     return {{"hash", r.hash},
             {"status", r.status},
             {"holdout", r.holdout},
@@ -23,11 +21,22 @@ nlohmann::json run_json(const StudyRunRecord& r) {
             {"N_a", r.n_active},
             {"D", r.d},
             {"flops", r.flops},
-            {"loss", r.loss}};
+            {"steps", r.steps},
+            {"loss", r.loss},
+            {"literary_loss", r.literary_loss},
+            {"threads", r.threads},
+            {"train_time_s", r.train_time_s},
+            {"cpu_s", r.cpu_s},
+            {"measured_step_s", r.measured_step_s()},
+            {"predicted_step_s", r.predicted_step_s},
+            {"expert_load_max_over_mean", r.expert_load_max_over_mean},
+            {"expert_load_cv", r.expert_load_cv}};
 }
 
+namespace {
+
 nlohmann::json point_json(const HoldoutPoint& p) {
-    nlohmann::json j = run_json(p.run);
+    nlohmann::json j = study_run_json(p.run);
     j["predicted_loss"] = p.predicted_loss;
     j["loss_error"] = p.error;
     return j;
