@@ -136,7 +136,7 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     if (!std::isfinite(min_bytes)) min_bytes = 1;
     auto fraction = [](double x) { return std::clamp(x, 1e-6, 0.98); };
     double best = std::numeric_limits<double>::infinity();
-    Theta best_th;
+    Theta best_th = Theta::Zero();  // kept only if no start gives a finite cost (best stays inf)
     for (double c0 : {0.5, 1.0, 2.0})
         for (double m0 : {0.5, 1.0, 2.0})
             for (double h : {0.1, 1.0, 10.0})
