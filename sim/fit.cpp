@@ -222,7 +222,12 @@ double percentile(std::vector<double> v, double q) {
     const double pos = q * static_cast<double>(v.size() - 1);
     const size_t lo = static_cast<size_t>(std::floor(pos));
     const size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+    const double frac = pos - static_cast<double>(lo);
+    if (frac == 0 || v[hi] == v[lo]) return v[lo];
+    // A resample whose coefficient overflowed (exp of a huge log) makes that side unbounded:
+    // interpolating towards it gives inf, not inf - inf = NaN.
+    if (!std::isfinite(v[lo]) || !std::isfinite(v[hi])) return v[hi];
+    return v[lo] + frac * (v[hi] - v[lo]);
 }
 
 std::vector<double> steps(double lo, double hi, double step) {

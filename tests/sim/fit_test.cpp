@@ -74,9 +74,15 @@ TEST(Fit, ChinchillaRefitMatchesEpoch) {
     for (const ParamInterval& i : r.intervals) {
         EXPECT_LE(i.lo, i.value) << i.name;
         EXPECT_GE(i.hi, i.value) << i.name;
-        if (i.name == "alpha") EXPECT_TRUE(overlaps(i, 0.317, 0.373)) << i.lo << " " << i.hi;
-        if (i.name == "beta") EXPECT_TRUE(overlaps(i, 0.331, 0.415)) << i.lo << " " << i.hi;
-        if (i.name == "E") EXPECT_TRUE(overlaps(i, 1.769, 1.871)) << i.lo << " " << i.hi;
+        if (i.name == "alpha") {
+            EXPECT_TRUE(overlaps(i, 0.317, 0.373)) << i.lo << " " << i.hi;
+        }
+        if (i.name == "beta") {
+            EXPECT_TRUE(overlaps(i, 0.331, 0.415)) << i.lo << " " << i.hi;
+        }
+        if (i.name == "E") {
+            EXPECT_TRUE(overlaps(i, 1.769, 1.871)) << i.lo << " " << i.hi;
+        }
     }
 }
 
