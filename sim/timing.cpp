@@ -101,6 +101,8 @@ KernelShape grouped_gemm_shape_from_tiles(double row_tiles, double rows, double 
     return s;
 }
 
+int64_t activation_element_bytes(Precision p) { return std::max<int64_t>(2, element_bytes(p)); }
+
 namespace {
 
 int64_t whole(double x) { return x > 0 ? static_cast<int64_t>(x + 0.5) : 0; }
@@ -186,28 +188,31 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     const bool fp8 = l.precision == Precision::fp8;
     const bool attn_recompute = hw.eff(KernelClass::attention).backward_recomputes;  // kernel form (ops.h)
     const int first_layer_kernel = 0;
+    // Bytes per element of the tensors between GEMMs (norms, attention and its probabilities,
+    // activations, permute/combine, residuals): the training precision's storage (sim/timing.h).
+    const int64_t act = activation_element_bytes(l.precision);
 
     // Attention block, every layer.
     const double L = s.layers;
-    b.elementwise("norm_attn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L, KernelClass::norm);
+    b.elementwise("norm_attn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, act), L, KernelClass::norm);
     b.linear("qkv_proj", "qkv_proj_dgrad", "qkv_proj_wgrad", StepPart::dense_gemm, t, qkv_width / tp, dd, L);
     b.add("attention", KernelClass::attention, StepPart::attention, Pass::forward,
-          attention_fwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2, attn_recompute), KernelShape{}, L);
+          attention_fwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, act, attn_recompute), KernelShape{}, L);
     b.add("attention_bwd", KernelClass::attention, StepPart::attention, Pass::backward,
-          attention_bwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, 2, attn_recompute), KernelShape{}, L);
+          attention_bwd_cost(t, heads_gpu, qk_dim, v_dim, kv_gpu, mean_keys, act, attn_recompute), KernelShape{}, L);
     b.linear("out_proj", "out_proj_dgrad", "out_proj_wgrad", StepPart::dense_gemm, t, dd,
              static_cast<double>(heads_gpu * v_dim), L);
-    b.elementwise("norm_attn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L,
+    b.elementwise("norm_attn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, act)), L,
                   KernelClass::norm);
-    b.elementwise("norm_ffn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), L, KernelClass::norm);
-    b.elementwise("norm_ffn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), L,
+    b.elementwise("norm_ffn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, act), L, KernelClass::norm);
+    b.elementwise("norm_ffn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, act)), L,
                   KernelClass::norm);
-    b.elementwise("residual_add", StepPart::elementwise, Pass::forward, elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, 2), L);
+    b.elementwise("residual_add", StepPart::elementwise, Pass::forward, elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
     b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward,
-                  elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, 2), L);
+                  elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
     const double qk_elements = t * static_cast<double>(heads_gpu * qk_dim + kv_gpu * qk_dim);
-    b.elementwise("rope_qk_norm", StepPart::elementwise, Pass::forward, elementwise_cost(qk_elements, 1, 1, 6.0, 2), L);
-    b.elementwise("rope_qk_norm_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(qk_elements, 2, 1, 8.0, 2), L);
+    b.elementwise("rope_qk_norm", StepPart::elementwise, Pass::forward, elementwise_cost(qk_elements, 1, 1, 6.0, act), L);
+    b.elementwise("rope_qk_norm_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(qk_elements, 2, 1, 8.0, act), L);
 
     // MoE block.
     b.scope = Scope::moe_layer;
@@ -243,7 +248,7 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         const Efficiency router_eff = router_gemm_efficiency(hw);
         const KernelShape router_shape = router_gemm_shape(tm, static_cast<double>(e), router_precision, hw);
         Kernel& rg = b.add("router_gemm", KernelClass::router, router_eff, StepPart::router, Pass::forward,
-                           router_logits_cost(whole(tm), d, e, 2), router_shape, ml);
+                           router_logits_cost(whole(tm), d, e, element_bytes(router_precision)), router_shape, ml);
         Kernel& rs = b.add("softmax_topk", KernelClass::router, StepPart::router, Pass::forward,
                            softmax_topk_cost(whole(tm), e, k), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkLaunches}, ml);
         if (router_eff.launch_overlap != LaunchOverlap::none) {
@@ -255,21 +260,21 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
             rg.time_s *= total / own;
             rs.time_s *= total / own;
         }
-        b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, 2), ml,
+        b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, act), ml,
                       KernelClass::permute, kPermuteLaunches);
         b.add("expert_fc1", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::forward,
               grouped_gemm_cost(rows, active, fc1_n, d, b.elem),
               m_grouped(static_cast<double>(fc1_n)), ml);
-        b.elementwise("expert_act", StepPart::expert_gemm, Pass::forward, activation_cost(whole(rows), f_gpu, glu, 2), ml,
+        b.elementwise("expert_act", StepPart::expert_gemm, Pass::forward, activation_cost(whole(rows), f_gpu, glu, act), ml,
                       KernelClass::activation, kActivationLaunches);
         b.add("expert_fc2", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::forward,
               grouped_gemm_cost(rows, active, d, f_gpu, b.elem),
               m_grouped(dd), ml);
-        b.elementwise("unpermute_combine", StepPart::combine, Pass::forward, combine_cost(whole(tm), k, d, 2), ml,
+        b.elementwise("unpermute_combine", StepPart::combine, Pass::forward, combine_cost(whole(tm), k, d, act), ml,
                       KernelClass::combine, kCombineLaunches);
         // Backward, in reverse.
         b.elementwise("unpermute_combine_bwd", StepPart::combine, Pass::backward,
-                      twice_bytes(combine_cost(whole(tm), k, d, 2)), ml, KernelClass::combine, kCombineBwdLaunches);
+                      twice_bytes(combine_cost(whole(tm), k, d, act)), ml, KernelClass::combine, kCombineBwdLaunches);
         b.add("expert_fc2_dgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_cost(rows, active, f_gpu, d, b.elem),
               m_grouped(static_cast<double>(f_gpu)), ml);
@@ -279,7 +284,7 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         b.add("expert_fc2_wgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_wgrad_cost(rows, active, d, f_gpu, b.elem), grouped(w2), ml);
         b.elementwise("expert_act_bwd", StepPart::expert_gemm, Pass::backward,
-                      twice_bytes(activation_cost(whole(rows), f_gpu, glu, 2)), ml, KernelClass::activation,
+                      twice_bytes(activation_cost(whole(rows), f_gpu, glu, act)), ml, KernelClass::activation,
                       kActivationBwdLaunches);
         b.add("expert_fc1_dgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_cost(rows, active, d, fc1_n, b.elem),
@@ -289,12 +294,12 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         w1.useful_fraction *= tail;
         b.add("expert_fc1_wgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_wgrad_cost(rows, active, fc1_n, d, b.elem), grouped(w1), ml);
-        b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, twice_bytes(permute_cost(whole(tm), k, d, 2)), ml,
+        b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, twice_bytes(permute_cost(whole(tm), k, d, act)), ml,
                       KernelClass::permute, kPermuteBwdLaunches);
         b.add("softmax_topk_bwd", KernelClass::router, StepPart::router, Pass::backward,
               twice_bytes(softmax_topk_cost(whole(tm), e, k)), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkBwdLaunches},
               ml);
-        OpCost router_bwd = router_logits_cost(whole(tm), d, e, 2);
+        OpCost router_bwd = router_logits_cost(whole(tm), d, e, element_bytes(router_precision));
         router_bwd.flops *= 2.0;  // dgrad + wgrad
         router_bwd.bytes *= 2.0;
         const KernelShape router_bwd_shape{router_precision, 0, 1, kRouterGemmBwdLaunches};
@@ -306,10 +311,10 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
             const double fs = static_cast<double>(moe.shared_experts * moe.shared_ffn) / tp;
             b.linear("shared_fc1", "shared_fc1_dgrad", "shared_fc1_wgrad", StepPart::dense_gemm, t, (glu ? 2.0 : 1.0) * fs,
                      dd, ml);
-            b.elementwise("shared_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fs), glu, 2), ml,
+            b.elementwise("shared_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fs), glu, act), ml,
                           KernelClass::activation, kActivationLaunches);
             b.elementwise("shared_act_bwd", StepPart::elementwise, Pass::backward,
-                          twice_bytes(activation_cost(whole(t), whole(fs), glu, 2)), ml, KernelClass::activation,
+                          twice_bytes(activation_cost(whole(t), whole(fs), glu, act)), ml, KernelClass::activation,
                           kActivationBwdLaunches);
             b.linear("shared_fc2", "shared_fc2_dgrad", "shared_fc2_wgrad", StepPart::dense_gemm, t, dd, fs, ml);
         }
@@ -321,10 +326,10 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         const bool glu = m.ffn_kind == FfnKind::glu;
         const double fw = static_cast<double>(m.ffn) / tp;
         b.linear("ffn_fc1", "ffn_fc1_dgrad", "ffn_fc1_wgrad", StepPart::dense_gemm, t, (glu ? 2.0 : 1.0) * fw, dd, dl);
-        b.elementwise("ffn_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fw), glu, 2), dl,
+        b.elementwise("ffn_act", StepPart::elementwise, Pass::forward, activation_cost(whole(t), whole(fw), glu, act), dl,
                       KernelClass::activation, kActivationLaunches);
         b.elementwise("ffn_act_bwd", StepPart::elementwise, Pass::backward,
-                      twice_bytes(activation_cost(whole(t), whole(fw), glu, 2)), dl, KernelClass::activation,
+                      twice_bytes(activation_cost(whole(t), whole(fw), glu, act)), dl, KernelClass::activation,
                       kActivationBwdLaunches);
         b.linear("ffn_fc2", "ffn_fc2_dgrad", "ffn_fc2_wgrad", StepPart::dense_gemm, t, dd, fw, dl);
     }
@@ -356,18 +361,31 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     // Final norm, LM head and loss: on the last stage; averaged over stages (balanced layer split).
     const double head = 1.0 / static_cast<double>(l.pp);
     const double v_gpu = static_cast<double>(m.vocab) / tp;
-    b.elementwise("final_norm", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, 2), head, KernelClass::norm);
+    b.elementwise("final_norm", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, act), head, KernelClass::norm);
     b.linear("lm_head", "lm_head_dgrad", "lm_head_wgrad", StepPart::dense_gemm, t, v_gpu, dd, head);
     b.elementwise("cross_entropy", StepPart::elementwise, Pass::forward, cross_entropy_cost(t, whole(v_gpu)), head);
-    b.elementwise("final_norm_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, 2)), head,
+    b.elementwise("final_norm_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, act)), head,
                   KernelClass::norm);
+    // Token embedding on the first stage (averaged like the head): a gather of T rows of D, and in
+    // backward a scatter-add of the T output-gradient rows into the table's gradient.
+    b.elementwise("embedding", StepPart::elementwise, Pass::forward, elementwise_cost(t * dd, 1, 1, 0.0, act), head);
+    b.elementwise("embedding_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(t * dd, 2, 1, 1.0, act),
+                  head);
     // Optimizer: once per step over this GPU's (ZeRO-sharded) parameters.
     const double dense = s.dense_params + s.end_params;
     const double opt_params = l.zero >= 1 ? dense / static_cast<double>(l.dp * l.cp) +
                                                 s.expert_params / static_cast<double>(s.edp_group.size)
                                           : dense + s.expert_params;
-    b.add("adam_step", KernelClass::elementwise, StepPart::optimizer, Pass::step, adam_step_cost(opt_params),
-          KernelShape{Precision::fp32, 0, 1, 1}, 1.0);
+    // Once per step on the fp32 gradients: zeroing the accumulation buffer of this GPU's parameters
+    // before the first micro-batch, and gradient-norm clipping of the optimizer's share (a pass that
+    // squares and sums, then a pass that scales: 2 reads, 1 write, 3 FLOPs per gradient).
+    const KernelShape once{Precision::fp32, 0, 1, 1};
+    b.add("grad_zero", KernelClass::elementwise, StepPart::optimizer, Pass::step,
+          elementwise_cost(dense + s.expert_params, 0, 1, 0.0, 4), once, 1.0);
+    b.add("grad_clip", KernelClass::elementwise, StepPart::optimizer, Pass::step,
+          elementwise_cost(opt_params, 2, 1, 3.0, 4), once, 1.0);
+    b.add("adam_step", KernelClass::elementwise, StepPart::optimizer, Pass::step, adam_step_cost(opt_params), once,
+          1.0);
 }
 
 }  // namespace

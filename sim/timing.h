@@ -1,6 +1,7 @@
 // Step time of MoE training: the explicit kernel list of one training step (per layer: norms,
 // QKV, attention, out-proj, router GEMM, softmax/top-K, permute, expert FC1/activation/FC2 as
-// grouped GEMMs, unpermute/combine, shared/dense FFN, each backward; LM head, loss, optimizer),
+// grouped GEMMs, unpermute/combine, shared/dense FFN, each backward; embedding, LM head, loss;
+// gradient zeroing, gradient-norm clipping and the optimizer once per step),
 // each priced by a calibrated roofline, plus exposed communication and the pipeline bubble,
 // returned as a breakdown; then tokens/s, MFU and the cost of training D tokens.
 //
@@ -94,6 +95,13 @@ KernelShape grouped_gemm_shape(double rows, int64_t experts, double n, bool bala
 KernelShape grouped_gemm_shape_from_tiles(double row_tiles, double rows, double n, Precision p,
                                           const HardwareProfile& hw);
 
+// Bytes per element of the activations the kernel list moves outside GEMM operands (norms,
+// attention and its stored probabilities, activation functions, permute/combine, residual adds,
+// RoPE/QK-norm, the router GEMM's input): 2 (bf16) for bf16 and fp8 training (fp8 only feeds the
+// GEMMs), 4 for fp32/tf32 training (the CPU trainer runs every op in fp32). Calibration prices its
+// samples with their own dtype's bytes, so the kernel list must use the trained precision's.
+int64_t activation_element_bytes(Precision p);
+
 enum class Pass { forward, backward, recompute, step };
 // Which repeated unit a kernel belongs to: every layer (attention block), MoE layers only, dense
 // layers only, once per micro-batch on the stage (LM head, loss, fp8 casts summed), once per step.
@@ -136,7 +144,7 @@ struct StepBreakdown {
     double pp_comm_s = 0;       // exposed
     double dp_comm_s = 0;       // exposed
     double bubble_s = 0;        // pipeline fill and drain
-    double optimizer_s = 0;
+    double optimizer_s = 0;        // gradient zeroing, clipping and the optimizer step
     double step_s = 0;
     double forward_s = 0, backward_s = 0;  // one micro-batch on this stage, comm included
 };
