@@ -157,19 +157,14 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
 }  // namespace
 
 KernelClass kernel_class_from_string(const std::string& name, const std::string& source) {
-    if (name == "gemm") return KernelClass::gemm;
-    if (name == "grouped_gemm") return KernelClass::grouped_gemm;
-    if (name == "attention") return KernelClass::attention;
-    if (name == "elementwise" || name == "memory") return KernelClass::elementwise;
-    if (name == "router") return KernelClass::router;
-    if (name == "activation") return KernelClass::activation;
-    if (name == "permute") return KernelClass::permute;
-    if (name == "combine") return KernelClass::combine;
-    if (name == "norm") return KernelClass::norm;
-    throw InputError(source, 0, "class",
-                     "unknown kernel class \"" + name +
-                         "\" (expected gemm, grouped_gemm, attention, elementwise, router, activation, permute, combine, "
-                         "norm)");
+    if (name == "memory") return KernelClass::elementwise;
+    std::string names;
+    for (int i = 0; i < kKernelClassCount; ++i) {
+        const auto c = static_cast<KernelClass>(i);
+        if (name == to_string(c)) return c;
+        names += (i ? ", " : "") + std::string(to_string(c));
+    }
+    throw InputError(source, 0, "class", "unknown kernel class \"" + name + "\" (expected " + names + ")");
 }
 
 KernelClass sample_class(const KernelSample& s, const std::string& source) {
@@ -226,12 +221,12 @@ std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls,
                                          Precision p) {
     const int64_t t = dim(s, "T"), d = dim(s, "D"), e = dim(s, "E"), topk = dim(s, "K");
     const int64_t seq = dim(s, "S"), heads = dim(s, "H"), hd = dim(s, "hd");
+    const int64_t elem = s.dtype == "bf16" ? 2 : 4;
     if (cls == KernelClass::attention && t > 0 && seq > 0 && heads > 0 && hd > 0) {
         // Priced as the backend's kernel runs it (Efficiency::backward_recomputes), not by the
         // sample's stored counts (the profiler writes the recomputing form's).
         const bool recompute = hw.eff(cls).backward_recomputes;
         const double keys = mean_attended_keys(seq, WindowKind::none, 0);
-        const int64_t elem = s.dtype == "bf16" ? 2 : 4;
         SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
         k.cost = s.kernel == "attention_bwd"
                      ? attention_bwd_cost(static_cast<double>(t), heads, hd, hd, heads, keys, elem, recompute)
@@ -240,7 +235,6 @@ std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls,
     }
     if (cls != KernelClass::router || t <= 0 || d <= 0 || e <= 0 || topk <= 0)
         return {sample_kernel(s, cls, hw.eff(cls), p)};
-    const int64_t elem = s.dtype == "bf16" ? 2 : 4;
     const OpCost gc = router_logits_cost(t, d, e, elem);
     SampleKernel g;
     g.cls = KernelClass::router;

@@ -51,32 +51,14 @@ toml::table sample_to_toml(const KernelSample& s) {
     return t;
 }
 
-std::vector<std::string> string_array(const toml::table& t, const std::string& key, TomlReader& r) {
-    std::vector<std::string> out;
-    const toml::node* n = t.get(key);
-    if (!n) return out;
-    const toml::array* a = n->as_array();
-    if (!a) r.fail(key, "expected an array of strings");
-    for (const auto& e : *a) {
-        auto v = e.value_exact<std::string>();
-        if (!v) r.fail(key, "expected an array of strings");
-        out.push_back(*v);
-    }
-    return out;
-}
-
-// `raw` is the sample's table; string arrays are read from it directly and removed from the copy
-// the strict reader checks.
 KernelSample sample_from_toml(const toml::table& raw, const std::string& source, const std::string& prefix) {
-    toml::table checked = raw;
-    checked.erase("device_kernels");
-    TomlReader r(checked, source, prefix);
+    TomlReader r(raw, source, prefix);
     KernelSample s;
     s.kernel = r.require_string("kernel");
     s.kernel_class = r.require_string("class");
     s.shape_key = r.require_string("shape");
     if (auto dims = r.table("dims")) {
-        for (const auto& [k, v] : *checked.get_as<toml::table>("dims"))
+        for (const auto& [k, v] : *raw.get_as<toml::table>("dims"))
             s.dims[std::string(k.str())] = dims->require_int(std::string(k.str()));
         dims->finish();
     }
@@ -94,9 +76,9 @@ KernelSample sample_from_toml(const toml::table& raw, const std::string& source,
     s.reps = r.require_int("reps");
     s.cpu_s = r.get_double("cpu_s", 0.0);
     if (s.cpu_s < 0) r.fail("cpu_s", "expected a time >= 0 in seconds");
-    s.device_kernels = string_array(raw, "device_kernels", r);
+    s.device_kernels = r.get_string_array("device_kernels");
     if (auto c = r.table("counters")) {
-        for (const auto& [k, v] : *checked.get_as<toml::table>("counters"))
+        for (const auto& [k, v] : *raw.get_as<toml::table>("counters"))
             s.counters[std::string(k.str())] = c->require_double(std::string(k.str()));
         c->finish();
     }

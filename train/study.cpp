@@ -178,26 +178,16 @@ Study load_study(const std::string& path) {
     s.out_dir = r.get_string("out_dir", "runs");
     s.profile = r.get_string("profile", "");
     if (auto f = r.table("fit")) {
+        const std::vector<std::string> names = sim::law_form_names();
+        const auto is_form = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
         std::string forms;
-        for (const std::string& n : sim::law_form_names())
-            forms += (forms.empty() ? "" : ", ") + n;
+        for (const std::string& n : names) forms += (forms.empty() ? "" : ", ") + n;
         s.validation.law_form = f->get_string("law", s.validation.law_form);
-        if (s.validation.law_form != "auto") {
-            try {
-                sim::law_form(s.validation.law_form, path);
-            } catch (const sim::InputError&) {
-                f->fail("law", "\"auto\" or a law form (" + forms + "), got \"" +
-                                   s.validation.law_form + "\"");
-            }
-        }
+        if (s.validation.law_form != "auto" && !is_form(s.validation.law_form))
+            f->fail("law", "\"auto\" or a law form (" + forms + "), got \"" + s.validation.law_form + "\"");
         s.validation.candidates = f->get_string_array("candidates");
-        for (const std::string& c : s.validation.candidates) {
-            try {
-                sim::law_form(c, path);
-            } catch (const sim::InputError&) {
-                f->fail("candidates", "law forms (" + forms + "), got \"" + c + "\"");
-            }
-        }
+        for (const std::string& c : s.validation.candidates)
+            if (!is_form(c)) f->fail("candidates", "law forms (" + forms + "), got \"" + c + "\"");
         if (!s.validation.candidates.empty() && s.validation.law_form != "auto")
             f->fail("candidates", "only with law = \"auto\"");
         s.validation.cv_folds = static_cast<int>(f->get_int("cv_folds", 2));

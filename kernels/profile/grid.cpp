@@ -14,23 +14,6 @@
 namespace moecast::kernels::profile {
 namespace {
 
-// String arrays are read from the raw table (TomlReader has integer and number arrays only) and
-// removed from the copy that the strict reader checks.
-std::vector<std::string> take_string_array(toml::table& t, const std::string& key, const sim::TomlReader& r) {
-    std::vector<std::string> out;
-    const toml::node* n = t.get(key);
-    if (!n) return out;
-    const toml::array* a = n->as_array();
-    if (!a) r.fail(key, "expected an array of strings");
-    for (const auto& e : *a) {
-        auto v = e.value_exact<std::string>();
-        if (!v) r.fail(key, "expected an array of strings");
-        out.push_back(*v);
-    }
-    t.erase(key);
-    return out;
-}
-
 std::vector<int64_t> positive_array(sim::TomlReader& r, const std::string& key, std::vector<int64_t> fallback) {
     std::vector<int64_t> v = r.get_int_array(key);
     if (v.empty()) v = std::move(fallback);
@@ -107,12 +90,10 @@ Grid load_grid(const std::string& path) {
     int index = 0;
     for (toml::table t : tables("layer")) {
         const std::string prefix = "layer[" + std::to_string(index++) + "]";
-        toml::table copy = t;
-        sim::TomlReader lr(copy, path, prefix);
+        sim::TomlReader tr(t, path, prefix);
         LayerGrid l;
-        l.histograms = take_string_array(copy, "histograms", lr);
-        l.ops = take_string_array(copy, "ops", lr);
-        sim::TomlReader tr(copy, path, prefix);
+        l.histograms = tr.get_string_array("histograms");
+        l.ops = tr.get_string_array("ops");
         std::vector<int64_t> model_e, model_k;
         if (tr.has("model")) {
             const std::string name = tr.get_string("model", "");

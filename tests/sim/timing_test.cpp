@@ -13,6 +13,14 @@
 namespace moecast::sim {
 namespace {
 
+// The cost model's kernel called `name` (a test failure, and the first kernel, if there is none).
+const Kernel& kernel_named(const CostPrediction& c, const char* name) {
+    for (int i = 0; i < c.kernels.size; ++i)
+        if (std::string(c.kernels.items[static_cast<size_t>(i)].name) == name) return c.kernels.items[static_cast<size_t>(i)];
+    ADD_FAILURE() << "no kernel " << name;
+    return c.kernels.items[0];
+}
+
 TEST(Timing, LargeGemmIsComputeBoundWithWaveQuantization) {
     const HardwareProfile hw = load_hardware("h100-sxm");
     // 8192^3 bf16: 2 * 8192^3 FLOPs; tiles 64 x 32 = 2048 over 132 SMs = 15.52 waves -> 16.
@@ -194,13 +202,7 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
     resolve_layout(l, m, hw, "test");
     CostPrediction c;
     predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-    auto find = [&](const char* name) -> const Kernel& {
-        for (int i = 0; i < c.kernels.size; ++i)
-            if (std::string(c.kernels.items[static_cast<size_t>(i)].name) == name)
-                return c.kernels.items[static_cast<size_t>(i)];
-        ADD_FAILURE() << "no kernel " << name;
-        return c.kernels.items[0];
-    };
+    auto find = [&](const char* name) -> const Kernel& { return kernel_named(c, name); };
     struct Expect {
         const char* name;
         KernelClass cls;
@@ -346,13 +348,7 @@ qk_norm = "head"
         resolve_layout(l, m, hw, "test");
         CostPrediction c;
         predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-        auto find = [&](const char* name) -> const Kernel& {
-            for (int i = 0; i < c.kernels.size; ++i)
-                if (std::string(c.kernels.items[static_cast<size_t>(i)].name) == name)
-                    return c.kernels.items[static_cast<size_t>(i)];
-            ADD_FAILURE() << "no kernel " << name;
-            return c.kernels.items[0];
-        };
+        auto find = [&](const char* name) -> const Kernel& { return kernel_named(c, name); };
         const double e = p == Precision::fp32 ? 4.0 : 2.0;
         const double td = 2048.0 * 32;  // 65536 elements of the residual stream
         // RMSNorm: x read, y written, weight read; 5 FLOPs per element.
