@@ -4,6 +4,10 @@
 // seconds / threads (the step with the cores to itself; what a profile fitted with --cpu-time
 // predicts) and wall time (equal on a quiet machine). Profile: MOECAST_CPU_PROFILE, else the
 // committed profiles/cpu-vm-2026-11-28.toml. Data: the committed Emma excerpt (tests/data).
+// Configs: the study model at three sparsities, or the one train config MOECAST_TRAIN_CONFIG names
+// (e.g. a study run's input.toml). Where the time goes: per step part (sim::StepPart), the
+// predicted and the measured thread CPU ms (train/part_timer.h), as counters <part>_pred_ms and
+// <part>_meas_ms.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -38,10 +42,17 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     const char* env = std::getenv("MOECAST_CPU_PROFILE");
     const std::string profile = env ? env : root + "/profiles/cpu-vm-2026-11-28.toml";
     const auto [e, k] = kConfigs[static_cast<size_t>(state.range(0))];
-    const train::TrainConfig c = train::load_train_config(
-        root + "/configs/train/default.toml",
-        {"data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]", "model.moe.experts=" + std::to_string(e),
-         "model.moe.top_k=" + std::to_string(k)});
+    const std::string data = "data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]";
+    const char* config = std::getenv("MOECAST_TRAIN_CONFIG");
+    if (config && state.range(0) > 0) {
+        state.SkipWithError("MOECAST_TRAIN_CONFIG set: only config 0 runs");
+        return;
+    }
+    const train::TrainConfig c =
+        config ? train::load_train_config(config, {data})
+               : train::load_train_config(root + "/configs/train/default.toml",
+                                          {data, "model.moe.experts=" + std::to_string(e),
+                                           "model.moe.top_k=" + std::to_string(k)});
     const sim::HardwareProfile hw = sim::load_hardware_file(profile);
     const sim::TrainerStepPrediction pred =
         sim::predict_trainer_step(c.model, hw, c.batch_tokens, c.micro_batch_tokens, c.threads);
@@ -57,6 +68,7 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     int64_t step = 0;
     sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
     runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());  // warm-up
+    runner.set_part_timing(true);
     double wall = 0, cpu = 0;
     for (auto _ : state) {
         sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
@@ -74,7 +86,18 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["measured_wall_s"] = measured_wall;
     state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
     state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
-    state.SetLabel(c.model.name + " E" + std::to_string(e) + " K" + std::to_string(k) + ", " +
+    const train::PartTimer parts = runner.part_times();
+    for (int i = 0; i < sim::kStepPartCount; ++i) {
+        const auto p = static_cast<sim::StepPart>(i);
+        // Lanes run side by side (mean lane); the optimizer runs on one thread after them.
+        const double lanes = p == sim::StepPart::optimizer ? 1.0 : c.threads;
+        const double predicted = sim::part_seconds(pred.breakdown, p), measured = parts.seconds(p) / n / lanes;
+        if (predicted == 0 && measured == 0) continue;
+        state.counters[std::string(sim::to_string(p)) + "_pred_ms"] = 1e3 * predicted;
+        state.counters[std::string(sim::to_string(p)) + "_meas_ms"] = 1e3 * measured;
+    }
+    state.SetLabel(c.model.name + " E" + std::to_string(c.model.moe.experts) + " K" +
+                   std::to_string(c.model.moe.top_k) + ", " +
                    std::to_string(c.batch_tokens) + " tokens/step, profile " + hw.name);
 }
 BENCHMARK(BM_TrainerStepPredictedVsMeasured)

@@ -21,6 +21,20 @@ const char* to_string(StepPart p) {
     return "?";
 }
 
+double part_seconds(const StepBreakdown& b, StepPart p) {
+    switch (p) {
+        case StepPart::attention: return b.attention_s;
+        case StepPart::dense_gemm: return b.dense_gemm_s;
+        case StepPart::elementwise: return b.elementwise_s;
+        case StepPart::router: return b.router_s;
+        case StepPart::dispatch: return b.dispatch_s;
+        case StepPart::expert_gemm: return b.expert_gemm_s;
+        case StepPart::combine: return b.combine_s;
+        case StepPart::optimizer: return b.optimizer_s;
+    }
+    return 0;
+}
+
 double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw) {
     return predict_kernel_time(hw.eff(cls), cost, shape, hw);
 }

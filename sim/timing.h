@@ -149,6 +149,9 @@ struct StepBreakdown {
     double forward_s = 0, backward_s = 0;  // one micro-batch on this stage, comm included
 };
 
+// The breakdown's seconds for one step part (dispatch and combine include their exposed all-to-all).
+double part_seconds(const StepBreakdown& b, StepPart p);
+
 struct CostPrediction {
     Layout layout;
     StepShape shape;

@@ -253,7 +253,7 @@ void copy_cols(float* src, int64_t ld, int64_t c0, int64_t w, int64_t t, float* 
 
 double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const float* params,
                                const int32_t* tokens, const int32_t* targets, double ce_scale,
-                               double aux_scale, float* grads, PassStats* stats) const {
+                               double aux_scale, float* grads, PassStats* stats, PartTimer* timer) const {
     const auto& m = config_;
     const auto& L = layout_;
     const int64_t t = ws.t, d = m.d_model, h = m.attention.heads, hd = sim::head_dim(m);
@@ -267,8 +267,13 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
     float* G = grads;
     PassStats local;
     local.tokens = t;
+    using SP = sim::StepPart;
+    const auto part = [timer](SP p) {
+        if (timer) timer->start(p);
+    };
 
     // Embedding (+ learned positions).
+    part(SP::elementwise);
     k::embedding<k::Cpu, float>(ctx, tokens, P + L.embedding, t, d, ws.resid[0].data());
     if (L.positions >= 0) {
         k::embedding<k::Cpu, float>(ctx, ws.pos_idx.data(), P + L.positions, t, d, ws.tmp.data());
@@ -283,11 +288,14 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
         float* x_out = ws.resid[static_cast<size_t>(2 * l + 2)].data();
 
         // Attention block.
+        part(SP::elementwise);
         k::rmsnorm<k::Cpu, float>(ctx, x_in, P + sl.attn_norm, t, d, options_.norm_eps, a.xn_attn.data(), a.rstd_attn.data());
+        part(SP::dense_gemm);
         k::linear<k::Cpu, float>(ctx, a.xn_attn.data(), P + sl.wqkv, t, d, 3 * hdim, false, ws.qkv.data());
         copy_cols(ws.qkv.data(), 3 * hdim, 0, hdim, t, qkn ? a.q_raw.data() : a.q.data(), false);
         copy_cols(ws.qkv.data(), 3 * hdim, hdim, hdim, t, qkn ? a.k_raw.data() : a.k.data(), false);
         copy_cols(ws.qkv.data(), 3 * hdim, 2 * hdim, hdim, t, a.v.data(), false);
+        part(SP::elementwise);
         if (qkn) {
             k::rmsnorm<k::Cpu, float>(ctx, a.q_raw.data(), P + sl.q_norm, qk_rows, qk_d, options_.norm_eps, a.q.data(), a.q_rstd.data());
             k::rmsnorm<k::Cpu, float>(ctx, a.k_raw.data(), P + sl.k_norm, qk_rows, qk_d, options_.norm_eps, a.k.data(), a.k_rstd.data());
@@ -296,8 +304,11 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             k::rope<k::Cpu, float>(ctx, a.q.data(), t, h, hd, s, options_.rope_theta, false);
             k::rope<k::Cpu, float>(ctx, a.k.data(), t, h, hd, s, options_.rope_theta, false);
         }
+        part(SP::attention);
         k::causal_attention<k::Cpu, float>(ctx, a.q.data(), a.k.data(), a.v.data(), t, s, h, hd, a.probs.data(), a.att.data());
+        part(SP::dense_gemm);
         k::linear<k::Cpu, float>(ctx, a.att.data(), P + sl.wo, t, hdim, d, false, x_mid);
+        part(SP::elementwise);
         add_to(x_mid, x_in, t * d);
 
         // FFN block.
@@ -307,6 +318,7 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             const bool glu = m.moe.expert_kind == sim::FfnKind::glu;
             const int64_t n1 = glu ? 2 * f : f;
             const auto act = glu ? k::Activation::swiglu : k::Activation::gelu;
+            part(SP::router);
             k::router_logits<k::Cpu, float>(ctx, a.xn_ffn.data(), P + sl.router, t, d, e, a.logits.data());
             k::router_softmax_topk<k::Cpu>(ctx, a.logits.data(), t, e, kk, options_.router_renormalize,
                                            a.rprobs.data(), a.idx.data(), a.weights.data());
@@ -315,42 +327,57 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
                                            static_cast<float>(options_.load_balance_coef), &lb);
             k::router_z_loss<k::Cpu>(ctx, a.logits.data(), t, e, static_cast<float>(options_.z_loss_coef), &z);
             local.aux_loss += static_cast<double>(lb) + static_cast<double>(z);
+            part(SP::dispatch);
             k::permute_plan<k::Cpu>(ctx, a.idx.data(), t, e, kk, a.tpe.data(), a.offsets.data(),
                                     a.row_to_slot.data(), a.slot_to_row.data());
             local.tokens_per_expert.emplace_back(a.tpe.begin(), a.tpe.end());
             k::permute_gather<k::Cpu, float>(ctx, a.xn_ffn.data(), a.row_to_slot.data(), t, kk, d, a.x_perm.data());
+            part(SP::expert_gemm);
             k::grouped_gemm<k::Cpu, float>(ctx, a.x_perm.data(), P + sl.w1, a.offsets.data(), e, d, n1, a.h.data());
             k::activation<k::Cpu, float>(ctx, act, a.h.data(), t * kk, f, a.a.data());
             k::grouped_gemm<k::Cpu, float>(ctx, a.a.data(), P + sl.w2, a.offsets.data(), e, f, d, a.y_perm.data());
+            part(SP::combine);
             k::combine<k::Cpu, float>(ctx, a.y_perm.data(), a.weights.data(), a.slot_to_row.data(), t, kk, d, x_out);
         } else {
             const int64_t f = m.ffn;
             const bool glu = m.ffn_kind == sim::FfnKind::glu;
             const int64_t n1 = glu ? 2 * f : f;
             const auto act = glu ? k::Activation::swiglu : k::Activation::gelu;
+            part(SP::dense_gemm);
             k::linear<k::Cpu, float>(ctx, a.xn_ffn.data(), P + sl.w1, t, d, n1, false, a.h.data());
+            part(SP::elementwise);
             k::activation<k::Cpu, float>(ctx, act, a.h.data(), t, f, a.a.data());
+            part(SP::dense_gemm);
             k::linear<k::Cpu, float>(ctx, a.a.data(), P + sl.w2, t, f, d, false, x_out);
         }
+        part(SP::elementwise);
         add_to(x_out, x_mid, t * d);
     }
 
     // Final norm, LM head, loss.
     const float* x_last = ws.resid.back().data();
+    part(SP::elementwise);
     k::rmsnorm<k::Cpu, float>(ctx, x_last, P + L.final_norm, t, d, options_.norm_eps, ws.xf.data(), ws.rstd_f.data());
     const bool tied = L.lm_head < 0;
     const float* w_head = P + (tied ? L.embedding : L.lm_head);
+    part(SP::dense_gemm);
     k::linear<k::Cpu, float>(ctx, ws.xf.data(), w_head, t, d, v, tied, ws.logits.data());
+    part(SP::elementwise);
     k::cross_entropy<k::Cpu, float>(ctx, ws.logits.data(), targets, t, v, ce_scale, &local.ce_sum,
                                     backward ? ws.logits.data() : nullptr);
     const double objective = ce_scale * local.ce_sum + aux_scale * local.aux_loss;
     if (stats) stats->add(local);
-    if (!backward) return objective;
+    if (!backward) {
+        if (timer) timer->stop();
+        return objective;
+    }
 
     // ---- backward ----
     float* dres = ws.d.data();  // gradient of the residual stream (T, D)
+    part(SP::dense_gemm);
     k::linear_backward<k::Cpu, float>(ctx, ws.xf.data(), w_head, ws.logits.data(), t, d, v, tied,
                                       ws.dxn.data(), G + (tied ? L.embedding : L.lm_head));
+    part(SP::elementwise);
     k::rmsnorm_backward<k::Cpu, float>(ctx, x_last, P + L.final_norm, ws.rstd_f.data(), ws.dxn.data(), t, d,
                                        dres, G + L.final_norm);
 
@@ -366,8 +393,10 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             const bool glu = m.moe.expert_kind == sim::FfnKind::glu;
             const int64_t n1 = glu ? 2 * f : f;
             const auto act = glu ? k::Activation::swiglu : k::Activation::gelu;
+            part(SP::combine);
             k::combine_backward<k::Cpu, float>(ctx, dres, a.y_perm.data(), a.weights.data(), a.slot_to_row.data(),
                                                t, kk, d, ws.dy_perm.data(), ws.dweights.data());
+            part(SP::expert_gemm);
             k::grouped_gemm_wgrad<k::Cpu, float>(ctx, a.a.data(), ws.dy_perm.data(), a.offsets.data(), e, f, d, ws.dw_tmp.data());
             add_to(G + sl.w2, ws.dw_tmp.data(), e * f * d);
             k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dy_perm.data(), P + sl.w2, a.offsets.data(), e, f, d, ws.da.data());
@@ -375,8 +404,10 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             k::grouped_gemm_wgrad<k::Cpu, float>(ctx, a.x_perm.data(), ws.dh.data(), a.offsets.data(), e, d, n1, ws.dw_tmp.data());
             add_to(G + sl.w1, ws.dw_tmp.data(), e * d * n1);
             k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dh.data(), P + sl.w1, a.offsets.data(), e, d, n1, ws.dx_perm.data());
+            part(SP::dispatch);
             k::permute_gather_backward<k::Cpu, float>(ctx, ws.dx_perm.data(), a.slot_to_row.data(), t, kk, d, ws.dxn.data());
             // Router: main-loss gradient through the chosen weights, plus the auxiliary losses.
+            part(SP::router);
             k::load_balancing_loss_backward<k::Cpu>(ctx, a.idx.data(), t, e, kk,
                                                     static_cast<float>(options_.load_balance_coef * aux_scale),
                                                     ws.dprobs_aux.data());
@@ -394,20 +425,27 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             const bool glu = m.ffn_kind == sim::FfnKind::glu;
             const int64_t n1 = glu ? 2 * f : f;
             const auto act = glu ? k::Activation::swiglu : k::Activation::gelu;
+            part(SP::dense_gemm);
             k::linear_backward<k::Cpu, float>(ctx, a.a.data(), P + sl.w2, dres, t, f, d, false, ws.da.data(), G + sl.w2);
+            part(SP::elementwise);
             k::activation_backward<k::Cpu, float>(ctx, act, a.h.data(), ws.da.data(), t, f, ws.dh.data());
+            part(SP::dense_gemm);
             k::linear_backward<k::Cpu, float>(ctx, a.xn_ffn.data(), P + sl.w1, ws.dh.data(), t, d, n1, false,
                                               ws.dxn.data(), G + sl.w1);
         }
+        part(SP::elementwise);
         k::rmsnorm_backward<k::Cpu, float>(ctx, x_mid, P + sl.ffn_norm, a.rstd_ffn.data(), ws.dxn.data(), t, d,
                                            ws.tmp.data(), G + sl.ffn_norm);
         add_to(dres, ws.tmp.data(), t * d);
 
         // Attention block: dres is now the gradient of x_mid.
+        part(SP::dense_gemm);
         k::linear_backward<k::Cpu, float>(ctx, a.att.data(), P + sl.wo, dres, t, hdim, d, false, ws.datt.data(), G + sl.wo);
+        part(SP::attention);
         k::causal_attention_backward<k::Cpu, float>(ctx, a.q.data(), a.k.data(), a.v.data(), a.probs.data(),
                                                     a.att.data(), ws.datt.data(), t, s, h, hd, ws.dq.data(),
                                                     ws.dk.data(), ws.dv.data());
+        part(SP::elementwise);
         if (rope) {
             k::rope<k::Cpu, float>(ctx, ws.dq.data(), t, h, hd, s, options_.rope_theta, true);
             k::rope<k::Cpu, float>(ctx, ws.dk.data(), t, h, hd, s, options_.rope_theta, true);
@@ -425,14 +463,18 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             copy_cols(ws.qkv.data(), 3 * hdim, hdim, hdim, t, ws.dk.data(), true);
         }
         copy_cols(ws.qkv.data(), 3 * hdim, 2 * hdim, hdim, t, ws.dv.data(), true);
+        part(SP::dense_gemm);
         k::linear_backward<k::Cpu, float>(ctx, a.xn_attn.data(), P + sl.wqkv, ws.qkv.data(), t, d, 3 * hdim, false,
                                           ws.dxn.data(), G + sl.wqkv);
+        part(SP::elementwise);
         k::rmsnorm_backward<k::Cpu, float>(ctx, x_in, P + sl.attn_norm, a.rstd_attn.data(), ws.dxn.data(), t, d,
                                            ws.tmp.data(), G + sl.attn_norm);
         add_to(dres, ws.tmp.data(), t * d);
     }
+    part(SP::elementwise);
     k::embedding_backward<k::Cpu, float>(ctx, tokens, dres, t, d, G + L.embedding);
     if (L.positions >= 0) k::embedding_backward<k::Cpu, float>(ctx, ws.pos_idx.data(), dres, t, d, G + L.positions);
+    if (timer) timer->stop();
     return objective;
 }
 

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/context.h"
 #include "sim/config.h"
+#include "train/part_timer.h"
 
 namespace moecast::train {
 
@@ -82,10 +83,12 @@ public:
 
     // Forward and, when grads != nullptr, backward of one micro-batch: tokens and targets (T).
     // The objective is ce_scale * sum(CE) + aux_scale * (load-balancing + z-loss); gradients of it
-    // are ADDED to grads (layout.total). Returns the objective's value.
+    // are ADDED to grads (layout.total). Returns the objective's value. With a timer, this thread's
+    // CPU time is charged to the cost model's step parts (train/part_timer.h).
     double forward_backward(kernels::CpuContext& ctx, Workspace& ws, const float* params,
                             const int32_t* tokens, const int32_t* targets, double ce_scale,
-                            double aux_scale, float* grads, PassStats* stats) const;
+                            double aux_scale, float* grads, PassStats* stats,
+                            PartTimer* timer = nullptr) const;
 
 private:
     sim::ModelConfig config_;

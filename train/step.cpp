@@ -11,6 +11,7 @@ struct StepRunner::Lane {
     Workspace* ws = nullptr;
     std::vector<float> grads;  // lane 0 uses the runner's buffer
     PassStats stats;
+    PartTimer timer;
     double ce = 0;
     int64_t tokens = 0;
 };
@@ -37,11 +38,14 @@ StepResult StepRunner::step(float* params, AdamW& adam, double lr, double grad_c
                             const int32_t* tokens, const int32_t* targets) {
     const int64_t n = model_.layout().total, n_micro = batch_ / micro_;
     StepResult r;
+    PartTimer* opt = timing_ ? &optimizer_timer_ : nullptr;
+    if (opt) opt->start(sim::StepPart::optimizer);
     std::fill(grads_.begin(), grads_.end(), 0.0f);
     for (Lane* lane : lanes_) {
         lane->stats = PassStats{};
         std::fill(lane->grads.begin(), lane->grads.end(), 0.0f);
     }
+    if (opt) opt->stop();
     try {
         pool_.parallel_for(threads_, [&](int64_t b, int64_t e) {
             for (int64_t li = b; li < e; ++li) {
@@ -50,13 +54,14 @@ StepResult StepRunner::step(float* params, AdamW& adam, double lr, double grad_c
                 for (int64_t mb = li; mb < n_micro; mb += threads_)
                     model_.forward_backward(lane.ctx, *lane.ws, params, tokens + mb * micro_, targets + mb * micro_,
                                             1.0 / static_cast<double>(batch_), 1.0 / static_cast<double>(n_micro), g,
-                                            &lane.stats);
+                                            &lane.stats, timing_ ? &lane.timer : nullptr);
             }
         });
     } catch (const std::invalid_argument& e) {  // the router refuses NaN logits
         r.failure = std::string("non-finite activations: ") + e.what();
         return r;
     }
+    if (opt) opt->start(sim::StepPart::optimizer);
     for (size_t li = 0; li < lanes_.size(); ++li) {
         r.stats.add(lanes_[li]->stats);
         if (li == 0) continue;
@@ -71,10 +76,23 @@ StepResult StepRunner::step(float* params, AdamW& adam, double lr, double grad_c
         r.failure = std::string("non-finite ") +
                     (!std::isfinite(r.loss) ? "loss" : !std::isfinite(r.aux_loss) ? "router loss" : "gradient norm") +
                     " (loss " + std::to_string(r.loss) + ", grad norm " + std::to_string(r.grad_norm) + ")";
+        if (opt) opt->stop();
         return r;
     }
     adam.update(params, grads_.data(), lr, step + 1);
+    if (opt) opt->stop();
     return r;
+}
+
+PartTimer StepRunner::part_times() const {
+    PartTimer sum = optimizer_timer_;
+    for (const Lane* lane : lanes_) sum.add(lane->timer);
+    return sum;
+}
+
+void StepRunner::clear_part_times() {
+    optimizer_timer_.clear();
+    for (Lane* lane : lanes_) lane->timer.clear();
 }
 
 double StepRunner::evaluate(const float* params, const std::vector<int32_t>& inputs,

@@ -37,6 +37,14 @@ public:
     double evaluate(const float* params, const std::vector<int32_t>& inputs,
                     const std::vector<int32_t>& targets);
 
+    // When on, step() charges each thread's CPU time to the cost model's step parts
+    // (train/part_timer.h); off by default (two clock reads per op when on).
+    void set_part_timing(bool on) { timing_ = on; }
+    // Seconds per part, summed over lanes (the optimizer part: the calling thread), since the last
+    // clear_part_times().
+    PartTimer part_times() const;
+    void clear_part_times();
+
 private:
     struct Lane;
     const Model& model_;
@@ -45,6 +53,8 @@ private:
     kernels::CpuContext pool_;
     std::vector<Lane*> lanes_;
     std::vector<float> grads_;
+    bool timing_ = false;
+    PartTimer optimizer_timer_;
 };
 
 }  // namespace moecast::train

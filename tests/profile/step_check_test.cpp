@@ -98,6 +98,7 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
         sampler.batch(s, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
         const auto t0 = std::chrono::steady_clock::now();
         const double c0 = cpu_seconds();
+        runner.set_part_timing(s > 0);
         runner.step(params.data(), adam, 1e-3, 1.0, s, tokens.data(), targets.data());
         if (s == 0) continue;  // warm-up
         wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -107,11 +108,14 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
     const double measured_s = cpu / steps / c.threads;
     std::printf("tiny trainer step: predicted %.3g s, measured %.3g s (CPU time / threads; wall %.3g s), "
                 "error %+.1f%%\n", pred.step_s, measured_s, wall / steps, 100 * (pred.step_s / measured_s - 1));
-    const sim::StepBreakdown& b = pred.breakdown;
-    std::printf("  predicted parts: attention %.3g, dense GEMM %.3g, elementwise %.3g, router %.3g, dispatch %.3g, "
-                "expert GEMM %.3g, combine %.3g, optimizer %.3g s\n",
-                b.attention_s, b.dense_gemm_s, b.elementwise_s, b.router_s, b.dispatch_s, b.expert_gemm_s, b.combine_s,
-                b.optimizer_s);
+    const train::PartTimer parts = runner.part_times();
+    std::printf("  step part    predicted  measured (ms; measured: thread CPU time, mean lane)\n");
+    for (int i = 0; i < sim::kStepPartCount; ++i) {
+        const auto p = static_cast<sim::StepPart>(i);
+        const double lanes = p == sim::StepPart::optimizer ? 1.0 : c.threads;
+        std::printf("  %-12s %9.3f %9.3f\n", sim::to_string(p), 1e3 * sim::part_seconds(pred.breakdown, p),
+                    1e3 * parts.seconds(p) / steps / lanes);
+    }
     EXPECT_GT(pred.step_s / measured_s, 1.0 / 3.0);
     EXPECT_LT(pred.step_s / measured_s, 3.0);
 }

@@ -1,0 +1,95 @@
+// The step-part timer: intervals charged to the right part, and a timed training step whose parts
+// account for its CPU time.
+#include <ctime>
+
+#include <gtest/gtest.h>
+
+#include "train/data.h"
+#include "train/model.h"
+#include "train/optimizer.h"
+#include "train/part_timer.h"
+#include "train/step.h"
+#include "train/train_config.h"
+
+namespace moecast {
+namespace {
+
+using sim::StepPart;
+
+// Burns at least `s` seconds of this thread's CPU time.
+void spin(double s) {
+    const double end = train::thread_cpu_seconds() + s;
+    volatile double x = 0;
+    while (train::thread_cpu_seconds() < end) x = x + 1;
+}
+
+TEST(PartTimer, ChargesEachIntervalToItsPart) {
+    train::PartTimer t;
+    t.start(StepPart::router);
+    spin(0.004);
+    t.start(StepPart::combine);  // closes the router interval
+    spin(0.002);
+    t.stop();
+    t.stop();  // a second stop charges nothing
+    spin(0.003);  // not timed
+    EXPECT_GE(t.seconds(StepPart::router), 0.004);
+    EXPECT_GE(t.seconds(StepPart::combine), 0.002);
+    EXPECT_LT(t.seconds(StepPart::combine), 0.0045);  // the untimed spin is not in it
+    EXPECT_EQ(t.seconds(StepPart::attention), 0.0);
+    EXPECT_DOUBLE_EQ(t.total(), t.seconds(StepPart::router) + t.seconds(StepPart::combine));
+
+    train::PartTimer sum = t;
+    sum.add(t);
+    EXPECT_DOUBLE_EQ(sum.seconds(StepPart::router), 2 * t.seconds(StepPart::router));
+    sum.clear();
+    EXPECT_EQ(sum.total(), 0.0);
+}
+
+double process_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// A small MoE on one thread: every part of the cost model's step has work, and the parts add up to
+// the step's CPU time (the untimed rest is the batch loop's bookkeeping).
+TEST(PartTimer, TimedStepAccountsForItsCpuTime) {
+    const std::string root = MOECAST_SOURCE_DIR;
+    const train::TrainConfig c = train::load_train_config(
+        root + "/configs/train/default.toml",
+        {"data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]", "model.d_model=64", "model.layers=1",
+         "model.attention.heads=1", "model.moe.expert_ffn=256", "model.seq_len=128", "train.batch_tokens=1024",
+         "train.micro_batch_tokens=512", "train.threads=1"});
+    const train::Model model(c.model, c.model_options);
+    std::vector<float> params(static_cast<size_t>(model.layout().total));
+    train::init_params(c.model, model.layout(), c.model_options, c.seed, params.data());
+    train::AdamW adam(model.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay});
+    train::StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
+    const std::string text = train::read_texts(c.train_files);
+    train::BatchSampler sampler(text, c.model.seq_len, c.seed);
+    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(tokens.size());
+
+    sampler.batch(0, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
+    runner.step(params.data(), adam, 1e-3, 1.0, 0, tokens.data(), targets.data());
+    EXPECT_EQ(runner.part_times().total(), 0.0);  // off by default
+
+    runner.set_part_timing(true);
+    double cpu = 0;
+    for (int s = 1; s <= 3; ++s) {
+        sampler.batch(s, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
+        const double c0 = process_cpu_seconds();
+        runner.step(params.data(), adam, 1e-3, 1.0, s, tokens.data(), targets.data());
+        cpu += process_cpu_seconds() - c0;
+    }
+    const train::PartTimer parts = runner.part_times();
+    for (int i = 0; i < sim::kStepPartCount; ++i)
+        EXPECT_GT(parts.seconds(static_cast<StepPart>(i)), 0.0) << sim::to_string(static_cast<StepPart>(i));
+    EXPECT_LE(parts.total(), cpu * 1.001);
+    EXPECT_GE(parts.total(), 0.9 * cpu);
+
+    runner.clear_part_times();
+    EXPECT_EQ(runner.part_times().total(), 0.0);
+}
+
+}  // namespace
+}  // namespace moecast
