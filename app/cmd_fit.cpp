@@ -96,7 +96,7 @@ void register_fit(CLI::App& app) {
     auto args = std::make_shared<FitArgs>();
     CLI::App* cmd = app.add_subcommand("fit", "Fit a scaling law to runs (Chinchilla recipe) with bootstrap CIs");
     cmd->add_option("data", args->data, "CSV of runs: N, D or C, S, loss (aliases: sim/csv.h)")->required();
-    cmd->add_option("--law", args->law, "Form to fit: chinchilla, abnar2025, chinchilla-active (needs N_a) or chinchilla-sparse")->capture_default_str();
+    cmd->add_option("--law", args->law, "Form to fit: chinchilla, abnar2025, chinchilla-active (needs N_a), chinchilla-sparse or active-sparse (needs N_a)")->capture_default_str();
     cmd->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for 95% CIs (0: none)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("--holdout", args->holdout, "Hold out runs: 'S>=0.98', 'C>=1e21', or 'largest-budget'");

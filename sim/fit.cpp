@@ -258,6 +258,12 @@ std::vector<std::vector<double>> default_start_grid(const LawForm& form) {
         g.push_back(steps(-0.5, 1, 0.5));
         return g;
     }
+    if (form.name == "active-sparse") {
+        // Chinchilla's grid (A, B, E, alpha, beta), G as A, lambda from {-1, -.5, ..., 1}:
+        // 6^3 x 5^3 x 5 = 135,000 starts (coarse: 5,184). Order: A G B E alpha beta lambda.
+        const auto c = default_start_grid(law_form("chinchilla"));
+        return {c[0], c[0], c[1], c[2], c[3], c[4], steps(-1, 1, 0.5)};
+    }
     if (form.name == "abnar2025") {
         // Abnar et al. 2025 Table 2 (paper-notes.md): log a..log d ∈ {0, 10, 20}, log e = 1.5,
         // α, β, γ ∈ {0, .25, …, 1.25}, λ, δ ∈ {−1, −.5, …, 1}. Order: a b c d e α β λ δ γ.

@@ -66,9 +66,29 @@ LawForm make_chinchilla_sparse() {
     return f;
 }
 
+// Krajewski et al. 2024's shape (L = c + (g/G^gamma + a)/N^alpha + b/D^beta, N active) with
+// sparsity in place of granularity: the active-parameter term splits into a part sparsity cannot
+// touch and one it scales by (1-S)^-lambda (lambda < 0: sparser is better at equal N_a); both
+// share alpha. lambda = 0 is Chinchilla in N_a. Seven coefficients.
+LawForm make_active_sparse() {
+    LawForm f;
+    f.name = "active-sparse";
+    f.formula = "L = (A + G/(1-S)^lambda)/N_a^alpha + B/D^beta + E";
+    f.params = {"A", "G", "B", "E", "alpha", "beta", "lambda"};
+    f.scale_count = 4;
+    f.uses_sparsity = true;
+    f.uses_n_active = true;
+    f.terms = {{0, {{LawVar::log_n_active, 4}}},
+               {1, {{LawVar::log_n_active, 4}, {LawVar::log_one_minus_s, 6}}},
+               {2, {{LawVar::log_d, 5}}},
+               {3, {}}};
+    return f;
+}
+
 const std::vector<LawForm>& forms() {
     static const std::vector<LawForm> all = {make_chinchilla(), make_abnar(),
-                                             make_chinchilla_active(), make_chinchilla_sparse()};
+                                             make_chinchilla_active(), make_chinchilla_sparse(),
+                                             make_active_sparse()};
     return all;
 }
 

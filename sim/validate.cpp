@@ -248,12 +248,34 @@ FindingCheck check_finding3(const Law& law, const Family& family,
     return f;
 }
 
+namespace {
+
+// The fitting budgets inside `window`, and the source string that names them (it ends up in the
+// fitted law's provenance).
+std::vector<double> windowed_budgets(const std::vector<StudyRunRecord>& runs, int window,
+                                     std::string& source) {
+    std::vector<double> done;
+    for (const StudyRunRecord& r : runs)
+        if (!r.holdout && r.status == "done")
+            done.push_back(r.budget_flops);
+    const std::vector<double> used = fit_window_budgets(done, window);
+    source = window > 0 ? fmt::format("study runs (the {} largest fitting budgets, {:.3g}-{:.3g})",
+                                      window, used.empty() ? 0.0 : used.front(),
+                                      used.empty() ? 0.0 : used.back())
+                        : "study runs (fitting budgets)";
+    return used;
+}
+
+}  // namespace
+
 FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& o,
                         LawSelection* selection) {
     std::string name = o.law_form;
+    int window = o.fit_windows.empty() ? 0 : o.fit_windows.front();
     if (name == "auto") {
         LawSelection sel = select_law_form(runs, o);
         name = sel.chosen;
+        window = sel.chosen_fit_window;
         if (selection)
             *selection = std::move(sel);
     }
@@ -263,8 +285,15 @@ FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const Validatio
     fo.threads = o.threads;
     fo.bootstrap = o.bootstrap;
     fo.law_name = "fitted-study";
-    return fit_law(form, to_fit_data(runs, false, "study runs (fitting budgets)"),
-                   to_fit_data(runs, true, "study runs (hold-out budget)"), fo);
+    std::string source;
+    const std::vector<double> used = windowed_budgets(runs, window, source);
+    FitData fit;
+    fit.source = source;
+    for (const StudyRunRecord& r : runs)
+        if (!r.holdout && r.status == "done" &&
+            std::find(used.begin(), used.end(), r.budget_flops) != used.end())
+            fit.points.push_back({r.n, r.n_active, r.d, r.s, r.flops, r.loss});
+    return fit_law(form, fit, to_fit_data(runs, true, "study runs (hold-out budget)"), fo);
 }
 
 Validation validate_study(const std::vector<StudyRunRecord>& runs,
@@ -296,6 +325,11 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
     }
     const Law& law = v.fit.law;
     v.law_form = law.form->name;
+    v.fit_window = v.selection.done ? v.selection.chosen_fit_window
+                   : o.fit_windows.empty() ? 0
+                                           : o.fit_windows.front();
+    std::string source;
+    v.fit_budgets = windowed_budgets(runs, v.fit_window, source);
 
     // Hold-out: every run's predicted loss; the optimum on the grid, predicted and measured.
     std::vector<double> abs_err;

@@ -48,6 +48,13 @@ struct ValidationOptions {
     std::string law_form = "abnar2025";
     std::vector<std::string> candidates;  // "auto" only; empty: every built-in form
     int cv_folds = 2;  // the last cv_folds fitting budgets, each predicted from the budgets below
+    // Fitting windows, a recipe option chosen by the same cross-validation as the form: fit on the
+    // W largest fitting budgets below the predicted one (0: all of them; else W >= 2, since at one
+    // budget N and D = C/(6 N_a) are collinear). Under "auto" every (candidate, window) pair is
+    // scored and the final fit uses the chosen window on the W largest fitting budgets; a fixed
+    // form uses the first window. Tiny runs at the smallest budgets (a few hundred steps) sit in
+    // an early-training regime that a power law in D does not follow; a window drops them.
+    std::vector<int> fit_windows = {0};
     int bootstrap = 0;            // resamples for coefficient CIs
     std::string grid = "coarse";  // "default" (the form's published start grid) or "coarse"
     int threads = 2;
@@ -76,6 +83,7 @@ struct CvFold {
 };
 struct CvCandidate {
     std::string form;
+    int fit_window = 0;  // ValidationOptions::fit_windows
     std::vector<CvFold> folds;
     double score = 0;  // mean of the folds' mean_abs_log_error; +inf when a fold failed
 };
@@ -83,10 +91,17 @@ struct LawSelection {
     bool done = false;  // false: no selection was asked for (a fixed [fit] law)
     std::vector<CvCandidate> candidates;
     std::string chosen;  // lowest score; ties go to the earlier candidate
+    int chosen_fit_window = 0;
 };
 
-// Scores every candidate form (ValidationOptions::candidates; empty: all built-in forms) by
-// forward-chaining CV over the last `cv_folds` fitting budgets and picks the lowest score.
+// The fitting budgets a fit uses: of `budgets` (the fitting budgets below the predicted one,
+// any order), all when window = 0, else the `window` largest, ascending. Throws InputError for a
+// window of 1 or below 0.
+std::vector<double> fit_window_budgets(std::vector<double> budgets, int window);
+
+// Scores every candidate form (ValidationOptions::candidates; empty: all built-in forms), with
+// every fitting window (ValidationOptions::fit_windows), by forward-chaining CV over the last
+// `cv_folds` fitting budgets and picks the lowest score.
 // Reads only runs with holdout = false and status "done". Throws InputError when no candidate can
 // be scored (fewer than two fitting budgets, or every fit failed).
 LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
@@ -110,6 +125,8 @@ struct FindingCheck {
 
 struct Validation {
     std::string law_form;  // the form fitted (the chosen one under "auto")
+    int fit_window = 0;    // the fitting window used (the chosen one under "auto")
+    std::vector<double> fit_budgets;  // the fitting budgets the law was fitted on
     LawSelection selection;
     FitResult fit;
     int n_fit = 0, n_holdout = 0, n_missing = 0;
@@ -145,8 +162,9 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
                           const std::vector<double>& sparsity_grid, const Family& family,
                           const ValidationOptions& options, const FitResult* prefit = nullptr,
                           const LawSelection* selection = nullptr);
-// The fit alone (the fitting budgets' finished runs), e.g. to predict before the hold-out is
-// trained. Under law_form "auto" it selects the form first and stores the CV in `selection`.
+// The fit alone (the fitting budgets' finished runs, within the fitting window), e.g. to predict
+// before the hold-out is trained. Under law_form "auto" it selects the form and window first and
+// stores the CV in `selection`.
 FitResult fit_study_law(const std::vector<StudyRunRecord>& runs, const ValidationOptions& options,
                         LawSelection* selection = nullptr);
 

@@ -1,7 +1,9 @@
 // The validation's JSON and text forms (see validate.h).
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "sim/validate.h"
 
@@ -62,6 +64,7 @@ nlohmann::json selection_json(const LawSelection& sel) {
             folds.push_back(j);
         }
         cands.push_back({{"form", c.form},
+                         {"fit_window", c.fit_window},
                          {"score", std::isfinite(c.score) ? nlohmann::json(c.score)
                                                           : nlohmann::json(nullptr)},
                          {"folds", folds}});
@@ -70,27 +73,42 @@ nlohmann::json selection_json(const LawSelection& sel) {
                        "budgets below each predicted budget; score = mean over folds of mean "
                        "|log(predicted / measured loss)|; hold-out runs not used"},
             {"chosen", sel.chosen},
+            {"chosen_fit_window", sel.chosen_fit_window},
             {"candidates", cands}};
+}
+
+// A candidate's name in the table: the form, and its fitting window when it has one.
+std::string candidate_label(const CvCandidate& c) {
+    return c.fit_window > 0 ? fmt::format("{} last {}", c.form, c.fit_window) : c.form;
 }
 
 std::string selection_text(const LawSelection& sel) {
     std::string s = "law form chosen by forward-chaining cross-validation on the fitting budgets "
                     "(hold-out not used): fit below each budget, predict its runs\n";
-    s += fmt::format("  {:<18} {:>9}", "form", "score");
+    size_t width = 18;
+    bool windows = false;
+    for (const CvCandidate& c : sel.candidates) {
+        width = std::max(width, candidate_label(c).size());
+        windows = windows || c.fit_window > 0;
+    }
+    s += fmt::format("  {:<{}} {:>9}", "form", width, "score");
     if (!sel.candidates.empty())
         for (const CvFold& f : sel.candidates.front().folds)
             s += fmt::format("  | C {:<8.3g} |log err| opt.err", f.predict_budget);
     s += "\n";
     for (const CvCandidate& c : sel.candidates) {
-        s += fmt::format("  {:<18} {:>8.2f}%", c.form, 100 * c.score);
+        s += fmt::format("  {:<{}} {:>8.2f}%", candidate_label(c), width, 100 * c.score);
         for (const CvFold& f : c.folds)
             s += f.ok ? fmt::format("  | fit {:>2} runs  {:>6.2f} %  {:>+6.2f} %", f.n_train,
                                     100 * f.mean_abs_log_error, 100 * f.optimum_loss_error)
                       : fmt::format("  | failed: {}", f.error);
-        s += c.form == sel.chosen ? "  <- chosen\n" : "\n";
+        s += c.form == sel.chosen && c.fit_window == sel.chosen_fit_window ? "  <- chosen\n"
+                                                                             : "\n";
     }
     s += "  (score: mean |log(predicted/measured)| over the folds; opt.err: law's best run vs "
          "measured best at that budget)\n";
+    if (windows)
+        s += "  (last W: fitted on the W largest fitting budgets below the predicted one only)\n";
     return s;
 }
 
@@ -131,6 +149,9 @@ nlohmann::json validation_json(const Validation& v) {
           {"r2", v.fit.quality.r2},
           {"heldout_rmse", v.fit.quality.heldout_rmse},
           {"starts", v.fit.quality.starts},
+          {"fit_window", v.fit_window},
+          {"fit_budgets_flops", v.fit_budgets},
+          {"n_fit_runs", v.fit.quality.n_fit},
           {"params_outside_grid", v.fit.quality.params_outside_grid}}},
         {"holdout_budget_flops", v.holdout_budget},
         {"selection", v.selection.done ? selection_json(v.selection) : nlohmann::json(nullptr)},
@@ -174,8 +195,13 @@ std::string validation_text(const Validation& v) {
                                 v.n_holdout, v.n_missing);
     if (v.selection.done)
         s += selection_text(v.selection);
-    s += fmt::format("law {} fitted on the fitting budgets: {}\n", law.form->name,
-                     law.form->formula);
+    if (v.fit_window > 0)
+        s += fmt::format("law {} fitted on the {} largest fitting budgets ({:.3g}; {} runs): {}\n",
+                         law.form->name, v.fit_window, fmt::join(v.fit_budgets, ", "),
+                         v.fit.quality.n_fit, law.form->formula);
+    else
+        s += fmt::format("law {} fitted on the fitting budgets: {}\n", law.form->name,
+                         law.form->formula);
     for (size_t j = 0; j < law.form->params.size(); ++j) {
         const std::string& p = law.form->params[j];
         s += fmt::format("  {:>6} = {:<12.5g}", p, law.coefficient(p));

@@ -19,11 +19,16 @@ FitData points_of(const std::vector<const StudyRunRecord*>& runs, const std::str
     return d;
 }
 
-CvFold run_fold(const LawForm& form, const std::vector<const StudyRunRecord*>& fitting,
-                double budget, const ValidationOptions& o) {
+CvFold run_fold(const LawForm& form, int window, const std::vector<const StudyRunRecord*>& fitting,
+                const std::vector<double>& budgets, double budget, const ValidationOptions& o) {
+    std::vector<double> below;
+    for (double b : budgets)
+        if (b < budget)
+            below.push_back(b);
+    const std::vector<double> used = fit_window_budgets(below, window);
     std::vector<const StudyRunRecord*> train, predict;
     for (const StudyRunRecord* r : fitting) {
-        if (r->budget_flops < budget)
+        if (std::find(used.begin(), used.end(), r->budget_flops) != used.end())
             train.push_back(r);
         else if (r->budget_flops == budget)
             predict.push_back(r);
@@ -71,6 +76,17 @@ CvFold run_fold(const LawForm& form, const std::vector<const StudyRunRecord*>& f
 
 }  // namespace
 
+std::vector<double> fit_window_budgets(std::vector<double> budgets, int window) {
+    if (window < 0 || window == 1)
+        throw InputError("[fit]", 0, "fit_windows",
+                         "0 (all fitting budgets) or 2 and more, got " + std::to_string(window));
+    std::sort(budgets.begin(), budgets.end());
+    budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+    if (window > 0 && budgets.size() > size_t(window))
+        budgets.erase(budgets.begin(), budgets.end() - window);
+    return budgets;
+}
+
 LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
                              const ValidationOptions& o) {
     // Fitting runs only: the hold-out budget takes no part in choosing the form.
@@ -92,21 +108,27 @@ LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
     sel.done = true;
     const std::vector<std::string> names =
         o.candidates.empty() ? law_form_names() : o.candidates;
+    const std::vector<int> windows = o.fit_windows.empty() ? std::vector<int>{0} : o.fit_windows;
+    for (int w : windows)
+        fit_window_budgets({}, w);  // rejects a bad window before any fit runs
     double best = std::numeric_limits<double>::infinity();
     for (const std::string& name : names) {
         const LawForm& form = law_form(name, "[fit] candidates");
-        CvCandidate c;
-        c.form = name;
-        double sum = 0;
-        for (size_t k = budgets.size() - folds; k < budgets.size(); ++k) {
-            c.folds.push_back(run_fold(form, fitting, budgets[k], o));
-            sum += c.folds.back().ok ? c.folds.back().mean_abs_log_error
-                                     : std::numeric_limits<double>::infinity();
+        for (int window : windows) {
+            CvCandidate c;
+            c.form = name;
+            c.fit_window = window;
+            double sum = 0;
+            for (size_t k = budgets.size() - folds; k < budgets.size(); ++k) {
+                c.folds.push_back(run_fold(form, window, fitting, budgets, budgets[k], o));
+                sum += c.folds.back().ok ? c.folds.back().mean_abs_log_error
+                                         : std::numeric_limits<double>::infinity();
+            }
+            c.score = sum / double(folds);
+            if (c.score < best)
+                best = c.score, sel.chosen = name, sel.chosen_fit_window = window;
+            sel.candidates.push_back(std::move(c));
         }
-        c.score = sum / double(folds);
-        if (c.score < best)
-            best = c.score, sel.chosen = name;
-        sel.candidates.push_back(std::move(c));
     }
     if (sel.chosen.empty())
         throw InputError("[fit]", 0, "candidates", "no candidate form could be cross-validated");

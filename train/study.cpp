@@ -193,6 +193,18 @@ Study load_study(const std::string& path) {
         s.validation.cv_folds = static_cast<int>(f->get_int("cv_folds", 2));
         if (s.validation.cv_folds < 1)
             f->fail("cv_folds", "a positive integer");
+        if (f->has("fit_windows")) {
+            s.validation.fit_windows.clear();
+            for (int64_t w : f->get_int_array("fit_windows")) {
+                if (w < 0 || w == 1)
+                    f->fail("fit_windows", "0 (all fitting budgets) or 2 and more");
+                s.validation.fit_windows.push_back(static_cast<int>(w));
+            }
+            if (s.validation.fit_windows.empty())
+                f->fail("fit_windows", "at least one window");
+            if (s.validation.fit_windows.size() > 1 && s.validation.law_form != "auto")
+                f->fail("fit_windows", "several windows only with law = \"auto\"");
+        }
         s.validation.bootstrap = static_cast<int>(f->get_int("bootstrap", 0));
         s.validation.grid =
             f->get_enum("grid", std::string("coarse"),

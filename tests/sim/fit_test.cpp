@@ -169,6 +169,34 @@ TEST(Fit, RecoversChinchillaSparseAndActiveNoiseFree) {
     }
 }
 
+// Sparsity in place of Krajewski's granularity: recovered from noise-free runs on the same
+// grid, with the shared exponent alpha (two terms) and lambda < 0, from a few starts.
+TEST(Fit, RecoversActiveSparseNoiseFree) {
+    // Chinchilla's 6 x 6 x 5 x 5 x 5 with G as A (6) and lambda from {-1, ..., 1} (5).
+    EXPECT_EQ(grid_size(default_start_grid(law_form("active-sparse"))), 135000u);
+    const Law truth = law_from_toml_string(
+        "name = \"truth\"\nform = \"active-sparse\"\n[coefficients]\nA = 300\nG = 600\n"
+        "B = 2000\nE = 1.8\nalpha = 0.34\nbeta = 0.36\nlambda = -0.3\n",
+        "truth.toml");
+    FitData data = synthetic_abnar(load_law("abnar2025"), 0, 1);
+    for (FitPoint& p : data.points) p.loss = truth.loss(p.n, p.d, p.s, p.n_active);
+    FitOptions opt;
+    opt.grid = default_start_grid(law_form("active-sparse"));
+    opt.grid[0] = {0, 5, 10};
+    opt.grid[1] = {0, 5, 10};
+    opt.grid[2] = {5, 10};
+    opt.grid[3] = {0, 0.5};
+    opt.grid[4] = {0.5};
+    opt.grid[5] = {0.5};
+    opt.grid[6] = {-0.5, 0};
+    const FitResult r = fit_law(law_form("active-sparse"), data, {}, opt);
+    for (const std::string& p : truth.form->params)
+        EXPECT_NEAR(r.law.coefficient(p), truth.coefficient(p),
+                    1e-4 * std::fabs(truth.coefficient(p)))
+            << p;
+    EXPECT_LT(r.objective, 1e-20);
+}
+
 TEST(Fit, BootstrapIntervalsCoverTruthWithNoise) {
     const Law truth = load_law("abnar2025");
     FitOptions opt;

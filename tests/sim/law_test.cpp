@@ -81,8 +81,29 @@ TEST(Law, ChinchillaSparseDiscountsSparseParameters) {
     const Law b = law_from_toml_string(law_to_toml(law), "roundtrip.toml");
     EXPECT_EQ(b.form->name, "chinchilla-sparse");
     EXPECT_DOUBLE_EQ(b.coefficient("delta"), 0.2);
-    EXPECT_EQ(law_form_names(), (std::vector<std::string>{"chinchilla", "abnar2025",
-                                                          "chinchilla-active", "chinchilla-sparse"}));
+    EXPECT_EQ(law_form_names(),
+              (std::vector<std::string>{"chinchilla", "abnar2025", "chinchilla-active",
+                                        "chinchilla-sparse", "active-sparse"}));
+}
+
+TEST(Law, ActiveSparseScalesPartOfTheActiveTerm) {
+    // L = (A + G/(1-S)^lambda)/N_a^alpha + B/D^beta + E at A 10, G 20, B 300, E 1, alpha .4,
+    // beta .5, lambda -.2, N_a 1e4, D 1e6 (Python, math.pow): S 0 -> 2.0535659294528736,
+    // S .75 -> 1.9319194308941336, S .9375 -> 1.8397286243324007.
+    const Law law = law_from_toml_string(
+        "name = \"t\"\nform = \"active-sparse\"\n[coefficients]\nA = 10\nG = 20\nB = 300\n"
+        "E = 1\nalpha = 0.4\nbeta = 0.5\nlambda = -0.2\n",
+        "t.toml");
+    EXPECT_TRUE(law.form->uses_sparsity);
+    EXPECT_TRUE(law.form->uses_n_active);
+    EXPECT_NEAR(law.loss(5e4, 1e6, 0.0, 1e4), 2.0535659294528736, 1e-12);
+    EXPECT_NEAR(law.loss(5e4, 1e6, 0.75, 1e4), 1.9319194308941336, 1e-12);
+    EXPECT_NEAR(law.loss(9e4, 1e6, 0.9375, 1e4), 1.8397286243324007, 1e-12);  // total N unused
+    EXPECT_THROW(law.loss(5e4, 1e6, 0.5), std::invalid_argument);            // N_a unknown
+    const Law b = law_from_toml_string(law_to_toml(law), "roundtrip.toml");
+    EXPECT_EQ(b.form->name, "active-sparse");
+    EXPECT_DOUBLE_EQ(b.coefficient("G"), 20);
+    EXPECT_DOUBLE_EQ(b.coefficient("lambda"), -0.2);
 }
 
 TEST(Law, TomlRoundTrip) {

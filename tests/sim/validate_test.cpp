@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "sim/error.h"
 #include "sim/family.h"
 #include "sim/law.h"
 #include "sim/validate.h"
@@ -212,4 +213,76 @@ TEST(Validate, SelectionNeverReadsTheHoldout) {
     const Validation fixed = validate_study(runs, {0, 0.5, 0.75, 0.875}, Family{}, o);
     EXPECT_FALSE(fixed.selection.done);
     EXPECT_TRUE(validation_json(fixed)["selection"].is_null());
+}
+
+TEST(Validate, FitWindowKeepsTheLargestBudgetsBelow) {
+    // Unsorted, with a repeat: the window keeps the W largest distinct budgets, ascending.
+    const std::vector<double> b{3e12, 1e11, 1e12, 3e11, 1e12};
+    EXPECT_EQ(fit_window_budgets(b, 0), (std::vector<double>{1e11, 3e11, 1e12, 3e12}));
+    EXPECT_EQ(fit_window_budgets(b, 2), (std::vector<double>{1e12, 3e12}));
+    EXPECT_EQ(fit_window_budgets(b, 3), (std::vector<double>{3e11, 1e12, 3e12}));
+    EXPECT_EQ(fit_window_budgets(b, 5), (std::vector<double>{1e11, 3e11, 1e12, 3e12}));
+    // One budget leaves N and D = C/(6 N_a) collinear: refused, as is a negative window.
+    EXPECT_THROW(fit_window_budgets(b, 1), InputError);
+    EXPECT_THROW(fit_window_budgets(b, -1), InputError);
+}
+
+TEST(Validate, SelectionChoosesAWindowThatDropsADistortedSmallestBudget) {
+    // Chinchilla-sparse data whose smallest budget (1e11) lies 8 % above the law, as tiny runs of
+    // a few hundred steps do: fits that include it extrapolate worse, and cross-validation (which
+    // never reads the hold-out) chooses the window of the two largest budgets below each fold.
+    std::vector<StudyRunRecord> runs = synthetic_study(synthetic_truth("chinchilla-sparse"), 11);
+    for (StudyRunRecord& r : runs)
+        if (r.budget_flops == 1e11) r.loss *= 1.08;
+    ValidationOptions o;
+    o.law_form = "auto";
+    o.candidates = {"chinchilla-sparse"};
+    o.fit_windows = {0, 2};
+    const Validation v = validate_study(runs, {0, 0.5, 0.75, 0.875}, Family{}, o);
+    ASSERT_TRUE(v.selection.done);
+    ASSERT_EQ(v.selection.candidates.size(), 2u);
+    const CvCandidate &all = v.selection.candidates[0], &last2 = v.selection.candidates[1];
+    EXPECT_EQ(all.fit_window, 0);
+    EXPECT_EQ(last2.fit_window, 2);
+    ASSERT_EQ(all.folds.size(), 2u);
+    ASSERT_EQ(last2.folds.size(), 2u);
+    // 12 runs per budget: predicting 1e12 both train on 1e11 and 3e11 (24 runs); predicting 3e12
+    // all budgets below give 36 runs, the window 3e11 and 1e12 (24).
+    EXPECT_EQ(all.folds[0].n_train, 24);
+    EXPECT_EQ(last2.folds[0].n_train, 24);
+    EXPECT_EQ(all.folds[1].n_train, 36);
+    EXPECT_EQ(last2.folds[1].n_train, 24);
+    EXPECT_EQ(all.folds[0].mean_abs_log_error, last2.folds[0].mean_abs_log_error);  // same fit
+    EXPECT_LT(last2.folds[1].mean_abs_log_error, 0.01) << last2.folds[1].mean_abs_log_error;
+    EXPECT_GT(all.folds[1].mean_abs_log_error, 2 * last2.folds[1].mean_abs_log_error);
+    EXPECT_EQ(v.selection.chosen, "chinchilla-sparse");
+    EXPECT_EQ(v.selection.chosen_fit_window, 2);
+    // The final fit: the two largest fitting budgets, 24 runs; the hold-out to about the noise.
+    EXPECT_EQ(v.fit_window, 2);
+    EXPECT_EQ(v.fit_budgets, (std::vector<double>{1e12, 3e12}));
+    EXPECT_EQ(v.fit.quality.n_fit, 24);
+    EXPECT_EQ(v.n_fit, 48);  // the study's fitting runs, all counted
+    EXPECT_LT(v.holdout_mean_abs_error, 0.02) << v.holdout_mean_abs_error;
+    const nlohmann::json j = validation_json(v);
+    EXPECT_EQ(j["selection"]["chosen_fit_window"], 2);
+    EXPECT_EQ(j["selection"]["candidates"][1]["fit_window"], 2);
+    EXPECT_EQ(j["fit"]["fit_window"], 2);
+    EXPECT_EQ(j["fit"]["n_fit_runs"], 24);
+    const std::string text = validation_text(v);
+    EXPECT_NE(text.find("chinchilla-sparse last 2"), std::string::npos) << text;
+    EXPECT_NE(text.find("fitted on the 2 largest fitting budgets (1e+12, 3e+12; 24 runs)"),
+              std::string::npos)
+        << text;
+    // The same data with every budget (a fixed form, window 0): the distortion biases the
+    // extrapolation well beyond the noise.
+    o.law_form = "chinchilla-sparse";
+    o.candidates.clear();
+    o.fit_windows = {0};
+    const Validation biased = validate_study(runs, {0, 0.5, 0.75, 0.875}, Family{}, o);
+    EXPECT_FALSE(biased.selection.done);
+    EXPECT_EQ(biased.fit.quality.n_fit, 48);
+    EXPECT_GT(biased.holdout_mean_abs_error, 2 * v.holdout_mean_abs_error);
+    // A fixed form with a window fits on the window only.
+    o.fit_windows = {2};
+    EXPECT_EQ(fit_study_law(runs, o).quality.n_fit, 24);
 }

@@ -196,5 +196,14 @@ TEST(Study, BadStudiesNameTheKey) {
                      "[fit]\nlaw = \"auto\"\ncandidates = [\"chinchilla\", \"chinchilla-sparse\"]\n"
                      "cv_folds = 1\n"),
               "<no error>");
+    // Fitting windows: 0 (all) or >= 2 budgets; several only under law = "auto".
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"auto\"\nfit_windows = [0, 1]\n"),
+              "fit.fit_windows");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"auto\"\nfit_windows = []\n"),
+              "fit.fit_windows");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"chinchilla\"\nfit_windows = [0, 2]\n"),
+              "fit.fit_windows");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"chinchilla\"\nfit_windows = [2]\n"),
+              "<no error>");
     fs::remove_all(dir);
 }
