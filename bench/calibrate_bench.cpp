@@ -87,15 +87,21 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
     state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
     const train::PartTimer parts = runner.part_times();
+    double measured_parts = 0;
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);
         // Lanes run side by side (mean lane); the optimizer runs on one thread after them.
         const double lanes = p == sim::StepPart::optimizer ? 1.0 : c.threads;
         const double predicted = sim::part_seconds(pred.breakdown, p), measured = parts.seconds(p) / n / lanes;
+        measured_parts += measured;
         if (predicted == 0 && measured == 0) continue;
         state.counters[std::string(sim::to_string(p)) + "_pred_ms"] = 1e3 * predicted;
         state.counters[std::string(sim::to_string(p)) + "_meas_ms"] = 1e3 * measured;
     }
+    // The parts' sum: the step with the cores to itself (CPU time / threads undercounts the
+    // optimizer, which runs on one thread while the other lanes wait).
+    state.counters["measured_parts_s"] = measured_parts;
+    state.counters["error_vs_parts_pct"] = 100 * (pred.step_s / measured_parts - 1);
     state.SetLabel(c.model.name + " E" + std::to_string(c.model.moe.experts) + " K" +
                    std::to_string(c.model.moe.top_k) + ", " +
                    std::to_string(c.batch_tokens) + " tokens/step, profile " + hw.name);

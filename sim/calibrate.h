@@ -128,7 +128,10 @@ std::string calibration_table(const Calibration& c);  // human-readable report
 // Whole-step prediction for the CPU trainer (train/step.h): each of `threads` lanes runs its share
 // of the batch's micro-batches with single-threaded kernels, so a step takes one lane's time on a
 // one-core device (a profile calibrated with threads = 1), priced by the cost model's kernel list
-// (predict_cost) with the trainer's precision (fp32) and micro-batch.
+// (predict_cost) with the trainer's precision (fp32) and micro-batch. With threads > 1 the
+// lanes' gradient buffers are zeroed and summed into the first one (threads - 1 passes that read
+// two buffers and write one) before clipping: the in-process data-parallel reduction, priced as
+// elementwise kernels in the optimizer part.
 struct TrainerStepPrediction {
     double step_s = 0;
     StepBreakdown breakdown;

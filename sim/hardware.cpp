@@ -205,6 +205,9 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
     e.launch_overlap = t->get_enum<LaunchOverlap>(
         "launch_overlap", e.launch_overlap,
         {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});
+    e.work_overlap = t->get_enum<LaunchOverlap>(
+        "work_overlap", e.work_overlap,
+        {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});
     if (t->has("launch_us")) e.launch_s = v.number(*t, "launch_us", 1e-6, 0.0, false);
     t->finish();
 }

@@ -81,6 +81,11 @@ struct Efficiency {
     // How launch overhead combines with the work (timing.h op_time_s); a discrete choice per
     // class, picked by calibration.
     LaunchOverlap launch_overlap = LaunchOverlap::none;
+    // How the work's compute and memory terms combine, with the same three choices: full = the
+    // roofline max (default: GPU kernels and vectorised loops overlap loads and arithmetic), none =
+    // their sum (scalar CPU loops such as permute's histogram and scatter, whose index work stalls
+    // on the copies), partial = in between. Picked by calibration for classes without matmuls.
+    LaunchOverlap work_overlap = LaunchOverlap::full;
     // Attention only: the backend's attention kernel form (sim/ops.h attention_fwd_cost): true =
     // the backward recomputes QK^T (FlashAttention-style), false = the forward stores P and the
     // backward reads it (kernels/cpu; set by calibration of CPU profiles). Not fitted.

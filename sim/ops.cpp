@@ -24,9 +24,11 @@ OpCost softmax_topk_cost(int64_t t, int64_t e, int64_t k) {
 }
 
 OpCost permute_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
-    // Rows read and written once; the (T*K) expert indices read, the int32 row map written.
+    // Rows read and written once; the (T*K) expert indices read, the int32 row map written. Index
+    // work per routed row (the histogram's increment, the stable scatter's cursor read and
+    // increment, the two row-map writes) counts as 4 operations: a scalar CPU loop pays for it.
     const double rows = dbl(t) * dbl(k);
-    return {0.0, 2.0 * rows * dbl(d) * dbl(elem) + 8.0 * rows, false};
+    return {4.0 * rows, 2.0 * rows * dbl(d) * dbl(elem) + 8.0 * rows, false};
 }
 
 OpCost grouped_gemm_cost(std::span<const int64_t> tokens, int64_t n, int64_t kd, int64_t elem) {

@@ -66,7 +66,7 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
         if (e.memory_half_bytes > 0) eta *= per_launch / (per_launch + e.memory_half_bytes);
         t_memory = cost.bytes / (eta * hw.memory_bandwidth_bytes_per_s);
     }
-    return {std::max(t_compute, t_memory), launches * (e.launch_s >= 0 ? e.launch_s : hw.launch_s)};
+    return {overlap_s(t_compute, t_memory, e.work_overlap), launches * (e.launch_s >= 0 ? e.launch_s : hw.launch_s)};
 }
 
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw) {

@@ -63,6 +63,14 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
                                   const HardwareProfile& hw);
 // Time of an op from its kernels' summed parts, as the class's Efficiency::launch_overlap says:
 // work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full).
+inline double overlap_s(double a, double b, LaunchOverlap overlap) {
+    switch (overlap) {
+        case LaunchOverlap::none: return a + b;
+        case LaunchOverlap::partial: return std::hypot(a, b);
+        case LaunchOverlap::full: return std::max(a, b);
+    }
+    return a + b;
+}
 inline double op_time_s(const KernelTimeParts& p, LaunchOverlap overlap) {
     switch (overlap) {
         case LaunchOverlap::none: return p.work_s + p.launch_s;

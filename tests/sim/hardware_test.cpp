@@ -113,6 +113,7 @@ launch_us = 3
 [efficiency.permute]
 memory = 0.9
 launch_overlap = "full"
+work_overlap = "none"
 )";
     const HardwareProfile hw = hardware_from_toml_string(text, "fallback.toml");
     for (KernelClass c : {KernelClass::activation, KernelClass::combine, KernelClass::norm}) {
@@ -132,6 +133,11 @@ launch_overlap = "full"
     EXPECT_EQ(find(hw, "efficiency.permute.memory")->provenance.type, "measured");
     EXPECT_EQ(hw.eff(KernelClass::permute).launch_overlap, LaunchOverlap::full);
     EXPECT_EQ(hw.eff(KernelClass::elementwise).launch_overlap, LaunchOverlap::none);  // the default
+    EXPECT_EQ(hw.eff(KernelClass::permute).work_overlap, LaunchOverlap::none);
+    EXPECT_EQ(hw.eff(KernelClass::elementwise).work_overlap, LaunchOverlap::full);  // the roofline
+    EXPECT_THROW(hardware_from_toml_string(std::string(kMinimal) + "[efficiency.permute]\nwork_overlap = \"some\"\n",
+                                           "bad.toml"),
+                 InputError);
     EXPECT_STREQ(to_string(KernelClass::norm), "norm");
     EXPECT_STREQ(to_string(LaunchOverlap::partial), "partial");
     // Datasheet profiles have only the generic table.

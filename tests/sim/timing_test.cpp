@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "sim/calibrate.h"
 #include "sim/config_toml.h"
 #include "sim/timing.h"
 #include "sim/toml_util.h"
@@ -60,6 +61,28 @@ TEST(Timing, LaunchOverlapModesByHand) {
     EXPECT_EQ(r.launch_overlap, LaunchOverlap::full);
     EXPECT_DOUBLE_EQ(r.compute, hw.eff(KernelClass::gemm).compute);
     EXPECT_DOUBLE_EQ(r.compute_half_flops, 0.0);
+}
+
+// The work's compute and memory terms: the roofline max by default, their sum or their root sum of
+// squares when the class says so. Elementwise on an H100: 2e9 operations at 0.5 x 6.7e13 = 59.7 us,
+// 1e8 bytes at 0.75 x 3.35e12 (no half size) = 39.8 us.
+TEST(Timing, WorkOverlapModesByHand) {
+    HardwareProfile hw = load_hardware("h100-sxm");
+    Efficiency& e = hw.efficiency[static_cast<size_t>(KernelClass::elementwise)];
+    e.compute = 0.5;
+    e.memory = 0.75;
+    e.compute_half_flops = 0;
+    e.memory_half_bytes = 0;
+    EXPECT_EQ(e.work_overlap, LaunchOverlap::full);
+    const OpCost c{2e9, 1e8, false};
+    const KernelShape one{Precision::fp32, 0, 1, 1};
+    const double tc = 2e9 / (0.5 * hw.vector_flops_per_s), tm = 1e8 / (0.75 * 3.35e12);
+    EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, std::max(tc, tm), 1e-15);
+    e.work_overlap = LaunchOverlap::none;
+    EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, tc + tm, 1e-15);
+    e.work_overlap = LaunchOverlap::partial;
+    EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, std::hypot(tc, tm), 1e-15);
+    EXPECT_DOUBLE_EQ(overlap_s(3.0, 4.0, LaunchOverlap::partial), 5.0);
 }
 
 TEST(Timing, TileQuantizationAndMemoryBound) {
@@ -379,6 +402,16 @@ qk_norm = "head"
         // The step's once-per-step kernels are the optimizer part.
         EXPECT_NEAR(c.time.optimizer_s, z.time_s + g.time_s + find("adam_step").time_s, 1e-15);
     }
+    // The trainer's lanes (one micro-batch each here): with 3 lanes, 2 more gradient buffers are
+    // zeroed (4 bytes per parameter) and summed into the first (8 read + 4 written, 1 add).
+    const TrainerStepPrediction one = predict_trainer_step(m, hw, 2048, 2048, 1);
+    const TrainerStepPrediction three = predict_trainer_step(m, hw, 3 * 2048, 2048, 3);
+    const KernelShape once{Precision::fp32, 0, 1, 1};
+    const double per_lane = predict_kernel_time(KernelClass::elementwise, OpCost{0.0, 4.0 * 32896, false}, once, hw) +
+                            predict_kernel_time(KernelClass::elementwise, OpCost{32896.0, 12.0 * 32896, false}, once, hw);
+    EXPECT_GT(per_lane, 0.0);
+    EXPECT_NEAR(three.breakdown.optimizer_s - one.breakdown.optimizer_s, 2 * per_lane, 1e-15);
+    EXPECT_NEAR(three.step_s - one.step_s, 2 * per_lane, 1e-12);
 }
 
 TEST(Timing, ChromeTraceCoversTheStep) {
