@@ -18,9 +18,6 @@
 
 #include "sim/calibrate.h"
 #include "sim/hardware.h"
-#include "train/data.h"
-#include "train/model.h"
-#include "train/optimizer.h"
 #include "train/step.h"
 #include "train/train_config.h"
 
@@ -57,24 +54,14 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     const sim::TrainerStepPrediction pred =
         sim::predict_trainer_step(c.model, hw, c.batch_tokens, c.micro_batch_tokens, c.threads);
 
-    const train::Model model(c.model, c.model_options);
-    std::vector<float> params(static_cast<size_t>(model.layout().total));
-    train::init_params(c.model, model.layout(), c.model_options, c.seed, params.data());
-    train::AdamW adam(model.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay});
-    train::StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
-    const std::string text = train::read_texts(c.train_files);
-    train::BatchSampler sampler(text, c.model.seq_len, c.seed);
-    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(tokens.size());
-    int64_t step = 0;
-    sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
-    runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());  // warm-up
-    runner.set_part_timing(true);
+    train::StepDriver driver(c);
+    driver.step();  // warm-up
+    driver.runner().set_part_timing(true);
     double wall = 0, cpu = 0;
     for (auto _ : state) {
-        sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
         const auto t0 = std::chrono::steady_clock::now();
         const double c0 = cpu_seconds();
-        auto r = runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());
+        auto r = driver.step();
         cpu += cpu_seconds() - c0;
         wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         benchmark::DoNotOptimize(r.loss);
@@ -86,7 +73,7 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["measured_wall_s"] = measured_wall;
     state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
     state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
-    const train::PartTimer parts = runner.part_times();
+    const train::PartTimer parts = driver.runner().part_times();
     double measured_parts = 0;
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);

@@ -15,9 +15,6 @@
 #include "kernels/cpu/context.h"
 #include "sim/count.h"
 #include "sim/ops.h"
-#include "train/data.h"
-#include "train/model.h"
-#include "train/optimizer.h"
 #include "train/step.h"
 #include "train/train_config.h"
 
@@ -88,22 +85,12 @@ void BM_TrainStep(benchmark::State& state, std::vector<std::string> overrides) {
     overrides.push_back("data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]");
     overrides.push_back("train.threads=" + std::to_string(threads));
     train::TrainConfig c = train::load_train_config(root + "/configs/train/default.toml", overrides);
-    const train::Model model(c.model, c.model_options);
-    std::vector<float> params(static_cast<size_t>(model.layout().total));
-    train::init_params(c.model, model.layout(), c.model_options, c.seed, params.data());
-    train::AdamW adam(model.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay});
-    train::StepRunner runner(model, threads, c.batch_tokens, c.micro_batch_tokens);
-    const std::string text = train::read_texts(c.train_files);
-    train::BatchSampler sampler(text, c.model.seq_len, c.seed);
-    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(tokens.size());
-    int64_t step = 0;
-    sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
-    runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());  // warm-up
+    train::StepDriver driver(c);
+    driver.step();  // warm-up
     const auto t0 = std::chrono::steady_clock::now();
     const double c0 = cpu_seconds();
     for (auto _ : state) {
-        sampler.batch(step, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
-        auto r = runner.step(params.data(), adam, 1e-3, 1.0, step++, tokens.data(), targets.data());
+        auto r = driver.step();
         benchmark::DoNotOptimize(r.loss);
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -123,4 +123,24 @@ double StepRunner::evaluate(const float* params, const std::vector<int32_t>& inp
     return ce / static_cast<double>(tokens);
 }
 
+StepDriver::StepDriver(const TrainConfig& c)
+    : config_(c),
+      model_(c.model, c.model_options),
+      params_(static_cast<size_t>(model_.layout().total)),
+      adam_(model_.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay}),
+      runner_(model_, c.threads, c.batch_tokens, c.micro_batch_tokens),
+      text_(read_texts(c.train_files)),
+      sampler_(text_, c.model.seq_len, c.seed),
+      tokens_(static_cast<size_t>(c.batch_tokens)),
+      targets_(tokens_.size()) {
+    init_params(c.model, model_.layout(), c.model_options, c.seed, params_.data());
+}
+
+StepResult StepDriver::step(double lr, double grad_clip) {
+    sampler_.batch(step_, config_.batch_tokens / config_.model.seq_len, tokens_.data(), targets_.data());
+    const StepResult r = runner_.step(params_.data(), adam_, lr, grad_clip, step_, tokens_.data(), targets_.data());
+    ++step_;
+    return r;
+}
+
 }  // namespace moecast::train

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
+#include "train/data.h"
 #include "train/model.h"
 #include "train/optimizer.h"
+#include "train/train_config.h"
 
 namespace moecast::train {
 
@@ -55,6 +57,28 @@ private:
     std::vector<float> grads_;
     bool timing_ = false;
     PartTimer optimizer_timer_;
+};
+
+// A training config's model, initial parameters, AdamW state, step runner and batches of its
+// training text, for benches and checks that time steps outside the training loop (no schedule,
+// evaluation or checkpoints): each step() takes the next batch.
+class StepDriver {
+public:
+    explicit StepDriver(const TrainConfig& c);
+    StepResult step(double lr = 1e-3, double grad_clip = 1.0);
+    StepRunner& runner() { return runner_; }
+    const TrainConfig& config() const { return config_; }
+
+private:
+    TrainConfig config_;
+    Model model_;
+    std::vector<float> params_;
+    AdamW adam_;
+    StepRunner runner_;
+    std::string text_;  // before the sampler, which keeps a reference
+    BatchSampler sampler_;
+    std::vector<int32_t> tokens_, targets_;
+    int64_t step_ = 0;
 };
 
 }  // namespace moecast::train

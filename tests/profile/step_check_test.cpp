@@ -13,9 +13,6 @@
 #include "kernels/profile/run_profile.h"
 #include "sim/calibrate.h"
 #include "sim/toml_util.h"
-#include "train/data.h"
-#include "train/model.h"
-#include "train/optimizer.h"
 #include "train/step.h"
 #include "train/train_config.h"
 
@@ -84,22 +81,14 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
         sim::predict_trainer_step(c.model, hw, c.batch_tokens, c.micro_batch_tokens, c.threads);
     ASSERT_GT(pred.step_s, 0);
 
-    const train::Model model(c.model, c.model_options);
-    std::vector<float> params(static_cast<size_t>(model.layout().total));
-    train::init_params(c.model, model.layout(), c.model_options, c.seed, params.data());
-    train::AdamW adam(model.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay});
-    train::StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
-    const std::string text = train::read_texts(c.train_files);  // the sampler keeps a reference
-    train::BatchSampler sampler(text, c.model.seq_len, c.seed);
-    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(tokens.size());
+    train::StepDriver driver(c);
     const int steps = 4;
     double wall = 0, cpu = 0;
     for (int s = 0; s <= steps; ++s) {
-        sampler.batch(s, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
         const auto t0 = std::chrono::steady_clock::now();
         const double c0 = cpu_seconds();
-        runner.set_part_timing(s > 0);
-        runner.step(params.data(), adam, 1e-3, 1.0, s, tokens.data(), targets.data());
+        driver.runner().set_part_timing(s > 0);
+        driver.step();
         if (s == 0) continue;  // warm-up
         wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         cpu += cpu_seconds() - c0;
@@ -108,7 +97,7 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
     const double measured_s = cpu / steps / c.threads;
     std::printf("tiny trainer step: predicted %.3g s, measured %.3g s (CPU time / threads; wall %.3g s), "
                 "error %+.1f%%\n", pred.step_s, measured_s, wall / steps, 100 * (pred.step_s / measured_s - 1));
-    const train::PartTimer parts = runner.part_times();
+    const train::PartTimer parts = driver.runner().part_times();
     std::printf("  step part    predicted  measured (ms; measured: thread CPU time, mean lane)\n");
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);

@@ -4,9 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "train/data.h"
-#include "train/model.h"
-#include "train/optimizer.h"
 #include "train/part_timer.h"
 #include "train/step.h"
 #include "train/train_config.h"
@@ -60,25 +57,16 @@ TEST(PartTimer, TimedStepAccountsForItsCpuTime) {
         {"data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]", "model.d_model=64", "model.layers=1",
          "model.attention.heads=1", "model.moe.expert_ffn=256", "model.seq_len=128", "train.batch_tokens=1024",
          "train.micro_batch_tokens=512", "train.threads=1"});
-    const train::Model model(c.model, c.model_options);
-    std::vector<float> params(static_cast<size_t>(model.layout().total));
-    train::init_params(c.model, model.layout(), c.model_options, c.seed, params.data());
-    train::AdamW adam(model.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay});
-    train::StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
-    const std::string text = train::read_texts(c.train_files);
-    train::BatchSampler sampler(text, c.model.seq_len, c.seed);
-    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(tokens.size());
-
-    sampler.batch(0, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
-    runner.step(params.data(), adam, 1e-3, 1.0, 0, tokens.data(), targets.data());
+    train::StepDriver driver(c);
+    train::StepRunner& runner = driver.runner();
+    driver.step();
     EXPECT_EQ(runner.part_times().total(), 0.0);  // off by default
 
     runner.set_part_timing(true);
     double cpu = 0;
     for (int s = 1; s <= 3; ++s) {
-        sampler.batch(s, c.batch_tokens / c.model.seq_len, tokens.data(), targets.data());
         const double c0 = process_cpu_seconds();
-        runner.step(params.data(), adam, 1e-3, 1.0, s, tokens.data(), targets.data());
+        driver.step();
         cpu += process_cpu_seconds() - c0;
     }
     const train::PartTimer parts = runner.part_times();
