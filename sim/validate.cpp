@@ -386,6 +386,24 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
         v.measured_train_s += r.train_time_s;
         v.predicted_train_s += r.predicted_step_s * double(r.steps);
     }
+    std::array<std::vector<double>, kStepPartCount> part_pred, part_meas, part_err;
+    for (const StudyRunRecord& r : runs) {
+        if (r.status != "done" || r.predicted_step_s <= 0) continue;
+        double measured = 0;
+        for (double x : r.measured_parts_s) measured += x;
+        if (measured <= 0) continue;
+        ++v.part_timed_runs;
+        for (size_t i = 0; i < part_pred.size(); ++i) {
+            part_pred[i].push_back(r.predicted_parts_s[i]);
+            part_meas[i].push_back(r.measured_parts_s[i]);
+            if (r.measured_parts_s[i] > 0) part_err[i].push_back(r.predicted_parts_s[i] / r.measured_parts_s[i] - 1);
+        }
+    }
+    for (size_t i = 0; i < part_pred.size(); ++i) {
+        v.part_predicted_s[i] = median(part_pred[i]);
+        v.part_measured_s[i] = median(part_meas[i]);
+        v.part_median_error[i] = median(part_err[i]);
+    }
     v.timed_runs = int(err.size());
     v.step_time_median_abs_error = median(err);
     v.step_time_mean_abs_error = mean(err);

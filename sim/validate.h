@@ -5,6 +5,7 @@
 // (shared/reference/paper-notes.md) with the numbers. Reading run folders is train/study.h.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "sim/family.h"
 #include "sim/fit.h"
 #include "sim/law.h"
+#include "sim/timing.h"
 
 namespace moecast::sim {
 
@@ -36,6 +38,10 @@ struct StudyRunRecord {
     double cpu_s =
         0;  // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
     double predicted_step_s = 0;           // from a calibrated CPU profile; 0 = no prediction
+    // Per step part (sim::StepPart order): predicted seconds per step (with predicted_step_s) and
+    // measured thread CPU seconds per step (the trainer's part timer, result.json step_parts_s;
+    // all zero for runs trained before it existed).
+    std::array<double, kStepPartCount> predicted_parts_s{}, measured_parts_s{};
     double expert_load_max_over_mean = 0;  // whole run, mean over MoE layers (0: dense)
     double expert_load_cv = 0;
     double measured_step_s() const { return steps > 0 ? train_time_s / double(steps) : 0; }
@@ -149,6 +155,10 @@ struct Validation {
     int timed_runs = 0;
     double step_time_median_abs_error = 0, step_time_mean_abs_error = 0;
     double cpu_step_time_median_abs_error = 0;           // measured = CPU seconds / steps / threads
+    // Runs with part timing, and per step part the medians over them of predicted and measured
+    // seconds per step and of predicted / measured - 1 (runs where the part is measured).
+    int part_timed_runs = 0;
+    std::array<double, kStepPartCount> part_predicted_s{}, part_measured_s{}, part_median_error{};
     double measured_train_s = 0, predicted_train_s = 0;  // summed over timed runs
     double total_flops = 0, total_train_time_s = 0, total_cpu_s = 0;
     std::vector<FindingCheck> findings;

@@ -10,29 +10,38 @@
 namespace moecast::sim {
 
 nlohmann::json study_run_json(const StudyRunRecord& r) {
-    return {{"hash", r.hash},
-            {"status", r.status},
-            {"holdout", r.holdout},
-            {"budget_flops", r.budget_flops},
-            {"layers", r.layers},
-            {"d_model", r.d_model},
-            {"experts", r.experts},
-            {"top_k", r.top_k},
-            {"S", r.s},
-            {"N", r.n},
-            {"N_a", r.n_active},
-            {"D", r.d},
-            {"flops", r.flops},
-            {"steps", r.steps},
-            {"loss", r.loss},
-            {"literary_loss", r.literary_loss},
-            {"threads", r.threads},
-            {"train_time_s", r.train_time_s},
-            {"cpu_s", r.cpu_s},
-            {"measured_step_s", r.measured_step_s()},
-            {"predicted_step_s", r.predicted_step_s},
-            {"expert_load_max_over_mean", r.expert_load_max_over_mean},
-            {"expert_load_cv", r.expert_load_cv}};
+    nlohmann::json j = {{"hash", r.hash},
+                        {"status", r.status},
+                        {"holdout", r.holdout},
+                        {"budget_flops", r.budget_flops},
+                        {"layers", r.layers},
+                        {"d_model", r.d_model},
+                        {"experts", r.experts},
+                        {"top_k", r.top_k},
+                        {"S", r.s},
+                        {"N", r.n},
+                        {"N_a", r.n_active},
+                        {"D", r.d},
+                        {"flops", r.flops},
+                        {"steps", r.steps},
+                        {"loss", r.loss},
+                        {"literary_loss", r.literary_loss},
+                        {"threads", r.threads},
+                        {"train_time_s", r.train_time_s},
+                        {"cpu_s", r.cpu_s},
+                        {"measured_step_s", r.measured_step_s()},
+                        {"predicted_step_s", r.predicted_step_s},
+                        {"expert_load_max_over_mean", r.expert_load_max_over_mean},
+                        {"expert_load_cv", r.expert_load_cv}};
+    double measured = 0;
+    for (double x : r.measured_parts_s) measured += x;
+    if (measured > 0 || r.predicted_step_s > 0)
+        for (int i = 0; i < kStepPartCount; ++i) {
+            const char* part = to_string(static_cast<StepPart>(i));
+            if (r.predicted_step_s > 0) j["predicted_parts_s"][part] = r.predicted_parts_s[static_cast<size_t>(i)];
+            if (measured > 0) j["measured_parts_s"][part] = r.measured_parts_s[static_cast<size_t>(i)];
+        }
+    return j;
 }
 
 namespace {
@@ -186,6 +195,14 @@ nlohmann::json validation_json(const Validation& v) {
                       {"measured_train_s", v.measured_train_s},
                       {"predicted_train_s", v.predicted_train_s},
                       {"within_target", v.target_step_time}};
+    if (v.part_timed_runs > 0) {
+        j["step_time"]["part_timed_runs"] = v.part_timed_runs;
+        for (int i = 0; i < kStepPartCount; ++i)
+            j["step_time"]["by_part"][to_string(static_cast<StepPart>(i))] = {
+                {"predicted_s_median", v.part_predicted_s[static_cast<size_t>(i)]},
+                {"measured_s_median", v.part_measured_s[static_cast<size_t>(i)]},
+                {"median_error", v.part_median_error[static_cast<size_t>(i)]}};
+    }
     return j;
 }
 
@@ -258,6 +275,16 @@ std::string validation_text(const Validation& v) {
             v.target_step_time ? "met" : "missed");
     else
         s += "step time: no predictions (the study names no calibrated CPU profile)\n";
+    if (v.part_timed_runs > 0) {
+        s += fmt::format("  by part over the {} runs with part timing (medians; ms per step, predicted / measured - 1):",
+                         v.part_timed_runs);
+        for (int i = 0; i < kStepPartCount; ++i)
+            if (v.part_predicted_s[i] > 0 || v.part_measured_s[i] > 0)
+                s += fmt::format(" {} {:.3g}/{:.3g} ({:+.0f} %)", to_string(static_cast<StepPart>(i)),
+                                 1e3 * v.part_predicted_s[i], 1e3 * v.part_measured_s[i],
+                                 100 * v.part_median_error[i]);
+        s += "\n";
+    }
     s += fmt::format("total: {:.4g} FLOPs, {:.1f} s training time, {:.1f} s CPU\n", v.total_flops,
                      v.total_train_time_s, v.total_cpu_s);
     for (const FindingCheck& f : v.findings) {

@@ -393,11 +393,14 @@ std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
         rec.threads = r.config.threads;
         rec.steps = planned_steps(r.config);
         rec.d = static_cast<double>(rec.steps * r.config.batch_tokens);
-        if (hw)
-            rec.predicted_step_s =
-                sim::predict_trainer_step(r.config.model, *hw, r.config.batch_tokens,
-                                          r.config.micro_batch_tokens, r.config.threads)
-                    .step_s;
+        if (hw) {
+            const sim::TrainerStepPrediction p = sim::predict_trainer_step(
+                r.config.model, *hw, r.config.batch_tokens, r.config.micro_batch_tokens, r.config.threads);
+            rec.predicted_step_s = p.step_s;
+            for (int i = 0; i < sim::kStepPartCount; ++i)
+                rec.predicted_parts_s[static_cast<size_t>(i)] =
+                    sim::part_seconds(p.breakdown, static_cast<sim::StepPart>(i));
+        }
         if (rec.status == "done") {
             const nlohmann::json j = nlohmann::json::parse(read_file(r.run_dir + "/result.json"));
             rec.loss = j.at("val_loss").get<double>();
@@ -406,6 +409,10 @@ std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
             rec.flops = j.at("flops").get<double>();
             rec.steps = j.at("steps").get<int64_t>();
             rec.train_time_s = j.value("train_time_s", 0.0);
+            if (j.contains("step_parts_s"))
+                for (int i = 0; i < sim::kStepPartCount; ++i)
+                    rec.measured_parts_s[static_cast<size_t>(i)] =
+                        j["step_parts_s"].value(sim::to_string(static_cast<sim::StepPart>(i)), 0.0);
             rec.cpu_s = session_cpu_s(r.run_dir + "/sessions.jsonl");
             expert_load_stats(r.run_dir + "/expert_load.json", rec);
         }

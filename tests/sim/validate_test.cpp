@@ -115,6 +115,53 @@ TEST(Validate, LawGeneratedRunsArePredictedExactly) {
     EXPECT_EQ(j["optimum"]["sparsity_grid_steps"], 0);
 }
 
+// Step time by part: medians over the runs with part timing (runs trained before it, all-zero
+// measured parts, are left out), of predicted and measured seconds per step and of their ratio - 1.
+TEST(Validate, StepTimeByPartFromTheRunsThatTimedIt) {
+    const Law truth =
+        load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
+    std::vector<StudyRunRecord> runs;
+    int i = 0;
+    for (double budget : {1e18, 3e18, 1e19})
+        for (double n : {1e8, 2e8, 4e8, 8e8}) {
+            StudyRunRecord r = run(budget, n, n, 0, 0, 0);
+            r.loss = truth.loss(r.n, r.d, 0);
+            r.train_time_s = 100 * 0.01;  // 10 ms per step
+            r.predicted_step_s = 0.011;
+            r.predicted_parts_s[size_t(StepPart::attention)] = 0.004;
+            r.predicted_parts_s[size_t(StepPart::expert_gemm)] = 0.007;
+            if (i++ < 3) {  // three runs timed their parts: attention 5, 4, 2 ms; expert GEMMs 5 ms
+                const double attention[] = {0.005, 0.004, 0.002};
+                r.measured_parts_s[size_t(StepPart::attention)] = attention[i - 1];
+                r.measured_parts_s[size_t(StepPart::expert_gemm)] = 0.005;
+            }
+            runs.push_back(r);
+        }
+    ValidationOptions o;
+    o.law_form = "chinchilla";
+    const Validation v = validate_study(runs, {0.0}, Family{}, o);
+    EXPECT_EQ(v.timed_runs, 12);
+    EXPECT_EQ(v.part_timed_runs, 3);
+    const size_t a = size_t(StepPart::attention), x = size_t(StepPart::expert_gemm);
+    EXPECT_DOUBLE_EQ(v.part_measured_s[a], 0.004);
+    EXPECT_DOUBLE_EQ(v.part_predicted_s[a], 0.004);
+    EXPECT_DOUBLE_EQ(v.part_median_error[a], 0.0);  // errors -0.2, 0, +1: median 0
+    EXPECT_NEAR(v.part_median_error[x], 0.4, 1e-12);
+    EXPECT_EQ(v.part_measured_s[size_t(StepPart::router)], 0.0);
+    const std::string text = validation_text(v);
+    EXPECT_NE(text.find("by part over the 3 runs with part timing"), std::string::npos);
+    EXPECT_NE(text.find("attention 4/4 (+0 %)"), std::string::npos);
+    EXPECT_NE(text.find("expert_gemm 7/5 (+40 %)"), std::string::npos);
+    EXPECT_EQ(text.find("router "), std::string::npos);  // a part neither predicted nor measured
+    const nlohmann::json j = validation_json(v);
+    EXPECT_EQ(j["step_time"]["part_timed_runs"], 3);
+    EXPECT_DOUBLE_EQ(j["step_time"]["by_part"]["expert_gemm"]["median_error"].get<double>(), v.part_median_error[x]);
+    const nlohmann::json first = study_run_json(runs[0]), last = study_run_json(runs.back());
+    EXPECT_DOUBLE_EQ(first["measured_parts_s"]["attention"].get<double>(), 0.005);
+    EXPECT_FALSE(last.contains("measured_parts_s"));
+    EXPECT_DOUBLE_EQ(last["predicted_parts_s"]["expert_gemm"].get<double>(), 0.007);
+}
+
 TEST(Validate, FindingOneFromTheBestRunPerSparsity) {
     // At 1e10: dense best at N = N_a = 1e6 (loss 3.0); S = 0.5 best at N 1.6e6, N_a 0.8e6 (2.9).
     std::vector<StudyRunRecord> runs{run(1e10, 1e6, 1e6, 0, 0, 3.0), run(1e10, 4e6, 4e6, 0, 0, 3.1),

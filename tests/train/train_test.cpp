@@ -153,6 +153,18 @@ TEST(Train, RunFolderOutputs) {
     const json m = json::parse(line);
     ASSERT_EQ(m.at("expert_load").size(), 2u);
     EXPECT_GE(m.at("expert_load")[0].at("max_over_mean").get<double>(), 1.0);
+    // Where the step time went, by the cost model's step parts: every part of this MoE has work,
+    // and the parts (thread CPU time, lanes averaged) fit inside the measured wall time per step.
+    const json result = json::parse(train::read_file(r.run_dir + "/result.json"));
+    const json& parts = result.at("step_parts_s");
+    double sum = 0;
+    for (const char* p : {"attention", "dense_gemm", "elementwise", "router", "dispatch", "expert_gemm", "combine",
+                          "optimizer"}) {
+        EXPECT_GT(parts.at(p).get<double>(), 0.0) << p;
+        sum += parts.at(p).get<double>();
+    }
+    const double wall_per_step = result.at("train_time_s").get<double>() / result.at("steps").get<double>();
+    EXPECT_LT(sum, 1.05 * wall_per_step);
 }
 
 TEST(Train, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
