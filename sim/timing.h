@@ -10,6 +10,8 @@
 //       work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full: the host
 //       issues launches while the device works), with
 //   work = max( F / (u * eta_c(F/launches) * P) * wave,  B / (eta_m(B/launches) * BW) )
+//       (the roofline, e.work_overlap = full; none sums the two terms, partial is their root sum
+//       of squares: scalar CPU loops whose index work does not overlap their copies)
 //   An op of several kernels (the router: logits GEMM, softmax/top-K) combines as a whole: the
 //       sums of its kernels' work and launch terms, then op_time_s.
 //     F, B        cost.flops, cost.bytes from sim/ops.h (the same functions as the benches/profiler)
@@ -61,8 +63,9 @@ struct KernelTimeParts {
 };
 KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const KernelShape& shape,
                                   const HardwareProfile& hw);
-// Time of an op from its kernels' summed parts, as the class's Efficiency::launch_overlap says:
-// work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full).
+// Two times that overlap as `overlap` says: a + b (none), sqrt(a^2 + b^2) (partial), max(a, b)
+// (full). Used for a kernel's compute and memory terms (Efficiency::work_overlap) and for an op's
+// work and launch overhead (Efficiency::launch_overlap).
 inline double overlap_s(double a, double b, LaunchOverlap overlap) {
     switch (overlap) {
         case LaunchOverlap::none: return a + b;
@@ -71,13 +74,9 @@ inline double overlap_s(double a, double b, LaunchOverlap overlap) {
     }
     return a + b;
 }
+// Time of an op from its kernels' summed parts, as the class's Efficiency::launch_overlap says.
 inline double op_time_s(const KernelTimeParts& p, LaunchOverlap overlap) {
-    switch (overlap) {
-        case LaunchOverlap::none: return p.work_s + p.launch_s;
-        case LaunchOverlap::partial: return std::hypot(p.work_s, p.launch_s);
-        case LaunchOverlap::full: return std::max(p.work_s, p.launch_s);
-    }
-    return p.work_s + p.launch_s;
+    return overlap_s(p.work_s, p.launch_s, overlap);
 }
 // The same with an explicit efficiency (a class's, or the router GEMM's composite below).
 double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
