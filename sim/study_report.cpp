@@ -191,6 +191,26 @@ std::string parity_charts(const StudyReportInput& in) {
         time.series = {PlotSeries{"y = x", {tlo, thi}, {tlo, thi}, true, false, {}}, t};
         panels.push_back(time);
     }
+    // Runs with the trainer's part timing: each step part's predicted against measured seconds.
+    Plot parts{"Step time by part (runs with part timing)", "measured (s per step)", "predicted (s per step)",
+               true, true, {}};
+    double plo = INFINITY, phi = 0;
+    for (int i = 0; i < kStepPartCount; ++i) {
+        PlotSeries p{to_string(static_cast<StepPart>(i)), {}, {}, false, true, {}};
+        for (const StudyRunRecord& r : in.runs) {
+            const double m = r.measured_parts_s[static_cast<size_t>(i)], e = r.predicted_parts_s[static_cast<size_t>(i)];
+            if (r.status != "done" || m <= 0 || e <= 0) continue;
+            p.x.push_back(m);
+            p.y.push_back(e);
+            plo = std::min({plo, m, e});
+            phi = std::max({phi, m, e});
+        }
+        if (!p.x.empty()) parts.series.push_back(std::move(p));
+    }
+    if (!parts.series.empty()) {
+        parts.series.insert(parts.series.begin(), PlotSeries{"y = x", {plo, phi}, {plo, phi}, true, false, {}});
+        panels.push_back(parts);
+    }
     return render_svg(panels, 2, 520, 360);
 }
 
@@ -298,7 +318,7 @@ std::string render_study_html(const StudyReportInput& in) {
              "marker: the predicted optimum of the hold-out grid). Step time: sim/calibrate's "
              "trainer-step "
              "prediction from the study's CPU profile against the trainer's measured seconds per "
-             "step.</p>\n<figure>" +
+             "step, and per step part for runs that timed their parts (train/part_timer.h).</p>\n<figure>" +
              par + "</figure>\n";
     h += "<h2>Runs</h2>\n" + runs_table(in);
     h += "</body>\n</html>\n";

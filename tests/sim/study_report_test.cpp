@@ -86,6 +86,20 @@ TEST(StudyReport, WithValidationAddsTheLawAndFindings) {
     EXPECT_EQ(count(h, "<svg "), 3u);  // + predicted vs measured (loss and step time panels)
     EXPECT_NE(h.find("Finding 1"), std::string::npos);
     EXPECT_NE(h.find("Predicted against measured"), std::string::npos);
+    EXPECT_EQ(h.find("Step time by part"), std::string::npos);  // no run timed its parts
+    // Two runs with the trainer's part timing: a third panel, one series per part they measured.
+    for (size_t i : {0u, 1u}) {
+        in.runs[i].predicted_parts_s[size_t(StepPart::attention)] = 0.1;
+        in.runs[i].measured_parts_s[size_t(StepPart::attention)] = 0.12;
+        in.runs[i].predicted_parts_s[size_t(StepPart::optimizer)] = 0.01;
+        in.runs[i].measured_parts_s[size_t(StepPart::optimizer)] = 0.02;
+    }
+    const std::string p = render_study_html(in);
+    EXPECT_EQ(count(p, "<svg "), 3u);  // the panel joins the predicted-vs-measured figure
+    EXPECT_NE(p.find("Step time by part (runs with part timing)"), std::string::npos);
+    EXPECT_NE(p.find(">attention<"), std::string::npos);
+    EXPECT_NE(p.find(">optimizer<"), std::string::npos);
+    EXPECT_EQ(p.find(">router<"), std::string::npos);
 }
 
 TEST(StudyReport, CsvAndJsonHaveEveryRun) {
