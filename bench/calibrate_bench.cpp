@@ -73,13 +73,11 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["measured_wall_s"] = measured_wall;
     state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
     state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
-    const train::PartTimer parts = driver.runner().part_times();
     double measured_parts = 0;
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);
-        // Lanes run side by side (mean lane); the optimizer runs on one thread after them.
-        const double lanes = p == sim::StepPart::optimizer ? 1.0 : c.threads;
-        const double predicted = sim::part_seconds(pred.breakdown, p), measured = parts.seconds(p) / n / lanes;
+        const double predicted = sim::part_seconds(pred.breakdown, p),
+                     measured = driver.runner().part_seconds_per_step(p, state.iterations());
         measured_parts += measured;
         if (predicted == 0 && measured == 0) continue;
         state.counters[std::string(sim::to_string(p)) + "_pred_ms"] = 1e3 * predicted;

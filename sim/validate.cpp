@@ -389,9 +389,7 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
     std::array<std::vector<double>, kStepPartCount> part_pred, part_meas, part_err;
     for (const StudyRunRecord& r : runs) {
         if (r.status != "done" || r.predicted_step_s <= 0) continue;
-        double measured = 0;
-        for (double x : r.measured_parts_s) measured += x;
-        if (measured <= 0) continue;
+        if (!r.timed_parts()) continue;
         ++v.part_timed_runs;
         for (size_t i = 0; i < part_pred.size(); ++i) {
             part_pred[i].push_back(r.predicted_parts_s[i]);

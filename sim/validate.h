@@ -45,6 +45,11 @@ struct StudyRunRecord {
     double expert_load_max_over_mean = 0;  // whole run, mean over MoE layers (0: dense)
     double expert_load_cv = 0;
     double measured_step_s() const { return steps > 0 ? train_time_s / double(steps) : 0; }
+    bool timed_parts() const {
+        for (double x : measured_parts_s)
+            if (x > 0) return true;
+        return false;
+    }
 };
 
 struct ValidationOptions {

@@ -33,14 +33,11 @@ nlohmann::json study_run_json(const StudyRunRecord& r) {
                         {"predicted_step_s", r.predicted_step_s},
                         {"expert_load_max_over_mean", r.expert_load_max_over_mean},
                         {"expert_load_cv", r.expert_load_cv}};
-    double measured = 0;
-    for (double x : r.measured_parts_s) measured += x;
-    if (measured > 0 || r.predicted_step_s > 0)
-        for (int i = 0; i < kStepPartCount; ++i) {
-            const char* part = to_string(static_cast<StepPart>(i));
-            if (r.predicted_step_s > 0) j["predicted_parts_s"][part] = r.predicted_parts_s[static_cast<size_t>(i)];
-            if (measured > 0) j["measured_parts_s"][part] = r.measured_parts_s[static_cast<size_t>(i)];
-        }
+    for (int i = 0; i < kStepPartCount; ++i) {
+        const char* part = to_string(static_cast<StepPart>(i));
+        if (r.predicted_step_s > 0) j["predicted_parts_s"][part] = r.predicted_parts_s[static_cast<size_t>(i)];
+        if (r.timed_parts()) j["measured_parts_s"][part] = r.measured_parts_s[static_cast<size_t>(i)];
+    }
     return j;
 }
 

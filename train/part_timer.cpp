@@ -13,6 +13,7 @@ double thread_cpu_seconds() {
 }
 
 void PartTimer::start(sim::StepPart part) {
+    if (current_ == static_cast<int>(part)) return;  // the running interval goes on: no clock read
     const double now = thread_cpu_seconds();
     if (current_ >= 0) s_[static_cast<size_t>(current_)] += now - t0_;
     current_ = static_cast<int>(part);

@@ -12,7 +12,8 @@ namespace moecast::train {
 
 class PartTimer {
 public:
-    // Closes the running interval, if any, and starts charging this thread's CPU time to `part`.
+    // Closes the running interval, if any, and starts charging this thread's CPU time to `part`
+    // (when `part` is already running, nothing changes).
     void start(sim::StepPart part);
     // Closes the running interval.
     void stop();

@@ -90,6 +90,11 @@ PartTimer StepRunner::part_times() const {
     return sum;
 }
 
+double StepRunner::part_seconds_per_step(sim::StepPart part, int64_t steps) const {
+    const double lanes = part == sim::StepPart::optimizer ? 1.0 : static_cast<double>(threads_);
+    return part_times().seconds(part) / static_cast<double>(steps) / lanes;
+}
+
 void StepRunner::clear_part_times() {
     optimizer_timer_.clear();
     for (Lane* lane : lanes_) lane->timer.clear();

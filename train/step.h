@@ -45,6 +45,9 @@ public:
     // Seconds per part, summed over lanes (the optimizer part: the calling thread), since the last
     // clear_part_times().
     PartTimer part_times() const;
+    // part_times() as seconds per step over `steps` steps: lanes averaged (they run side by side),
+    // the optimizer part whole (it runs on one thread while the lanes wait).
+    double part_seconds_per_step(sim::StepPart part, int64_t steps) const;
     void clear_part_times();
 
 private:

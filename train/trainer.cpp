@@ -295,15 +295,12 @@ RunSummary run_training(const TrainConfig& c, const RunOptions& opt) {
                 {"epochs", sampler.epochs(out.steps * c.batch_tokens / s)},
                 {"threads", c.threads}, {"resumed_from", out.resumed_from},
                 {"train_sha256", train_sha}};
-    // This session's steps by the cost model's step parts (sim::StepPart): thread CPU seconds per
-    // step, lanes averaged (they run side by side), the optimizer on its one thread.
+    // This session's steps by the cost model's step parts (sim::StepPart): thread CPU seconds per step.
     if (out.steps_done > start) {
-        const PartTimer parts = runner.part_times();
         json pj = json::object();
         for (int i = 0; i < sim::kStepPartCount; ++i) {
             const auto p = static_cast<sim::StepPart>(i);
-            const double lanes = p == sim::StepPart::optimizer ? 1.0 : static_cast<double>(c.threads);
-            pj[sim::to_string(p)] = parts.seconds(p) / static_cast<double>(out.steps_done - start) / lanes;
+            pj[sim::to_string(p)] = runner.part_seconds_per_step(p, out.steps_done - start);
         }
         result["step_parts_s"] = pj;
     }

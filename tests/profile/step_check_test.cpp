@@ -97,13 +97,11 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
     const double measured_s = cpu / steps / c.threads;
     std::printf("tiny trainer step: predicted %.3g s, measured %.3g s (CPU time / threads; wall %.3g s), "
                 "error %+.1f%%\n", pred.step_s, measured_s, wall / steps, 100 * (pred.step_s / measured_s - 1));
-    const train::PartTimer parts = driver.runner().part_times();
     std::printf("  step part    predicted  measured (ms; measured: thread CPU time, mean lane)\n");
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);
-        const double lanes = p == sim::StepPart::optimizer ? 1.0 : c.threads;
         std::printf("  %-12s %9.3f %9.3f\n", sim::to_string(p), 1e3 * sim::part_seconds(pred.breakdown, p),
-                    1e3 * parts.seconds(p) / steps / lanes);
+                    1e3 * driver.runner().part_seconds_per_step(p, steps));
     }
     EXPECT_GT(pred.step_s / measured_s, 1.0 / 3.0);
     EXPECT_LT(pred.step_s / measured_s, 3.0);

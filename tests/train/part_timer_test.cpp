@@ -35,6 +35,15 @@ TEST(PartTimer, ChargesEachIntervalToItsPart) {
     EXPECT_EQ(t.seconds(StepPart::attention), 0.0);
     EXPECT_DOUBLE_EQ(t.total(), t.seconds(StepPart::router) + t.seconds(StepPart::combine));
 
+    // Starting the running part again continues its interval.
+    train::PartTimer again;
+    again.start(StepPart::router);
+    spin(0.001);
+    again.start(StepPart::router);
+    spin(0.001);
+    again.stop();
+    EXPECT_GE(again.seconds(StepPart::router), 0.002);
+
     train::PartTimer sum = t;
     sum.add(t);
     EXPECT_DOUBLE_EQ(sum.seconds(StepPart::router), 2 * t.seconds(StepPart::router));
