@@ -1,7 +1,9 @@
-// `moecast calibrate PROFILE... -o OUT.toml [--base HW] [--name NAME] [--heldout-every N] [--json]`:
-// fits the [efficiency.<class>] values of a hardware profile (sim/calibrate.h) to one or more
-// measured profiles of the same device, prints held-out errors per class and the worst shapes, and
-// writes the calibrated profile (the base profile with measured values and provenance).
+// `moecast calibrate PROFILE... -o OUT.toml [--cache-resident PROFILE...] [--cache-mib C] [--base HW]
+// [--name NAME] [--heldout-every N] [--json]`: fits the [efficiency.<class>] values of a hardware
+// profile (sim/calibrate.h) to one or more measured profiles of the same device, prints held-out
+// errors per class and the worst shapes, and writes the calibrated profile (the base profile with
+// measured values and provenance). With --cache-resident, the positional profiles must rotate their
+// inputs beyond the last-level cache and the others within it; both are fitted and written.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -22,6 +24,8 @@ namespace {
 
 struct CalibrateArgs {
     std::vector<std::string> profiles;
+    std::vector<std::string> resident;
+    double cache_mib = 0;
     std::string out;
     std::string base;
     std::string name;
@@ -50,6 +54,36 @@ sim::MeasuredProfile merge(const std::vector<std::string>& paths) {
     return all;
 }
 
+// The last-level cache the profiles were measured with: --cache-mib, else their provenance (all
+// must agree). Checks that each profile's rotation lies on its side of the cache.
+double cache_bytes_of(const CalibrateArgs& a) {
+    double cache = a.cache_mib * 1024.0 * 1024.0;
+    auto check = [&](const std::string& path, bool resident) {
+        const sim::MeasuredProfile p = sim::read_measured_profile(path);
+        const double own = static_cast<double>(p.provenance.cache_bytes);
+        if (a.cache_mib <= 0 && own > 0) {
+            if (cache > 0 && own != cache)
+                throw sim::InputError(path, 0, "provenance.cache_bytes",
+                                      "measured with a different last-level cache than the other profiles");
+            cache = own;
+        }
+        if (cache <= 0)
+            throw sim::InputError(path, 0, "provenance.cache_bytes",
+                                  "no last-level cache size recorded; give it with --cache-mib");
+        const double rotate = static_cast<double>(p.provenance.rotate_bytes);
+        if (resident && rotate > cache)
+            throw sim::InputError(path, 0, "provenance.rotate_bytes",
+                                  "rotates its inputs over more than the cache; not a cache-resident profile");
+        if (!resident && rotate <= cache)
+            throw sim::InputError(path, 0, "provenance.rotate_bytes",
+                                  "rotates its inputs within the cache; pass it with --cache-resident");
+    };
+    for (int pass = 0; pass < 2; ++pass)  // the second pass checks the rotations against the final size
+        for (bool resident : {true, false})
+            for (const auto& path : resident ? a.resident : a.profiles) check(path, resident);
+    return cache;
+}
+
 }  // namespace
 
 void register_calibrate(CLI::App& app) {
@@ -58,6 +92,12 @@ void register_calibrate(CLI::App& app) {
     cmd->add_option("profiles", args->profiles, "Measured profiles written by `moecast profile` (same device)")
         ->required();
     cmd->add_option("-o,--output", args->out, "Calibrated hardware profile to write (TOML)")->required();
+    cmd->add_option("--cache-resident", args->resident,
+                    "Measured profiles of the same grid family rotated within the last-level cache: fitted into the "
+                    "profile's [cache_resident] part (the positional profiles are then the DRAM-cold ones)");
+    cmd->add_option("--cache-mib", args->cache_mib,
+                    "Last-level cache size in MiB, for profiles that do not record it (provenance.cache_bytes)")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--base", args->base,
                     "Hardware profile supplying peaks, links and price (default: cpu-template for CPU, h200 for CUDA)");
     cmd->add_option("--name", args->name, "Profile name (default: the output file's stem)");
@@ -79,24 +119,48 @@ void register_calibrate(CLI::App& app) {
         o.tile_candidates = tile_candidates(p.provenance.device_kind);
         o.cpu_time = args->cpu_time;
         const sim::Calibration c = sim::calibrate(p, args->profiles, base, o);
+        std::unique_ptr<sim::Calibration> resident;
+        double cache_bytes = 0;
+        if (!args->resident.empty()) {
+            cache_bytes = cache_bytes_of(*args);
+            const sim::MeasuredProfile w = merge(args->resident);
+            if (w.provenance.device != p.provenance.device)
+                throw sim::InputError(args->resident.front(), 0, "provenance.device",
+                                      "measured on \"" + w.provenance.device + "\", but the DRAM-cold profiles on \"" +
+                                          p.provenance.device + "\"");
+            resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, o));
+        }
         const std::string name =
             args->name.empty() ? std::filesystem::path(args->out).stem().string() : args->name;
-        const std::string text = sim::calibrated_profile_string(base_toml, c, name);
+        const std::string text = sim::calibrated_profile_string(base_toml, c, name, resident.get(), cache_bytes);
         sim::hardware_from_toml_string(text, args->out);  // the written profile must load
         sim::write_text_file(args->out, text);
         if (args->json) {
+            auto classes = [](const sim::Calibration& cal) {
+                nlohmann::json out;
+                for (const auto& r : cal.classes)
+                    out[sim::to_string(r.cls)] = {{"fit_samples", r.fit_samples},
+                                                  {"heldout_samples", r.heldout_samples},
+                                                  {"fit_median_ape", r.fit_median_ape},
+                                                  {"heldout_median_ape", r.heldout_median_ape},
+                                                  {"heldout_mean_ape", r.heldout_mean_ape}};
+                return out;
+            };
             nlohmann::json j;
-            for (const auto& r : c.classes)
-                j["classes"][sim::to_string(r.cls)] = {{"fit_samples", r.fit_samples},
-                                                       {"heldout_samples", r.heldout_samples},
-                                                       {"fit_median_ape", r.fit_median_ape},
-                                                       {"heldout_median_ape", r.heldout_median_ape},
-                                                       {"heldout_mean_ape", r.heldout_mean_ape}};
+            j["classes"] = classes(c);
+            if (resident) {
+                j["cache_resident"]["classes"] = classes(*resident);
+                j["cache_mib"] = cache_bytes / (1024.0 * 1024.0);
+            }
             j["output"] = args->out;
             j["samples"] = c.samples;
             std::printf("%s\n", j.dump(2).c_str());
         } else {
-            std::printf("%swrote %s\n", sim::calibration_table(c).c_str(), args->out.c_str());
+            std::printf("%s", sim::calibration_table(c).c_str());
+            if (resident)
+                std::printf("cache-resident part (last-level cache %.0f MiB):\n%s", cache_bytes / (1024.0 * 1024.0),
+                            sim::calibration_table(*resident).c_str());
+            std::printf("wrote %s\n", args->out.c_str());
         }
     });
 }

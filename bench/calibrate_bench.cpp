@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/calibrate.h"
+#include "sim/trainer_step.h"
 #include "sim/hardware.h"
 #include "train/step.h"
 #include "train/train_config.h"
@@ -73,6 +73,9 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["measured_wall_s"] = measured_wall;
     state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
     state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
+    // The working set against the profile's cache (sim/trainer_step.h): h = 0 without a cache-resident part.
+    state.counters["footprint_mib"] = pred.footprint_bytes / (1024.0 * 1024.0);
+    state.counters["resident_fraction"] = pred.resident_fraction;
     double measured_parts = 0;
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);

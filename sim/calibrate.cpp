@@ -524,7 +524,38 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
     return t;
 }
 
-std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name) {
+toml::table cache_aware_profile_toml(const toml::table& base, const Calibration& cold, const Calibration& resident,
+                                     double cache_bytes, const std::string& name) {
+    if (cache_bytes <= 0)
+        throw InputError(name, 0, "cache_bytes", "a cache-resident part needs the size of the cache it was measured in");
+    toml::table t = calibrated_profile_toml(base, cold, name);
+    const toml::table w = calibrated_profile_toml(base, resident, name);
+    toml::table cr;
+    cr.insert("provenance", *w.get_as<toml::table>("provenance"));
+    cr.insert("compute", *w.get_as<toml::table>("compute"));
+    cr.insert("memory", toml::table{{"bandwidth_tb_per_s", *w.at_path("memory.bandwidth_tb_per_s").as_floating_point()}});
+    cr.insert("efficiency", *w.get_as<toml::table>("efficiency"));
+    cr.insert("calibration", *w.get_as<toml::table>("calibration"));
+    t["memory"].as_table()->insert_or_assign("cache_mib", cache_bytes / (1024.0 * 1024.0));
+    std::string paths;
+    for (const auto& p : resident.profile_paths) paths += (paths.empty() ? "" : ", ") + p;
+    t.insert_or_assign("description", *t["description"].value<std::string>() + "; cache-resident part from " + paths);
+    t.insert_or_assign("cache_resident", cr);
+    return t;
+}
+
+std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name,
+                                      const Calibration* resident, double cache_bytes) {
+    if (resident) {
+        std::ostringstream os;
+        os << "# Calibrated hardware profile written by `moecast calibrate` (schema: profiles/README.md).\n"
+           << "# [efficiency.<class>] were fitted to kernel times measured with inputs rotated beyond the\n"
+           << "# last-level cache (DRAM-cold), [cache_resident] to times measured with inputs rotated within it;\n"
+           << "# sim/trainer_step.h blends the two by the step's working set against memory.cache_mib.\n"
+           << "# [calibration.<class>] holds the error on held-out shapes (fractions).\n"
+           << cache_aware_profile_toml(base, c, *resident, cache_bytes, name) << "\n";
+        return os.str();
+    }
     std::ostringstream os;
     os << "# Calibrated hardware profile written by `moecast calibrate` (schema: profiles/README.md).\n"
        << "# [efficiency.<class>] were fitted to measured kernel times (sim/calibrate.h); [calibration.<class>]\n"
@@ -580,36 +611,6 @@ std::string calibration_table(const Calibration& c) {
         }
     }
     return os.str();
-}
-
-TrainerStepPrediction predict_trainer_step(const ModelConfig& m, const HardwareProfile& cpu, int64_t batch_tokens,
-                                           int64_t micro_batch_tokens, int threads) {
-    if (micro_batch_tokens % m.seq_len != 0 || batch_tokens % micro_batch_tokens != 0 || threads < 1)
-        throw InputError("trainer", 0, "micro_batch_tokens",
-                         "expected whole sequences per micro-batch and whole micro-batches per step");
-    const int64_t micro = batch_tokens / micro_batch_tokens;
-    const int64_t per_lane = (micro + threads - 1) / threads;  // the busiest lane sets the step
-    Layout l;
-    l.gpus = 1;
-    l.zero = 0;
-    l.precision = Precision::fp32;
-    l.micro_batch = micro_batch_tokens / m.seq_len;
-    l.global_batch = per_lane * l.micro_batch;
-    l.seq_len = m.seq_len;
-    resolve_layout(l, m, cpu, "trainer");
-    const ParamCounts params = count_params(m);
-    const FlopsPerToken flops = count_flops(m);
-    CostPrediction out;
-    predict_cost(m, params, flops, cpu, l, static_cast<double>(batch_tokens), out);
-    if (threads > 1) {
-        const double n = static_cast<double>(params.total), lanes = static_cast<double>(threads - 1);
-        const KernelShape once{Precision::fp32, 0, 1, 1};
-        const double zero = predict_kernel_time(KernelClass::elementwise, elementwise_cost(n, 0, 1, 0.0, 4), once, cpu);
-        const double sum = predict_kernel_time(KernelClass::elementwise, elementwise_cost(n, 2, 1, 1.0, 4), once, cpu);
-        out.time.optimizer_s += lanes * (zero + sum);
-        out.time.step_s += lanes * (zero + sum);
-    }
-    return {out.time.step_s, out.time, out.kernels.size};
 }
 
 }  // namespace moecast::sim

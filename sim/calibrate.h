@@ -122,22 +122,13 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
 // measurement, peaks (CPU) and [efficiency.<class>] replaced, and [calibration.<class>] (held-out
 // errors, worst shapes) added; loadable by load_hardware_file.
 toml::table calibrated_profile_toml(const toml::table& base, const Calibration& c, const std::string& name);
-std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name);
+// With `resident` (a calibration of profiles whose inputs rotated within the last-level cache of
+// `cache_bytes`): `c` is the DRAM-cold calibration, and the profile gains memory.cache_mib and a
+// [cache_resident] part (its provenance, peaks, bandwidth, efficiencies and held-out errors).
+toml::table cache_aware_profile_toml(const toml::table& base, const Calibration& cold, const Calibration& resident,
+                                     double cache_bytes, const std::string& name);
+std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name,
+                                      const Calibration* resident = nullptr, double cache_bytes = 0);
 std::string calibration_table(const Calibration& c);  // human-readable report
-
-// Whole-step prediction for the CPU trainer (train/step.h): each of `threads` lanes runs its share
-// of the batch's micro-batches with single-threaded kernels, so a step takes one lane's time on a
-// one-core device (a profile calibrated with threads = 1), priced by the cost model's kernel list
-// (predict_cost) with the trainer's precision (fp32) and micro-batch. With threads > 1 the
-// lanes' gradient buffers are zeroed and summed into the first one (threads - 1 passes that read
-// two buffers and write one) before clipping: the in-process data-parallel reduction, priced as
-// elementwise kernels in the optimizer part.
-struct TrainerStepPrediction {
-    double step_s = 0;
-    StepBreakdown breakdown;
-    int64_t kernels = 0;
-};
-TrainerStepPrediction predict_trainer_step(const ModelConfig& m, const HardwareProfile& cpu, int64_t batch_tokens,
-                                           int64_t micro_batch_tokens, int threads);
 
 }  // namespace moecast::sim

@@ -212,6 +212,34 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
     t->finish();
 }
 
+HardwareProfile hardware_from_table(const toml::table& root, const std::string& source);
+
+// The profile [cache_resident] describes: the file's own tables, with its provenance, compute and
+// memory keys, efficiency and calibration tables in place of the file's (cached operands change
+// peaks, bandwidth and efficiencies, not capacity, links or price).
+toml::table cache_resident_root(const toml::table& root, TomlReader& cr) {
+    toml::table sub = root;
+    sub.erase("cache_resident");
+    sub.erase("calibration");
+    const toml::table& own = *root["cache_resident"].as_table();
+    for (const auto& [k, node] : own) {
+        const std::string key(k.str());
+        if (key != "provenance" && key != "compute" && key != "memory" && key != "efficiency" && key != "calibration")
+            cr.fail(key, "expected only provenance, compute, memory, efficiency and calibration tables");
+        auto t = cr.table(key);  // fails unless a table
+        (void)t;
+        if (key == "compute" || key == "memory") {
+            toml::table merged = sub[key].as_table() ? *sub[key].as_table() : toml::table{};
+            for (const auto& [kk, vv] : *node.as_table()) merged.insert_or_assign(kk, vv);
+            sub.insert_or_assign(key, merged);
+        } else {
+            sub.insert_or_assign(key, *node.as_table());
+        }
+    }
+    if (auto m = sub["memory"].as_table()) m->erase("cache_mib");
+    return sub;
+}
+
 HardwareProfile hardware_from_table(const toml::table& root, const std::string& source) {
     HardwareProfile hw;
     hw.source = source;
@@ -254,6 +282,7 @@ HardwareProfile hardware_from_table(const toml::table& root, const std::string& 
     if (!mem) r.fail("memory", "missing table [memory]");
     hw.memory_bytes = v.number(*mem, "capacity_gb", 1e9, 0, true, 1e-9);
     hw.memory_bandwidth_bytes_per_s = v.number(*mem, "bandwidth_tb_per_s", 1e12, 0, true, 1e-9);
+    if (mem->has("cache_mib")) hw.cache_bytes = v.number(*mem, "cache_mib", 1024.0 * 1024.0, 0, false, 1e-9);
     mem->finish();
 
     if (auto node = r.table("node")) {
@@ -277,6 +306,11 @@ HardwareProfile hardware_from_table(const toml::table& root, const std::string& 
         read_efficiency(eff, v, static_cast<KernelClass>(c), hw.efficiency[c], hw, source);
     if (auto cal = r.table("calibration")) (void)cal;  // held-out errors written by calibrate; reported, not used
     if (eff) eff->finish();
+    if (auto cr = r.table("cache_resident")) {
+        if (hw.cache_bytes <= 0) r.fail("memory.cache_mib", "[cache_resident] needs the cache size it describes");
+        hw.cache_resident = std::make_shared<const HardwareProfile>(
+            hardware_from_table(cache_resident_root(root, *cr), source + " [cache_resident]"));
+    }
     r.finish();
     v.check_overrides_used(source);
     return hw;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,13 @@ struct HardwareProfile {
     double usd_per_device_hour = 0;
     std::array<Efficiency, kKernelClassCount> efficiency{};
     std::vector<ProfileValue> values;    // every numeric value read, with its provenance
+    // Last-level cache of the device (CPU: the L3 its cores share; [memory] cache_mb), 0 = not given.
+    double cache_bytes = 0;
+    // The same device with its operands resident in that cache ([cache_resident]: peaks, bandwidth
+    // and efficiencies calibrated from profiles whose inputs rotate within the cache); null = none.
+    // The efficiencies above are then the DRAM-cold ones, and a prediction that knows its working
+    // set blends the two (sim/trainer_step.h).
+    std::shared_ptr<const HardwareProfile> cache_resident;
 
     const Efficiency& eff(KernelClass c) const { return efficiency[static_cast<int>(c)]; }
     double matmul_peak(Precision p) const { return matmul_flops_per_s[static_cast<int>(p)]; }

@@ -109,6 +109,7 @@ toml::table measured_profile_to_toml(const MeasuredProfile& p) {
     prov.insert("warmup_reps", v.warmup_reps);
     prov.insert("reps", v.reps);
     prov.insert("rotate_bytes", v.rotate_bytes);
+    if (v.cache_bytes > 0) prov.insert("cache_bytes", v.cache_bytes);
     toml::array samples;
     for (const auto& s : p.samples) samples.push_back(sample_to_toml(s));
     toml::table t;
@@ -155,6 +156,8 @@ MeasuredProfile measured_profile_from_toml(const toml::table& t, const std::stri
     v.warmup_reps = prov->get_int("warmup_reps", 0);
     v.reps = prov->get_int("reps", 0);
     v.rotate_bytes = prov->get_int("rotate_bytes", 0);
+    v.cache_bytes = prov->get_int("cache_bytes", 0);
+    if (v.cache_bytes < 0) prov->fail("cache_bytes", "expected bytes >= 0");
     prov->finish();
     r.finish();
     const toml::node* n = t.get("sample");

@@ -54,6 +54,7 @@ struct ProfileProvenance {
     int64_t warmup_reps = 0;
     int64_t reps = 0;
     int64_t rotate_bytes = 0;  // inputs rotated through buffers of this many bytes in total
+    int64_t cache_bytes = 0;   // last-level cache (CPU L3 from sysfs, GPU L2); 0 = unknown
 };
 
 struct MeasuredProfile {

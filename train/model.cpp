@@ -231,6 +231,25 @@ Workspace* Model::make_workspace(int64_t t) const {
 
 void Model::delete_workspace(Workspace* ws) { delete ws; }
 
+int64_t Model::workspace_bytes(const Workspace& ws) {
+    size_t n = 0;
+    auto add = [&n](const auto& v) { n += v.size() * sizeof(v[0]); };
+    for (const Vec& v : ws.resid) add(v);
+    for (const LayerActs& a : ws.layers) {
+        for (const Vec* v : {&a.xn_attn, &a.rstd_attn, &a.q_raw, &a.k_raw, &a.q_rstd, &a.k_rstd, &a.q, &a.k, &a.v,
+                             &a.probs, &a.att, &a.xn_ffn, &a.rstd_ffn, &a.logits, &a.rprobs, &a.weights, &a.x_perm,
+                             &a.h, &a.a, &a.y_perm})
+            add(*v);
+        for (const auto* v : {&a.idx, &a.tpe, &a.offsets, &a.row_to_slot, &a.slot_to_row}) add(*v);
+    }
+    add(ws.pos_idx);
+    for (const Vec* v : {&ws.xf, &ws.rstd_f, &ws.logits, &ws.d, &ws.dxn, &ws.tmp, &ws.qkv, &ws.dq, &ws.dk, &ws.dv,
+                         &ws.datt, &ws.dlogits_r, &ws.dprobs_aux, &ws.dweights, &ws.dy_perm, &ws.da, &ws.dh,
+                         &ws.dx_perm, &ws.dw_tmp})
+        add(*v);
+    return static_cast<int64_t>(n);
+}
+
 namespace {
 
 void add_to(float* dst, const float* src, int64_t n) {

@@ -80,6 +80,8 @@ public:
 
     Workspace* make_workspace(int64_t tokens) const;  // owned by the caller (delete_workspace)
     static void delete_workspace(Workspace* ws);
+    // Bytes of every buffer of a workspace (what sim::trainer_footprint counts from the config).
+    static int64_t workspace_bytes(const Workspace& ws);
 
     // Forward and, when grads != nullptr, backward of one micro-batch: tokens and targets (T).
     // The objective is ce_scale * sum(CE) + aux_scale * (load-balancing + z-loss); gradients of it

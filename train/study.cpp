@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
-#include "sim/calibrate.h"
+#include "sim/trainer_step.h"
 #include "sim/config_toml.h"
 #include "sim/count.h"
 #include "sim/error.h"

@@ -47,6 +47,28 @@ std::string cpu_mhz() {
     return os.str();
 }
 
+// Size of the highest cache level of cpu0 (/sys/devices/system/cpu/cpu0/cache/index*/), in bytes;
+// 0 when sysfs does not say (the size is written "32768K").
+int64_t last_level_cache_bytes() {
+    int64_t best_level = 0, bytes = 0;
+    for (int i = 0; i < 8; ++i) {
+        const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+        std::ifstream level_in(dir + "level"), size_in(dir + "size");
+        int64_t level = 0;
+        std::string size;
+        if (!(level_in >> level) || !(size_in >> size) || size.empty() || level < best_level) continue;
+        int64_t scale = 1;
+        if (size.back() == 'K') scale = 1024;
+        if (size.back() == 'M') scale = 1024 * 1024;
+        try {
+            bytes = std::stoll(size) * scale;
+            best_level = level;
+        } catch (const std::exception&) {
+        }
+    }
+    return bytes;
+}
+
 // CPU seconds used by all threads of this process so far.
 double process_cpu_s() {
     timespec ts{};
@@ -70,6 +92,7 @@ public:
         p.clocks = "cpu MHz (mean over cores) " + mhz_before_ + " before";
         p.threads = threads_;
         p.parallel_units = threads_;
+        p.cache_bytes = last_level_cache_bytes();
         return p;
     }
 

@@ -12,6 +12,7 @@
 
 #include "kernels/profile/run_profile.h"
 #include "sim/calibrate.h"
+#include "sim/trainer_step.h"
 #include "sim/toml_util.h"
 #include "train/step.h"
 #include "train/train_config.h"

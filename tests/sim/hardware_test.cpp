@@ -150,6 +150,43 @@ work_overlap = "none"
         EXPECT_EQ(h200.efficiency[static_cast<size_t>(c)].launch_overlap, LaunchOverlap::none);
 }
 
+// [cache_resident]: the same device with cached operands. Its compute and memory keys override the
+// file's, its efficiency tables replace the file's, everything else (capacity, links) is inherited.
+TEST(Hardware, CacheResidentPartIsTheSameDeviceWithItsOwnPeaksAndEfficiencies) {
+    std::string text = kMinimal;
+    text.insert(text.find("[link.intra_node]"), "cache_mib = 32\n");
+    text += R"(
+[efficiency.gemm]
+compute = 0.5
+[cache_resident.provenance]
+type = "measured"
+device = "test"
+date = "2026-12-03"
+source = "inputs rotated within the cache"
+[cache_resident.compute]
+vector_fp32_tflops = 20
+[cache_resident.memory]
+bandwidth_tb_per_s = 4
+[cache_resident.efficiency.gemm]
+compute = 0.9
+)";
+    const HardwareProfile hw = hardware_from_toml_string(text, "two-level.toml");
+    EXPECT_DOUBLE_EQ(hw.cache_bytes, 32.0 * 1024 * 1024);
+    EXPECT_DOUBLE_EQ(hw.memory_bandwidth_bytes_per_s, 1e12);
+    EXPECT_DOUBLE_EQ(hw.eff(KernelClass::gemm).compute, 0.5);
+    ASSERT_TRUE(hw.cache_resident);
+    const HardwareProfile& r = *hw.cache_resident;
+    EXPECT_DOUBLE_EQ(r.memory_bandwidth_bytes_per_s, 4e12);
+    EXPECT_DOUBLE_EQ(r.vector_flops_per_s, 20e12);
+    EXPECT_DOUBLE_EQ(r.matmul_peak(Precision::bf16), 100e12);  // not overridden: the file's
+    EXPECT_DOUBLE_EQ(r.memory_bytes, 10e9);
+    EXPECT_DOUBLE_EQ(r.intra_node.bandwidth_bytes_per_s, 100e9);
+    EXPECT_DOUBLE_EQ(r.eff(KernelClass::gemm).compute, 0.9);
+    EXPECT_EQ(r.provenance.source, "inputs rotated within the cache");
+    EXPECT_FALSE(r.cache_resident);
+    EXPECT_DOUBLE_EQ(r.cache_bytes, 0.0);
+}
+
 TEST(Hardware, SchemaErrorsNameTheKey) {
     auto expect_error = [](const std::string& text, const std::string& key) {
         try {
@@ -172,6 +209,10 @@ TEST(Hardware, SchemaErrorsNameTheKey) {
     std::string bad_prov = kMinimal;
     bad_prov.insert(bad_prov.find("[compute]"), "[provenance.values]\n\"compute.nope\" = { type = \"assumed\" }\n");
     expect_error(bad_prov, "compute.nope");
+    expect_error(std::string(kMinimal) + "[cache_resident.memory]\nbandwidth_tb_per_s = 4\n", "memory.cache_mib");
+    std::string cached = kMinimal;
+    cached.insert(cached.find("[link.intra_node]"), "cache_mib = 32\n");
+    expect_error(cached + "[cache_resident.link.intra_node]\nlatency_us = 1\n", "cache_resident.link");
     EXPECT_THROW(load_hardware("no-such-gpu"), InputError);
 }
 

@@ -5,11 +5,11 @@
 
 #include <gtest/gtest.h>
 
-#include "sim/calibrate.h"
 #include "sim/config_toml.h"
 #include "sim/timing.h"
 #include "sim/toml_util.h"
 #include "sim/trace.h"
+#include "sim/trainer_step.h"
 
 namespace moecast::sim {
 namespace {
@@ -330,7 +330,7 @@ TEST(Timing, OverlappedRouterIsPricedAsOneOp) {
     EXPECT_NEAR(g->time_s + s->time_s, std::max(op.work_s, op.launch_s), 1e-15);
 }
 
-// The CPU trainer's step (sim/calibrate.h predict_trainer_step: fp32, one GPU, no ZeRO) on a
+// The CPU trainer's step (sim/trainer_step.h predict_trainer_step: fp32, one GPU, no ZeRO) on a
 // paper-mini shape: one layer, D 32, 2 heads of 16, dense GLU FFN of 128, V 256, sequences of 512,
 // micro-batches of T = 2048 tokens. Every op outside the GEMMs moves fp32 (4-byte) elements, as
 // the trainer runs them and as calibration prices the fp32 samples; bf16 training moves 2 bytes.

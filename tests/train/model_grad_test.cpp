@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/context.h"
 #include "sim/config.h"
+#include "sim/trainer_step.h"
 #include "train/model.h"
 #include "train/rng.h"
 
@@ -137,3 +138,29 @@ TEST(ModelGrad, FirstLossIsLogVocabAtSmallInit) {
 }
 
 }  // namespace
+
+// sim::trainer_footprint counts the trainer's buffers from the config alone (to price steps of
+// models never built); it must agree with what make_workspace allocates, byte for byte, for MoE
+// and dense layers, every QK-norm and both expert kinds, and its gradient buffer with the layout.
+TEST(ModelWorkspace, FootprintCountedBySimMatchesTheAllocation) {
+    sim::ModelConfig mixed = tiny_moe();
+    mixed.moe.layers = {1};
+    mixed.ffn = 24;
+    mixed.attention.qk_norm = sim::QkNorm::full;
+    sim::ModelConfig mlp = tiny_moe();
+    mlp.moe.expert_kind = sim::FfnKind::mlp;
+    mlp.attention.qk_norm = sim::QkNorm::none;
+    mlp.moe.experts = 5;
+    mlp.moe.top_k = 3;
+    for (const sim::ModelConfig& m : {tiny_moe(), mixed, mlp}) {
+        const train::Model model(m, {});
+        for (int64_t tokens : {m.seq_len, 4 * m.seq_len}) {
+            train::Workspace* ws = model.make_workspace(tokens);
+            const sim::TrainerFootprint f = sim::trainer_footprint(m, tokens, 1);
+            EXPECT_DOUBLE_EQ(f.activations_bytes, static_cast<double>(train::Model::workspace_bytes(*ws)))
+                << m.name << " T " << tokens;
+            EXPECT_DOUBLE_EQ(f.gradients_bytes, 4.0 * static_cast<double>(model.layout().total));
+            train::Model::delete_workspace(ws);
+        }
+    }
+}

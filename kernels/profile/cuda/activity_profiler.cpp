@@ -128,6 +128,7 @@ public:
                    (range_ ? ", counters on " + range_->chip() : counter_error_.empty() ? "" : ", counters off: " + counter_error_);
         p.clocks = device_attribute_text(0);
         p.parallel_units = prop.multiProcessorCount;
+        p.cache_bytes = prop.l2CacheSize;
         p.threads = 0;
         return p;
     }
