@@ -60,6 +60,32 @@ TEST(ProfileCli, CpuProfileThenCalibrate) {
     EXPECT_EQ(hw.provenance.type, "measured");
 }
 
+// Two rotations of the same grid around a stated 1 MiB cache: the 256 KiB one is the
+// cache-resident part, the 64 MiB one the DRAM-cold profile; swapped, calibrate says which is which.
+TEST(ProfileCli, CalibrateCacheResidentPartBesideTheColdProfile) {
+    std::string warm_grid = kTinyGrid, cold_grid = kTinyGrid;
+    warm_grid.insert(warm_grid.find("threads"), "rotate_bytes = 262144\n");
+    cold_grid.insert(cold_grid.find("threads"), "rotate_bytes = 67108864\n");
+    const std::string warm = testing::TempDir() + "tiny_warm.toml", cold = testing::TempDir() + "tiny_cold.toml";
+    Result r = run("profile --device cpu --grid " + write_temp("tiny_warm_grid.toml", warm_grid) + " -q -o " + warm);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    r = run("profile --device cpu --grid " + write_temp("tiny_cold_grid.toml", cold_grid) + " -q -o " + cold);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const std::string out = testing::TempDir() + "cpu-two-level.toml";
+    r = run("calibrate " + cold + " --cache-resident " + warm + " --cache-mib 1 --cpu-time -o " + out);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("cache-resident part (last-level cache 1 MiB)"), std::string::npos) << r.out;
+    const moecast::sim::HardwareProfile hw = moecast::sim::load_hardware_file(out);
+    EXPECT_DOUBLE_EQ(hw.cache_bytes, 1024.0 * 1024.0);
+    ASSERT_TRUE(hw.cache_resident);
+    EXPECT_EQ(hw.cache_resident->provenance.type, "measured");
+    EXPECT_GT(hw.cache_resident->memory_bandwidth_bytes_per_s, 0);
+    // Swapped: the cold profile rotates beyond the cache, so it is not cache-resident.
+    r = run("calibrate " + warm + " --cache-resident " + cold + " --cache-mib 1 -o " + testing::TempDir() + "never.toml");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("provenance.rotate_bytes"), std::string::npos) << r.out;
+}
+
 TEST(ProfileCli, CudaWithoutGpuExitsTwo) {
     const Result r = run("profile --device cuda -o " + testing::TempDir() + "never.toml");
     if (r.rc == 0) GTEST_SKIP() << "a GPU is present";
