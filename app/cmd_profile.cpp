@@ -35,6 +35,10 @@ void register_profile(CLI::App& app) {
         ->check(CLI::Range(3, 100000));
     cmd->add_option("--threads", args->run.threads, "CPU threads (default: the grid's, else all)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--rotate-bytes", args->run.rotate_bytes,
+                    "Rotate inputs over this many bytes (default: the grid's rotate_bytes): within L2 for the "
+                    "cache-resident part of a two-level profile, beyond the last-level cache for the DRAM-cold one")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--class", args->run.only_class, "Profile only this kernel class (gemm, grouped_gemm, ...)");
     cmd->add_option("--max-seconds", args->run.max_seconds,
                     "Stop starting new cases after this many seconds and write what was measured")

@@ -81,6 +81,7 @@ sim::MeasuredProfile run_profile(const RunOptions& o) {
         throw sim::InputError(grid_path, 0, "grid.device",
                               "the grid is for \"" + grid.device + "\" but --device is \"" + o.device + "\"");
     if (o.reps > 0) grid.reps = o.reps;
+    if (o.rotate_bytes >= 0) grid.rotate_bytes = o.rotate_bytes;
     MeasureOptions mo;
     mo.warmup_reps = grid.warmup;
     mo.reps = grid.reps;

@@ -19,6 +19,7 @@ struct RunOptions {
     bool progress = true;
     std::string only_class;       // profile only this kernel class ("" = all)
     double max_seconds = 0;       // stop starting new cases after this long (0: no limit)
+    int64_t rotate_bytes = -1;    // inputs rotated over this many bytes; < 0: the grid's
 };
 
 // Throws sim::InputError for a bad grid, DeviceUnavailable (profiler.h) for a missing device.
