@@ -1,5 +1,6 @@
-// The CPU trainer's step (sim/trainer_step.h): its working set counted by hand on a paper-mini
-// shape, the cache-resident fraction, and the blend of a two-level profile's two prices.
+// The CPU trainer's step (sim/trainer_step.h) on a paper-mini shape: the kernels it lists (fp32
+// traffic, embedding, gradient passes, the lanes' reduction), its working set counted by hand, the
+// cache-resident fraction, and the blend of a two-level profile's two prices.
 #include <cstdio>
 #include <string>
 
@@ -10,9 +11,12 @@
 #include "sim/hardware.h"
 #include "sim/toml_util.h"
 #include "sim/trainer_step.h"
+#include "tests/support/kernel_named.h"
 
 namespace moecast::sim {
 namespace {
+
+using test::kernel_named;
 
 // One layer, D 32, 2 heads of 16 with QK-norm, dense GLU FFN of 128, V 256, sequences of 512:
 // 32896 parameters (tests/sim/timing_test.cpp counts them).
@@ -33,6 +37,75 @@ heads = 2
 kv_heads = 2
 qk_norm = "head"
 )", "test.toml"), "test.toml");
+}
+
+// The CPU trainer's step (sim/trainer_step.h predict_trainer_step: fp32, one GPU, no ZeRO) on a
+// paper-mini shape: one layer, D 32, 2 heads of 16, dense GLU FFN of 128, V 256, sequences of 512,
+// micro-batches of T = 2048 tokens. Every op outside the GEMMs moves fp32 (4-byte) elements, as
+// the trainer runs them and as calibration prices the fp32 samples; bf16 training moves 2 bytes.
+// The token embedding (gather, then scatter-add in backward), zeroing the gradient buffer and
+// gradient-norm clipping are priced. Parameters: embedding 8192, norms 3 x 32, QK-norms 2 x 16,
+// QKV 3072, out 1024, FFN 8192 + 4096, LM head 8192: 32896.
+TEST(TrainerStep, KernelsMoveFp32AndIncludeEmbeddingAndGradientPasses) {
+    EXPECT_EQ(activation_element_bytes(Precision::fp32), 4);
+    EXPECT_EQ(activation_element_bytes(Precision::tf32), 4);
+    EXPECT_EQ(activation_element_bytes(Precision::bf16), 2);
+    EXPECT_EQ(activation_element_bytes(Precision::fp8), 2);
+    const ModelConfig m = paper_mini_dense();
+    const HardwareProfile hw = load_hardware("cpu-vm-study-2026-11-28");
+    ASSERT_FALSE(hw.eff(KernelClass::attention).backward_recomputes);  // the CPU kernel stores P
+    for (Precision p : {Precision::fp32, Precision::bf16}) {
+        Layout l;
+        l.gpus = 1;
+        l.zero = 0;
+        l.precision = p;
+        l.micro_batch = 4;
+        l.global_batch = 8;
+        l.seq_len = 512;
+        resolve_layout(l, m, hw, "test");
+        CostPrediction c;
+        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+        auto find = [&](const char* name) -> const Kernel& { return kernel_named(c, name); };
+        const double e = p == Precision::fp32 ? 4.0 : 2.0;
+        const double td = 2048.0 * 32;  // 65536 elements of the residual stream
+        // RMSNorm: x read, y written, weight read; 5 FLOPs per element.
+        EXPECT_DOUBLE_EQ(find("norm_attn").cost.bytes, e * (2 * td + 32));  // fp32: 524416
+        EXPECT_DOUBLE_EQ(find("norm_attn").cost.flops, 327680.0);
+        // Stored-P attention: 256.5 mean keys + 63/2 per 64-row block = 288 keys per row; Q, K, V
+        // read and O written (4 x 2048 x 32 elements), P written (2048 x 2 heads x 288).
+        EXPECT_DOUBLE_EQ(find("attention").cost.flops, 2.0 * 2048 * 288 * 2 * 32);  // 75497472
+        EXPECT_DOUBLE_EQ(find("attention").cost.bytes, e * (4 * td + 2048.0 * 2 * 288));  // fp32: 5767168
+        // SwiGLU over 2048 rows of F = 128: reads 2F, writes F.
+        EXPECT_DOUBLE_EQ(find("ffn_act").cost.bytes, e * 3 * 2048 * 128);  // fp32: 3145728
+        // Embedding: T rows of D gathered (read, write); backward scatter-add (2 reads, 1 write, 1 add).
+        EXPECT_DOUBLE_EQ(find("embedding").cost.bytes, e * 2 * td);  // fp32: 524288
+        EXPECT_DOUBLE_EQ(find("embedding").cost.flops, 0.0);
+        EXPECT_DOUBLE_EQ(find("embedding_bwd").cost.bytes, e * 3 * td);  // fp32: 786432
+        EXPECT_DOUBLE_EQ(find("embedding_bwd").cost.flops, td);
+        EXPECT_DOUBLE_EQ(find("embedding").per_micro, 1.0);  // one stage
+        // Once per step over the 32896 fp32 gradients: zero (1 write), clip (2 reads, 1 write, 3 FLOPs).
+        const Kernel& z = find("grad_zero");
+        EXPECT_EQ(z.pass, Pass::step);
+        EXPECT_DOUBLE_EQ(z.cost.bytes, 4.0 * 32896);  // 131584
+        EXPECT_DOUBLE_EQ(z.cost.flops, 0.0);
+        const Kernel& g = find("grad_clip");
+        EXPECT_EQ(g.part, StepPart::optimizer);
+        EXPECT_DOUBLE_EQ(g.cost.bytes, 12.0 * 32896);  // 394752
+        EXPECT_DOUBLE_EQ(g.cost.flops, 3.0 * 32896);   // 98688
+        EXPECT_DOUBLE_EQ(find("adam_step").cost.bytes, 30.0 * 32896);
+        // The step's once-per-step kernels are the optimizer part.
+        EXPECT_NEAR(c.time.optimizer_s, z.time_s + g.time_s + find("adam_step").time_s, 1e-15);
+    }
+    // The trainer's lanes (one micro-batch each here): with 3 lanes, 2 more gradient buffers are
+    // zeroed (4 bytes per parameter) and summed into the first (8 read + 4 written, 1 add).
+    const TrainerStepPrediction one = predict_trainer_step(m, hw, 2048, 2048, 1);
+    const TrainerStepPrediction three = predict_trainer_step(m, hw, 3 * 2048, 2048, 3);
+    const KernelShape once{Precision::fp32, 0, 1, 1};
+    const double per_lane = predict_kernel_time(KernelClass::elementwise, OpCost{0.0, 4.0 * 32896, false}, once, hw) +
+                            predict_kernel_time(KernelClass::elementwise, OpCost{32896.0, 12.0 * 32896, false}, once, hw);
+    EXPECT_GT(per_lane, 0.0);
+    EXPECT_NEAR(three.breakdown.optimizer_s - one.breakdown.optimizer_s, 2 * per_lane, 1e-15);
+    EXPECT_NEAR(three.step_s - one.step_s, 2 * per_lane, 1e-12);
 }
 
 // The micro-batch's buffers, T = 2048, D 32, H 2, H x hd = 32, F 128 (GLU: 256 wide), S 512:
