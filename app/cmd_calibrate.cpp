@@ -41,10 +41,14 @@ std::vector<std::pair<int64_t, int64_t>> tile_candidates(const std::string& devi
     return {{1, 1}, {8, 1}, {16, 1}, {32, 1}};
 }
 
-sim::MeasuredProfile merge(const std::vector<std::string>& paths) {
+// The profiles' samples together, and each file's provenance (for the two-level checks).
+sim::MeasuredProfile merge(const std::vector<std::string>& paths,
+                           std::vector<std::pair<std::string, sim::ProfileProvenance>>* provenances = nullptr) {
     sim::MeasuredProfile all = sim::read_measured_profile(paths.front());
+    if (provenances) provenances->emplace_back(paths.front(), all.provenance);
     for (size_t i = 1; i < paths.size(); ++i) {
         sim::MeasuredProfile p = sim::read_measured_profile(paths[i]);
+        if (provenances) provenances->emplace_back(paths[i], p.provenance);
         if (p.provenance.device != all.provenance.device || p.provenance.device_kind != all.provenance.device_kind)
             throw sim::InputError(paths[i], 0, "provenance.device",
                                   "measured on \"" + p.provenance.device + "\", but " + paths.front() + " on \"" +
@@ -52,36 +56,6 @@ sim::MeasuredProfile merge(const std::vector<std::string>& paths) {
         all.samples.insert(all.samples.end(), p.samples.begin(), p.samples.end());
     }
     return all;
-}
-
-// The last-level cache the profiles were measured with: --cache-mib, else their provenance (all
-// must agree). Checks that each profile's rotation lies on its side of the cache.
-double cache_bytes_of(const CalibrateArgs& a) {
-    double cache = a.cache_mib * 1024.0 * 1024.0;
-    auto check = [&](const std::string& path, bool resident) {
-        const sim::MeasuredProfile p = sim::read_measured_profile(path);
-        const double own = static_cast<double>(p.provenance.cache_bytes);
-        if (a.cache_mib <= 0 && own > 0) {
-            if (cache > 0 && own != cache)
-                throw sim::InputError(path, 0, "provenance.cache_bytes",
-                                      "measured with a different last-level cache than the other profiles");
-            cache = own;
-        }
-        if (cache <= 0)
-            throw sim::InputError(path, 0, "provenance.cache_bytes",
-                                  "no last-level cache size recorded; give it with --cache-mib");
-        const double rotate = static_cast<double>(p.provenance.rotate_bytes);
-        if (resident && rotate > cache)
-            throw sim::InputError(path, 0, "provenance.rotate_bytes",
-                                  "rotates its inputs over more than the cache; not a cache-resident profile");
-        if (!resident && rotate <= cache)
-            throw sim::InputError(path, 0, "provenance.rotate_bytes",
-                                  "rotates its inputs within the cache; pass it with --cache-resident");
-    };
-    for (int pass = 0; pass < 2; ++pass)  // the second pass checks the rotations against the final size
-        for (bool resident : {true, false})
-            for (const auto& path : resident ? a.resident : a.profiles) check(path, resident);
-    return cache;
 }
 
 }  // namespace
@@ -109,7 +83,8 @@ void register_calibrate(CLI::App& app) {
                   "CPU profiles: fit process CPU time per launch / threads instead of wall time (shared machines)");
     cmd->add_flag("--json", args->json, "Print the calibration report as JSON");
     cmd->callback([args] {
-        const sim::MeasuredProfile p = merge(args->profiles);
+        std::vector<std::pair<std::string, sim::ProfileProvenance>> cold_files, resident_files;
+        const sim::MeasuredProfile p = merge(args->profiles, &cold_files);
         const std::string base_name =
             !args->base.empty() ? args->base : p.provenance.device_kind == "cpu" ? "cpu-template" : "h200";
         const sim::HardwareProfile base = sim::load_hardware(base_name);
@@ -122,8 +97,8 @@ void register_calibrate(CLI::App& app) {
         std::unique_ptr<sim::Calibration> resident;
         double cache_bytes = 0;
         if (!args->resident.empty()) {
-            cache_bytes = cache_bytes_of(*args);
-            const sim::MeasuredProfile w = merge(args->resident);
+            const sim::MeasuredProfile w = merge(args->resident, &resident_files);
+            cache_bytes = sim::two_level_cache_bytes(cold_files, resident_files, args->cache_mib * 1024.0 * 1024.0);
             if (w.provenance.device != p.provenance.device)
                 throw sim::InputError(args->resident.front(), 0, "provenance.device",
                                       "measured on \"" + w.provenance.device + "\", but the DRAM-cold profiles on \"" +

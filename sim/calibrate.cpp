@@ -524,6 +524,36 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
     return t;
 }
 
+double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& cold,
+                             const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
+                             double cache_bytes) {
+    double cache = cache_bytes;
+    if (cache <= 0)
+        for (const auto* set : {&resident, &cold})
+            for (const auto& [path, prov] : *set) {
+                const double own = static_cast<double>(prov.cache_bytes);
+                if (own <= 0) continue;
+                if (cache > 0 && own != cache)
+                    throw InputError(path, 0, "provenance.cache_bytes",
+                                     "measured with a different last-level cache than the other profiles");
+                cache = own;
+            }
+    if (cache <= 0) {
+        const std::string& path = resident.empty() ? (cold.empty() ? std::string("calibrate") : cold.front().first)
+                                                   : resident.front().first;
+        throw InputError(path, 0, "provenance.cache_bytes", "no last-level cache size recorded; give it with --cache-mib");
+    }
+    for (const auto& [path, prov] : resident)
+        if (static_cast<double>(prov.rotate_bytes) > cache)
+            throw InputError(path, 0, "provenance.rotate_bytes",
+                             "rotates its inputs over more than the last-level cache; not a cache-resident profile");
+    for (const auto& [path, prov] : cold)
+        if (static_cast<double>(prov.rotate_bytes) <= cache)
+            throw InputError(path, 0, "provenance.rotate_bytes",
+                             "rotates its inputs within the last-level cache; pass it with --cache-resident");
+    return cache;
+}
+
 toml::table cache_aware_profile_toml(const toml::table& base, const Calibration& cold, const Calibration& resident,
                                      double cache_bytes, const std::string& name) {
     if (cache_bytes <= 0)

@@ -122,6 +122,13 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
 // measurement, peaks (CPU) and [efficiency.<class>] replaced, and [calibration.<class>] (held-out
 // errors, worst shapes) added; loadable by load_hardware_file.
 toml::table calibrated_profile_toml(const toml::table& base, const Calibration& c, const std::string& name);
+// The last-level cache of a two-level calibration: `cache_bytes` when > 0, else the measured
+// profiles' provenance.cache_bytes (all that record one must agree). Every cache-resident profile
+// must have rotated its inputs within it and every DRAM-cold one beyond it; InputError naming the
+// file and key otherwise. Entries are (path, provenance).
+double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& cold,
+                             const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
+                             double cache_bytes);
 // With `resident` (a calibration of profiles whose inputs rotated within the last-level cache of
 // `cache_bytes`): `c` is the DRAM-cold calibration, and the profile gains memory.cache_mib and a
 // [cache_resident] part (its provenance, peaks, bandwidth, efficiencies and held-out errors).

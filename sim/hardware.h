@@ -116,7 +116,7 @@ struct HardwareProfile {
     double usd_per_device_hour = 0;
     std::array<Efficiency, kKernelClassCount> efficiency{};
     std::vector<ProfileValue> values;    // every numeric value read, with its provenance
-    // Last-level cache of the device (CPU: the L3 its cores share; [memory] cache_mb), 0 = not given.
+    // Last-level cache of the device (CPU: the L3 its cores share; memory.cache_mib), 0 = not given.
     double cache_bytes = 0;
     // The same device with its operands resident in that cache ([cache_resident]: peaks, bandwidth
     // and efficiencies calibrated from profiles whose inputs rotate within the cache); null = none.

@@ -431,3 +431,36 @@ TEST(Calibrate, TooFewShapesIsAnInputError) {
 
 }  // namespace
 }  // namespace moecast::sim
+
+namespace moecast::sim {
+namespace {
+
+// Two-level calibration: the cache size comes from the option or the profiles (which must agree),
+// and each profile's rotation must lie on its side of it.
+TEST(TwoLevel, CacheSizeFromTheProfilesAndRotationsOnTheirSide) {
+    auto prov = [](int64_t rotate, int64_t cache) {
+        ProfileProvenance p;
+        p.rotate_bytes = rotate;
+        p.cache_bytes = cache;
+        return std::make_pair(std::string("p") + std::to_string(rotate) + ".toml", p);
+    };
+    const int64_t mib = 1 << 20;
+    EXPECT_DOUBLE_EQ(two_level_cache_bytes({prov(1024 * mib, 32 * mib)}, {prov(mib / 2, 32 * mib)}, 0), 32.0 * mib);
+    EXPECT_DOUBLE_EQ(two_level_cache_bytes({prov(1024 * mib, 0)}, {prov(mib / 2, 0)}, 8.0 * mib), 8.0 * mib);
+    auto expect_error = [](auto cold, auto resident, double cache, const std::string& what) {
+        try {
+            two_level_cache_bytes(cold, resident, cache);
+            FAIL() << "no error for " << what;
+        } catch (const InputError& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    using List = std::vector<std::pair<std::string, ProfileProvenance>>;
+    expect_error(List{prov(1024 * mib, 0)}, List{prov(mib / 2, 0)}, 0, "--cache-mib");
+    expect_error(List{prov(1024 * mib, 16 * mib)}, List{prov(mib / 2, 32 * mib)}, 0, "different last-level cache");
+    expect_error(List{prov(16 * mib, 32 * mib)}, List{prov(mib / 2, 32 * mib)}, 0, "--cache-resident");
+    expect_error(List{prov(1024 * mib, 32 * mib)}, List{prov(64 * mib, 32 * mib)}, 0, "not a cache-resident");
+}
+
+}  // namespace
+}  // namespace moecast::sim
