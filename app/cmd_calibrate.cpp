@@ -67,7 +67,7 @@ void register_calibrate(CLI::App& app) {
         ->required();
     cmd->add_option("-o,--output", args->out, "Calibrated hardware profile to write (TOML)")->required();
     cmd->add_option("--cache-resident", args->resident,
-                    "Measured profiles of the same grid family rotated within the last-level cache: fitted into the "
+                    "Measured profiles of the same device whose inputs rotated within the last-level cache: fitted into the "
                     "profile's [cache_resident] part (the positional profiles are then the DRAM-cold ones)");
     cmd->add_option("--cache-mib", args->cache_mib,
                     "Last-level cache size in MiB, for profiles that do not record it (provenance.cache_bytes)")
