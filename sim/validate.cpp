@@ -385,6 +385,11 @@ Validation validate_study(const std::vector<StudyRunRecord>& runs,
                 r.predicted_step_s / (r.cpu_s / double(r.steps) / double(r.threads)) - 1));
         v.measured_train_s += r.train_time_s;
         v.predicted_train_s += r.predicted_step_s * double(r.steps);
+        if (r.resident_fraction >= 0) {
+            const bool first = v.resident_fraction_min < 0;
+            v.resident_fraction_min = first ? r.resident_fraction : std::min(v.resident_fraction_min, r.resident_fraction);
+            v.resident_fraction_max = first ? r.resident_fraction : std::max(v.resident_fraction_max, r.resident_fraction);
+        }
     }
     std::array<std::vector<double>, kStepPartCount> part_pred, part_meas, part_err;
     for (const StudyRunRecord& r : runs) {

@@ -38,6 +38,9 @@ struct StudyRunRecord {
     double cpu_s =
         0;  // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
     double predicted_step_s = 0;           // from a calibrated CPU profile; 0 = no prediction
+    // A two-level profile's cache-resident share of the run's step (sim/trainer_step.h); < 0 = the
+    // profile has one level.
+    double resident_fraction = -1;
     // Per step part (sim::StepPart order): predicted seconds per step (with predicted_step_s) and
     // measured thread CPU seconds per step (the trainer's part timer, result.json step_parts_s;
     // all zero for runs trained before it existed).
@@ -165,6 +168,8 @@ struct Validation {
     int part_timed_runs = 0;
     std::array<double, kStepPartCount> part_predicted_s{}, part_measured_s{}, part_median_error{};
     double measured_train_s = 0, predicted_train_s = 0;  // summed over timed runs
+    // Two-level profile: the range of the timed runs' cache-resident fractions (both < 0: one level).
+    double resident_fraction_min = -1, resident_fraction_max = -1;
     double total_flops = 0, total_train_time_s = 0, total_cpu_s = 0;
     std::vector<FindingCheck> findings;
     bool target_optimum = false, target_loss = false, target_step_time = false;

@@ -33,6 +33,7 @@ nlohmann::json study_run_json(const StudyRunRecord& r) {
                         {"predicted_step_s", r.predicted_step_s},
                         {"expert_load_max_over_mean", r.expert_load_max_over_mean},
                         {"expert_load_cv", r.expert_load_cv}};
+    if (r.resident_fraction >= 0) j["resident_fraction"] = r.resident_fraction;
     for (int i = 0; i < kStepPartCount; ++i) {
         const char* part = to_string(static_cast<StepPart>(i));
         if (r.predicted_step_s > 0) j["predicted_parts_s"][part] = r.predicted_parts_s[static_cast<size_t>(i)];
@@ -192,6 +193,8 @@ nlohmann::json validation_json(const Validation& v) {
                       {"measured_train_s", v.measured_train_s},
                       {"predicted_train_s", v.predicted_train_s},
                       {"within_target", v.target_step_time}};
+    if (v.resident_fraction_min >= 0)
+        j["step_time"]["resident_fraction"] = {{"min", v.resident_fraction_min}, {"max", v.resident_fraction_max}};
     if (v.part_timed_runs > 0) {
         j["step_time"]["part_timed_runs"] = v.part_timed_runs;
         for (int i = 0; i < kStepPartCount; ++i)
@@ -272,6 +275,10 @@ std::string validation_text(const Validation& v) {
             v.target_step_time ? "met" : "missed");
     else
         s += "step time: no predictions (the study names no calibrated CPU profile)\n";
+    if (v.resident_fraction_min >= 0)
+        s += fmt::format("  two-level profile: cache-resident share h = {:.2f} to {:.2f} over the runs (the step's "
+                         "working set against the profile's last-level cache)\n",
+                         v.resident_fraction_min, v.resident_fraction_max);
     if (v.part_timed_runs > 0) {
         s += fmt::format("  by part over the {} runs with part timing (medians; ms per step, predicted / measured - 1):",
                          v.part_timed_runs);

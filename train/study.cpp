@@ -397,6 +397,7 @@ std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
             const sim::TrainerStepPrediction p = sim::predict_trainer_step(
                 r.config.model, *hw, r.config.batch_tokens, r.config.micro_batch_tokens, r.config.threads);
             rec.predicted_step_s = p.step_s;
+            if (hw->cache_resident) rec.resident_fraction = p.resident_fraction;
             for (int i = 0; i < sim::kStepPartCount; ++i)
                 rec.predicted_parts_s[static_cast<size_t>(i)] =
                     sim::part_seconds(p.breakdown, static_cast<sim::StepPart>(i));

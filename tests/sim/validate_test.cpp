@@ -130,6 +130,7 @@ TEST(Validate, StepTimeByPartFromTheRunsThatTimedIt) {
             r.predicted_step_s = 0.011;
             r.predicted_parts_s[size_t(StepPart::attention)] = 0.004;
             r.predicted_parts_s[size_t(StepPart::expert_gemm)] = 0.007;
+            if (i < 2) r.resident_fraction = i == 0 ? 0.25 : 1.0;  // two-level profile: h 0.25 and 1
             if (i++ < 3) {  // three runs timed their parts: attention 5, 4, 2 ms; expert GEMMs 5 ms
                 const double attention[] = {0.005, 0.004, 0.002};
                 r.measured_parts_s[size_t(StepPart::attention)] = attention[i - 1];
@@ -160,6 +161,13 @@ TEST(Validate, StepTimeByPartFromTheRunsThatTimedIt) {
     EXPECT_DOUBLE_EQ(first["measured_parts_s"]["attention"].get<double>(), 0.005);
     EXPECT_FALSE(last.contains("measured_parts_s"));
     EXPECT_DOUBLE_EQ(last["predicted_parts_s"]["expert_gemm"].get<double>(), 0.007);
+    // The two-level profile's cache-resident shares: their range, and each run's where it was blended.
+    EXPECT_DOUBLE_EQ(v.resident_fraction_min, 0.25);
+    EXPECT_DOUBLE_EQ(v.resident_fraction_max, 1.0);
+    EXPECT_NE(text.find("cache-resident share h = 0.25 to 1.00"), std::string::npos) << text;
+    EXPECT_DOUBLE_EQ(j["step_time"]["resident_fraction"]["min"].get<double>(), 0.25);
+    EXPECT_DOUBLE_EQ(first["resident_fraction"].get<double>(), 0.25);
+    EXPECT_FALSE(last.contains("resident_fraction"));
 }
 
 TEST(Validate, FindingOneFromTheBestRunPerSparsity) {
