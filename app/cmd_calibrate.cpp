@@ -99,10 +99,6 @@ void register_calibrate(CLI::App& app) {
         if (!args->resident.empty()) {
             const sim::MeasuredProfile w = merge(args->resident, &resident_files);
             cache_bytes = sim::two_level_cache_bytes(cold_files, resident_files, args->cache_mib * 1024.0 * 1024.0);
-            if (w.provenance.device != p.provenance.device)
-                throw sim::InputError(args->resident.front(), 0, "provenance.device",
-                                      "measured on \"" + w.provenance.device + "\", but the DRAM-cold profiles on \"" +
-                                          p.provenance.device + "\"");
             resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, o));
         }
         const std::string name =

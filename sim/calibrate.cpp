@@ -19,6 +19,13 @@
 namespace moecast::sim {
 namespace {
 
+// The measured profiles' paths, comma-separated (profile descriptions and reports).
+std::string joined_paths(const std::vector<std::string>& paths) {
+    std::string out;
+    for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p;
+    return out;
+}
+
 int64_t dim(const KernelSample& s, const char* key, int64_t fallback = 0) {
     auto it = s.dims.find(key);
     return it == s.dims.end() ? fallback : it->second;
@@ -444,8 +451,7 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
     const ProfileProvenance& v = c.provenance;
     const HardwareProfile& hw = c.hardware;
     t.insert_or_assign("name", name);
-    std::string paths;
-    for (const auto& p : c.profile_paths) paths += (paths.empty() ? "" : ", ") + p;
+    const std::string paths = joined_paths(c.profile_paths);
     t.insert_or_assign("description", "calibrated by moecast calibrate from " + paths + " (" + v.device + ", " +
                                           v.driver + ", " + v.clocks + ", commit " + v.commit + ")");
     // Values this calibration did not measure keep the base file's provenance, marked per key.
@@ -527,6 +533,12 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
 double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& cold,
                              const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
                              double cache_bytes) {
+    if (!cold.empty())
+        for (const auto& [path, prov] : resident)
+            if (prov.device != cold.front().second.device)
+                throw InputError(path, 0, "provenance.device",
+                                 "measured on \"" + prov.device + "\", but the DRAM-cold profiles on \"" +
+                                     cold.front().second.device + "\"");
     double cache = cache_bytes;
     if (cache <= 0)
         for (const auto* set : {&resident, &cold})
@@ -567,40 +579,35 @@ toml::table cache_aware_profile_toml(const toml::table& base, const Calibration&
     cr.insert("efficiency", *w.get_as<toml::table>("efficiency"));
     cr.insert("calibration", *w.get_as<toml::table>("calibration"));
     t["memory"].as_table()->insert_or_assign("cache_mib", cache_bytes / (1024.0 * 1024.0));
-    std::string paths;
-    for (const auto& p : resident.profile_paths) paths += (paths.empty() ? "" : ", ") + p;
-    t.insert_or_assign("description", *t["description"].value<std::string>() + "; cache-resident part from " + paths);
+    t.insert_or_assign("description", *t["description"].value<std::string>() + "; cache-resident part from " +
+                                          joined_paths(resident.profile_paths));
     t.insert_or_assign("cache_resident", cr);
     return t;
 }
 
 std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name,
                                       const Calibration* resident, double cache_bytes) {
-    if (resident) {
-        std::ostringstream os;
-        os << "# Calibrated hardware profile written by `moecast calibrate` (schema: profiles/README.md).\n"
-           << "# [efficiency.<class>] were fitted to kernel times measured with inputs rotated beyond the\n"
+    std::ostringstream os;
+    os << "# Calibrated hardware profile written by `moecast calibrate` (schema: profiles/README.md).\n";
+    if (resident)
+        os << "# [efficiency.<class>] were fitted to kernel times measured with inputs rotated beyond the\n"
            << "# last-level cache (DRAM-cold), [cache_resident] to times measured with inputs rotated within it;\n"
            << "# sim/trainer_step.h blends the two by the step's working set against memory.cache_mib.\n"
            << "# [calibration.<class>] holds the error on held-out shapes (fractions).\n"
            << cache_aware_profile_toml(base, c, *resident, cache_bytes, name) << "\n";
-        return os.str();
-    }
-    std::ostringstream os;
-    os << "# Calibrated hardware profile written by `moecast calibrate` (schema: profiles/README.md).\n"
-       << "# [efficiency.<class>] were fitted to measured kernel times (sim/calibrate.h); [calibration.<class>]\n"
-       << "# holds the error on held-out shapes (fractions). "
-       << (c.provenance.device_kind == "cpu" ? "CPU peaks are the best rates measured in the profile.\n"
-                                             : "Peaks are the base profile's datasheet figures.\n")
-       << calibrated_profile_toml(base, c, name) << "\n";
+    else
+        os << "# [efficiency.<class>] were fitted to measured kernel times (sim/calibrate.h); [calibration.<class>]\n"
+           << "# holds the error on held-out shapes (fractions). "
+           << (c.provenance.device_kind == "cpu" ? "CPU peaks are the best rates measured in the profile.\n"
+                                                 : "Peaks are the base profile's datasheet figures.\n")
+           << calibrated_profile_toml(base, c, name) << "\n";
     return os.str();
 }
 
 std::string calibration_table(const Calibration& c) {
     std::ostringstream os;
     char line[512];
-    std::string paths;
-    for (const auto& p : c.profile_paths) paths += (paths.empty() ? "" : ", ") + p;
+    const std::string paths = joined_paths(c.profile_paths);
     os << "calibration of " << paths << " (" << c.provenance.device_kind << ": " << c.provenance.device << ", "
        << c.provenance.date << ", " << c.samples << " samples)\n";
     std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s  %s\n", "class", "fit", "held", "fit med", "held med",

@@ -123,7 +123,8 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
 // errors, worst shapes) added; loadable by load_hardware_file.
 toml::table calibrated_profile_toml(const toml::table& base, const Calibration& c, const std::string& name);
 // The last-level cache of a two-level calibration: `cache_bytes` when > 0, else the measured
-// profiles' provenance.cache_bytes (all that record one must agree). Every cache-resident profile
+// profiles' provenance.cache_bytes (all that record one must agree). Both sets must come from one
+// device (provenance.device). Every cache-resident profile
 // must have rotated its inputs within it and every DRAM-cold one beyond it; InputError naming the
 // file and key otherwise. Entries are (path, provenance).
 double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& cold,

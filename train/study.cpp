@@ -15,13 +15,13 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
-#include "sim/trainer_step.h"
 #include "sim/config_toml.h"
 #include "sim/count.h"
 #include "sim/error.h"
 #include "sim/hardware.h"
 #include "sim/law.h"
 #include "sim/toml_util.h"
+#include "sim/trainer_step.h"
 #include "train/atomic_file.h"
 #include "train/data.h"
 #include "train/sha256.h"

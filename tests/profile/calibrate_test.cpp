@@ -460,6 +460,9 @@ TEST(TwoLevel, CacheSizeFromTheProfilesAndRotationsOnTheirSide) {
     expect_error(List{prov(1024 * mib, 16 * mib)}, List{prov(mib / 2, 32 * mib)}, 0, "different last-level cache");
     expect_error(List{prov(16 * mib, 32 * mib)}, List{prov(mib / 2, 32 * mib)}, 0, "--cache-resident");
     expect_error(List{prov(1024 * mib, 32 * mib)}, List{prov(64 * mib, 32 * mib)}, 0, "not a cache-resident");
+    List other_device{prov(mib / 2, 32 * mib)};
+    other_device.front().second.device = "another CPU";
+    expect_error(List{prov(1024 * mib, 32 * mib)}, other_device, 0, "provenance.device");
 }
 
 }  // namespace
