@@ -109,11 +109,12 @@ BENCHMARK_CAPTURE(BM_GroupedGemm, fc1_wgrad, Pass::wgrad)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime();
 
-// Memory-bound ops: T = 16384 tokens, D = 1024, K = 2, E = 8 (~128 MiB of rows, beyond the LLC).
+// Memory-bound ops: T = 16384 tokens, D = 1024, K = 2, E = 8 (~128 MiB of rows, beyond the LLC),
+// or a cache-resident small-D shape (the trainer's: T = 2048, D 16 to 96).
 struct Routing {
     int64_t t = 16384, d = 1024, e = 8, k = 2;
     std::vector<int32_t> idx, tokens, off, r2s, s2r;
-    Routing() {
+    Routing(int64_t tokens_ = 16384, int64_t d_ = 1024) : t(tokens_), d(d_) {
         std::mt19937 gen(7);
         idx.resize(t * k);
         for (int64_t i = 0; i < t; ++i) {
@@ -166,6 +167,36 @@ void BM_Combine(benchmark::State& state) {
                                                        benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Combine)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Small D, in cache, one thread: what a per-row cost (index load, loop set-up) weighs against
+// the row's bytes. Baseline: memcpy of the same bytes in the same run (BM_MemcpySmallD).
+void BM_CombineSmallD(benchmark::State& state) {
+    const Routing r(2048, state.range(0));
+    CpuContext ctx(1);
+    const auto y = random_vec(r.t * r.k * r.d, 1), w = random_vec(r.t * r.k, 2);
+    std::vector<float> out(r.t * r.d);
+    for (auto _ : state) {
+        combine(ctx, y.data(), w.data(), r.s2r.data(), r.t, r.k, r.d, out.data());
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["bytes_per_s"] = benchmark::Counter(sim::combine_cost(r.t, r.k, r.d, 4).bytes * state.iterations(),
+                                                       benchmark::Counter::kIsRate);
+    state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(r.t * r.k) * state.iterations() * 1e-9,
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_CombineSmallD)->ArgName("d")->Arg(16)->Arg(48)->Arg(96)->UseRealTime();
+
+void BM_MemcpySmallD(benchmark::State& state) {
+    const Routing r(2048, state.range(0));
+    const sim::OpCost c = sim::combine_cost(r.t, r.k, r.d, 4);
+    std::vector<char> a(static_cast<size_t>(c.bytes / 2)), b(a.size());
+    for (auto _ : state) {
+        std::memcpy(b.data(), a.data(), a.size());
+        benchmark::DoNotOptimize(b.data());
+    }
+    state.counters["bytes_per_s"] = benchmark::Counter(c.bytes * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MemcpySmallD)->ArgName("d")->Arg(16)->Arg(48)->Arg(96)->UseRealTime();
 
 }  // namespace
 }  // namespace moecast::kernels
