@@ -31,6 +31,7 @@ struct CalibrateArgs {
     std::string name;
     long long heldout_every = 4;
     bool cpu_time = false;
+    bool per_run = false;
     bool json = false;
 };
 
@@ -81,6 +82,9 @@ void register_calibrate(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--cpu-time", args->cpu_time,
                   "CPU profiles: fit process CPU time per launch / threads instead of wall time (shared machines)");
+    cmd->add_flag("--per-run", args->per_run,
+                  "Fit and judge every profile's sample of a shape on its own, instead of the median of the shape's "
+                  "runs over the profiles (run-to-run noise then counts as model error)");
     cmd->add_flag("--json", args->json, "Print the calibration report as JSON");
     cmd->callback([args] {
         std::vector<std::pair<std::string, sim::ProfileProvenance>> cold_files, resident_files;
@@ -93,6 +97,7 @@ void register_calibrate(CLI::App& app) {
         o.heldout_every = args->heldout_every;
         o.tile_candidates = tile_candidates(p.provenance.device_kind);
         o.cpu_time = args->cpu_time;
+        o.pool_runs = !args->per_run;
         const sim::Calibration c = sim::calibrate(p, args->profiles, base, o);
         std::unique_ptr<sim::Calibration> resident;
         double cache_bytes = 0;
@@ -114,7 +119,9 @@ void register_calibrate(CLI::App& app) {
                                                   {"heldout_samples", r.heldout_samples},
                                                   {"fit_median_ape", r.fit_median_ape},
                                                   {"heldout_median_ape", r.heldout_median_ape},
-                                                  {"heldout_mean_ape", r.heldout_mean_ape}};
+                                                  {"heldout_mean_ape", r.heldout_mean_ape},
+                                                  {"runs_per_shape", r.runs},
+                                                  {"run_spread_median", r.run_spread_median}};
                 return out;
             };
             nlohmann::json j;

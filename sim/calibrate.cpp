@@ -161,6 +161,50 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     return best;
 }
 
+// Repeated runs of each timed shape pooled into one sample (CalibrationOptions::pool_runs): the
+// median of the runs' medians (and CPU times), the runs' extreme percentiles and repetitions
+// together. `spread` gets, per pooled sample, |run / pooled - 1| of each run. Counter samples
+// (kernel replay, not timing) pass through unchanged. Order: first appearance.
+std::vector<KernelSample> pool_repeated_runs(const std::vector<KernelSample>& samples,
+                                             std::map<std::string, std::vector<double>>& spread) {
+    std::vector<KernelSample> out;
+    std::map<std::string, std::vector<const KernelSample*>> runs;
+    std::vector<std::string> order;
+    for (const KernelSample& s : samples) {
+        if (!s.counters.empty()) {
+            out.push_back(s);
+            continue;
+        }
+        const std::string key = s.kernel + '\n' + s.shape_key + '\n' + s.dtype;
+        auto& v = runs[key];
+        if (v.empty()) order.push_back(key);
+        v.push_back(&s);
+    }
+    for (const std::string& key : order) {
+        const auto& v = runs[key];
+        KernelSample x = *v.front();
+        std::vector<double> med, cpu;
+        for (const KernelSample* r : v) {
+            med.push_back(r->median_s);
+            if (r->cpu_s > 0) cpu.push_back(r->cpu_s);
+            x.min_s = std::min(x.min_s, r->min_s);
+            x.max_s = std::max(x.max_s, r->max_s);
+            x.p10_s = std::min(x.p10_s, r->p10_s);
+            x.p90_s = std::max(x.p90_s, r->p90_s);
+        }
+        x.median_s = median(med);
+        x.cpu_s = cpu.size() == v.size() ? median(cpu) : 0.0;
+        x.reps = 0;
+        for (const KernelSample* r : v) x.reps += r->reps;
+        if (v.size() > 1) {
+            auto& d = spread[key];
+            for (double m : med) d.push_back(std::fabs(m / x.median_s - 1));
+        }
+        out.push_back(std::move(x));
+    }
+    return out;
+}
+
 }  // namespace
 
 KernelClass kernel_class_from_string(const std::string& name, const std::string& source) {
@@ -359,6 +403,11 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     c.profile_paths = paths;
     c.samples = static_cast<int64_t>(profile.samples.size());
     c.cpu_time = options.cpu_time;
+    std::map<std::string, std::vector<double>> run_spread;  // kernel, shape, dtype -> |run / pooled - 1|
+    if (options.pool_runs) {
+        profile.samples = pool_repeated_runs(profile.samples, run_spread);
+        c.pooled_runs = !run_spread.empty();
+    }
     c.precision = Precision::fp32;
     for (const auto& s : profile.samples)
         if (s.dtype == "bf16") c.precision = Precision::bf16;
@@ -402,6 +451,15 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         rep.heldout_samples = static_cast<int64_t>(held.size());
         rep.fit_shapes = static_cast<int64_t>(fit_shapes.size());
         rep.heldout_shapes = static_cast<int64_t>(held_shapes.size());
+        std::vector<double> spread;
+        for (const auto* set : {&fit, &held})
+            for (const KernelSample& x : *set) {
+                auto it = run_spread.find(x.kernel + '\n' + x.shape_key + '\n' + x.dtype);
+                if (it == run_spread.end()) continue;
+                rep.runs = std::max(rep.runs, static_cast<int64_t>(it->second.size()));
+                spread.insert(spread.end(), it->second.begin(), it->second.end());
+            }
+        rep.run_spread_median = median(spread);
         auto errors_of = [&](const std::vector<KernelSample>& set) {
             std::vector<SampleError> out;
             for (const auto& s : set) {
@@ -474,7 +532,8 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
         if (t.at_path(k)) mark(k);
     toml::table prov{{"type", "measured"}, {"device", v.device}, {"date", v.date.substr(0, 10)},
                      {"source", "moecast profile (" + v.tool + ", grid " + v.grid + ") on host " + v.host +
-                                    (c.cpu_time ? "; fitted to process CPU time per launch / threads" : "")},
+                                    (c.cpu_time ? "; fitted to process CPU time per launch / threads" : "") +
+                                    (c.pooled_runs ? "; repeated runs of a shape pooled at their median" : "")},
                      {"tool", "moecast calibrate (commit " + v.commit + ")"}, {"samples", c.samples}};
     if (!values.empty()) prov.insert("values", values);
     t.insert_or_assign("provenance", prov);
@@ -510,6 +569,10 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
                       {"fit_shapes", r.fit_shapes},           {"heldout_shapes", r.heldout_shapes},
                       {"fit_median_ape", r.fit_median_ape},   {"heldout_median_ape", r.heldout_median_ape},
                       {"heldout_mean_ape", r.heldout_mean_ape}};
+        if (r.runs > 1) {
+            k.insert("runs_per_shape", r.runs);
+            k.insert("run_spread_median", r.run_spread_median);
+        }
         if (r.counter_samples > 0) {
             k.insert("counter_samples", r.counter_samples);
             k.insert("dram_bytes_ratio", r.dram_bytes_ratio);
@@ -604,22 +667,35 @@ std::string calibrated_profile_string(const toml::table& base, const Calibration
     return os.str();
 }
 
+namespace {
+std::string percent(double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
+    return buf;
+}
+}  // namespace
+
 std::string calibration_table(const Calibration& c) {
     std::ostringstream os;
     char line[512];
     const std::string paths = joined_paths(c.profile_paths);
+    int64_t runs = 1;
+    for (const auto& r : c.classes) runs = std::max(runs, r.runs);
     os << "calibration of " << paths << " (" << c.provenance.device_kind << ": " << c.provenance.device << ", "
-       << c.provenance.date << ", " << c.samples << " samples)\n";
-    std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s  %s\n", "class", "fit", "held", "fit med", "held med",
-                  "held mean", "fitted efficiency");
+       << c.provenance.date << ", " << c.samples << " samples"
+       << (runs > 1 ? ", up to " + std::to_string(runs) + " runs per shape pooled at their median" : std::string())
+       << ")\n";
+    std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s %8s  %s\n", "class", "fit", "held", "fit med", "held med",
+                  "held mean", "run dev", "fitted efficiency");
     os << line;
     for (const auto& r : c.classes) {
         const Efficiency& e = r.efficiency;
         std::snprintf(line, sizeof line,
-                      "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%%  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
+                      "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%% %8s  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
                       "launch %.3g us%s%s, tile %lldx%lld%s\n",
                       to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
-                      100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape, e.compute,
+                      100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
+                      r.runs > 1 ? percent(r.run_spread_median).c_str() : "-", e.compute,
                       e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
                       e.launch_per_group ? " per expert" : "", e.launch_overlap == LaunchOverlap::none ? "" : e.launch_overlap == LaunchOverlap::full ? " overlapped" : " partly overlapped",
                       static_cast<long long>(e.tile_m),

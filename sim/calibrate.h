@@ -70,6 +70,11 @@ struct ClassReport {
     double fit_median_ape = 0;
     double heldout_median_ape = 0;
     double heldout_mean_ape = 0;
+    // Repeated runs (CalibrationOptions::pool_runs): the most runs any shape had, and the median
+    // over shapes and runs of |run / median of the runs - 1|, the run-to-run noise a perfect
+    // per-shape model would still show against one run (0 when every shape ran once).
+    int64_t runs = 1;
+    double run_spread_median = 0;
     std::vector<SampleError> worst;  // worst held-out samples, largest error first
     // Median signed error (predicted / measured - 1) per kernel over all the class's samples:
     // shows which ops of a class the one class model over- or under-predicts.
@@ -89,6 +94,12 @@ struct CalibrationOptions {
     // Fit and judge CPU samples by their process CPU time per launch / threads (cpu_s) instead of
     // the wall-clock median: on a machine shared with other work, wall time measures the sharing.
     bool cpu_time = false;
+    // Several profiles of one device measure each shape several times (a kernel, shape key and
+    // dtype in more than one file). Pooled: each shape is one sample at the median of its runs'
+    // medians, so the fit and the held-out error are against the best estimate of its time, and
+    // the runs' spread is reported apart (ClassReport::run_spread_median). Not pooled: each run
+    // is a sample of its own and run-to-run noise counts as model error.
+    bool pool_runs = true;
 };
 
 struct Calibration {
@@ -97,8 +108,9 @@ struct Calibration {
     Precision precision = Precision::fp32;
     HardwareProfile hardware;          // the base profile with the fitted efficiencies
     std::vector<ClassReport> classes;
-    int64_t samples = 0;
+    int64_t samples = 0;               // as measured, before pooling runs
     bool cpu_time = false;             // fitted to cpu_s (see CalibrationOptions)
+    bool pooled_runs = false;          // repeated runs pooled per shape (see CalibrationOptions)
 };
 
 // Deterministic split of a class's shapes: sorted by a hash of the shape key, every n-th is held

@@ -286,6 +286,46 @@ TEST(Calibrate, ReportsHeldOutErrorAndWritesALoadableProfile) {
     EXPECT_NE(text.find("[calibration.grouped_gemm]"), std::string::npos);
 }
 
+// Three runs of every shape, at 1.0, 1.1 and 0.8 times the truth: pooled, each shape is one sample
+// at the middle run (the truth), so the fit is exact, and the run-to-run deviation is the median
+// of {0, 0.1, 0.2}; per run, the noise is counted as model error.
+TEST(Calibrate, PoolsRepeatedRunsAtTheirMedian) {
+    const HardwareProfile truth = synthetic_device();
+    const MeasuredProfile one = synthetic_profile(truth);
+    MeasuredProfile p = one;
+    p.provenance.device_kind = "gpu-less";  // keep the base peaks
+    p.samples.clear();
+    for (double scale : {1.1, 1.0, 0.8})
+        for (KernelSample s : one.samples) {
+            s.median_s *= scale;
+            s.min_s = s.p10_s = s.p90_s = s.max_s = s.median_s;
+            p.samples.push_back(s);
+        }
+    CalibrationOptions o;
+    o.tile_candidates = {{16, 1}};
+    const Calibration pooled = calibrate(p, {"run-1.toml", "run-2.toml", "run-3.toml"}, truth, o);
+    ASSERT_EQ(pooled.classes.size(), 1u);
+    const ClassReport& r = pooled.classes[0];
+    EXPECT_TRUE(pooled.pooled_runs);
+    EXPECT_EQ(pooled.samples, 108);
+    EXPECT_EQ(r.fit_samples + r.heldout_samples, 36);
+    EXPECT_EQ(r.fit_shapes + r.heldout_shapes, 18);
+    EXPECT_EQ(r.runs, 3);
+    EXPECT_NEAR(r.run_spread_median, 0.1, 1e-12);
+    EXPECT_LT(r.heldout_median_ape, 1e-3);
+    const std::string text = calibrated_profile_string(parse_toml_file(truth.source), pooled, "cpu-synthetic");
+    EXPECT_NE(text.find("runs_per_shape = 3"), std::string::npos);
+    EXPECT_NE(text.find("pooled at their median"), std::string::npos);
+
+    o.pool_runs = false;
+    const Calibration per_run = calibrate(p, {"run-1.toml", "run-2.toml", "run-3.toml"}, truth, o);
+    const ClassReport& q = per_run.classes[0];
+    EXPECT_FALSE(per_run.pooled_runs);
+    EXPECT_EQ(q.fit_samples + q.heldout_samples, 108);
+    EXPECT_EQ(q.runs, 1);
+    EXPECT_GT(q.heldout_mean_ape, 0.05);  // the 0.8 and 1.1 runs miss whatever is fitted
+}
+
 // Calibrating a CPU profile takes kernels/cpu's attention form (stored P); the key round-trips.
 TEST(Calibrate, CpuProfilesTakeTheStoredProbabilitiesAttentionForm) {
     const HardwareProfile truth = synthetic_device();
