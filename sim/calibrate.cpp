@@ -47,9 +47,10 @@ uint64_t fnv1a(const std::string& s) {
 bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::string::npos; }
 
 // Parameters fitted per class, as unconstrained reals: compute and memory fractions through a
-// logistic (so they stay in (0, 1), as the profile schema requires), sizes and launch as logs.
-constexpr int kParams = 5;
-using Theta = Eigen::Matrix<double, kParams, 1>;
+// logistic (so they stay in (0, 1), as the profile schema requires), sizes, launch and (for
+// classes whose ops move indexed rows, OpCost::rows) the per-row time as logs.
+constexpr int kBaseParams = 5;
+using Theta = Eigen::VectorXd;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double logit(double p) { return std::log(p / (1.0 - p)); }
@@ -60,6 +61,7 @@ void apply_theta(const Theta& th, Efficiency& e) {
     e.memory = logistic(th[2]);
     e.memory_half_bytes = std::exp(th[3]);
     e.launch_s = std::exp(th[4]);
+    e.row_s = th.size() > kBaseParams ? std::exp(th[kBaseParams]) : 0.0;
 }
 
 struct FitData {
@@ -88,9 +90,10 @@ double levenberg_marquardt(Theta& th, const FitData& d) {
     Eigen::VectorXd r(n), r2(n);
     double cost = residuals(th, d, &r);
     double lambda = 1e-2;
+    const auto np = th.size();
     for (int iter = 0; iter < 100; ++iter) {
-        Eigen::MatrixXd jac(n, kParams);
-        for (int j = 0; j < kParams; ++j) {
+        Eigen::MatrixXd jac(n, np);
+        for (Eigen::Index j = 0; j < np; ++j) {
             Theta th2 = th;
             th2[j] += 1e-6;
             residuals(th2, d, &r2);
@@ -101,10 +104,10 @@ double levenberg_marquardt(Theta& th, const FitData& d) {
         bool accepted = false;
         for (int tries = 0; tries < 12 && !accepted; ++tries) {
             Eigen::MatrixXd a = jtj;
-            for (int j = 0; j < kParams; ++j) a(j, j) += lambda * (jtj(j, j) + 1e-9);
+            for (Eigen::Index j = 0; j < np; ++j) a(j, j) += lambda * (jtj(j, j) + 1e-9);
             const Eigen::VectorXd step = a.ldlt().solve(-jtr);
             Theta th2 = th;
-            for (int j = 0; j < kParams; ++j) th2[j] += std::clamp(step[j], -3.0, 3.0);
+            for (Eigen::Index j = 0; j < np; ++j) th2[j] += std::clamp(step[j], -3.0, 3.0);
             const double c2 = residuals(th2, d, &r2);
             if (c2 < cost) {
                 accepted = true;
@@ -141,22 +144,35 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     }
     if (!std::isfinite(min_flops)) min_flops = 1;
     if (!std::isfinite(min_bytes)) min_bytes = 1;
+    // The least time per indexed row over the samples, if the class's ops move any: the per-row
+    // term is then fitted too, started below it.
+    double min_row_s = std::numeric_limits<double>::infinity();
+    for (const auto& s : *d.samples) {
+        double rows = 0;
+        for (const SampleKernel& k : sample_kernels(s, d.cls, *d.hw, d.precision)) rows += k.cost.rows;
+        if (rows > 0) min_row_s = std::min(min_row_s, s.median_s / rows);
+    }
+    const bool per_row = std::isfinite(min_row_s);
+    const std::vector<double> row_starts = per_row ? std::vector<double>{0.05, 0.5} : std::vector<double>{0.0};
     auto fraction = [](double x) { return std::clamp(x, 1e-6, 0.98); };
     double best = std::numeric_limits<double>::infinity();
-    Theta best_th = Theta::Zero();  // kept only if no start gives a finite cost (best stays inf)
+    // Kept only if no start gives a finite cost (best stays inf).
+    Theta best_th = Theta::Zero(per_row ? kBaseParams + 1 : kBaseParams);
     for (double c0 : {0.5, 1.0, 2.0})
         for (double m0 : {0.5, 1.0, 2.0})
             for (double h : {0.1, 1.0, 10.0})
-                for (double l : {0.1, 0.5, 1.0}) {  // 1.0: a launch-bound floor (overlapped launches)
-                    Theta th;
-                    th << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
-                        logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
-                    const double c = levenberg_marquardt(th, d);
-                    if (c < best) {
-                        best = c;
-                        best_th = th;
+                for (double l : {0.1, 0.5, 1.0})  // 1.0: a launch-bound floor (overlapped launches)
+                    for (double r0 : row_starts) {
+                        Theta th(best_th.size());
+                        th.head<kBaseParams>() << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
+                            logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
+                        if (per_row) th[kBaseParams] = std::log(r0 * min_row_s);
+                        const double c = levenberg_marquardt(th, d);
+                        if (c < best) {
+                            best = c;
+                            best_th = th;
+                        }
                     }
-                }
     apply_theta(best_th, best_e);
     return best;
 }
@@ -564,6 +580,7 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
                        {"launch_overlap", to_string(e.launch_overlap)},
                        {"work_overlap", to_string(e.work_overlap)}};
         if (r.cls == KernelClass::attention) et.insert_or_assign("backward_recomputes", e.backward_recomputes);
+        if (e.row_s > 0) et.insert_or_assign("row_ns", e.row_s * 1e9);
         eff.insert_or_assign(to_string(r.cls), et);
         toml::table k{{"fit_samples", r.fit_samples},         {"heldout_samples", r.heldout_samples},
                       {"fit_shapes", r.fit_shapes},           {"heldout_shapes", r.heldout_shapes},
@@ -668,6 +685,11 @@ std::string calibrated_profile_string(const toml::table& base, const Calibration
 }
 
 namespace {
+std::string number3(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", x);
+    return buf;
+}
 std::string percent(double fraction) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
@@ -692,12 +714,13 @@ std::string calibration_table(const Calibration& c) {
         const Efficiency& e = r.efficiency;
         std::snprintf(line, sizeof line,
                       "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%% %8s  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
-                      "launch %.3g us%s%s, tile %lldx%lld%s\n",
+                      "launch %.3g us%s%s, %stile %lldx%lld%s\n",
                       to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
                       100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
                       r.runs > 1 ? percent(r.run_spread_median).c_str() : "-", e.compute,
                       e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
                       e.launch_per_group ? " per expert" : "", e.launch_overlap == LaunchOverlap::none ? "" : e.launch_overlap == LaunchOverlap::full ? " overlapped" : " partly overlapped",
+                      e.row_s > 0 ? ("row " + number3(e.row_s * 1e9) + " ns, ").c_str() : "",
                       static_cast<long long>(e.tile_m),
                       static_cast<long long>(e.tile_n),
                       e.work_overlap == LaunchOverlap::full ? "" : e.work_overlap == LaunchOverlap::none ? ", compute + memory" : ", compute and memory partly overlapped");

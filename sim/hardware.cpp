@@ -209,6 +209,7 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
         "work_overlap", e.work_overlap,
         {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});
     if (t->has("launch_us")) e.launch_s = v.number(*t, "launch_us", 1e-6, 0.0, false);
+    if (t->has("row_ns")) e.row_s = v.number(*t, "row_ns", 1e-9, 0.0, false);
     t->finish();
 }
 

@@ -78,6 +78,7 @@ struct Efficiency {
     int64_t ctas_per_unit = 1;       // concurrent tiles per SM (per core on a CPU)
     bool wave_quantization = true;
     double launch_s = -1;            // per-class launch overhead; < 0 = the profile's compute.launch_us
+    double row_s = 0;                // per indexed row (OpCost::rows), added to the compute term
     bool launch_per_group = false;   // grouped GEMM run as one launch per expert (cuBLAS loop)
     // How launch overhead combines with the work (timing.h op_time_s); a discrete choice per
     // class, picked by calibration.

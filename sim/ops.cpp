@@ -28,7 +28,7 @@ OpCost permute_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     // work per routed row (the histogram's increment, the stable scatter's cursor read and
     // increment, the two row-map writes) counts as 4 operations: a scalar CPU loop pays for it.
     const double rows = dbl(t) * dbl(k);
-    return {4.0 * rows, 2.0 * rows * dbl(d) * dbl(elem) + 8.0 * rows, false};
+    return {4.0 * rows, 2.0 * rows * dbl(d) * dbl(elem) + 8.0 * rows, false, rows};
 }
 
 OpCost grouped_gemm_cost(std::span<const int64_t> tokens, int64_t n, int64_t kd, int64_t elem) {
@@ -57,7 +57,7 @@ OpCost activation_cost(int64_t rows, int64_t f, bool glu, int64_t elem) {
 
 OpCost combine_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
-    return {2.0 * rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 8.0 * rows, false};
+    return {2.0 * rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 8.0 * rows, false, rows};
 }
 
 OpCost grouped_gemm_dgrad_cost(std::span<const int64_t> tokens, int64_t n, int64_t kd, int64_t elem) {
@@ -146,12 +146,12 @@ OpCost router_z_loss_cost(int64_t t, int64_t e) {
 
 OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
-    return {rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 4.0 * rows, false};
+    return {rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 4.0 * rows, false, rows};
 }
 
 OpCost combine_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
-    return {3.0 * rows * dbl(d), dbl(elem) * (dbl(t) * dbl(d) + 2.0 * rows * dbl(d)) + 12.0 * rows, false};
+    return {3.0 * rows * dbl(d), dbl(elem) * (dbl(t) * dbl(d) + 2.0 * rows * dbl(d)) + 12.0 * rows, false, rows};
 }
 
 OpCost activation_backward_cost(int64_t rows, int64_t f, bool glu, int64_t elem) {

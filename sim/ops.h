@@ -13,11 +13,17 @@ struct OpCost {
     double flops = 0;   // matmul FLOPs (2mnk) for GEMMs; elementwise operations otherwise
     double bytes = 0;   // minimum DRAM traffic
     bool matmul = false;  // priced against matmul (tensor-core) peak rather than vector peak
+    // Rows the op moves through an index (permute's gather, combine's weighted sum, their
+    // backwards: T*K each). Each has a fixed cost apart from its bytes and FLOPs (the index and
+    // weight loads, the row's address, a short loop's set-up), Efficiency::row_s: on a CPU it
+    // outweighs the row's data at small D; a GPU spreads rows over threads and it fits to ~0.
+    double rows = 0;
 
     OpCost& operator+=(const OpCost& o) {
         flops += o.flops;
         bytes += o.bytes;
         matmul = matmul || o.matmul;
+        rows += o.rows;
         return *this;
     }
 };

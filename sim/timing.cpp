@@ -60,6 +60,7 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
             t_compute *= std::ceil(waves - 1e-9) / waves;
         }
     }
+    t_compute += cost.rows * e.row_s;
     if (cost.bytes > 0) {
         double eta = e.memory;
         const double per_launch = cost.bytes / launches;

@@ -79,6 +79,30 @@ TEST(Timing, WorkOverlapModesByHand) {
     EXPECT_DOUBLE_EQ(overlap_s(3.0, 4.0, LaunchOverlap::partial), 5.0);
 }
 
+// An op that moves rows through an index pays e.row_s per row on top of its compute term; the
+// counts of sim/ops.h carry the rows (T*K for permute, combine and their backwards, none for GEMMs).
+TEST(Timing, IndexedRowsAddToTheComputeTermByHand) {
+    EXPECT_DOUBLE_EQ(permute_cost(100, 2, 8, 4).rows, 200);
+    EXPECT_DOUBLE_EQ(combine_cost(100, 2, 8, 4).rows, 200);
+    EXPECT_DOUBLE_EQ(permute_backward_cost(100, 3, 8, 4).rows, 300);
+    EXPECT_DOUBLE_EQ(combine_backward_cost(100, 3, 8, 4).rows, 300);
+    EXPECT_DOUBLE_EQ(gemm_cost(100, 8, 8, 4).rows, 0);
+    HardwareProfile hw = load_hardware("h100-sxm");
+    Efficiency& e = hw.efficiency[static_cast<size_t>(KernelClass::combine)];
+    e.compute = 0.5;
+    e.memory = 0.75;
+    e.compute_half_flops = 0;
+    e.memory_half_bytes = 0;
+    e.row_s = 3e-9;
+    e.work_overlap = LaunchOverlap::none;
+    const OpCost c = combine_cost(1000, 2, 16, 2);
+    const KernelShape one{Precision::bf16, 0, 1, 1};
+    const double tc = c.flops / (0.5 * hw.vector_flops_per_s) + 2000 * 3e-9, tm = c.bytes / (0.75 * 3.35e12);
+    EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, tc + tm, 1e-15);
+    e.work_overlap = LaunchOverlap::full;
+    EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, std::max(tc, tm), 1e-15);
+}
+
 TEST(Timing, TileQuantizationAndMemoryBound) {
     const HardwareProfile hw = load_hardware("h100-sxm");
     // (300, 300) output with 128 x 256 tiles: 3 x 2 = 6 tiles, useful 90000 / (6 * 32768).
