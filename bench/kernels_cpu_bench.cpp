@@ -155,25 +155,9 @@ void BM_PermuteGather(benchmark::State& state) {
 }
 BENCHMARK(BM_PermuteGather)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_Combine(benchmark::State& state) {
-    const Routing r;
-    CpuContext ctx(static_cast<int>(state.range(0)));
-    const auto y = random_vec(r.t * r.k * r.d, 1), w = random_vec(r.t * r.k, 2);
-    std::vector<float> out(r.t * r.d);
-    for (auto _ : state) {
-        combine(ctx, y.data(), w.data(), r.s2r.data(), r.t, r.k, r.d, out.data());
-        benchmark::DoNotOptimize(out.data());
-    }
-    state.counters["bytes_per_s"] = benchmark::Counter(sim::combine_cost(r.t, r.k, r.d, 4).bytes * state.iterations(),
-                                                       benchmark::Counter::kIsRate);
-}
-BENCHMARK(BM_Combine)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-
-// Small D, in cache, one thread: what a per-row cost (index load, loop set-up) weighs against
-// the row's bytes. Baseline: memcpy of the same bytes in the same run (BM_MemcpySmallD).
-void BM_CombineSmallD(benchmark::State& state) {
-    const Routing r(2048, state.range(0));
-    CpuContext ctx(1);
+// Combine over routing `r` on `threads` threads: bytes/s of sim/ops.h's count and ns per routed row.
+void combine_bench(benchmark::State& state, const Routing& r, int threads) {
+    CpuContext ctx(threads);
     const auto y = random_vec(r.t * r.k * r.d, 1), w = random_vec(r.t * r.k, 2);
     std::vector<float> out(r.t * r.d);
     for (auto _ : state) {
@@ -185,6 +169,13 @@ void BM_CombineSmallD(benchmark::State& state) {
     state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(r.t * r.k) * state.iterations() * 1e-9,
                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
+
+void BM_Combine(benchmark::State& state) { combine_bench(state, Routing(), static_cast<int>(state.range(0))); }
+BENCHMARK(BM_Combine)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Small D, in cache, one thread: what a per-row cost (index load, loop set-up) weighs against
+// the row's bytes. Baseline: memcpy of the same bytes in the same run (BM_MemcpySmallD).
+void BM_CombineSmallD(benchmark::State& state) { combine_bench(state, Routing(2048, state.range(0)), 1); }
 BENCHMARK(BM_CombineSmallD)->ArgName("d")->Arg(16)->Arg(48)->Arg(96)->UseRealTime();
 
 void BM_MemcpySmallD(benchmark::State& state) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <Eigen/Dense>
+#include <fmt/format.h>
 
 #include "sim/count.h"
 #include "sim/error.h"
@@ -177,6 +178,9 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     return best;
 }
 
+// What makes two samples runs of one measurement: the same kernel, shape and dtype.
+std::string run_key(const KernelSample& s) { return s.kernel + '\n' + s.shape_key + '\n' + s.dtype; }
+
 // Repeated runs of each timed shape pooled into one sample (CalibrationOptions::pool_runs): the
 // median of the runs' medians (and CPU times), the runs' extreme percentiles and repetitions
 // together. `spread` gets, per pooled sample, |run / pooled - 1| of each run. Counter samples
@@ -191,7 +195,7 @@ std::vector<KernelSample> pool_repeated_runs(const std::vector<KernelSample>& sa
             out.push_back(s);
             continue;
         }
-        const std::string key = s.kernel + '\n' + s.shape_key + '\n' + s.dtype;
+        const std::string key = run_key(s);
         auto& v = runs[key];
         if (v.empty()) order.push_back(key);
         v.push_back(&s);
@@ -200,8 +204,10 @@ std::vector<KernelSample> pool_repeated_runs(const std::vector<KernelSample>& sa
         const auto& v = runs[key];
         KernelSample x = *v.front();
         std::vector<double> med, cpu;
+        x.reps = 0;
         for (const KernelSample* r : v) {
             med.push_back(r->median_s);
+            x.reps += r->reps;
             if (r->cpu_s > 0) cpu.push_back(r->cpu_s);
             x.min_s = std::min(x.min_s, r->min_s);
             x.max_s = std::max(x.max_s, r->max_s);
@@ -210,8 +216,6 @@ std::vector<KernelSample> pool_repeated_runs(const std::vector<KernelSample>& sa
         }
         x.median_s = median(med);
         x.cpu_s = cpu.size() == v.size() ? median(cpu) : 0.0;
-        x.reps = 0;
-        for (const KernelSample* r : v) x.reps += r->reps;
         if (v.size() > 1) {
             auto& d = spread[key];
             for (double m : med) d.push_back(std::fabs(m / x.median_s - 1));
@@ -470,7 +474,7 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         std::vector<double> spread;
         for (const auto* set : {&fit, &held})
             for (const KernelSample& x : *set) {
-                auto it = run_spread.find(x.kernel + '\n' + x.shape_key + '\n' + x.dtype);
+                auto it = run_spread.find(run_key(x));
                 if (it == run_spread.end()) continue;
                 rep.runs = std::max(rep.runs, static_cast<int64_t>(it->second.size()));
                 spread.insert(spread.end(), it->second.begin(), it->second.end());
@@ -684,19 +688,6 @@ std::string calibrated_profile_string(const toml::table& base, const Calibration
     return os.str();
 }
 
-namespace {
-std::string number3(double x) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3g", x);
-    return buf;
-}
-std::string percent(double fraction) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
-    return buf;
-}
-}  // namespace
-
 std::string calibration_table(const Calibration& c) {
     std::ostringstream os;
     char line[512];
@@ -717,10 +708,10 @@ std::string calibration_table(const Calibration& c) {
                       "launch %.3g us%s%s, %stile %lldx%lld%s\n",
                       to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
                       100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
-                      r.runs > 1 ? percent(r.run_spread_median).c_str() : "-", e.compute,
+                      r.runs > 1 ? fmt::format("{:.1f}%", 100 * r.run_spread_median).c_str() : "-", e.compute,
                       e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
                       e.launch_per_group ? " per expert" : "", e.launch_overlap == LaunchOverlap::none ? "" : e.launch_overlap == LaunchOverlap::full ? " overlapped" : " partly overlapped",
-                      e.row_s > 0 ? ("row " + number3(e.row_s * 1e9) + " ns, ").c_str() : "",
+                      e.row_s > 0 ? fmt::format("row {:.3g} ns, ", e.row_s * 1e9).c_str() : "",
                       static_cast<long long>(e.tile_m),
                       static_cast<long long>(e.tile_n),
                       e.work_overlap == LaunchOverlap::full ? "" : e.work_overlap == LaunchOverlap::none ? ", compute + memory" : ", compute and memory partly overlapped");
