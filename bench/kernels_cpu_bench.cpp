@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
+#include "kernels/dense.h"
 #include "sim/ops.h"
 
 namespace moecast::kernels {
@@ -224,6 +225,27 @@ void BM_ActivationSwigluLibmLoop(benchmark::State& state) {
         benchmark::Counter(static_cast<double>(kActRows * kActF) * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ActivationSwigluLibmLoop)->UseRealTime();
+
+// RMSNorm forward and backward at the trainer's small widths (D 16 to 96; the qk-norms run
+// 4096 rows of 16 per micro-batch), in cache, one thread: ns_per_row, where a per-row cost
+// (the reduction's tail, the reciprocal square root) weighs against D elements. Baseline:
+// BM_MemcpySmallD in the same run.
+void BM_RmsNormSmallD(benchmark::State& state, bool backward) {
+    CpuContext ctx(1);
+    const int64_t rows = 4096, d = state.range(0);
+    const auto x = random_vec(rows * d, 4), g = random_vec(d, 5), dy = random_vec(rows * d, 6);
+    std::vector<float> y(rows * d), rstd(rows), dg(d);
+    rmsnorm(ctx, x.data(), g.data(), rows, d, 1e-5, y.data(), rstd.data());
+    for (auto _ : state) {
+        if (backward) rmsnorm_backward(ctx, x.data(), g.data(), rstd.data(), dy.data(), rows, d, y.data(), dg.data());
+        else rmsnorm(ctx, x.data(), g.data(), rows, d, 1e-5, y.data(), rstd.data());
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(rows) * state.iterations() * 1e-9,
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK_CAPTURE(BM_RmsNormSmallD, fwd, false)->ArgName("d")->Arg(16)->Arg(32)->Arg(96)->UseRealTime();
+BENCHMARK_CAPTURE(BM_RmsNormSmallD, bwd, true)->ArgName("d")->Arg(16)->Arg(32)->Arg(96)->UseRealTime();
 
 }  // namespace
 }  // namespace moecast::kernels

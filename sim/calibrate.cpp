@@ -311,6 +311,14 @@ std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls,
         k.cost = cls == KernelClass::permute ? permute_cost(t, topk, d, elem) : combine_cost(t, topk, d, elem);
         return {k};
     }
+    const int64_t rows = dim(s, "rows");
+    if (cls == KernelClass::norm && rows > 0 && d > 0) {
+        // As sim/timing.cpp prices a norm and its backward (twice the bytes), rows included.
+        SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
+        k.cost = norm_cost(static_cast<double>(rows), d, elem);
+        if (s.kernel == "rmsnorm_bwd") k.cost.bytes *= 2.0;
+        return {k};
+    }
     if (cls != KernelClass::router || t <= 0 || d <= 0 || e <= 0 || topk <= 0)
         return {sample_kernel(s, cls, hw.eff(cls), p)};
     const OpCost gc = router_logits_cost(t, d, e, elem);

@@ -113,7 +113,7 @@ OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
 }
 
 OpCost norm_cost(double rows, int64_t d, int64_t elem) {
-    return {5.0 * rows * dbl(d), dbl(elem) * (2.0 * rows * dbl(d) + dbl(d)), false};
+    return {5.0 * rows * dbl(d), dbl(elem) * (2.0 * rows * dbl(d) + dbl(d)), false, rows};
 }
 
 OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem) {

@@ -13,10 +13,12 @@ struct OpCost {
     double flops = 0;   // matmul FLOPs (2mnk) for GEMMs; elementwise operations otherwise
     double bytes = 0;   // minimum DRAM traffic
     bool matmul = false;  // priced against matmul (tensor-core) peak rather than vector peak
-    // Rows the op moves through an index (permute's gather, combine's weighted sum, their
-    // backwards: T*K each). Each has a fixed cost apart from its bytes and FLOPs (the index and
-    // weight loads, the row's address, a short loop's set-up), Efficiency::row_s: on a CPU it
-    // outweighs the row's data at small D; a GPU spreads rows over threads and it fits to ~0.
+    // Rows the op handles one at a time: the rows it moves through an index (permute's gather,
+    // combine's weighted sum, their backwards: T*K each) and a norm's rows (each a reduction and
+    // a reciprocal square root). Each has a fixed cost apart from its bytes and FLOPs (index and
+    // weight loads, the row's address, the reduction's tail, a short loop's set-up),
+    // Efficiency::row_s: on a CPU it outweighs the row's data at small D; a GPU spreads rows
+    // over threads and it fits to ~0.
     double rows = 0;
 
     OpCost& operator+=(const OpCost& o) {
@@ -99,7 +101,8 @@ OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
 // 2.5 x (recomputing) or 2 x (stored) the forward's matmul FLOPs.
 OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
                           double mean_keys, int64_t elem, bool backward_recomputes = true);
-// RMSNorm/LayerNorm over `rows` rows of d: reads x and the weight, writes y (~5 FLOPs/element).
+// RMSNorm/LayerNorm over `rows` rows of d: reads x and the weight, writes y (~5 FLOPs/element);
+// `rows` rows (OpCost::rows).
 OpCost norm_cost(double rows, int64_t d, int64_t elem);
 // Elementwise cast of n elements from `in_elem` to `out_elem` bytes (e.g. bf16 -> fp8 with scaling).
 OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem);

@@ -225,9 +225,24 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     b.elementwise("residual_add", StepPart::elementwise, Pass::forward, elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
     b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward,
                   elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
+    // Rotary embedding of Q and K in place (a rotation of element pairs: ~3 FLOPs per element),
+    // and its inverse in backward.
     const double qk_elements = t * static_cast<double>(heads_gpu * qk_dim + kv_gpu * qk_dim);
-    b.elementwise("rope_qk_norm", StepPart::elementwise, Pass::forward, elementwise_cost(qk_elements, 1, 1, 6.0, act), L);
-    b.elementwise("rope_qk_norm_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(qk_elements, 2, 1, 8.0, act), L);
+    if (m.positions == PositionKind::rope) {
+        b.elementwise("rope", StepPart::elementwise, Pass::forward, elementwise_cost(qk_elements, 1, 1, 3.0, act), L);
+        b.elementwise("rope_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(qk_elements, 1, 1, 3.0, act), L);
+    }
+    // QK-norm: RMSNorm of Q and of K, per head (rows of head_dim) or over all heads (one row per
+    // token), two kernels; priced as norms (their rows included).
+    if (a.qk_norm != QkNorm::none) {
+        const bool per_head = a.qk_norm == QkNorm::head;
+        const double tq = per_head ? t * static_cast<double>(heads_gpu) : t;
+        const double tk = per_head ? t * static_cast<double>(kv_gpu) : t;
+        OpCost qk = norm_cost(tq, per_head ? qk_dim : heads_gpu * qk_dim, act);
+        qk += norm_cost(tk, per_head ? qk_dim : kv_gpu * qk_dim, act);
+        b.elementwise("qk_norm", StepPart::elementwise, Pass::forward, qk, L, KernelClass::norm, 2);
+        b.elementwise("qk_norm_bwd", StepPart::elementwise, Pass::backward, twice_bytes(qk), L, KernelClass::norm, 2);
+    }
 
     // MoE block.
     b.scope = Scope::moe_layer;

@@ -16,14 +16,16 @@ double LrSchedule::at(int64_t step) const {
 }
 
 double clip_grad_norm(float* grads, int64_t n, double max_norm) {
-    // Blocks of 4096 summed in float lanes, blocks added in double: fixed order, vectorisable.
+    // Squares summed in double, element i into lane i % 8, the lanes added in order: a fixed
+    // order (reproducible) that vectorises, where one running sum waited on each add.
+    constexpr int64_t kLanes = 8;
+    double lanes[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int64_t j = 0; j < kLanes; ++j) lanes[j] += static_cast<double>(grads[i + j]) * grads[i + j];
+    for (int64_t j = 0; i + j < n; ++j) lanes[j] += static_cast<double>(grads[i + j]) * grads[i + j];
     double total = 0;
-    for (int64_t b = 0; b < n; b += 4096) {
-        const int64_t e = std::min(n, b + 4096);
-        double s = 0;
-        for (int64_t i = b; i < e; ++i) s += static_cast<double>(grads[i]) * grads[i];
-        total += s;
-    }
+    for (double s : lanes) total += s;
     const double norm = std::sqrt(total);
     if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
         const float scale = static_cast<float>(max_norm / norm);
@@ -44,16 +46,18 @@ void AdamW::update(float* params, const float* grads, double lr, int64_t step) {
     const float step_size = static_cast<float>(lr / c1);
     const float inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(c2));
     const float eps = static_cast<float>(config_.eps);
-    float* m = m_.data();
-    float* v = v_.data();
+    float* __restrict m = m_.data();
+    float* __restrict v = v_.data();
+    float* __restrict p = params;
+    const float* __restrict gr = grads;
     for (const auto& t : layout_.tensors) {
         const float decay = t.decay ? static_cast<float>(1.0 - lr * config_.weight_decay) : 1.0f;
         const int64_t e = t.offset + t.size();
         for (int64_t i = t.offset; i < e; ++i) {
-            const float g = grads[i];
+            const float g = gr[i];
             m[i] = b1 * m[i] + (1.0f - b1) * g;
             v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-            params[i] = params[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
+            p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
         }
     }
 }

@@ -20,8 +20,9 @@ struct LrSchedule {
     double at(int64_t step) const;
 };
 
-// L2 norm of the gradient (double accumulation in index order); if max_norm > 0 and the norm
-// exceeds it, scales the gradient down to max_norm. Returns the norm before clipping.
+// L2 norm of the gradient (double accumulation in a fixed order: element i into lane i % 8);
+// if max_norm > 0 and the norm exceeds it, scales the gradient down to max_norm. Returns the
+// norm before clipping.
 double clip_grad_norm(float* grads, int64_t n, double max_norm);
 
 struct AdamWConfig {

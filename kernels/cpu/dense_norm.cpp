@@ -1,6 +1,6 @@
 // CPU RMSNorm and rotary position ops (float and double). Rows split over the context's threads;
 // the norm's weight gradient is summed over rows serially in row order (reproducible).
-#include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -11,21 +11,27 @@
 namespace moecast::kernels {
 namespace {
 
-template <class T>
-using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <class T>
-using VecC = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+constexpr int64_t kNormRowBlock = 16;
 
 template <class T>
 void rmsnorm_impl(Context<Cpu>& ctx, const T* x, const T* g, int64_t rows, int64_t d, double eps, T* y, T* rstd) {
-    const VecC<T> gv(g, d);
     ctx.parallel_for(rows, [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-            const VecC<T> xr(x + r * d, d);
-            const T ss = detail::dot_fixed(x + r * d, x + r * d, d);
-            const T s = static_cast<T>(1.0 / std::sqrt(static_cast<double>(ss) / static_cast<double>(d) + eps));
-            rstd[r] = s;
-            Vec<T>(y + r * d, d) = xr * s * gv;
+        // Rows in blocks: the block's sums of squares first, then its reciprocal square roots as
+        // one vector pass. Row by row, each short row (D 16-96) waited on its own sqrt and divide.
+        double ms[kNormRowBlock];
+        for (int64_t r0 = b; r0 < e; r0 += kNormRowBlock) {
+            const int64_t n = std::min(kNormRowBlock, e - r0);
+            for (int64_t i = 0; i < n; ++i) {
+                const T* xr = x + (r0 + i) * d;
+                ms[i] = static_cast<double>(detail::dot_fixed(xr, xr, d)) / static_cast<double>(d);
+            }
+            for (int64_t i = 0; i < n; ++i) rstd[r0 + i] = static_cast<T>(1.0 / std::sqrt(ms[i] + eps));
+            for (int64_t r = r0; r < r0 + n; ++r) {
+                const T* __restrict xr = x + r * d;
+                T* __restrict yr = y + r * d;
+                const T s = rstd[r];
+                for (int64_t c = 0; c < d; ++c) yr[c] = xr[c] * s * g[c];
+            }
         }
     });
 }
@@ -33,18 +39,24 @@ void rmsnorm_impl(Context<Cpu>& ctx, const T* x, const T* g, int64_t rows, int64
 template <class T>
 void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* rstd, const T* dy,
                            int64_t rows, int64_t d, T* dx, T* dg) {
-    const VecC<T> gv(g, d);
     ctx.parallel_for(rows, [&](int64_t b, int64_t e) {
         for (int64_t r = b; r < e; ++r) {
-            const VecC<T> xr(x + r * d, d), gr(dy + r * d, d);
+            const T* __restrict xr = x + r * d;
+            const T* __restrict gr = dy + r * d;
+            T* __restrict dxr = dx + r * d;
             const T s = rstd[r];
             // xhat = x s; dxhat = dy g; dx = s (dxhat - xhat mean(dxhat xhat)).
-            const T m = detail::dot3_fixed(dy + r * d, g, x + r * d, d) * s / static_cast<T>(d);
-            Vec<T>(dx + r * d, d) = s * (gr * gv - xr * (s * m));
+            const T sm = s * (detail::dot3_fixed(gr, g, xr, d) * s / static_cast<T>(d));
+            for (int64_t c = 0; c < d; ++c) dxr[c] = s * (gr[c] * g[c] - xr[c] * sm);
         }
     });
-    Vec<T> dgv(dg, d);
-    for (int64_t r = 0; r < rows; ++r) dgv += VecC<T>(dy + r * d, d) * VecC<T>(x + r * d, d) * rstd[r];
+    for (int64_t r = 0; r < rows; ++r) {
+        const T* __restrict xr = x + r * d;
+        const T* __restrict gr = dy + r * d;
+        T* __restrict dgr = dg;
+        const T s = rstd[r];
+        for (int64_t c = 0; c < d; ++c) dgr[c] += gr[c] * xr[c] * s;
+    }
 }
 
 // cos and sin of pos * theta^(-2i/hd) for pos < seq, i < hd/2; cached per thread for the last
