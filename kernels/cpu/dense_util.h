@@ -2,7 +2,7 @@
 // transcendental functions peel scalar elements until the first aligned address, so their results
 // depend on where a row happens to sit in memory; a trainer that must repeat itself bit for bit
 // cannot use them on arbitrary rows. These sum lane i % 16 into accumulator i % 16 and then add
-// the accumulators in order: the same bits for any address, and still vectorisable.
+// the accumulators in a fixed pairwise tree: the same bits for any address, and still vectorisable.
 #pragma once
 
 #include <cstdint>

@@ -461,6 +461,52 @@ TEST(Calibrate, FitsAFixedCostPerIndexedRow) {
     EXPECT_EQ(loaded.eff(KernelClass::gemm).row_s, 0);  // classes without indexed rows fit none
 }
 
+// RMSNorm rows cost a fixed time each (the reduction's tail, the reciprocal square root: 10 ns
+// here), added to the compute term. With rows and D both varied calibration separates it from the
+// per-call time and from the FLOPs: the forward is compute-bound up to D = 41 here (0.2 ns per
+// element and 10 ns per row against 0.44 ns per element of bytes), so D = 16 and 32 fix both.
+// The forward and the backward (twice the bytes) are priced as sim/timing.cpp prices them.
+TEST(Calibrate, FitsAFixedCostPerNormRow) {
+    HardwareProfile truth = synthetic_device();
+    Efficiency& e = truth.efficiency[static_cast<size_t>(KernelClass::norm)];
+    e = Efficiency{};
+    e.compute = 0.5;
+    e.memory = 0.9;
+    e.launch_s = 2e-6;
+    e.row_s = 1e-8;
+    e.wave_quantization = false;
+    MeasuredProfile p;
+    p.provenance.device_kind = "gpu-less";  // keep the synthetic peaks
+    p.provenance.device = "synthetic";
+    for (const char* kernel : {"rmsnorm", "rmsnorm_bwd"})
+        for (int64_t rows : {1024, 2048, 4096, 12288})
+            for (int64_t d : {16, 32, 64, 128, 256}) {
+                KernelSample s;
+                s.kernel = kernel;
+                s.kernel_class = "elementwise";
+                s.dtype = "fp32";
+                s.dims = {{"rows", rows}, {"D", d}};
+                s.shape_key = "rows=" + std::to_string(rows) + ",D=" + std::to_string(d);
+                const OpCost c = norm_cost(static_cast<double>(rows), d, 4);
+                s.flops = c.flops;
+                s.bytes = c.bytes * (s.kernel == "rmsnorm_bwd" ? 2.0 : 1.0);
+                s.median_s = predict_sample_s(s, KernelClass::norm, truth, Precision::fp32);
+                s.reps = 1;
+                p.samples.push_back(s);
+            }
+    // The rows are a sizeable part of the time: at 1024 rows of 16, 1024 * 10 ns against the whole.
+    EXPECT_GT(1024 * 1e-8 / p.samples[0].median_s, 0.3);
+    HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(KernelClass::norm)] = Efficiency{};
+    const Calibration cal = calibrate(p, {"synthetic.toml"}, base);
+    const ClassReport* r = nullptr;
+    for (const auto& c : cal.classes)
+        if (c.cls == KernelClass::norm) r = &c;
+    ASSERT_NE(r, nullptr);
+    EXPECT_NEAR(r->efficiency.row_s, 1e-8, 1e-8 * 1e-2);
+    EXPECT_LT(r->heldout_median_ape, 1e-3);
+}
+
 // A permute whose index work (4 operations per routed row) does not overlap its copies: the truth
 // sums the compute and memory terms. Over row widths D of 16-512 the two terms trade places, so
 // only the summing combination fits: calibration picks it and reproduces every held-out time.

@@ -103,6 +103,39 @@ TEST(Timing, IndexedRowsAddToTheComputeTermByHand) {
     EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, std::max(tc, tm), 1e-15);
 }
 
+// QK-norm (Qwen3: per head) is two norms, of Q's T*H rows and K's T*H_kv rows of head_dim, priced
+// by the norm class with those rows; RoPE is its own elementwise op and only where the model
+// uses rotary positions.
+TEST(Timing, QkNormIsPricedAsNormsOfItsRowsAndRopeApart) {
+    EXPECT_DOUBLE_EQ(norm_cost(300, 16, 4).rows, 300);
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    ModelConfig m = load_model("qwen3-30b-a3b").model;
+    Layout l = parse_parallel("ep=8", Layout{});
+    l.gpus = 8;
+    l.global_batch = 8;
+    resolve_layout(l, m, hw, "test");
+    CostPrediction c;
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+    const double t = 4096;  // one sequence per micro-batch
+    const Kernel& q = kernel_named(c, "qk_norm");
+    EXPECT_EQ(q.cls, KernelClass::norm);
+    EXPECT_DOUBLE_EQ(q.cost.rows, t * (32 + 4));
+    EXPECT_DOUBLE_EQ(q.cost.bytes, 2.0 * (2 * t * 32 * 128 + 128 + 2 * t * 4 * 128 + 128));  // bf16
+    EXPECT_DOUBLE_EQ(q.shape.launches, 2);
+    EXPECT_DOUBLE_EQ(kernel_named(c, "qk_norm_bwd").cost.bytes, 2 * q.cost.bytes);
+    const Kernel& r = kernel_named(c, "rope");
+    EXPECT_EQ(r.cls, KernelClass::elementwise);
+    EXPECT_DOUBLE_EQ(r.cost.bytes, 2.0 * 2 * t * (32 + 4) * 128);  // read and write Q and K
+    m.attention.qk_norm = QkNorm::none;
+    m.positions = PositionKind::learned;
+    CostPrediction plain;
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, plain);
+    for (int i = 0; i < plain.kernels.size; ++i) {
+        const std::string name = plain.kernels.items[static_cast<size_t>(i)].name;
+        EXPECT_TRUE(name.rfind("qk_norm", 0) != 0 && name.rfind("rope", 0) != 0) << name;
+    }
+}
+
 TEST(Timing, TileQuantizationAndMemoryBound) {
     const HardwareProfile hw = load_hardware("h100-sxm");
     // (300, 300) output with 128 x 256 tiles: 3 x 2 = 6 tiles, useful 90000 / (6 * 32768).
