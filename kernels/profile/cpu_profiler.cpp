@@ -30,6 +30,30 @@ std::string cpuinfo_field(const std::string& field) {
     return "";
 }
 
+// The CPU as calibrate must tell it apart: a VM's model name can be the same bare "AMD EPYC" on
+// two core generations whose timings differ twofold (512-bit FMA or not), so the family, model and
+// stepping and the widest vector ISA go with it: "AMD EPYC (family 26 model 2 stepping 1, avx512)".
+std::string cpu_identity() {
+    std::string name = cpuinfo_field("model name");
+    if (name.empty()) name = "unknown CPU";
+    const std::string family = cpuinfo_field("cpu family"), model = cpuinfo_field("model\t"),
+                      stepping = cpuinfo_field("stepping");
+    std::istringstream flags(cpuinfo_field("flags"));
+    std::string flag, isa;
+    while (flags >> flag) {
+        if (flag == "avx512f") isa = "avx512";
+        if (flag == "avx2" && isa.empty()) isa = "avx2";
+    }
+    std::string detail;
+    if (!family.empty()) detail = "family " + family + " model " + model + " stepping " + stepping;
+    if (!isa.empty()) {
+        if (!detail.empty()) detail += ", ";
+        detail += isa;
+    }
+    if (!detail.empty()) name += " (" + detail + ")";
+    return name;
+}
+
 // Mean "cpu MHz" over cores, as text.
 std::string cpu_mhz() {
     std::ifstream in("/proc/cpuinfo");
@@ -83,8 +107,7 @@ public:
     sim::ProfileProvenance provenance() const override {
         sim::ProfileProvenance p;
         p.device_kind = "cpu";
-        p.device = cpuinfo_field("model name");
-        if (p.device.empty()) p.device = "unknown CPU";
+        p.device = cpu_identity();
         char host[256] = {};
         if (gethostname(host, sizeof host - 1) == 0) p.host = host;
         utsname u{};
