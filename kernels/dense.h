@@ -1,6 +1,6 @@
 // The dense (non-MoE) ops of a decoder-only transformer, forward and backward, declared like the
 // MoE ops in moe.h (one declaration per op, a Context per backend): token embedding, RMSNorm,
-// rotary positions, causal softmax attention, dense GEMMs (linear layers, LM head) and softmax
+// rotary positions, the residual add, causal softmax attention, dense GEMMs (linear layers, LM head) and softmax
 // cross-entropy. The Cpu backend (kernels/cpu/dense_*.cpp) defines float and double (double for
 // gradient checks). FLOPs of these ops are counted in sim/count.h.
 //
@@ -53,6 +53,10 @@ void rmsnorm_backward(Context<B>& ctx, const T* x, const T* g, const T* rstd, co
 template <class B, class T>
 void rope(Context<B>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta,
           bool inverse);
+
+// dst (n) added to: dst += src (the residual stream's adds, gradient accumulation).
+template <class B, class T>
+void add_to(Context<B>& ctx, T* dst, const T* src, int64_t n);
 
 // Causal softmax attention per sequence and head, scale 1/sqrt(hd). q, k, v, out: (T, H*hd) with
 // T = Bs*S; probs (Bs, H, S, S) saved for the backward (entries above the diagonal are not

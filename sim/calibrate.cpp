@@ -319,6 +319,13 @@ std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls,
         if (s.kernel == "rmsnorm_bwd") k.cost.bytes *= 2.0;
         return {k};
     }
+    OpCost generic;
+    if (cls == KernelClass::elementwise && elementwise_op_cost(s.kernel, s.dims, elem, generic)) {
+        // The trainer's own memory-bound ops ([[elementwise]] grids), as sim/timing.cpp prices them.
+        SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
+        k.cost = generic;
+        return {k};
+    }
     if (cls != KernelClass::router || t <= 0 || d <= 0 || e <= 0 || topk <= 0)
         return {sample_kernel(s, cls, hw.eff(cls), p)};
     const OpCost gc = router_logits_cost(t, d, e, elem);
@@ -446,12 +453,18 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         c.hardware.efficiency[static_cast<size_t>(KernelClass::attention)].backward_recomputes = false;
     }
     std::map<KernelClass, std::vector<const KernelSample*>> by_class;
+    std::vector<const KernelSample*> fallback;
     for (const auto& s : profile.samples) {
         const KernelClass cls = sample_class(s, src);
         by_class[cls].push_back(&s);
-        // The generic memory-bound class is fitted on every memory-bound sample (the fallback of
-        // the specific classes, and what norms, casts and the optimizer use).
-        if (falls_back_to_elementwise(cls)) by_class[KernelClass::elementwise].push_back(&s);
+        if (falls_back_to_elementwise(cls)) fallback.push_back(&s);
+    }
+    // The generic memory-bound class prices the ops no specific class covers (residual adds,
+    // RoPE, embedding, loss, optimizer). A profile that timed such ops ([[elementwise]] grids)
+    // fits it on them alone; otherwise on every memory-bound sample, as the specific classes'
+    // common fallback.
+    if (by_class.count(KernelClass::elementwise) == 0) {
+        if (!fallback.empty()) by_class[KernelClass::elementwise] = fallback;
     }
     for (const auto& [cls, samples] : by_class) {
         ClassReport rep;

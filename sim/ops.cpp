@@ -6,6 +6,10 @@ namespace {
 
 double dbl(int64_t x) { return static_cast<double>(x); }
 
+// Vector operations of one single-precision exponential (Eigen's and CUDA's expf: a range
+// reduction, a degree-6 polynomial, the exponent's insertion), as the ops that call it count it.
+constexpr double kExpOps = 16;
+
 }  // namespace
 
 OpCost gemm_cost(int64_t m, int64_t n, int64_t kd, int64_t elem) {
@@ -121,7 +125,43 @@ OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem) {
 }
 
 OpCost cross_entropy_cost(double rows, int64_t vocab) {
-    return {4.0 * rows * dbl(vocab), 8.0 * rows * dbl(vocab) + 8.0 * rows, false};
+    // Per logit: the max, the shift, the exponential, the sum and the gradient's scale.
+    return {(4.0 + kExpOps) * rows * dbl(vocab), 8.0 * rows * dbl(vocab) + 8.0 * rows, false, rows};
+}
+
+OpCost rope_cost(double rows, int64_t heads, int64_t hd, int64_t elem) {
+    OpCost c = elementwise_cost(rows * dbl(heads) * dbl(hd), 1, 1, 3.0, elem);
+    c.rows = rows * dbl(heads);
+    return c;
+}
+
+OpCost embedding_cost(double rows, int64_t d, int64_t elem) {
+    OpCost c = elementwise_cost(rows * dbl(d), 1, 1, 0.0, elem);
+    c.rows = rows;
+    return c;
+}
+
+OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem) {
+    OpCost c = elementwise_cost(rows * dbl(d), 2, 1, 1.0, elem);
+    c.rows = rows;
+    return c;
+}
+
+bool elementwise_op_cost(const std::string& kernel, const std::map<std::string, int64_t>& dims, int64_t elem,
+                         OpCost& out) {
+    const auto get = [&](const char* key) {
+        const auto it = dims.find(key);
+        return it == dims.end() ? int64_t{0} : it->second;
+    };
+    const int64_t rows = get("rows"), d = get("D"), heads = get("H"), hd = get("hd"), v = get("V");
+    if (rows <= 0) return false;
+    if (kernel == "residual_add" && d > 0) out = elementwise_cost(dbl(rows) * dbl(d), 2, 1, 1.0, elem);
+    else if ((kernel == "rope" || kernel == "rope_bwd") && heads > 0 && hd > 0) out = rope_cost(dbl(rows), heads, hd, elem);
+    else if (kernel == "embedding" && d > 0) out = embedding_cost(dbl(rows), d, elem);
+    else if (kernel == "embedding_bwd" && d > 0) out = embedding_backward_cost(dbl(rows), d, elem);
+    else if (kernel == "cross_entropy" && v > 0) out = cross_entropy_cost(dbl(rows), v);
+    else return false;
+    return true;
 }
 
 OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_per_element, int64_t elem) {

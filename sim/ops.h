@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <span>
+#include <string>
 
 namespace moecast::sim {
 
@@ -106,8 +108,23 @@ OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
 OpCost norm_cost(double rows, int64_t d, int64_t elem);
 // Elementwise cast of n elements from `in_elem` to `out_elem` bytes (e.g. bf16 -> fp8 with scaling).
 OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem);
-// Softmax cross-entropy over V logits per row (fp32 logits read, loss and gradient written).
+// Softmax cross-entropy over V logits per row (fp32 logits read, loss and gradient written);
+// `rows` rows (each a max, a sum and a logarithm).
 OpCost cross_entropy_cost(double rows, int64_t vocab);
+// Rotary positions in place on (rows, heads, hd), forward or its inverse (the backward): ~3
+// FLOPs per element, each read and written once; rows x heads rows of hd (a short loop each).
+OpCost rope_cost(double rows, int64_t heads, int64_t hd, int64_t elem);
+// Token embedding: a gather of `rows` table rows of d (read, written); its backward scatter-adds
+// the output-gradient rows into the table's gradient (2 reads, 1 write, 1 FLOP per element).
+// `rows` indexed rows each.
+OpCost embedding_cost(double rows, int64_t d, int64_t elem);
+OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem);
+// The memory-bound ops the generic elementwise class prices, by a profile sample's kernel name
+// and dims (kernels/profile's [[elementwise]] grid tables): residual_add (rows, D: dst += src),
+// rope and rope_bwd (rows, H, hd), embedding and embedding_bwd (rows, D), cross_entropy (rows, V).
+// False for any other name or when a dim is missing.
+bool elementwise_op_cost(const std::string& kernel, const std::map<std::string, int64_t>& dims, int64_t elem,
+                         OpCost& out);
 // Generic elementwise op over n elements: reads `reads` tensors and writes `writes` tensors of n
 // elements (residual add: 2 and 1; RoPE on Q and K: 1 and 1).
 OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_per_element, int64_t elem);

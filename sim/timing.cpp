@@ -226,11 +226,11 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward,
                   elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
     // Rotary embedding of Q and K in place (a rotation of element pairs: ~3 FLOPs per element),
-    // and its inverse in backward.
-    const double qk_elements = t * static_cast<double>(heads_gpu * qk_dim + kv_gpu * qk_dim);
+    // and its inverse in backward: two kernels each, over T x heads rows of head_dim.
     if (m.positions == PositionKind::rope) {
-        b.elementwise("rope", StepPart::elementwise, Pass::forward, elementwise_cost(qk_elements, 1, 1, 3.0, act), L);
-        b.elementwise("rope_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(qk_elements, 1, 1, 3.0, act), L);
+        const OpCost rope = rope_cost(t, heads_gpu + kv_gpu, qk_dim, act);
+        b.elementwise("rope", StepPart::elementwise, Pass::forward, rope, L, KernelClass::elementwise, 2);
+        b.elementwise("rope_bwd", StepPart::elementwise, Pass::backward, rope, L, KernelClass::elementwise, 2);
     }
     // QK-norm: RMSNorm of Q and of K, per head (rows of head_dim) or over all heads (one row per
     // token), two kernels; priced as norms (their rows included).
@@ -398,9 +398,8 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
                   KernelClass::norm);
     // Token embedding on the first stage (averaged like the head): a gather of T rows of D, and in
     // backward a scatter-add of the T output-gradient rows into the table's gradient.
-    b.elementwise("embedding", StepPart::elementwise, Pass::forward, elementwise_cost(t * dd, 1, 1, 0.0, act), head);
-    b.elementwise("embedding_bwd", StepPart::elementwise, Pass::backward, elementwise_cost(t * dd, 2, 1, 1.0, act),
-                  head);
+    b.elementwise("embedding", StepPart::elementwise, Pass::forward, embedding_cost(t, d, act), head);
+    b.elementwise("embedding_bwd", StepPart::elementwise, Pass::backward, embedding_backward_cost(t, d, act), head);
     // Optimizer: once per step over this GPU's (ZeRO-sharded) parameters.
     const double dense = s.dense_params + s.end_params;
     const double opt_params = l.zero >= 1 ? dense / static_cast<double>(l.dp * l.cp) +

@@ -3,7 +3,6 @@
 // dense FFN) width, N1 = 2F for GLU or F, R = T * K routed rows, V vocab (256).
 #include "train/model.h"
 
-#include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
 
@@ -252,10 +251,6 @@ int64_t Model::workspace_bytes(const Workspace& ws) {
 
 namespace {
 
-void add_to(float* dst, const float* src, int64_t n) {
-    Eigen::Map<Eigen::ArrayXf>(dst, n) += Eigen::Map<const Eigen::ArrayXf>(src, n);
-}
-
 // Copies column block [c0, c0 + w) of src (T, ld) into dst (T, w), or back when `to_src`.
 void copy_cols(float* src, int64_t ld, int64_t c0, int64_t w, int64_t t, float* dst, bool to_src) {
     for (int64_t r = 0; r < t; ++r) {
@@ -296,7 +291,7 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
     k::embedding<k::Cpu, float>(ctx, tokens, P + L.embedding, t, d, ws.resid[0].data());
     if (L.positions >= 0) {
         k::embedding<k::Cpu, float>(ctx, ws.pos_idx.data(), P + L.positions, t, d, ws.tmp.data());
-        add_to(ws.resid[0].data(), ws.tmp.data(), t * d);
+        k::add_to<k::Cpu, float>(ctx, ws.resid[0].data(), ws.tmp.data(), t * d);
     }
 
     for (int64_t l = 0; l < m.layers; ++l) {
@@ -328,7 +323,7 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
         part(SP::dense_gemm);
         k::linear<k::Cpu, float>(ctx, a.att.data(), P + sl.wo, t, hdim, d, false, x_mid);
         part(SP::elementwise);
-        add_to(x_mid, x_in, t * d);
+        k::add_to<k::Cpu, float>(ctx, x_mid, x_in, t * d);
 
         // FFN block.
         k::rmsnorm<k::Cpu, float>(ctx, x_mid, P + sl.ffn_norm, t, d, options_.norm_eps, a.xn_ffn.data(), a.rstd_ffn.data());
@@ -370,7 +365,7 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
             k::linear<k::Cpu, float>(ctx, a.a.data(), P + sl.w2, t, f, d, false, x_out);
         }
         part(SP::elementwise);
-        add_to(x_out, x_mid, t * d);
+        k::add_to<k::Cpu, float>(ctx, x_out, x_mid, t * d);
     }
 
     // Final norm, LM head, loss.
@@ -417,11 +412,11 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
                                                t, kk, d, ws.dy_perm.data(), ws.dweights.data());
             part(SP::expert_gemm);
             k::grouped_gemm_wgrad<k::Cpu, float>(ctx, a.a.data(), ws.dy_perm.data(), a.offsets.data(), e, f, d, ws.dw_tmp.data());
-            add_to(G + sl.w2, ws.dw_tmp.data(), e * f * d);
+            k::add_to<k::Cpu, float>(ctx, G + sl.w2, ws.dw_tmp.data(), e * f * d);
             k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dy_perm.data(), P + sl.w2, a.offsets.data(), e, f, d, ws.da.data());
             k::activation_backward<k::Cpu, float>(ctx, act, a.h.data(), ws.da.data(), r, f, ws.dh.data());
             k::grouped_gemm_wgrad<k::Cpu, float>(ctx, a.x_perm.data(), ws.dh.data(), a.offsets.data(), e, d, n1, ws.dw_tmp.data());
-            add_to(G + sl.w1, ws.dw_tmp.data(), e * d * n1);
+            k::add_to<k::Cpu, float>(ctx, G + sl.w1, ws.dw_tmp.data(), e * d * n1);
             k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dh.data(), P + sl.w1, a.offsets.data(), e, d, n1, ws.dx_perm.data());
             part(SP::dispatch);
             k::permute_gather_backward<k::Cpu, float>(ctx, ws.dx_perm.data(), a.slot_to_row.data(), t, kk, d, ws.dxn.data());
@@ -437,8 +432,8 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
                                               static_cast<float>(options_.z_loss_coef * aux_scale), ws.dlogits_r.data());
             k::router_logits_backward<k::Cpu, float>(ctx, a.xn_ffn.data(), P + sl.router, ws.dlogits_r.data(), t, d, e,
                                                      ws.tmp.data(), ws.dw_tmp.data());
-            add_to(G + sl.router, ws.dw_tmp.data(), d * e);
-            add_to(ws.dxn.data(), ws.tmp.data(), t * d);
+            k::add_to<k::Cpu, float>(ctx, G + sl.router, ws.dw_tmp.data(), d * e);
+            k::add_to<k::Cpu, float>(ctx, ws.dxn.data(), ws.tmp.data(), t * d);
         } else {
             const int64_t f = m.ffn;
             const bool glu = m.ffn_kind == sim::FfnKind::glu;
@@ -455,7 +450,7 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
         part(SP::elementwise);
         k::rmsnorm_backward<k::Cpu, float>(ctx, x_mid, P + sl.ffn_norm, a.rstd_ffn.data(), ws.dxn.data(), t, d,
                                            ws.tmp.data(), G + sl.ffn_norm);
-        add_to(dres, ws.tmp.data(), t * d);
+        k::add_to<k::Cpu, float>(ctx, dres, ws.tmp.data(), t * d);
 
         // Attention block: dres is now the gradient of x_mid.
         part(SP::dense_gemm);
@@ -488,7 +483,7 @@ double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const fl
         part(SP::elementwise);
         k::rmsnorm_backward<k::Cpu, float>(ctx, x_in, P + sl.attn_norm, a.rstd_attn.data(), ws.dxn.data(), t, d,
                                            ws.tmp.data(), G + sl.attn_norm);
-        add_to(dres, ws.tmp.data(), t * d);
+        k::add_to<k::Cpu, float>(ctx, dres, ws.tmp.data(), t * d);
     }
     part(SP::elementwise);
     k::embedding_backward<k::Cpu, float>(ctx, tokens, dres, t, d, G + L.embedding);

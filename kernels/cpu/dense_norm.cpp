@@ -1,5 +1,5 @@
-// CPU RMSNorm and rotary position ops (float and double). Rows split over the context's threads;
-// the norm's weight gradient is summed over rows serially in row order (reproducible).
+// CPU RMSNorm, rotary position and residual-add ops (float and double). Rows (elements for the
+// add) split over the context's threads; the norm's weight gradient is summed over rows serially in row order (reproducible).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -139,6 +139,15 @@ void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, in
     });
 }
 
+template <class T>
+void add_to_impl(Context<Cpu>& ctx, T* dst, const T* src, int64_t n) {
+    ctx.parallel_for(n, [&](int64_t b, int64_t e) {
+        T* __restrict d = dst + b;
+        const T* __restrict s = src + b;
+        for (int64_t i = 0; i < e - b; ++i) d[i] += s[i];
+    });
+}
+
 }  // namespace
 
 #define MOECAST_DENSE_NORM(T)                                                                        \
@@ -156,6 +165,10 @@ void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, in
     void rope<Cpu, T>(Context<Cpu> & ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq,    \
                       double theta, bool inverse) {                                                  \
         rope_impl<T>(ctx, x, t, heads, hd, seq, theta, inverse);                                     \
+    }                                                                                                \
+    template <>                                                                                      \
+    void add_to<Cpu, T>(Context<Cpu> & ctx, T* dst, const T* src, int64_t n) {                        \
+        add_to_impl<T>(ctx, dst, src, n);                                                            \
     }
 
 MOECAST_DENSE_NORM(float)

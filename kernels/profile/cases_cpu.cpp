@@ -1,8 +1,10 @@
 // CPU cases: buffers (fresh pseudo-random inputs, one set per rotation slot) and a runner per op.
 #include "kernels/profile/cases_cpu.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
 #include "kernels/dense.h"
 #include "kernels/moe.h"
@@ -217,6 +219,63 @@ CaseSpec dense_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx, uint6
     return spec;
 }
 
+// The generic elementwise class's ops ([[elementwise]] tables), run as the trainer runs them
+// (train/model.cpp): the residual add into its destination, RoPE in place (forward or inverse),
+// the embedding gather and scatter-add, cross-entropy writing its gradient over the logits.
+CaseSpec elementwise_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx, uint64_t seed) {
+    CaseSpec spec;
+    spec.meta = c.meta;
+    const auto dim = [&](const char* key) {
+        const auto it = c.dims.find(key);
+        return it == c.dims.end() ? int64_t{0} : it->second;
+    };
+    const int64_t rows = dim("rows"), d = dim("D"), v = dim("V"), heads = dim("H"), hd = dim("hd"), seq = dim("S");
+    const std::string op = c.op;
+    // Elements of the op's two float buffers and whether it reads token indices.
+    int64_t a_n = 0, b_n = 0;
+    bool indices = false;
+    if (op == "residual_add") a_n = b_n = rows * d;                 // dst, src
+    else if (op == "rope" || op == "rope_bwd") a_n = rows * heads * hd;  // x, in place
+    else if (op == "embedding") a_n = v * d, b_n = rows * d, indices = true;       // table, out
+    else if (op == "embedding_bwd") a_n = rows * d, b_n = v * d, indices = true;   // dout, dtable
+    else if (op == "cross_entropy") a_n = rows * v, indices = true;               // logits, in place
+    else throw std::invalid_argument("no CPU case for elementwise op '" + op + "'");
+    spec.bytes_per_set = floats_bytes(a_n + b_n + (indices ? rows : 0));
+    const int64_t slots = rotation_slots(spec.bytes_per_set, grid.rotate_bytes);
+    spec.build = [&ctx, seed, slots, op, rows, d, v, heads, hd, seq, a_n, b_n, indices]() {
+        uint64_t state = seed;
+        struct Set {
+            Floats a, b;
+            Ints idx;
+        };
+        auto sets = std::make_shared<std::vector<Set>>(static_cast<size_t>(slots));
+        for (Set& s : *sets) {
+            s.a = random_floats(a_n, state);
+            s.b = random_floats(b_n, state);
+            if (!indices) continue;
+            const Floats u = random_floats(rows, state);
+            for (float x : u) s.idx.push_back(std::min<int32_t>(static_cast<int32_t>((x + 1.0f) * 0.5f * v), v - 1));
+        }
+        CaseRunner runner;
+        runner.slots = slots;
+        runner.run = [sets, &ctx, op, rows, d, v, heads, hd, seq](int64_t slot) {
+            Set& s = (*sets)[static_cast<size_t>(slot)];
+            if (op == "residual_add") add_to<Cpu, float>(ctx, s.a.data(), s.b.data(), rows * d);
+            else if (op == "rope" || op == "rope_bwd")
+                rope<Cpu, float>(ctx, s.a.data(), rows, heads, hd, seq, 10000.0, op == "rope_bwd");
+            else if (op == "embedding") embedding<Cpu, float>(ctx, s.idx.data(), s.a.data(), rows, d, s.b.data());
+            else if (op == "embedding_bwd") embedding_backward<Cpu, float>(ctx, s.idx.data(), s.a.data(), rows, d, s.b.data());
+            else {
+                double loss = 0;
+                cross_entropy<Cpu, float>(ctx, s.a.data(), s.idx.data(), rows, v, 1.0 / static_cast<double>(rows), &loss,
+                                          s.a.data());
+            }
+        };
+        return runner;
+    };
+    return spec;
+}
+
 }  // namespace
 
 std::vector<CaseSpec> cpu_cases(const Grid& grid, CpuContext& ctx) {
@@ -224,7 +283,10 @@ std::vector<CaseSpec> cpu_cases(const Grid& grid, CpuContext& ctx) {
     uint64_t seed = static_cast<uint64_t>(grid.seed) * 0x9E3779B97F4A7C15ull + 1;
     for (const LayerCase& c : expand_layers(grid)) out.push_back(layer_spec(c, grid, ctx, seed++));
     for (const GemmCase& c : expand_gemms(grid)) out.push_back(gemm_spec(c, grid, ctx, seed++));
-    for (const DenseCase& c : expand_dense(grid)) out.push_back(dense_spec(c, grid, ctx, seed++));
+    for (const DenseCase& c : expand_dense(grid)) {
+        const bool generic = c.meta.kernel_class == "elementwise" && c.op.rfind("rmsnorm", 0) != 0;
+        out.push_back(generic ? elementwise_spec(c, grid, ctx, seed++) : dense_spec(c, grid, ctx, seed++));
+    }
     return out;
 }
 

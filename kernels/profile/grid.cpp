@@ -54,7 +54,7 @@ Grid load_grid(const std::string& path) {
     Grid g;
     g.path = path;
     toml::table top = root;
-    for (const char* k : {"layer", "gemm", "attention", "norm"}) top.erase(k);
+    for (const char* k : {"layer", "gemm", "attention", "norm", "elementwise"}) top.erase(k);
     sim::TomlReader r(top, path);
     auto grid = r.table("grid");
     if (!grid) r.fail("grid", "missing required table [grid]");
@@ -165,8 +165,28 @@ Grid load_grid(const std::string& path) {
         nr.finish();
         g.norms.push_back(std::move(n));
     }
-    if (g.layers.empty() && g.gemms.empty() && g.attention.empty() && g.norms.empty())
-        r.fail("layer", "the grid has no [[layer]], [[gemm]], [[attention]] or [[norm]] tables");
+    index = 0;
+    for (const toml::table& t : tables("elementwise")) {
+        sim::TomlReader er(t, path, "elementwise[" + std::to_string(index++) + "]");
+        if (g.device != "cpu") er.fail("label", "[[elementwise]] tables time the CPU trainer's ops: CPU grids only");
+        ElementwiseGrid e;
+        e.label = er.get_string("label", "");
+        e.rows = positive_array(er, "rows", {});
+        e.d = positive_array(er, "d", {});
+        e.vocab = positive_array(er, "vocab", {256});
+        e.head_dim = er.get_int("head_dim", e.head_dim);
+        e.seq = er.get_int("seq", e.seq);
+        if (e.head_dim <= 0 || e.head_dim % 2 != 0) er.fail("head_dim", "expected a positive even head size");
+        if (e.seq <= 0) er.fail("seq", "expected a positive sequence length");
+        for (int64_t d : e.d)
+            if (d % e.head_dim != 0)
+                er.fail("d", "every d must be a multiple of head_dim " + std::to_string(e.head_dim) + " (RoPE heads), got " +
+                                 std::to_string(d));
+        er.finish();
+        g.elementwise.push_back(std::move(e));
+    }
+    if (g.layers.empty() && g.gemms.empty() && g.attention.empty() && g.norms.empty() && g.elementwise.empty())
+        r.fail("layer", "the grid has no [[layer]], [[gemm]], [[attention]], [[norm]] or [[elementwise]] tables");
     return g;
 }
 
@@ -362,6 +382,26 @@ std::vector<DenseCase> expand_dense(const Grid& grid) {
                 b.bytes *= 2.0;  // backward reads the saved input and the output gradient (as sim/timing.cpp)
                 add("rmsnorm_bwd", "elementwise", dims, b);
             }
+    for (const ElementwiseGrid& g : grid.elementwise)
+        for (int64_t rows : g.rows) {
+            auto op = [&](const char* kernel, const std::map<std::string, int64_t>& dims) {
+                sim::OpCost c;
+                sim::elementwise_op_cost(kernel, dims, elem, c);
+                add(kernel, "elementwise", dims, c);
+            };
+            for (int64_t d : g.d) {
+                op("residual_add", {{"rows", rows}, {"D", d}});
+                const std::map<std::string, int64_t> rope = {
+                    {"rows", rows}, {"H", d / g.head_dim}, {"hd", g.head_dim}, {"S", g.seq}};
+                op("rope", rope);
+                op("rope_bwd", rope);
+                for (int64_t v : g.vocab) {
+                    op("embedding", {{"rows", rows}, {"D", d}, {"V", v}});
+                    op("embedding_bwd", {{"rows", rows}, {"D", d}, {"V", v}});
+                }
+            }
+            for (int64_t v : g.vocab) op("cross_entropy", {{"rows", rows}, {"V", v}});
+        }
     return out;
 }
 

@@ -43,6 +43,17 @@ struct NormGrid {              // one [[norm]] table: RMSNorm over rows x d
     std::vector<int64_t> rows, d;
 };
 
+// One [[elementwise]] table (CPU): the trainer's memory-bound ops that no other class prices, each
+// over the table's rows: residual_add and embedding/embedding_bwd over rows x d, rope/rope_bwd
+// over rows x (d / head_dim) heads of head_dim (positions modulo seq), cross_entropy over rows x
+// vocab. Calibrated as the generic elementwise class (sim/ops.h elementwise_op_cost).
+struct ElementwiseGrid {
+    std::string label;
+    std::vector<int64_t> rows, d, vocab;
+    int64_t head_dim = 16;
+    int64_t seq = 512;
+};
+
 struct Grid {
     std::string path;
     std::string device;        // "cpu" or "cuda": the backend the grid is sized for
@@ -56,6 +67,7 @@ struct Grid {
     std::vector<LayerGrid> layers;
     std::vector<GemmGrid> gemms;
     std::vector<AttentionGrid> attention;
+    std::vector<ElementwiseGrid> elementwise;
     std::vector<NormGrid> norms;
 };
 
