@@ -104,7 +104,9 @@ void register_calibrate(CLI::App& app) {
         if (!args->resident.empty()) {
             const sim::MeasuredProfile w = merge(args->resident, &resident_files);
             cache_bytes = sim::two_level_cache_bytes(cold_files, resident_files, args->cache_mib * 1024.0 * 1024.0);
-            resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, o));
+            sim::CalibrationOptions ro = o;
+            ro.max_sample_bytes = cache_bytes;  // larger operands come from DRAM: the cold level's
+            resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, ro));
         }
         const std::string name =
             args->name.empty() ? std::filesystem::path(args->out).stem().string() : args->name;

@@ -427,6 +427,13 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
                       const HardwareProfile& base, const CalibrationOptions& options) {
     const std::string src = paths.empty() ? "profile" : paths.front();
     MeasuredProfile profile = measured;
+    int64_t oversized = 0;
+    if (options.max_sample_bytes > 0) {
+        const auto too_big = [&](const KernelSample& x) { return x.bytes > options.max_sample_bytes; };
+        oversized = std::count_if(profile.samples.begin(), profile.samples.end(), too_big);
+        profile.samples.erase(std::remove_if(profile.samples.begin(), profile.samples.end(), too_big),
+                              profile.samples.end());
+    }
     if (options.cpu_time)
         for (KernelSample& x : profile.samples) {
             if (x.cpu_s <= 0 && x.counters.empty())
@@ -437,6 +444,7 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     c.provenance = profile.provenance;
     c.profile_paths = paths;
     c.samples = static_cast<int64_t>(profile.samples.size());
+    c.oversized_samples = oversized;
     c.cpu_time = options.cpu_time;
     std::map<std::string, std::vector<double>> run_spread;  // kernel, shape, dtype -> |run / pooled - 1|
     if (options.pool_runs) {
@@ -718,6 +726,9 @@ std::string calibration_table(const Calibration& c) {
     os << "calibration of " << paths << " (" << c.provenance.device_kind << ": " << c.provenance.device << ", "
        << c.provenance.date << ", " << c.samples << " samples"
        << (runs > 1 ? ", up to " + std::to_string(runs) + " runs per shape pooled at their median" : std::string())
+       << (c.oversized_samples > 0 ? ", " + std::to_string(c.oversized_samples) +
+                                         " left out whose operands overflow the cache"
+                                   : std::string())
        << ")\n";
     std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s %8s  %s\n", "class", "fit", "held", "fit med", "held med",
                   "held mean", "run dev", "fitted efficiency");

@@ -100,6 +100,10 @@ struct CalibrationOptions {
     // the runs' spread is reported apart (ClassReport::run_spread_median). Not pooled: each run
     // is a sample of its own and run-to-run noise counts as model error.
     bool pool_runs = true;
+    // > 0: samples whose analytic bytes exceed this are left out. For the cache-resident level of a
+    // two-level CPU profile (the cache's size): an op whose own operands overflow the cache reads
+    // them from DRAM however small the rotation, so it measures the cold level, not this one.
+    double max_sample_bytes = 0;
 };
 
 struct Calibration {
@@ -111,6 +115,7 @@ struct Calibration {
     int64_t samples = 0;               // as measured, before pooling runs
     bool cpu_time = false;             // fitted to cpu_s (see CalibrationOptions)
     bool pooled_runs = false;          // repeated runs pooled per shape (see CalibrationOptions)
+    int64_t oversized_samples = 0;     // left out by CalibrationOptions::max_sample_bytes
 };
 
 // Deterministic split of a class's shapes: sorted by a hash of the shape key, every n-th is held

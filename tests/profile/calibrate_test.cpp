@@ -213,6 +213,40 @@ TEST(Calibrate, RecoversKnownEfficiency) {
             << s.kernel << " " << s.shape_key;
 }
 
+// A cache-resident level leaves out the samples whose operands overflow the cache: here three
+// samples 3x too slow (as if from DRAM) beyond a limit that the rest fit under. Without the limit
+// they pull the fit; with it the fit reproduces every kept sample and counts the three.
+TEST(Calibrate, ResidentLevelLeavesOutOversizedSamples) {
+    const HardwareProfile truth = synthetic_device();
+    MeasuredProfile p = synthetic_profile(truth);
+    double limit = 0;
+    for (const auto& x : p.samples) limit = std::max(limit, x.bytes);
+    for (int64_t e : {128, 192, 256}) {
+        KernelSample s = grouped("fc1", std::vector<int64_t>(static_cast<size_t>(e), 4096), 512, 128);
+        s.dtype = "fp32";
+        s.shape_key = "E=" + std::to_string(e) + ",big";
+        ASSERT_GT(s.bytes, limit);
+        s.median_s = 3 * predict_sample_s(s, KernelClass::grouped_gemm, truth, Precision::fp32);
+        s.reps = 1;
+        p.samples.push_back(s);
+    }
+    HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(KernelClass::grouped_gemm)] = Efficiency{};
+    base.efficiency[static_cast<size_t>(KernelClass::grouped_gemm)].wave_quantization = false;
+    CalibrationOptions o;
+    o.tile_candidates = {{16, 1}};
+    o.max_sample_bytes = limit;
+    const Calibration kept = calibrate(p, {"synthetic.toml"}, base, o);
+    EXPECT_EQ(kept.oversized_samples, 3);
+    EXPECT_NE(calibration_table(kept).find("3 left out whose operands overflow the cache"), std::string::npos);
+    ASSERT_EQ(kept.classes.size(), 1u);
+    EXPECT_LT(kept.classes[0].heldout_median_ape, 1e-3);
+    o.max_sample_bytes = 0;
+    const Calibration all = calibrate(p, {"synthetic.toml"}, base, o);
+    EXPECT_EQ(all.oversized_samples, 0);
+    EXPECT_GT(all.classes[0].fit_median_ape, kept.classes[0].fit_median_ape);
+}
+
 // A launch-bound class timed with its launches overlapped (max(work, launches x launch)): the
 // fit picks the overlapped form (a discrete choice, like the tile) and reproduces the times.
 TEST(Calibrate, PicksLaunchOverlapOnTheFitSet) {
@@ -505,6 +539,62 @@ TEST(Calibrate, FitsAFixedCostPerNormRow) {
     ASSERT_NE(r, nullptr);
     EXPECT_NEAR(r->efficiency.row_s, 1e-8, 1e-8 * 1e-2);
     EXPECT_LT(r->heldout_median_ape, 1e-3);
+}
+
+// The generic elementwise class fitted on the trainer's own ops ([[elementwise]] samples: residual
+// adds, RoPE with a row per token and head, cross-entropy with a row per token) when a profile has
+// them, and not on the norm samples beside them, which follow a different truth here: the generic
+// fit recovers its own truth (5 ns per row) and reproduces every held-out time.
+TEST(Calibrate, GenericClassFitsItsOwnOpsAlone) {
+    HardwareProfile truth = synthetic_device();
+    Efficiency& g = truth.efficiency[static_cast<size_t>(KernelClass::elementwise)];
+    g = Efficiency{};
+    g.compute = 0.4;
+    g.memory = 0.8;
+    g.launch_s = 1e-6;
+    g.row_s = 5e-9;
+    g.wave_quantization = false;
+    Efficiency& n = truth.efficiency[static_cast<size_t>(KernelClass::norm)];
+    n = Efficiency{};
+    n.compute = 0.9;
+    n.memory = 0.2;
+    n.launch_s = 8e-6;
+    n.wave_quantization = false;
+    MeasuredProfile p;
+    p.provenance.device_kind = "gpu-less";  // keep the synthetic peaks
+    p.provenance.device = "synthetic";
+    auto add = [&](const char* kernel, std::map<std::string, int64_t> dims) {
+        KernelSample s;
+        s.kernel = kernel;
+        s.kernel_class = "elementwise";
+        s.dtype = "fp32";
+        s.dims = dims;
+        s.shape_key = make_shape_key(dims, "");
+        const KernelClass cls = sample_class(s, "test");
+        s.median_s = predict_sample_s(s, cls, truth, Precision::fp32);
+        s.reps = 1;
+        p.samples.push_back(s);
+    };
+    for (int64_t rows : {1024, 2048, 4096, 8192})
+        for (int64_t d : {16, 32, 64, 128}) {
+            add("residual_add", {{"rows", rows}, {"D", d}});
+            add("rope", {{"rows", rows}, {"H", d / 16}, {"hd", 16}, {"S", 512}});
+            add("rmsnorm", {{"rows", rows}, {"D", d}});
+        }
+    for (int64_t rows : {1024, 2048, 4096, 8192})
+        for (int64_t v : {128, 256}) add("cross_entropy", {{"rows", rows}, {"V", v}});
+    HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(KernelClass::elementwise)] = Efficiency{};
+    base.efficiency[static_cast<size_t>(KernelClass::norm)] = Efficiency{};
+    const Calibration cal = calibrate(p, {"synthetic.toml"}, base);
+    const ClassReport* r = nullptr;
+    for (const auto& c : cal.classes)
+        if (c.cls == KernelClass::elementwise) r = &c;
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->fit_samples + r->heldout_samples, 16 * 2 + 8);  // the norm samples are not among them
+    EXPECT_NEAR(r->efficiency.row_s, 5e-9, 5e-9 * 1e-2);
+    EXPECT_LT(r->heldout_median_ape, 1e-3);
+    EXPECT_EQ(r->kernel_bias.count("rmsnorm"), 0u);
 }
 
 // A permute whose index work (4 operations per routed row) does not overlap its copies: the truth

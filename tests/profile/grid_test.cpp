@@ -1,5 +1,6 @@
 // Shape grids: loading, strict errors, expert histograms and the routing that realises them.
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -55,6 +56,32 @@ TEST(Grid, ExpandsEveryCombination) {
     EXPECT_EQ(layers[1].meta.shape_key, c.meta.shape_key);  // ops of one layer shape share the split
 }
 
+// [[elementwise]]: per rows, per d the residual add, RoPE forward and inverse (d / head_dim heads)
+// and the embedding pair per vocab, then the cross-entropy per vocab; counts from sim/ops.h.
+TEST(Grid, ElementwiseTablesExpandTheTrainersOps) {
+    const Grid g = load_grid(write_temp("grid_elementwise.toml", "[grid]\n[[elementwise]]\nrows = [512, 1024]\n"
+                                                                 "d = [32, 48]\nhead_dim = 16\nvocab = [256]\n"));
+    const auto cases = expand_dense(g);
+    ASSERT_EQ(cases.size(), 2u * (2u * 5u + 1u));
+    std::map<std::string, int> per_kernel;
+    for (const DenseCase& c : cases) {
+        ++per_kernel[c.meta.kernel];
+        EXPECT_EQ(c.meta.kernel_class, "elementwise");
+    }
+    EXPECT_EQ(per_kernel["residual_add"], 4);
+    EXPECT_EQ(per_kernel["rope_bwd"], 4);
+    EXPECT_EQ(per_kernel["embedding_bwd"], 4);
+    EXPECT_EQ(per_kernel["cross_entropy"], 2);
+    const DenseCase& rope = cases[1];  // rows 512, d 32: 2 heads of 16
+    EXPECT_EQ(rope.meta.kernel, "rope");
+    EXPECT_EQ(rope.meta.shape_key, "H=2,S=512,hd=16,rows=512");
+    EXPECT_DOUBLE_EQ(rope.meta.flops, 3.0 * 512 * 32);
+    EXPECT_DOUBLE_EQ(rope.meta.bytes, 2.0 * 4 * 512 * 32);
+    const DenseCase& ce = cases[10];
+    EXPECT_EQ(ce.meta.kernel, "cross_entropy");
+    EXPECT_DOUBLE_EQ(ce.meta.flops, 20.0 * 512 * 256);  // max, shift, exp (16), sum, scale
+}
+
 TEST(Grid, ModelShapesComeFromBundledConfigs) {
     const Grid g = load_grid(write_temp("grid_model.toml", "[grid]\ndevice = \"cuda\"\ndtype = \"bf16\"\n"
                                                            "[[layer]]\nmodel = \"mixtral-8x7b\"\ntokens_per_expert = [1]\n"));
@@ -85,6 +112,8 @@ TEST(Grid, BadInputNamesFileAndKey) {
     expect_error("[grid]\ndtype = \"bf16\"\n[[gemm]]\nm=[1]\nn=[1]\nkd=[1]\n", "dtype");
     expect_error("[grid]\n[[gemm]]\nm=[0]\nn=[1]\nkd=[1]\n", "m");
     expect_error("[grid]\n", "layer");
+    expect_error("[grid]\n[[elementwise]]\nrows=[512]\nd=[24]\n", "elementwise[0].d");  // not a multiple of 16
+    expect_error("[grid]\ndevice = \"cuda\"\ndtype = \"bf16\"\n[[elementwise]]\nrows=[512]\nd=[32]\n", "CPU grids only");
 }
 
 TEST(Histogram, UniformSplitsEvenly) {

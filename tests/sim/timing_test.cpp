@@ -103,6 +103,40 @@ TEST(Timing, IndexedRowsAddToTheComputeTermByHand) {
     EXPECT_NEAR(kernel_time_parts(e, c, one, hw).work_s, std::max(tc, tm), 1e-15);
 }
 
+// The generic elementwise class's ops by hand (sim/ops.h), and elementwise_op_cost, which prices
+// a profile sample of each from its kernel name and dims, giving the same counts.
+TEST(Timing, TrainerElementwiseOpsByHand) {
+    const OpCost rope = rope_cost(2048, 3, 16, 4);  // 98304 elements read and written in place
+    EXPECT_DOUBLE_EQ(rope.flops, 3.0 * 98304);
+    EXPECT_DOUBLE_EQ(rope.bytes, 2.0 * 4 * 98304);
+    EXPECT_DOUBLE_EQ(rope.rows, 6144);
+    const OpCost emb = embedding_cost(100, 8, 4), emb_bwd = embedding_backward_cost(100, 8, 4);
+    EXPECT_DOUBLE_EQ(emb.flops, 0);
+    EXPECT_DOUBLE_EQ(emb.bytes, 2.0 * 4 * 800);
+    EXPECT_DOUBLE_EQ(emb.rows, 100);
+    EXPECT_DOUBLE_EQ(emb_bwd.flops, 800);
+    EXPECT_DOUBLE_EQ(emb_bwd.bytes, 3.0 * 4 * 800);
+    EXPECT_DOUBLE_EQ(emb_bwd.rows, 100);
+    const OpCost ce = cross_entropy_cost(10, 256);  // 2560 logits: 4 operations + an exponential (16)
+    EXPECT_DOUBLE_EQ(ce.flops, 20.0 * 2560);
+    EXPECT_DOUBLE_EQ(ce.bytes, 8.0 * 2560 + 8 * 10);
+    EXPECT_DOUBLE_EQ(ce.rows, 10);
+    OpCost out;
+    ASSERT_TRUE(elementwise_op_cost("rope_bwd", {{"rows", 2048}, {"H", 3}, {"hd", 16}, {"S", 512}}, 4, out));
+    EXPECT_DOUBLE_EQ(out.bytes, rope.bytes);
+    EXPECT_DOUBLE_EQ(out.rows, rope.rows);
+    ASSERT_TRUE(elementwise_op_cost("residual_add", {{"rows", 10}, {"D", 8}}, 4, out));
+    EXPECT_DOUBLE_EQ(out.flops, 80);
+    EXPECT_DOUBLE_EQ(out.bytes, 3.0 * 4 * 80);
+    EXPECT_DOUBLE_EQ(out.rows, 0);
+    ASSERT_TRUE(elementwise_op_cost("cross_entropy", {{"rows", 10}, {"V", 256}}, 4, out));
+    EXPECT_DOUBLE_EQ(out.flops, ce.flops);
+    ASSERT_TRUE(elementwise_op_cost("embedding_bwd", {{"rows", 100}, {"D", 8}, {"V", 256}}, 4, out));
+    EXPECT_DOUBLE_EQ(out.bytes, emb_bwd.bytes);
+    EXPECT_FALSE(elementwise_op_cost("rmsnorm", {{"rows", 10}, {"D", 8}}, 4, out));
+    EXPECT_FALSE(elementwise_op_cost("rope", {{"rows", 10}, {"hd", 16}}, 4, out));  // no H
+}
+
 // QK-norm (Qwen3: per head) is two norms, of Q's T*H rows and K's T*H_kv rows of head_dim, priced
 // by the norm class with those rows; RoPE is its own elementwise op and only where the model
 // uses rotary positions.
@@ -126,6 +160,8 @@ TEST(Timing, QkNormIsPricedAsNormsOfItsRowsAndRopeApart) {
     const Kernel& r = kernel_named(c, "rope");
     EXPECT_EQ(r.cls, KernelClass::elementwise);
     EXPECT_DOUBLE_EQ(r.cost.bytes, 2.0 * 2 * t * (32 + 4) * 128);  // read and write Q and K
+    EXPECT_DOUBLE_EQ(r.cost.rows, t * (32 + 4));                    // a row per token and head
+    EXPECT_DOUBLE_EQ(r.shape.launches, 2);                          // Q's and K's
     m.attention.qk_norm = QkNorm::none;
     m.positions = PositionKind::learned;
     CostPrediction plain;

@@ -129,6 +129,16 @@ TEST(DenseGrad, RopeIsARotationAndItsInverse) {
     expect_grad(x, dx, f, "rope");
 }
 
+// The residual add over two threads' ranges, an odd length: every element is dst + src exactly.
+TEST(DenseGrad, AddToAddsEveryElement) {
+    CpuContext ctx(2);
+    const int64_t n = 1001;
+    const Vec dst0 = random_vec(n, 11), src = random_vec(n, 12);
+    Vec dst = dst0;
+    add_to<Cpu, double>(ctx, dst.data(), src.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(dst[static_cast<size_t>(i)], dst0[static_cast<size_t>(i)] + src[static_cast<size_t>(i)]);
+}
+
 TEST(DenseGrad, CausalAttention) {
     CpuContext ctx(2);
     // seq 70 > the 64-row block, so the blocked path and its diagonal block are both exercised.
