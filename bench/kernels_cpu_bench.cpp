@@ -250,18 +250,19 @@ BENCHMARK_CAPTURE(BM_RmsNormSmallD, bwd, true)->ArgName("d")->Arg(16)->Arg(32)->
 // RoPE in place on the trainer's Q (2048 tokens, heads of 16, sequences of 512), in cache, one
 // thread: ns_per_row per (token, head) row of 16, where the row's set-up weighs against its 8
 // pairs. Baseline: BM_MemcpySmallD at d 16 (the same bytes per row) in the same run.
-void BM_Rope(benchmark::State& state) {
+void BM_Rope(benchmark::State& state, bool inverse) {
     CpuContext ctx(1);
     const int64_t t = 2048, heads = state.range(0), hd = 16, seq = 512;
     auto x = random_vec(t * heads * hd, 7);
     for (auto _ : state) {
-        rope(ctx, x.data(), t, heads, hd, seq, 10000.0, false);
+        rope(ctx, x.data(), t, heads, hd, seq, 10000.0, inverse);
         benchmark::DoNotOptimize(x.data());
     }
     state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(t * heads) * state.iterations() * 1e-9,
                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_Rope)->ArgName("heads")->Arg(1)->Arg(6)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Rope, fwd, false)->ArgName("heads")->Arg(1)->Arg(6)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Rope, inverse, true)->ArgName("heads")->Arg(1)->Arg(6)->UseRealTime();
 
 }  // namespace
 }  // namespace moecast::kernels

@@ -131,7 +131,7 @@ OpCost cross_entropy_cost(double rows, int64_t vocab) {
 
 OpCost rope_cost(double rows, int64_t heads, int64_t hd, int64_t elem) {
     OpCost c = elementwise_cost(rows * dbl(heads) * dbl(hd), 1, 1, 3.0, elem);
-    c.rows = rows * dbl(heads);
+    c.rows = rows;
     return c;
 }
 

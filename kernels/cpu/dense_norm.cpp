@@ -59,13 +59,14 @@ void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* r
     }
 }
 
-// cos and sin of pos * theta^(-2i/hd) for pos < seq, i < hd/2; cached per thread for the last
-// (seq, hd, theta), which a training run never changes.
+// cos and sin of pos * theta^(-2i/hd) for pos < seq, i < hd/2, and the sine negated (the inverse
+// rotation is the forward one by -angle: the same code, exactly negated sines); cached per thread
+// for the last (seq, hd, theta), which a training run never changes.
 template <class T>
 struct RopeTable {
     int64_t seq = -1, hd = -1;
     double theta = 0;
-    std::vector<T> cos_t, sin_t;  // (S, hd/2)
+    std::vector<T> cos_t, sin_t, neg_sin_t;  // (S, hd/2)
 };
 
 template <class T>
@@ -75,12 +76,14 @@ const RopeTable<T>& rope_table(int64_t seq, int64_t hd, double theta) {
     const int64_t half = hd / 2;
     tab.cos_t.resize(static_cast<size_t>(seq * half));
     tab.sin_t.resize(static_cast<size_t>(seq * half));
+    tab.neg_sin_t.resize(static_cast<size_t>(seq * half));
     for (int64_t p = 0; p < seq; ++p)
         for (int64_t i = 0; i < half; ++i) {
             const double angle = static_cast<double>(p) *
                                  std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
             tab.cos_t[static_cast<size_t>(p * half + i)] = static_cast<T>(std::cos(angle));
             tab.sin_t[static_cast<size_t>(p * half + i)] = static_cast<T>(std::sin(angle));
+            tab.neg_sin_t[static_cast<size_t>(p * half + i)] = -tab.sin_t[static_cast<size_t>(p * half + i)];
         }
     tab.seq = seq;
     tab.hd = hd;
@@ -89,10 +92,9 @@ const RopeTable<T>& rope_table(int64_t seq, int64_t hd, double theta) {
 }
 
 // One row's heads, rotated: the pairs are split into unaliased halves so the pair loop
-// vectorises, and the rotation's direction is a template argument (no multiply by a sign). The
-// same products and sums as the general form, so the same bits either way. Half is a template
-// argument where it is a constant (head_dim 16, 32, 64, 128), so the loop is whole vectors.
-template <class T, bool Inverse, int64_t Half>
+// vectorises; the inverse passes the negated sines. Half is a template argument where it is a
+// constant (head_dim 16, 32, 64, 128), so the loop is whole vectors.
+template <class T, int64_t Half>
 void rope_row(T* x, const T* __restrict c, const T* __restrict s, int64_t heads, int64_t hd) {
     const int64_t half = Half > 0 ? Half : hd / 2;
     for (int64_t h = 0; h < heads; ++h) {
@@ -100,25 +102,20 @@ void rope_row(T* x, const T* __restrict c, const T* __restrict s, int64_t heads,
         T* __restrict hi = lo + half;
         for (int64_t i = 0; i < half; ++i) {
             const T a = lo[i], b = hi[i];
-            if constexpr (Inverse) {
-                lo[i] = a * c[i] + b * s[i];
-                hi[i] = b * c[i] - a * s[i];
-            } else {
-                lo[i] = a * c[i] - b * s[i];
-                hi[i] = a * s[i] + b * c[i];
-            }
+            lo[i] = a * c[i] - b * s[i];
+            hi[i] = a * s[i] + b * c[i];
         }
     }
 }
 
-template <class T, bool Inverse>
+template <class T>
 void rope_row(T* x, const T* c, const T* s, int64_t heads, int64_t hd) {
     switch (hd) {
-        case 16: return rope_row<T, Inverse, 8>(x, c, s, heads, hd);
-        case 32: return rope_row<T, Inverse, 16>(x, c, s, heads, hd);
-        case 64: return rope_row<T, Inverse, 32>(x, c, s, heads, hd);
-        case 128: return rope_row<T, Inverse, 64>(x, c, s, heads, hd);
-        default: return rope_row<T, Inverse, 0>(x, c, s, heads, hd);
+        case 16: return rope_row<T, 8>(x, c, s, heads, hd);
+        case 32: return rope_row<T, 16>(x, c, s, heads, hd);
+        case 64: return rope_row<T, 32>(x, c, s, heads, hd);
+        case 128: return rope_row<T, 64>(x, c, s, heads, hd);
+        default: return rope_row<T, 0>(x, c, s, heads, hd);
     }
 }
 
@@ -127,15 +124,11 @@ void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, in
                bool inverse) {
     const int64_t half = hd / 2;
     const RopeTable<T>& tab = rope_table<T>(seq, hd, theta);
+    const T* sines = inverse ? tab.neg_sin_t.data() : tab.sin_t.data();
     ctx.parallel_for(t, [&](int64_t b, int64_t e) {
         int64_t pos = b % seq;  // one division per range, then counted
-        for (int64_t r = b; r < e; ++r, pos = pos + 1 == seq ? 0 : pos + 1) {
-            const T* c = tab.cos_t.data() + pos * half;
-            const T* s = tab.sin_t.data() + pos * half;
-            T* row = x + r * heads * hd;
-            if (inverse) rope_row<T, true>(row, c, s, heads, hd);
-            else rope_row<T, false>(row, c, s, heads, hd);
-        }
+        for (int64_t r = b; r < e; ++r, pos = pos + 1 == seq ? 0 : pos + 1)
+            rope_row<T>(x + r * heads * hd, tab.cos_t.data() + pos * half, sines + pos * half, heads, hd);
     });
 }
 

@@ -109,7 +109,7 @@ TEST(Timing, TrainerElementwiseOpsByHand) {
     const OpCost rope = rope_cost(2048, 3, 16, 4);  // 98304 elements read and written in place
     EXPECT_DOUBLE_EQ(rope.flops, 3.0 * 98304);
     EXPECT_DOUBLE_EQ(rope.bytes, 2.0 * 4 * 98304);
-    EXPECT_DOUBLE_EQ(rope.rows, 6144);
+    EXPECT_DOUBLE_EQ(rope.rows, 2048);  // a row per token: its position's table row, then every head
     const OpCost emb = embedding_cost(100, 8, 4), emb_bwd = embedding_backward_cost(100, 8, 4);
     EXPECT_DOUBLE_EQ(emb.flops, 0);
     EXPECT_DOUBLE_EQ(emb.bytes, 2.0 * 4 * 800);
@@ -160,7 +160,7 @@ TEST(Timing, QkNormIsPricedAsNormsOfItsRowsAndRopeApart) {
     const Kernel& r = kernel_named(c, "rope");
     EXPECT_EQ(r.cls, KernelClass::elementwise);
     EXPECT_DOUBLE_EQ(r.cost.bytes, 2.0 * 2 * t * (32 + 4) * 128);  // read and write Q and K
-    EXPECT_DOUBLE_EQ(r.cost.rows, t * (32 + 4));                    // a row per token and head
+    EXPECT_DOUBLE_EQ(r.cost.rows, t);                               // a row per token
     EXPECT_DOUBLE_EQ(r.shape.launches, 2);                          // Q's and K's
     m.attention.qk_norm = QkNorm::none;
     m.positions = PositionKind::learned;
