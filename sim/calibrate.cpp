@@ -471,9 +471,8 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     // RoPE, embedding, loss, optimizer). A profile that timed such ops ([[elementwise]] grids)
     // fits it on them alone; otherwise on every memory-bound sample, as the specific classes'
     // common fallback.
-    if (by_class.count(KernelClass::elementwise) == 0) {
-        if (!fallback.empty()) by_class[KernelClass::elementwise] = fallback;
-    }
+    if (by_class.count(KernelClass::elementwise) == 0 && !fallback.empty())
+        by_class[KernelClass::elementwise] = fallback;
     for (const auto& [cls, samples] : by_class) {
         ClassReport rep;
         rep.cls = cls;

@@ -112,7 +112,7 @@ struct Calibration {
     Precision precision = Precision::fp32;
     HardwareProfile hardware;          // the base profile with the fitted efficiencies
     std::vector<ClassReport> classes;
-    int64_t samples = 0;               // as measured, before pooling runs
+    int64_t samples = 0;               // as measured (less oversized ones), before pooling runs
     bool cpu_time = false;             // fitted to cpu_s (see CalibrationOptions)
     bool pooled_runs = false;          // repeated runs pooled per shape (see CalibrationOptions)
     int64_t oversized_samples = 0;     // left out by CalibrationOptions::max_sample_bytes

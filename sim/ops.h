@@ -108,8 +108,9 @@ OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
 OpCost norm_cost(double rows, int64_t d, int64_t elem);
 // Elementwise cast of n elements from `in_elem` to `out_elem` bytes (e.g. bf16 -> fp8 with scaling).
 OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem);
-// Softmax cross-entropy over V logits per row (fp32 logits read, loss and gradient written);
-// `rows` rows (each a max, a sum and a logarithm).
+// Softmax cross-entropy over V logits per row (fp32 logits read, loss and gradient written):
+// per logit 4 operations and an exponential, counted as 16; `rows` rows (each a max, a sum and a
+// logarithm).
 OpCost cross_entropy_cost(double rows, int64_t vocab);
 // Rotary positions in place on (rows, heads, hd), forward or its inverse (the backward): ~3
 // FLOPs per element, each read and written once; `rows` rows (each looks up its position's

@@ -1,5 +1,6 @@
 // CPU RMSNorm, rotary position and residual-add ops (float and double). Rows (elements for the
-// add) split over the context's threads; the norm's weight gradient is summed over rows serially in row order (reproducible).
+// add) split over the context's threads; the norm's weight gradient is summed over rows serially
+// in row order (reproducible).
 #include <algorithm>
 #include <cmath>
 #include <vector>
