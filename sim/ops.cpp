@@ -153,6 +153,10 @@ bool elementwise_op_cost(const std::string& kernel, const std::map<std::string, 
         const auto it = dims.find(key);
         return it == dims.end() ? int64_t{0} : it->second;
     };
+    if (kernel == "adamw" && get("n") > 0) {
+        out = adam_step_cost(dbl(get("n")));
+        return true;
+    }
     const int64_t rows = get("rows"), d = get("D"), heads = get("H"), hd = get("hd"), v = get("V");
     if (rows <= 0) return false;
     if (kernel == "residual_add" && d > 0) out = elementwise_cost(dbl(rows) * dbl(d), 2, 1, 1.0, elem);

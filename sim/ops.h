@@ -124,8 +124,8 @@ OpCost embedding_cost(double rows, int64_t d, int64_t elem);
 OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem);
 // The memory-bound ops the generic elementwise class prices, by a profile sample's kernel name
 // and dims (kernels/profile's [[elementwise]] grid tables): residual_add (rows, D: dst += src),
-// rope and rope_bwd (rows, H, hd), embedding and embedding_bwd (rows, D), cross_entropy (rows, V).
-// False for any other name or when a dim is missing.
+// rope and rope_bwd (rows, H, hd), embedding and embedding_bwd (rows, D), cross_entropy (rows, V),
+// adamw (n parameters: adam_step_cost). False for any other name or when a dim is missing.
 bool elementwise_op_cost(const std::string& kernel, const std::map<std::string, int64_t>& dims, int64_t elem,
                          OpCost& out);
 // Generic elementwise op over n elements: reads `reads` tensors and writes `writes` tensors of n

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/context.h"
 #include "train/model.h"
 
 namespace moecast::train {
@@ -40,6 +41,7 @@ public:
 private:
     const ParamLayout& layout_;
     AdamWConfig config_;
+    kernels::CpuContext ctx_{1};  // the update runs on the calling thread
     std::vector<float> m_, v_;  // first and second moments (layout.total)
 };
 

@@ -2,12 +2,14 @@
 #include "kernels/profile/cases_cpu.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 
 #include "kernels/dense.h"
 #include "kernels/moe.h"
+#include "kernels/optimizer.h"
 
 namespace moecast::kernels::profile {
 namespace {
@@ -220,8 +222,9 @@ CaseSpec dense_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx, uint6
 }
 
 // The generic elementwise class's ops ([[elementwise]] tables), run as the trainer runs them
-// (train/model.cpp): the residual add into its destination, RoPE in place (forward or inverse),
-// the embedding gather and scatter-add, cross-entropy writing its gradient over the logits.
+// (train/model.cpp, train/optimizer.cpp): the residual add into its destination, RoPE in place
+// (forward or inverse), the embedding gather and scatter-add, cross-entropy writing its gradient
+// over the logits, the AdamW update of parameters and moments in place.
 CaseSpec elementwise_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx, uint64_t seed) {
     CaseSpec spec;
     spec.meta = c.meta;
@@ -239,6 +242,7 @@ CaseSpec elementwise_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx,
     else if (op == "embedding") a_n = v * d, b_n = rows * d, indices = true;       // table, out
     else if (op == "embedding_bwd") a_n = rows * d, b_n = v * d, indices = true;   // dout, dtable
     else if (op == "cross_entropy") a_n = rows * v, indices = true;               // logits, in place
+    else if (op == "adamw") a_n = 3 * dim("n"), b_n = dim("n");                   // p, m, v; g
     else throw std::invalid_argument("no CPU case for elementwise op '" + op + "'");
     spec.bytes_per_set = floats_bytes(a_n + b_n + (indices ? rows : 0));
     const int64_t slots = rotation_slots(spec.bytes_per_set, grid.rotate_bytes);
@@ -252,19 +256,29 @@ CaseSpec elementwise_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx,
         for (Set& s : *sets) {
             s.a = random_floats(a_n, state);
             s.b = random_floats(b_n, state);
+            if (op == "adamw")  // the second moment is a running mean of squares
+                for (size_t i = 2 * s.b.size(); i < s.a.size(); ++i) s.a[i] = std::fabs(s.a[i]);
             if (!indices) continue;
             const Floats u = random_floats(rows, state);
             for (float x : u) s.idx.push_back(std::min<int32_t>(static_cast<int32_t>((x + 1.0f) * 0.5f * v), v - 1));
         }
         CaseRunner runner;
         runner.slots = slots;
-        runner.run = [sets, &ctx, op, rows, d, v, heads, hd, seq](int64_t slot) {
+        AdamWStep step;  // a mid-run step: bias corrections near 1, weight decay on
+        step.step_size = 1e-3f;
+        step.decay = 1.0f - 1e-8f;
+        runner.run = [sets, &ctx, op, rows, d, v, heads, hd, seq, step](int64_t slot) {
             Set& s = (*sets)[static_cast<size_t>(slot)];
             if (op == "residual_add") add_to<Cpu, float>(ctx, s.a.data(), s.b.data(), rows * d);
             else if (op == "rope" || op == "rope_bwd")
                 rope<Cpu, float>(ctx, s.a.data(), rows, heads, hd, seq, 10000.0, op == "rope_bwd");
             else if (op == "embedding") embedding<Cpu, float>(ctx, s.idx.data(), s.a.data(), rows, d, s.b.data());
             else if (op == "embedding_bwd") embedding_backward<Cpu, float>(ctx, s.idx.data(), s.a.data(), rows, d, s.b.data());
+            else if (op == "adamw") {
+                const int64_t n = static_cast<int64_t>(s.b.size());
+                float* p = s.a.data();
+                adamw_update<Cpu>(ctx, p, p + n, p + 2 * n, s.b.data(), n, step);
+            }
             else {
                 double loss = 0;
                 cross_entropy<Cpu, float>(ctx, s.a.data(), s.idx.data(), rows, v, 1.0 / static_cast<double>(rows), &loss,

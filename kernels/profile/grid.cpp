@@ -174,6 +174,7 @@ Grid load_grid(const std::string& path) {
         e.rows = positive_array(er, "rows", {});
         e.d = positive_array(er, "d", {});
         e.vocab = positive_array(er, "vocab", {256});
+        if (er.has("params")) e.params = positive_array(er, "params", {});
         e.head_dim = er.get_int("head_dim", e.head_dim);
         e.seq = er.get_int("seq", e.seq);
         if (e.head_dim <= 0 || e.head_dim % 2 != 0) er.fail("head_dim", "expected a positive even head size");
@@ -401,6 +402,12 @@ std::vector<DenseCase> expand_dense(const Grid& grid) {
                 }
             }
             for (int64_t v : g.vocab) op("cross_entropy", {{"rows", rows}, {"V", v}});
+        }
+    for (const ElementwiseGrid& g : grid.elementwise)
+        for (int64_t n : g.params) {
+            sim::OpCost c;
+            sim::elementwise_op_cost("adamw", {{"n", n}}, elem, c);
+            add("adamw", "elementwise", {{"n", n}}, c);
         }
     return out;
 }

@@ -46,10 +46,11 @@ struct NormGrid {              // one [[norm]] table: RMSNorm over rows x d
 // One [[elementwise]] table (CPU): the trainer's memory-bound ops that no other class prices, each
 // over the table's rows: residual_add and embedding/embedding_bwd over rows x d, rope/rope_bwd
 // over rows x (d / head_dim) heads of head_dim (positions modulo seq), cross_entropy over rows x
-// vocab. Calibrated as the generic elementwise class (sim/ops.h elementwise_op_cost).
+// vocab; and the AdamW update over each count of `params`. Calibrated as the generic elementwise
+// class (sim/ops.h elementwise_op_cost).
 struct ElementwiseGrid {
     std::string label;
-    std::vector<int64_t> rows, d, vocab;
+    std::vector<int64_t> rows, d, vocab, params;
     int64_t head_dim = 16;
     int64_t seq = 512;
 };

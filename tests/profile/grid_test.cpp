@@ -80,6 +80,14 @@ TEST(Grid, ElementwiseTablesExpandTheTrainersOps) {
     const DenseCase& ce = cases[10];
     EXPECT_EQ(ce.meta.kernel, "cross_entropy");
     EXPECT_DOUBLE_EQ(ce.meta.flops, 20.0 * 512 * 256);  // max, shift, exp (16), sum, scale
+    // `params` adds the AdamW update per count, after the rows' ops.
+    const Grid p = load_grid(write_temp("grid_adamw.toml", "[grid]\n[[elementwise]]\nrows = [512]\nd = [16]\n"
+                                                           "params = [1000, 4000]\n"));
+    const auto with_adamw = expand_dense(p);
+    ASSERT_EQ(with_adamw.size(), 6u + 2u);
+    EXPECT_EQ(with_adamw[6].meta.kernel, "adamw");
+    EXPECT_EQ(with_adamw[7].meta.shape_key, "n=4000");
+    EXPECT_DOUBLE_EQ(with_adamw[7].meta.bytes, 30.0 * 4000);
 }
 
 TEST(Grid, ModelShapesComeFromBundledConfigs) {

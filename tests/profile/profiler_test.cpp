@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/profile/cases_cpu.h"
 #include "kernels/profile/profiler.h"
 #include "sim/error.h"
 #include "sim/measured_profile.h"
@@ -62,6 +63,22 @@ TEST(CpuProfiler, WarmupThenTimedRepsOverRotatedSlots) {
     }
     if (!family.empty()) {
         EXPECT_NE(p.device.find("(family " + family + " model "), std::string::npos) << p.device;
+    }
+}
+
+// Every op of an [[elementwise]] table builds its buffer sets over the rotation and runs on the
+// CPU kernels, repeatedly as the profiler runs it.
+TEST(CpuCases, ElementwiseOpsRun) {
+    const std::string path = testing::TempDir() + "elementwise_grid.toml";
+    std::ofstream(path) << "[grid]\nrotate_bytes = 1000000\n[[elementwise]]\nrows = [512]\nd = [32]\nparams = [1000]\n";
+    CpuContext ctx(1);
+    const std::vector<CaseSpec> cases = cpu_cases(load_grid(path), ctx);
+    ASSERT_EQ(cases.size(), 7u);  // residual add, RoPE and its inverse, embedding pair, loss, AdamW
+    for (const CaseSpec& c : cases) {
+        EXPECT_GT(c.bytes_per_set, 0) << c.meta.kernel;
+        const CaseRunner r = c.build();
+        EXPECT_GE(r.slots, 2) << c.meta.kernel;  // sets rotated over the grid's 1 MB
+        for (int rep = 0; rep < 5; ++rep) r.run(rep % r.slots);
     }
 }
 

@@ -133,6 +133,9 @@ TEST(Timing, TrainerElementwiseOpsByHand) {
     EXPECT_DOUBLE_EQ(out.flops, ce.flops);
     ASSERT_TRUE(elementwise_op_cost("embedding_bwd", {{"rows", 100}, {"D", 8}, {"V", 256}}, 4, out));
     EXPECT_DOUBLE_EQ(out.bytes, emb_bwd.bytes);
+    ASSERT_TRUE(elementwise_op_cost("adamw", {{"n", 1000}}, 4, out));
+    EXPECT_DOUBLE_EQ(out.flops, 12.0 * 1000);
+    EXPECT_DOUBLE_EQ(out.bytes, 30.0 * 1000);
     EXPECT_FALSE(elementwise_op_cost("rmsnorm", {{"rows", 10}, {"D", 8}}, 4, out));
     EXPECT_FALSE(elementwise_op_cost("rope", {{"rows", 10}, {"hd", 16}}, 4, out));  // no H
 }
