@@ -126,10 +126,17 @@ void register_calibrate(CLI::App& app) {
                                                   {"run_spread_median", r.run_spread_median}};
                 return out;
             };
+            auto overall = [](const sim::Calibration& cal) {
+                return nlohmann::json{{"heldout_samples", cal.heldout_samples},
+                                      {"heldout_median_ape", cal.heldout_median_ape},
+                                      {"heldout_mean_ape", cal.heldout_mean_ape}};
+            };
             nlohmann::json j;
             j["classes"] = classes(c);
+            j["all"] = overall(c);
             if (resident) {
                 j["cache_resident"]["classes"] = classes(*resident);
+                j["cache_resident"]["all"] = overall(*resident);
                 j["cache_mib"] = cache_bytes / (1024.0 * 1024.0);
             }
             j["output"] = args->out;

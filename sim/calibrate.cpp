@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -471,8 +472,9 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     // RoPE, embedding, loss, optimizer). A profile that timed such ops ([[elementwise]] grids)
     // fits it on them alone; otherwise on every memory-bound sample, as the specific classes'
     // common fallback.
-    if (by_class.count(KernelClass::elementwise) == 0 && !fallback.empty())
-        by_class[KernelClass::elementwise] = fallback;
+    const bool pooled_generic = by_class.count(KernelClass::elementwise) == 0 && !fallback.empty();
+    if (pooled_generic) by_class[KernelClass::elementwise] = fallback;
+    std::vector<double> all_heldout;  // Calibration::heldout_median_ape
     for (const auto& [cls, samples] : by_class) {
         ClassReport rep;
         rep.cls = cls;
@@ -528,6 +530,8 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         }
         rep.heldout_median_ape = median(apes);
         rep.heldout_mean_ape = held_err.empty() ? 0.0 : sum / static_cast<double>(held_err.size());
+        if (!(pooled_generic && cls == KernelClass::elementwise))
+            all_heldout.insert(all_heldout.end(), apes.begin(), apes.end());
         std::sort(held_err.begin(), held_err.end(), [](const auto& a, const auto& b) { return a.ape > b.ape; });
         if (static_cast<int64_t>(held_err.size()) > options.worst_count)
             held_err.resize(static_cast<size_t>(options.worst_count));
@@ -549,6 +553,11 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         rep.tensor_ops_ratio = median(tensor);
         c.classes.push_back(rep);
     }
+    c.heldout_samples = static_cast<int64_t>(all_heldout.size());
+    c.heldout_median_ape = median(all_heldout);
+    c.heldout_mean_ape = all_heldout.empty() ? 0.0
+                                             : std::accumulate(all_heldout.begin(), all_heldout.end(), 0.0) /
+                                                   static_cast<double>(all_heldout.size());
     return c;
 }
 
@@ -768,6 +777,10 @@ std::string calibration_table(const Calibration& c) {
             os << line;
         }
     }
+    std::snprintf(line, sizeof line, "%-13s %5s %5lld %8s %8.1f%% %8.1f%%  (every class's held-out samples%s)\n",
+                  "all", "", static_cast<long long>(c.heldout_samples), "", 100 * c.heldout_median_ape,
+                  100 * c.heldout_mean_ape, c.classes.size() > 1 ? "; the generic class only when fitted on its own ops" : "");
+    os << line;
     return os.str();
 }
 

@@ -116,6 +116,10 @@ struct Calibration {
     bool cpu_time = false;             // fitted to cpu_s (see CalibrationOptions)
     bool pooled_runs = false;          // repeated runs pooled per shape (see CalibrationOptions)
     int64_t oversized_samples = 0;     // left out by CalibrationOptions::max_sample_bytes
+    // Over every held-out sample of the classes with samples of their own (the generic class
+    // counted only when fitted on its own ops, not when it pools the specific classes' samples).
+    int64_t heldout_samples = 0;
+    double heldout_median_ape = 0, heldout_mean_ape = 0;
 };
 
 // Deterministic split of a class's shapes: sorted by a hash of the shape key, every n-th is held

@@ -238,6 +238,9 @@ TEST(Calibrate, ResidentLevelLeavesOutOversizedSamples) {
     o.max_sample_bytes = limit;
     const Calibration kept = calibrate(p, {"synthetic.toml"}, base, o);
     EXPECT_EQ(kept.oversized_samples, 3);
+    EXPECT_EQ(kept.heldout_samples, kept.classes.at(0).heldout_samples);  // one class: its own figures
+    EXPECT_DOUBLE_EQ(kept.heldout_median_ape, kept.classes.at(0).heldout_median_ape);
+    EXPECT_NE(calibration_table(kept).find("\nall "), std::string::npos);
     EXPECT_NE(calibration_table(kept).find("3 left out whose operands overflow the cache"), std::string::npos);
     ASSERT_EQ(kept.classes.size(), 1u);
     EXPECT_LT(kept.classes[0].heldout_median_ape, 1e-3);
@@ -595,6 +598,35 @@ TEST(Calibrate, GenericClassFitsItsOwnOpsAlone) {
     EXPECT_NEAR(r->efficiency.row_s, 5e-9, 5e-9 * 1e-2);
     EXPECT_LT(r->heldout_median_ape, 1e-3);
     EXPECT_EQ(r->kernel_bias.count("rmsnorm"), 0u);
+    int64_t held = 0;  // the overall figure counts the generic class fitted on its own ops
+    for (const auto& c : cal.classes) held += c.heldout_samples;
+    EXPECT_EQ(cal.heldout_samples, held);
+}
+
+// Fitted as the specific classes' common fallback (no samples of its own), the generic class
+// repeats their samples, so the overall held-out figure leaves it out.
+TEST(Calibrate, OverallHeldOutErrorCountsEachSampleOnce) {
+    HardwareProfile truth = synthetic_device();
+    MeasuredProfile p;
+    p.provenance.device_kind = "gpu-less";
+    p.provenance.device = "synthetic";
+    for (int64_t rows : {1024, 2048, 4096, 8192})
+        for (int64_t d : {16, 32, 64, 128}) {
+            KernelSample s;
+            s.kernel = "rmsnorm";
+            s.kernel_class = "elementwise";
+            s.dtype = "fp32";
+            s.dims = {{"rows", rows}, {"D", d}};
+            s.shape_key = make_shape_key(s.dims, "");
+            s.median_s = 1.1 * predict_sample_s(s, KernelClass::norm, truth, Precision::fp32);
+            s.reps = 1;
+            p.samples.push_back(s);
+        }
+    const Calibration cal = calibrate(p, {"synthetic.toml"}, truth);
+    ASSERT_EQ(cal.classes.size(), 2u);  // norm, and the generic class pooling the same samples
+    const ClassReport& norm = cal.classes[0].cls == KernelClass::norm ? cal.classes[0] : cal.classes[1];
+    EXPECT_EQ(cal.heldout_samples, norm.heldout_samples);
+    EXPECT_DOUBLE_EQ(cal.heldout_median_ape, norm.heldout_median_ape);
 }
 
 // A permute whose index work (4 operations per routed row) does not overlap its copies: the truth
