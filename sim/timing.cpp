@@ -226,7 +226,7 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward,
                   elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
     // Rotary embedding of Q and K in place (a rotation of element pairs: ~3 FLOPs per element),
-    // and its inverse in backward: two kernels each, over T x heads rows of head_dim.
+    // and its inverse in backward: two kernels each (Q's and K's), a row per token (sim/ops.h).
     if (m.positions == PositionKind::rope) {
         const OpCost rope = rope_cost(t, heads_gpu + kv_gpu, qk_dim, act);
         b.elementwise("rope", StepPart::elementwise, Pass::forward, rope, L, KernelClass::elementwise, 2);

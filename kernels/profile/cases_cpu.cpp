@@ -278,8 +278,7 @@ CaseSpec elementwise_spec(const DenseCase& c, const Grid& grid, CpuContext& ctx,
                 const int64_t n = static_cast<int64_t>(s.b.size());
                 float* p = s.a.data();
                 adamw_update<Cpu>(ctx, p, p + n, p + 2 * n, s.b.data(), n, step);
-            }
-            else {
+            } else {
                 double loss = 0;
                 cross_entropy<Cpu, float>(ctx, s.a.data(), s.idx.data(), rows, v, 1.0 / static_cast<double>(rows), &loss,
                                           s.a.data());

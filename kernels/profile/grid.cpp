@@ -383,32 +383,28 @@ std::vector<DenseCase> expand_dense(const Grid& grid) {
                 b.bytes *= 2.0;  // backward reads the saved input and the output gradient (as sim/timing.cpp)
                 add("rmsnorm_bwd", "elementwise", dims, b);
             }
-    for (const ElementwiseGrid& g : grid.elementwise)
+    auto generic = [&](const char* kernel, const std::map<std::string, int64_t>& dims) {
+        sim::OpCost c;
+        sim::elementwise_op_cost(kernel, dims, elem, c);
+        add(kernel, "elementwise", dims, c);
+    };
+    for (const ElementwiseGrid& g : grid.elementwise) {
         for (int64_t rows : g.rows) {
-            auto op = [&](const char* kernel, const std::map<std::string, int64_t>& dims) {
-                sim::OpCost c;
-                sim::elementwise_op_cost(kernel, dims, elem, c);
-                add(kernel, "elementwise", dims, c);
-            };
             for (int64_t d : g.d) {
-                op("residual_add", {{"rows", rows}, {"D", d}});
+                generic("residual_add", {{"rows", rows}, {"D", d}});
                 const std::map<std::string, int64_t> rope = {
                     {"rows", rows}, {"H", d / g.head_dim}, {"hd", g.head_dim}, {"S", g.seq}};
-                op("rope", rope);
-                op("rope_bwd", rope);
+                generic("rope", rope);
+                generic("rope_bwd", rope);
                 for (int64_t v : g.vocab) {
-                    op("embedding", {{"rows", rows}, {"D", d}, {"V", v}});
-                    op("embedding_bwd", {{"rows", rows}, {"D", d}, {"V", v}});
+                    generic("embedding", {{"rows", rows}, {"D", d}, {"V", v}});
+                    generic("embedding_bwd", {{"rows", rows}, {"D", d}, {"V", v}});
                 }
             }
-            for (int64_t v : g.vocab) op("cross_entropy", {{"rows", rows}, {"V", v}});
+            for (int64_t v : g.vocab) generic("cross_entropy", {{"rows", rows}, {"V", v}});
         }
-    for (const ElementwiseGrid& g : grid.elementwise)
-        for (int64_t n : g.params) {
-            sim::OpCost c;
-            sim::elementwise_op_cost("adamw", {{"n", n}}, elem, c);
-            add("adamw", "elementwise", {{"n", n}}, c);
-        }
+        for (int64_t n : g.params) generic("adamw", {{"n", n}});
+    }
     return out;
 }
 
