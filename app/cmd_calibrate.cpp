@@ -33,6 +33,7 @@ struct CalibrateArgs {
     bool cpu_time = false;
     bool per_run = false;
     bool json = false;
+    std::string residuals;
 };
 
 // Tile shapes tried for matmul classes. CUDA: CTA tiles of cuBLAS/CUTLASS Hopper kernels. CPU:
@@ -86,6 +87,8 @@ void register_calibrate(CLI::App& app) {
                   "Fit and judge every profile's sample of a shape on its own, instead of the median of the shape's "
                   "runs over the profiles (run-to-run noise then counts as model error)");
     cmd->add_flag("--json", args->json, "Print the calibration report as JSON");
+    cmd->add_option("--residuals", args->residuals,
+                    "Write every timed sample's measured and predicted time (fit and held-out, both levels) as CSV");
     cmd->callback([args] {
         std::vector<std::pair<std::string, sim::ProfileProvenance>> cold_files, resident_files;
         const sim::MeasuredProfile p = merge(args->profiles, &cold_files);
@@ -113,17 +116,23 @@ void register_calibrate(CLI::App& app) {
         const std::string text = sim::calibrated_profile_string(base_toml, c, name, resident.get(), cache_bytes);
         sim::hardware_from_toml_string(text, args->out);  // the written profile must load
         sim::write_text_file(args->out, text);
+        if (!args->residuals.empty())
+            sim::write_text_file(args->residuals, sim::calibration_residuals_csv(c, resident.get()));
         if (args->json) {
             auto classes = [](const sim::Calibration& cal) {
                 nlohmann::json out;
-                for (const auto& r : cal.classes)
+                for (const auto& r : cal.classes) {
+                    nlohmann::json scales = nlohmann::json::object();
+                    for (const auto& [kernel, scale] : r.efficiency.kernel_scale) scales[kernel] = scale;
                     out[sim::to_string(r.cls)] = {{"fit_samples", r.fit_samples},
                                                   {"heldout_samples", r.heldout_samples},
                                                   {"fit_median_ape", r.fit_median_ape},
                                                   {"heldout_median_ape", r.heldout_median_ape},
                                                   {"heldout_mean_ape", r.heldout_mean_ape},
                                                   {"runs_per_shape", r.runs},
-                                                  {"run_spread_median", r.run_spread_median}};
+                                                  {"run_spread_median", r.run_spread_median},
+                                                  {"kernel_scale", scales}};
+                }
                 return out;
             };
             auto overall = [](const sim::Calibration& cal) {

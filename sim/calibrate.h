@@ -60,6 +60,7 @@ struct SampleError {
     double measured_s = 0;
     double predicted_s = 0;
     double ape = 0;  // |predicted - measured| / measured
+    bool heldout = false;
 };
 
 struct ClassReport {
@@ -76,6 +77,7 @@ struct ClassReport {
     int64_t runs = 1;
     double run_spread_median = 0;
     std::vector<SampleError> worst;  // worst held-out samples, largest error first
+    std::vector<SampleError> samples;  // every timed sample, fit set first (calibrate --residuals)
     // Median signed error (predicted / measured - 1) per kernel over all the class's samples:
     // shows which ops of a class the one class model over- or under-predicts.
     std::map<std::string, double> kernel_bias;
@@ -87,6 +89,8 @@ struct ClassReport {
 
 struct CalibrationOptions {
     int64_t heldout_every = 4;  // every n-th shape (in hash order) is held out
+    // Fit a factor per kernel in classes that profiled several (Efficiency::kernel_scale).
+    bool kernel_scales = true;
     int64_t worst_count = 5;
     // Tile shapes (tile_m, tile_n) tried for matmul classes; the one with the least fit-set error
     // is kept. Empty: the base profile's.
@@ -158,6 +162,10 @@ toml::table cache_aware_profile_toml(const toml::table& base, const Calibration&
                                      double cache_bytes, const std::string& name);
 std::string calibrated_profile_string(const toml::table& base, const Calibration& c, const std::string& name,
                                       const Calibration* resident = nullptr, double cache_bytes = 0);
-std::string calibration_table(const Calibration& c);  // human-readable report
+std::string calibration_table(const Calibration& c);
+// Every timed sample of the calibration (and of its cache-resident part, if any) as CSV: level
+// (cold or resident; "cold" for a one-level calibration), class, kernel, shape, set (fit or
+// heldout), measured_s, predicted_s, error (predicted / measured - 1).
+std::string calibration_residuals_csv(const Calibration& c, const Calibration* resident = nullptr);  // human-readable report
 
 }  // namespace moecast::sim

@@ -210,6 +210,10 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
         {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});
     if (t->has("launch_us")) e.launch_s = v.number(*t, "launch_us", 1e-6, 0.0, false);
     if (t->has("row_ns")) e.row_s = v.number(*t, "row_ns", 1e-9, 0.0, false);
+    if (auto ks = t->table("kernel_scale")) {
+        for (const std::string& k : ks->keys()) e.kernel_scale.emplace_back(k, v.number(*ks, k, 1.0, 1.0, true, 1e-6));
+        ks->finish();
+    }
     t->finish();
 }
 

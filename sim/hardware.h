@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace moecast::sim {
@@ -92,6 +94,18 @@ struct Efficiency {
     // the backward recomputes QK^T (FlashAttention-style), false = the forward stores P and the
     // backward reads it (kernels/cpu; set by calibration of CPU profiles). Not fitted.
     bool backward_recomputes = true;
+    // Per-kernel factors on the class's predicted time, by the kernel's profile name
+    // (KernelSample::kernel: "fc2", "residual_add", "rmsnorm_bwd"; sim/timing.h profiled_kernel):
+    // kernels of one class share its shape dependence but not its code, so each may run a constant
+    // factor slower or faster than the class (calibration fits them on classes that profiled two or
+    // more kernels). Empty, or a kernel not listed: 1.
+    std::vector<std::pair<std::string, double>> kernel_scale;
+
+    double scale_of(std::string_view kernel) const {
+        for (const auto& [name, scale] : kernel_scale)
+            if (name == kernel) return scale;
+        return 1.0;
+    }
 };
 
 struct LinkTier {

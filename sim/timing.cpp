@@ -70,6 +70,18 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
     return {overlap_s(t_compute, t_memory, e.work_overlap), launches * (e.launch_s >= 0 ? e.launch_s : hw.launch_s)};
 }
 
+std::string_view profiled_kernel(std::string_view step_kernel) {
+    constexpr std::string_view expert = "expert_", bwd = "_bwd";
+    if (step_kernel.substr(0, expert.size()) == expert) return step_kernel.substr(expert.size());
+    const bool backward = step_kernel.size() > bwd.size() && step_kernel.substr(step_kernel.size() - bwd.size()) == bwd;
+    const std::string_view fwd = backward ? step_kernel.substr(0, step_kernel.size() - bwd.size()) : step_kernel;
+    if (fwd == "norm_attn" || fwd == "norm_ffn" || fwd == "final_norm" || fwd == "qk_norm")
+        return backward ? "rmsnorm_bwd" : "rmsnorm";
+    if (fwd == "residual_add") return "residual_add";
+    if (step_kernel == "adam_step") return "adamw";
+    return step_kernel;
+}
+
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw) {
     const Efficiency& e = hw.eff(cls);
     const double bm = static_cast<double>(e.tile_m), bn = static_cast<double>(e.tile_n);
@@ -147,6 +159,7 @@ struct Builder {
         k.shape = shape;
         k.per_micro = per_micro;
         k.time_s = predict_kernel_time(eff, cost, shape, hw);
+        if (!eff.kernel_scale.empty()) k.time_s *= eff.scale_of(profiled_kernel(name));
         return k;
     }
     // Y (m, n) = X (m, k) W (k, n) forward; backward dX (m, k) and dW (k, n).
@@ -304,7 +317,7 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
                       KernelClass::combine, kCombineLaunches);
         // Backward, in reverse.
         b.elementwise("unpermute_combine_bwd", StepPart::combine, Pass::backward,
-                      twice_bytes(combine_cost(whole(tm), k, d, act)), ml, KernelClass::combine, kCombineBwdLaunches);
+                      combine_backward_cost(whole(tm), k, d, act), ml, KernelClass::combine, kCombineBwdLaunches);
         b.add("expert_fc2_dgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_cost(rows, active, f_gpu, d, b.elem),
               m_grouped(static_cast<double>(f_gpu)), ml);
@@ -324,10 +337,10 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         w1.useful_fraction *= tail;
         b.add("expert_fc1_wgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_wgrad_cost(rows, active, fc1_n, d, b.elem), grouped(w1), ml);
-        b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, twice_bytes(permute_cost(whole(tm), k, d, act)), ml,
+        b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, permute_backward_cost(whole(tm), k, d, act), ml,
                       KernelClass::permute, kPermuteBwdLaunches);
         b.add("softmax_topk_bwd", KernelClass::router, StepPart::router, Pass::backward,
-              twice_bytes(softmax_topk_cost(whole(tm), e, k)), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkBwdLaunches},
+              softmax_topk_backward_cost(whole(tm), e, k), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkBwdLaunches},
               ml);
         OpCost router_bwd = router_logits_cost(whole(tm), d, e, element_bytes(router_precision));
         router_bwd.flops *= 2.0;  // dgrad + wgrad

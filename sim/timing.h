@@ -34,6 +34,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <string_view>
 
 #include "sim/comm.h"
 #include "sim/count.h"
@@ -81,6 +82,11 @@ inline double op_time_s(const KernelTimeParts& p, LaunchOverlap overlap) {
 }
 // The same with an explicit efficiency (a class's, or the router GEMM's composite below).
 double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
+// The profiled kernel (KernelSample::kernel, the name Efficiency::kernel_scale is keyed by) that
+// prices a step kernel of build_kernels: the expert GEMMs drop their "expert_" prefix, every
+// RMSNorm and its backward are "rmsnorm" and "rmsnorm_bwd", the residual add's backward is the same
+// add ("residual_add"), the optimizer step is "adamw"; other names are their own.
+std::string_view profiled_kernel(std::string_view step_kernel);
 // One GEMM with an (m, n) output: tiles = ceil(m/BM) ceil(n/BN), u = m n / (tiles BM BN).
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw);
 // The router's logits GEMM (T, E) = (T, D) x (D, E), part of class router (its softmax/top-K is

@@ -155,6 +155,12 @@ std::vector<TomlReader> TomlReader::table_array(const std::string& key) {
     return out;
 }
 
+std::vector<std::string> TomlReader::keys() const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : table_) out.emplace_back(k.str());
+    return out;
+}
+
 void TomlReader::finish() const {
     for (const auto& [k, v] : table_) {
         const std::string key(k.str());

@@ -57,6 +57,9 @@ public:
     // Array of tables ([[key]]).
     std::vector<TomlReader> table_array(const std::string& key);
 
+    // The table's keys, sorted.
+    std::vector<std::string> keys() const;
+
     // Throws for the first key that no getter read.
     void finish() const;
 

@@ -187,6 +187,22 @@ compute = 0.9
     EXPECT_DOUBLE_EQ(r.cache_bytes, 0.0);
 }
 
+// Per-kernel factors of a class ([efficiency.<class>] kernel_scale): read by name, 1 for a kernel
+// not listed, and traceable like every other value.
+TEST(Hardware, KernelScalesAreReadPerClass) {
+    const HardwareProfile hw = hardware_from_toml_string(
+        std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = 1.25, fc1_wgrad = 0.8 }\n",
+        "scaled.toml");
+    const Efficiency& e = hw.eff(KernelClass::grouped_gemm);
+    EXPECT_EQ(e.scale_of("fc2"), 1.25);
+    EXPECT_EQ(e.scale_of("fc1_wgrad"), 0.8);
+    EXPECT_EQ(e.scale_of("fc1"), 1.0);
+    EXPECT_EQ(hw.eff(KernelClass::gemm).scale_of("fc2"), 1.0);
+    bool traced = false;
+    for (const auto& v : hw.values) traced = traced || v.key == "efficiency.grouped_gemm.kernel_scale.fc2";
+    EXPECT_TRUE(traced);
+}
+
 TEST(Hardware, SchemaErrorsNameTheKey) {
     auto expect_error = [](const std::string& text, const std::string& key) {
         try {
@@ -206,6 +222,10 @@ TEST(Hardware, SchemaErrorsNameTheKey) {
     expect_error(std::string(kMinimal) + "[efficiency.gemm]\ncompute = 1.5\n", "efficiency.gemm.compute");
     expect_error(std::string(kMinimal) + "[efficiency.router]\nlaunch_overlap = \"some\"\n",
                  "efficiency.router.launch_overlap");
+    expect_error(std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = -1.0 }\n",
+                 "efficiency.grouped_gemm.kernel_scale.fc2");
+    expect_error(std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = \"slow\" }\n",
+                 "efficiency.grouped_gemm.kernel_scale.fc2");
     std::string bad_prov = kMinimal;
     bad_prov.insert(bad_prov.find("[compute]"), "[provenance.values]\n\"compute.nope\" = { type = \"assumed\" }\n");
     expect_error(bad_prov, "compute.nope");

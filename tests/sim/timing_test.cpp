@@ -79,6 +79,21 @@ TEST(Timing, WorkOverlapModesByHand) {
     EXPECT_DOUBLE_EQ(overlap_s(3.0, 4.0, LaunchOverlap::partial), 5.0);
 }
 
+// Permute reads each token's row once however many experts it goes to, and writes every routed
+// row: T=100, K=3, D=8, fp32 -> (100 + 300) rows x 32 bytes + 8 bytes of index and row map per
+// routed row; 4 index operations per routed row. Softmax + top-K over E=16, K=2: 20 operations per
+// logit (the exponential as 16) and K compares each, 100 x 16 x 22 = 35200.
+TEST(Timing, PermuteAndTopKCountsByHand) {
+    const OpCost p = permute_cost(100, 3, 8, 4);
+    EXPECT_DOUBLE_EQ(p.bytes, 400.0 * 32 + 300.0 * 8);
+    EXPECT_DOUBLE_EQ(p.flops, 1200);
+    const OpCost b = permute_backward_cost(100, 3, 8, 4);  // sums the K rows back into one
+    EXPECT_DOUBLE_EQ(b.bytes, 400.0 * 32 + 300.0 * 4);
+    const OpCost s = softmax_topk_cost(100, 16, 2);
+    EXPECT_DOUBLE_EQ(s.flops, 35200);
+    EXPECT_DOUBLE_EQ(s.bytes, 4.0 * 1600 + 8.0 * 200);
+}
+
 // An op that moves rows through an index pays e.row_s per row on top of its compute term; the
 // counts of sim/ops.h carry the rows (T*K for permute, combine and their backwards, none for GEMMs).
 TEST(Timing, IndexedRowsAddToTheComputeTermByHand) {
@@ -347,6 +362,33 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
     double compute = f / (0.5 * 0.80 * 989.4e12);
     if (g.shape.tiles > 0) compute *= std::ceil(g.shape.tiles / 132 - 1e-9) / (g.shape.tiles / 132);
     EXPECT_NEAR(g.time_s, std::max(compute, b / (0.50 * b / (b + 1e6) * 3.35e12)) + 5e-6, 1e-12);
+}
+
+// Per-kernel factors reach the step's kernels through their profiled names: with fc2 at 2x and
+// rmsnorm_bwd at 3x, expert_fc2 and every norm's backward take 2x and 3x their unscaled time and the
+// kernels not listed keep theirs.
+TEST(Timing, KernelScalesApplyByProfiledName) {
+    EXPECT_EQ(profiled_kernel("expert_fc1_wgrad"), "fc1_wgrad");
+    EXPECT_EQ(profiled_kernel("final_norm_bwd"), "rmsnorm_bwd");
+    EXPECT_EQ(profiled_kernel("qk_norm"), "rmsnorm");
+    EXPECT_EQ(profiled_kernel("residual_add_bwd"), "residual_add");
+    EXPECT_EQ(profiled_kernel("adam_step"), "adamw");
+    EXPECT_EQ(profiled_kernel("rope_bwd"), "rope_bwd");
+    HardwareProfile hw = load_hardware("h100-sxm");
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    Layout l = parse_parallel("ep=8", Layout{});
+    l.gpus = 8;
+    l.global_batch = 64;
+    resolve_layout(l, m, hw, "test");
+    CostPrediction plain, scaled;
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, plain);
+    hw.efficiency[static_cast<size_t>(KernelClass::grouped_gemm)].kernel_scale = {{"fc2", 2.0}};
+    hw.efficiency[static_cast<size_t>(KernelClass::norm)].kernel_scale = {{"rmsnorm_bwd", 3.0}};
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, scaled);
+    for (const auto& [name, factor] : std::vector<std::pair<const char*, double>>{
+             {"expert_fc2", 2.0}, {"expert_fc1", 1.0}, {"expert_fc2_dgrad", 1.0}, {"norm_attn_bwd", 3.0},
+             {"final_norm_bwd", 3.0}, {"norm_ffn", 1.0}})
+        EXPECT_NEAR(kernel_named(scaled, name).time_s, factor * kernel_named(plain, name).time_s, 1e-15) << name;
 }
 
 // The two attention kernel forms (sim/ops.h) by hand: T = 512 tokens, 2 heads of 64, sequences of
