@@ -247,6 +247,40 @@ void BM_RmsNormSmallD(benchmark::State& state, bool backward) {
 BENCHMARK_CAPTURE(BM_RmsNormSmallD, fwd, false)->ArgName("d")->Arg(16)->Arg(32)->Arg(96)->UseRealTime();
 BENCHMARK_CAPTURE(BM_RmsNormSmallD, bwd, true)->ArgName("d")->Arg(16)->Arg(32)->Arg(96)->UseRealTime();
 
+// RMSNorm backward beyond the cache: 8192 rows of 512 (16 MiB per tensor; x, dy and dx are 48 MiB
+// against a 32 MiB L3), one thread: ns_per_row and GB/s of its compulsory traffic (x and dy
+// read, dx written). Baseline: BM_StreamAddBeyondCache, the same bytes in a plain loop, in the same run.
+void BM_RmsNormBwdBeyondCache(benchmark::State& state) {
+    CpuContext ctx(1);
+    const int64_t rows = 8192, d = 512;
+    const auto x = random_vec(rows * d, 4), g = random_vec(d, 5), dy = random_vec(rows * d, 6);
+    std::vector<float> y(rows * d), rstd(rows), dg(d);
+    rmsnorm(ctx, x.data(), g.data(), rows, d, 1e-5, y.data(), rstd.data());
+    for (auto _ : state) {
+        rmsnorm_backward(ctx, x.data(), g.data(), rstd.data(), dy.data(), rows, d, y.data(), dg.data());
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(rows) * state.iterations() * 1e-9,
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["bytes_per_s"] =
+        benchmark::Counter(3.0 * rows * d * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_RmsNormBwdBeyondCache)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// out = a + b over 16 MiB tensors: the backward's compulsory bytes (two read, one written) in the
+// simplest loop; the baseline of BM_RmsNormBwdBeyondCache.
+void BM_StreamAddBeyondCache(benchmark::State& state) {
+    const int64_t n = 8192 * 512;
+    const auto a = random_vec(n, 4), b = random_vec(n, 6);
+    std::vector<float> out(n);
+    for (auto _ : state) {
+        for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["bytes_per_s"] = benchmark::Counter(3.0 * n * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_StreamAddBeyondCache)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 // RoPE in place on the trainer's Q (2048 tokens, heads of 16, sequences of 512), in cache, one
 // thread: ns_per_row per (token, head) row of 16, where the row's set-up weighs against its 8
 // pairs. Baseline: BM_MemcpySmallD at d 16 (the same bytes per row) in the same run.

@@ -40,23 +40,39 @@ void rmsnorm_impl(Context<Cpu>& ctx, const T* x, const T* g, int64_t rows, int64
 template <class T>
 void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* rstd, const T* dy,
                            int64_t rows, int64_t d, T* dx, T* dg) {
-    ctx.parallel_for(rows, [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-            const T* __restrict xr = x + r * d;
-            const T* __restrict gr = dy + r * d;
-            T* __restrict dxr = dx + r * d;
-            const T s = rstd[r];
-            // xhat = x s; dxhat = dy g; dx = s (dxhat - xhat mean(dxhat xhat)).
-            const T sm = s * (detail::dot3_fixed(gr, g, xr, d) * s / static_cast<T>(d));
-            for (int64_t c = 0; c < d; ++c) dxr[c] = s * (gr[c] * g[c] - xr[c] * sm);
+    // One pass over x and dy: each block of kNormGradBlock rows sums its rows' dg terms while they
+    // are in cache, into its own row of `partial`; the blocks' sums are then added to dg in block
+    // order. The blocks do not depend on the thread count, so neither does dg. (A second pass over
+    // x and dy for dg read them again from DRAM once they outgrew the cache: 1.3x the time at
+    // 8192 x 512.)
+    constexpr int64_t kNormGradBlock = 32;
+    const int64_t blocks = (rows + kNormGradBlock - 1) / kNormGradBlock;
+    thread_local std::vector<T> partial;
+    if (partial.size() < static_cast<size_t>(blocks * d)) partial.resize(static_cast<size_t>(blocks * d));
+    T* const part = partial.data();
+    ctx.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+            T* __restrict pb = part + blk * d;
+            const int64_t r1 = std::min(rows, (blk + 1) * kNormGradBlock);
+            for (int64_t r = blk * kNormGradBlock; r < r1; ++r) {
+                const T* __restrict xr = x + r * d;
+                const T* __restrict gr = dy + r * d;
+                T* __restrict dxr = dx + r * d;
+                const T s = rstd[r];
+                // xhat = x s; dxhat = dy g; dx = s (dxhat - xhat mean(dxhat xhat)).
+                const T sm = s * (detail::dot3_fixed(gr, g, xr, d) * s / static_cast<T>(d));
+                for (int64_t c = 0; c < d; ++c) dxr[c] = s * (gr[c] * g[c] - xr[c] * sm);
+                if (r == blk * kNormGradBlock)
+                    for (int64_t c = 0; c < d; ++c) pb[c] = gr[c] * xr[c] * s;
+                else
+                    for (int64_t c = 0; c < d; ++c) pb[c] += gr[c] * xr[c] * s;
+            }
         }
     });
-    for (int64_t r = 0; r < rows; ++r) {
-        const T* __restrict xr = x + r * d;
-        const T* __restrict gr = dy + r * d;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const T* __restrict pb = part + blk * d;
         T* __restrict dgr = dg;
-        const T s = rstd[r];
-        for (int64_t c = 0; c < d; ++c) dgr[c] += gr[c] * xr[c] * s;
+        for (int64_t c = 0; c < d; ++c) dgr[c] += pb[c];
     }
 }
 

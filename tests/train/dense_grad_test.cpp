@@ -107,6 +107,27 @@ TEST(DenseGrad, RmsNorm) {
     EXPECT_NEAR(r1[0], 1.0 / 3.0, 1e-15);
 }
 
+// The backward sums dg over blocks of 32 rows: 70 rows are three blocks, the last one partial.
+// dg is still the gradient, accumulated onto what dg held, and the same bits on 1 and 3 threads.
+TEST(DenseGrad, RmsNormWeightGradientOverRowBlocks) {
+    CpuContext one(1), three(3);
+    const int64_t rows = 70, d = 8;
+    Vec x = random_vec(rows * d, 16), g = random_vec(d, 17), wy = random_vec(rows * d, 18), y(rows * d), rstd(rows);
+    auto f = [&] {
+        rmsnorm<Cpu, double>(one, x.data(), g.data(), rows, d, 1e-6, y.data(), rstd.data());
+        return dot(y, wy);
+    };
+    f();
+    Vec dx(rows * d), dg(d, 0.0), dx3(rows * d), dg3(d, 0.0);
+    rmsnorm_backward<Cpu, double>(one, x.data(), g.data(), rstd.data(), wy.data(), rows, d, dx.data(), dg.data());
+    rmsnorm_backward<Cpu, double>(three, x.data(), g.data(), rstd.data(), wy.data(), rows, d, dx3.data(), dg3.data());
+    expect_grad(g, dg, f, "rmsnorm dg over blocks");
+    EXPECT_EQ(dg, dg3);
+    EXPECT_EQ(dx, dx3);
+    rmsnorm_backward<Cpu, double>(three, x.data(), g.data(), rstd.data(), wy.data(), rows, d, dx3.data(), dg3.data());
+    for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(dg3[c], 2 * dg[c], 1e-14) << c;  // accumulated
+}
+
 TEST(DenseGrad, RopeIsARotationAndItsInverse) {
     CpuContext ctx(1);
     const int64_t seq = 4, t = 8, h = 2, hd = 6;
