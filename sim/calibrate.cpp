@@ -381,48 +381,7 @@ void set_measured_cpu_peaks(HardwareProfile& hw, const MeasuredProfile& p) {
     hw.compute_units = std::max<int64_t>(p.provenance.parallel_units, 1);
 }
 
-Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates) {
-    HardwareProfile work = hw;
-    const Efficiency start = hw.eff(cls);
-    bool matmul = false, grouped = false;
-    for (const auto& s : samples) {
-        matmul = matmul || s.matmul;
-        grouped = grouped || !s.tokens_per_expert.empty();
-    }
-    std::vector<std::pair<int64_t, int64_t>> tiles = tile_candidates;
-    // The router's GEMM is tiled in the gemm class's tile (router_gemm_efficiency); its own would price nothing.
-    const bool tiled = matmul && cls != KernelClass::router;
-    if (!tiled || tiles.empty()) tiles = {{start.tile_m, start.tile_n}};
-    std::vector<bool> launch_modes = grouped && matmul ? std::vector<bool>{false, true}
-                                                       : std::vector<bool>{start.launch_per_group};
-    // GEMMs keep the roofline; other kernels may not overlap their index work with their copies.
-    const std::vector<LaunchOverlap> work_modes =
-        matmul ? std::vector<LaunchOverlap>{start.work_overlap}
-               : std::vector<LaunchOverlap>{LaunchOverlap::full, LaunchOverlap::partial, LaunchOverlap::none};
-    Efficiency best = start;
-    double best_cost = std::numeric_limits<double>::infinity();
-    for (const auto& [tm, tn] : tiles)
-        for (bool per_group : launch_modes)
-            for (LaunchOverlap combine : work_modes)
-                for (LaunchOverlap overlap : {LaunchOverlap::none, LaunchOverlap::partial, LaunchOverlap::full}) {
-                    Efficiency e = start;
-                    e.tile_m = tm;
-                    e.tile_n = tn;
-                    e.launch_per_group = per_group;
-                    e.work_overlap = combine;
-                    e.launch_overlap = overlap;
-                    work.efficiency[static_cast<size_t>(cls)] = e;
-                    const FitData d{&samples, cls, p, &work};
-                    const double c = fit_continuous(d, e);
-                    // Strictly better only: ties keep the earlier choice (additive launch: the datasheet default).
-                    if (c < best_cost * (1 - 1e-9)) {
-                        best_cost = c;
-                        best = e;
-                    }
-                }
-    return best;
-}
+namespace {
 
 // Per-kernel factors (Efficiency::kernel_scale) for a class that profiled several kernels, by
 // alternation from the class's fit: each kernel's factor becomes the geometric mean of its samples'
@@ -465,6 +424,67 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         apply_theta(th, e);
     }
     return e;
+}
+
+}  // namespace
+
+Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
+                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates,
+                     bool kernel_scales) {
+    HardwareProfile work = hw;
+    const Efficiency start = hw.eff(cls);
+    bool matmul = false, grouped = false;
+    for (const auto& s : samples) {
+        matmul = matmul || s.matmul;
+        grouped = grouped || !s.tokens_per_expert.empty();
+    }
+    std::vector<std::pair<int64_t, int64_t>> tiles = tile_candidates;
+    // The router's GEMM is tiled in the gemm class's tile (router_gemm_efficiency); its own would price nothing.
+    const bool tiled = matmul && cls != KernelClass::router;
+    if (!tiled || tiles.empty()) tiles = {{start.tile_m, start.tile_n}};
+    std::vector<bool> launch_modes = grouped && matmul ? std::vector<bool>{false, true}
+                                                       : std::vector<bool>{start.launch_per_group};
+    // Dense GEMMs keep the roofline; other kernels may not overlap their index work with their
+    // copies, and a grouped GEMM run as one library GEMM per expert may not overlap each expert's
+    // weight traffic (a CPU GEMM packs its operands before it multiplies them) with its arithmetic.
+    const std::vector<LaunchOverlap> work_modes =
+        matmul && cls != KernelClass::grouped_gemm ? std::vector<LaunchOverlap>{start.work_overlap}
+               : std::vector<LaunchOverlap>{LaunchOverlap::full, LaunchOverlap::partial, LaunchOverlap::none};
+    Efficiency best = start;
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (const auto& [tm, tn] : tiles)
+        for (bool per_group : launch_modes)
+            for (LaunchOverlap combine : work_modes)
+                for (LaunchOverlap overlap : {LaunchOverlap::none, LaunchOverlap::partial, LaunchOverlap::full}) {
+                    Efficiency e = start;
+                    e.tile_m = tm;
+                    e.tile_n = tn;
+                    e.launch_per_group = per_group;
+                    e.work_overlap = combine;
+                    e.launch_overlap = overlap;
+                    work.efficiency[static_cast<size_t>(cls)] = e;
+                    const FitData d{&samples, cls, p, &work};
+                    double c = fit_continuous(d, e);
+                    if (kernel_scales) {
+                        work.efficiency[static_cast<size_t>(cls)] = e;
+                        const Efficiency scaled = fit_kernel_scales(samples, cls, work, p);
+                        if (!scaled.kernel_scale.empty()) {
+                            e = scaled;
+                            work.efficiency[static_cast<size_t>(cls)] = e;
+                            c = 0;
+                            for (const KernelSample& s : samples) {
+                                const double x = std::log(predict_sample_s(s, cls, work, p) / s.median_s);
+                                c += x * x;
+                            }
+                        }
+                    }
+                    // Strictly better only: ties keep the earlier choice (additive launch: the datasheet default).
+                    if (c < best_cost * (1 - 1e-9)) {
+                        best_cost = c;
+                        best = e;
+                    }
+                }
+    return best;
 }
 
 Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::string>& paths,
@@ -538,13 +558,10 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
             throw InputError(src, 0, "sample",
                              std::string("class '") + to_string(cls) + "' has " + std::to_string(fit_shapes.size()) +
                                  " timed shapes outside the held-out set (need at least 3)");
-        rep.efficiency = fit_class(fit, cls, c.hardware, c.precision, options.tile_candidates);
+        // No per-kernel factors for the pooled generic class: its kernels belong to other classes.
+        rep.efficiency = fit_class(fit, cls, c.hardware, c.precision, options.tile_candidates,
+                                   options.kernel_scales && !(pooled_generic && cls == KernelClass::elementwise));
         c.hardware.efficiency[static_cast<size_t>(cls)] = rep.efficiency;
-        // Not for the pooled generic class: its kernels belong to other classes.
-        if (options.kernel_scales && !(pooled_generic && cls == KernelClass::elementwise)) {
-            rep.efficiency = fit_kernel_scales(fit, cls, c.hardware, c.precision);
-            c.hardware.efficiency[static_cast<size_t>(cls)] = rep.efficiency;
-        }
         rep.fit_samples = static_cast<int64_t>(fit.size());
         rep.heldout_samples = static_cast<int64_t>(held.size());
         rep.fit_shapes = static_cast<int64_t>(fit_shapes.size());

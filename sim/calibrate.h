@@ -139,9 +139,12 @@ void set_measured_cpu_peaks(HardwareProfile& hw, const MeasuredProfile& p);
 Calibration calibrate(const MeasuredProfile& profile, const std::vector<std::string>& paths,
                       const HardwareProfile& base, const CalibrationOptions& options = {});
 
-// Fits one class on `samples`; exposed for tests.
+// Fits one class on `samples`; exposed for tests. With `kernel_scales`, each discrete choice
+// (tile, launch and overlap modes) is judged with a factor per kernel fitted to it
+// (Efficiency::kernel_scale), and the best choice keeps its factors.
 Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates = {});
+                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates = {},
+                     bool kernel_scales = false);
 
 // The calibrated hardware profile: a copy of the base profile's TOML with [provenance] set to the
 // measurement, peaks (CPU) and [efficiency.<class>] replaced, and [calibration.<class>] (held-out
