@@ -281,6 +281,22 @@ void BM_StreamAddBeyondCache(benchmark::State& state) {
 }
 BENCHMARK(BM_StreamAddBeyondCache)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// out = a + b with the three arrays together `mib` MiB, repeated in place: bytes/s against the
+// working set, from within L2 to beyond the L3. Where it falls to the DRAM rate is the cache a
+// step's ops actually get (on a shared host, less than the L3 sysfs reports): the size to give
+// `moecast calibrate --cache-mib` for the cache-resident level and the step's blend.
+void BM_StreamAddWorkingSet(benchmark::State& state) {
+    const int64_t n = state.range(0) * (1 << 20) / 3 / static_cast<int64_t>(sizeof(float));
+    const auto a = random_vec(n, 4), b = random_vec(n, 6);
+    std::vector<float> out(n);
+    for (auto _ : state) {
+        for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["bytes_per_s"] = benchmark::Counter(3.0 * n * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_StreamAddWorkingSet)->ArgName("mib")->Arg(1)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(20)->Arg(24)->Arg(32)->Arg(64)->UseRealTime();
+
 // RoPE in place on the trainer's Q (2048 tokens, heads of 16, sequences of 512), in cache, one
 // thread: ns_per_row per (token, head) row of 16, where the row's set-up weighs against its 8
 // pairs. Baseline: BM_MemcpySmallD at d 16 (the same bytes per row) in the same run.

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "build_commit.h"  // MOECAST_BUILD_COMMIT, written at every build (build_commit.cmake)
 #include "kernels/cpu/context.h"
 #include "kernels/profile/cases_cpu.h"
 #include "kernels/profile/grid.h"
@@ -17,10 +18,6 @@
 
 #ifdef MOECAST_PROFILE_CUDA
 #include "kernels/profile/cuda/cases_cuda.h"
-#endif
-
-#ifndef MOECAST_BUILD_COMMIT
-#define MOECAST_BUILD_COMMIT "unknown"
 #endif
 
 namespace moecast::kernels::profile {
