@@ -267,10 +267,8 @@ void BM_RmsNormBwdBeyondCache(benchmark::State& state) {
 }
 BENCHMARK(BM_RmsNormBwdBeyondCache)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// out = a + b over 16 MiB tensors: the backward's compulsory bytes (two read, one written) in the
-// simplest loop; the baseline of BM_RmsNormBwdBeyondCache.
-void BM_StreamAddBeyondCache(benchmark::State& state) {
-    const int64_t n = 8192 * 512;
+// out = a + b over n floats each, repeated in place: bytes/s of the two reads and the write.
+void stream_add(benchmark::State& state, int64_t n) {
     const auto a = random_vec(n, 4), b = random_vec(n, 6);
     std::vector<float> out(n);
     for (auto _ : state) {
@@ -279,21 +277,18 @@ void BM_StreamAddBeyondCache(benchmark::State& state) {
     }
     state.counters["bytes_per_s"] = benchmark::Counter(3.0 * n * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
 }
+
+// The backward's compulsory bytes (16 MiB tensors, two read, one written) in the simplest loop;
+// the baseline of BM_RmsNormBwdBeyondCache.
+void BM_StreamAddBeyondCache(benchmark::State& state) { stream_add(state, 8192 * 512); }
 BENCHMARK(BM_StreamAddBeyondCache)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// out = a + b with the three arrays together `mib` MiB, repeated in place: bytes/s against the
-// working set, from within L2 to beyond the L3. Where it falls to the DRAM rate is the cache a
-// step's ops actually get (on a shared host, less than the L3 sysfs reports): the size to give
-// `moecast calibrate --cache-mib` for the cache-resident level and the step's blend.
+// The three arrays together `mib` MiB: bytes/s against the working set, from within L2 to beyond
+// the L3. Where it falls to the DRAM rate is the cache a step's ops actually get (on a shared
+// host, less than the L3 sysfs reports): the size to give `moecast calibrate --cache-mib` for the
+// cache-resident level and the step's blend.
 void BM_StreamAddWorkingSet(benchmark::State& state) {
-    const int64_t n = state.range(0) * (1 << 20) / 3 / static_cast<int64_t>(sizeof(float));
-    const auto a = random_vec(n, 4), b = random_vec(n, 6);
-    std::vector<float> out(n);
-    for (auto _ : state) {
-        for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
-        benchmark::DoNotOptimize(out.data());
-    }
-    state.counters["bytes_per_s"] = benchmark::Counter(3.0 * n * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
+    stream_add(state, state.range(0) * (1 << 20) / 3 / static_cast<int64_t>(sizeof(float)));
 }
 BENCHMARK(BM_StreamAddWorkingSet)->ArgName("mib")->Arg(1)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(20)->Arg(24)->Arg(32)->Arg(64)->UseRealTime();
 

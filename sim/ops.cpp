@@ -25,8 +25,9 @@ OpCost router_logits_cost(int64_t t, int64_t d, int64_t e, int64_t elem) {
 OpCost softmax_topk_cost(int64_t t, int64_t e, int64_t k) {
     // Per logit: the max, the subtraction, the sum and the scaling (4 operations) and the
     // exponential (16, as in cross_entropy_cost); the top-K selection compares each of the E
-    // probabilities once per chosen expert (K x E operations).
-    return {dbl(t) * dbl(e) * (20.0 + dbl(k)), 4.0 * dbl(t) * dbl(e) + 8.0 * dbl(t) * dbl(k), false};
+    // probabilities once per chosen expert (K x E operations). A row per token (OpCost::rows: its
+    // max and sum reductions, the logarithm, the selection's set-up and the renormalisation).
+    return {dbl(t) * dbl(e) * (20.0 + dbl(k)), 4.0 * dbl(t) * dbl(e) + 8.0 * dbl(t) * dbl(k), false, dbl(t)};
 }
 
 OpCost permute_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
@@ -180,8 +181,9 @@ OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_pe
 OpCost adam_step_cost(double n) { return {12.0 * n, 30.0 * n, false}; }
 
 OpCost softmax_topk_backward_cost(int64_t t, int64_t e, int64_t k) {
-    // dp = aux + scattered dw (renorm: a K-term correction), dlogit = p * (dp - <p, dp>): ~4 per logit.
-    return {4.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e) * 3.0 + 8.0 * dbl(t) * dbl(k), false};
+    // dp = aux + scattered dw (renorm: a K-term correction), dlogit = p * (dp - <p, dp>): ~4 per logit;
+    // a row per token (the reduction <p, dp>).
+    return {4.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e) * 3.0 + 8.0 * dbl(t) * dbl(k), false, dbl(t)};
 }
 
 OpCost load_balancing_loss_cost(int64_t t, int64_t e, int64_t k) {

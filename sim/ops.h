@@ -55,7 +55,8 @@ OpCost gemm_cost(int64_t m, int64_t n, int64_t kd, int64_t elem);
 // Router logits (T, E) = X (T, D) x W_r (D, E); logits are written in fp32.
 OpCost router_logits_cost(int64_t t, int64_t d, int64_t e, int64_t elem);
 // Softmax over E in fp32 and top-K selection: reads logits, writes K (weight, index) pairs;
-// (20 + K) operations per logit (the exponential counted as 16, K compares in the selection).
+// (20 + K) operations per logit (the exponential counted as 16, K compares in the selection);
+// `t` rows (OpCost::rows).
 OpCost softmax_topk_cost(int64_t t, int64_t e, int64_t k);
 // Histogram, offsets and gather of T*K rows of D into expert-contiguous order: reads the T token
 // rows once, writes the T*K expert rows.

@@ -82,7 +82,7 @@ TEST(Timing, WorkOverlapModesByHand) {
 // Permute reads each token's row once however many experts it goes to, and writes every routed
 // row: T=100, K=3, D=8, fp32 -> (100 + 300) rows x 32 bytes + 8 bytes of index and row map per
 // routed row; 4 index operations per routed row. Softmax + top-K over E=16, K=2: 20 operations per
-// logit (the exponential as 16) and K compares each, 100 x 16 x 22 = 35200.
+// logit (the exponential as 16) and K compares each, 100 x 16 x 22 = 35200, and a row per token.
 TEST(Timing, PermuteAndTopKCountsByHand) {
     const OpCost p = permute_cost(100, 3, 8, 4);
     EXPECT_DOUBLE_EQ(p.bytes, 400.0 * 32 + 300.0 * 8);
@@ -92,6 +92,8 @@ TEST(Timing, PermuteAndTopKCountsByHand) {
     const OpCost s = softmax_topk_cost(100, 16, 2);
     EXPECT_DOUBLE_EQ(s.flops, 35200);
     EXPECT_DOUBLE_EQ(s.bytes, 4.0 * 1600 + 8.0 * 200);
+    EXPECT_DOUBLE_EQ(s.rows, 100);  // a row per token
+    EXPECT_DOUBLE_EQ(softmax_topk_backward_cost(100, 16, 2).rows, 100);
 }
 
 // An op that moves rows through an index pays e.row_s per row on top of its compute term; the
