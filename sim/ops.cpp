@@ -190,9 +190,20 @@ OpCost load_balancing_loss_cost(int64_t t, int64_t e, int64_t k) {
     return {2.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e) + 4.0 * dbl(t) * dbl(k), false};
 }
 
+OpCost load_balancing_loss_backward_cost(int64_t t, int64_t e, int64_t k) {
+    // The expert counts from the T*K indices, then the (T, E) gradient written: a copy per logit.
+    return {dbl(t) * dbl(k), 4.0 * dbl(t) * dbl(e) + 4.0 * dbl(t) * dbl(k), false};
+}
+
 OpCost router_z_loss_cost(int64_t t, int64_t e) {
-    // max, exp, sum per logit and a log and square per token.
-    return {3.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e), false};
+    // The logits' log-sum-exp per token: a softmax's 20 operations per logit (the exponential as
+    // 16, as in softmax_topk_cost) and a row per token (the reductions, the log and the square).
+    return {20.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e), false, dbl(t)};
+}
+
+OpCost router_z_loss_backward_cost(int64_t t, int64_t e) {
+    // The softmax again, then its probabilities scaled into dlogits (read and written).
+    return {22.0 * dbl(t) * dbl(e), 12.0 * dbl(t) * dbl(e), false, dbl(t)};
 }
 
 OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {

@@ -45,6 +45,8 @@ inline constexpr int kActivationLaunches = 1;      // act_kernel
 inline constexpr int kCombineLaunches = 1;         // combine_kernel
 inline constexpr int kRouterGemmBwdLaunches = 3;   // to_bf16_kernel (dlogits), dgrad and wgrad GEMMs
 inline constexpr int kSoftmaxTopkBwdLaunches = 1;  // softmax_topk_backward_kernel
+inline constexpr int kRouterAuxLossLaunches = 4;   // column_partial, lb_loss, lse, z_loss kernels
+inline constexpr int kRouterAuxLossBwdLaunches = 3;  // lb_grad, broadcast_rows, lse (z-loss gradient)
 inline constexpr int kPermuteBwdLaunches = 1;      // gather_backward_kernel
 inline constexpr int kActivationBwdLaunches = 1;   // act_backward_kernel
 inline constexpr int kCombineBwdLaunches = 1;      // combine_backward_kernel
@@ -142,10 +144,13 @@ OpCost adam_step_cost(double n);
 // Softmax + top-K backward: reads probs, the K (index, weight-gradient) pairs and the aux-loss
 // gradient on probs; writes dlogits (all fp32).
 OpCost softmax_topk_backward_cost(int64_t t, int64_t e, int64_t k);
-// Load-balancing loss (reads probs and the T*K indices) and router z-loss (reads logits); their
-// gradients write one (T, E) fp32 tensor each.
+// Load-balancing loss (reads probs and the T*K indices) and router z-loss (reads logits: a
+// log-sum-exp per token, as costly as a softmax); their backwards write the (T, E) fp32 gradient
+// (the z-loss's recomputes its softmax and adds into dlogits).
 OpCost load_balancing_loss_cost(int64_t t, int64_t e, int64_t k);
+OpCost load_balancing_loss_backward_cost(int64_t t, int64_t e, int64_t k);
 OpCost router_z_loss_cost(int64_t t, int64_t e);
+OpCost router_z_loss_backward_cost(int64_t t, int64_t e);
 // Backward of the permute gather: sums the K rows of each token (reads T*K rows, writes T rows).
 OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem);
 // Backward of combine: reads dout (T rows), the T*K expert rows and weights; writes dy (T*K rows)

@@ -303,6 +303,12 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
             rg.time_s *= total / own;
             rs.time_s *= total / own;
         }
+        // The auxiliary losses on the router's output: load balancing, and the z-loss (a second
+        // log-sum-exp over the logits).
+        OpCost aux = load_balancing_loss_cost(whole(tm), e, k);
+        aux += router_z_loss_cost(whole(tm), e);
+        b.add("router_aux_loss", KernelClass::router, StepPart::router, Pass::forward, aux,
+              KernelShape{Precision::fp32, 0, 1, kRouterAuxLossLaunches}, ml);
         b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, act), ml,
                       KernelClass::permute, kPermuteLaunches);
         b.add("expert_fc1", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::forward,
@@ -339,6 +345,11 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
               grouped_gemm_wgrad_cost(rows, active, fc1_n, d, b.elem), grouped(w1), ml);
         b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, permute_backward_cost(whole(tm), k, d, act), ml,
                       KernelClass::permute, kPermuteBwdLaunches);
+        // The auxiliary losses' gradients (the z-loss's recomputes its softmax).
+        OpCost aux_bwd = load_balancing_loss_backward_cost(whole(tm), e, k);
+        aux_bwd += router_z_loss_backward_cost(whole(tm), e);
+        b.add("router_aux_loss_bwd", KernelClass::router, StepPart::router, Pass::backward, aux_bwd,
+              KernelShape{Precision::fp32, 0, 1, kRouterAuxLossBwdLaunches}, ml);
         b.add("softmax_topk_bwd", KernelClass::router, StepPart::router, Pass::backward,
               softmax_topk_backward_cost(whole(tm), e, k), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkBwdLaunches},
               ml);

@@ -94,6 +94,14 @@ TEST(Timing, PermuteAndTopKCountsByHand) {
     EXPECT_DOUBLE_EQ(s.bytes, 4.0 * 1600 + 8.0 * 200);
     EXPECT_DOUBLE_EQ(s.rows, 100);  // a row per token
     EXPECT_DOUBLE_EQ(softmax_topk_backward_cost(100, 16, 2).rows, 100);
+    // The z-loss is a log-sum-exp per token: a softmax's 20 operations per logit, a row per token;
+    // its backward recomputes it and adds into dlogits (22 per logit; logits read, dlogits read
+    // and written).
+    const OpCost z = router_z_loss_cost(100, 16), zb = router_z_loss_backward_cost(100, 16);
+    EXPECT_DOUBLE_EQ(z.flops, 32000);
+    EXPECT_DOUBLE_EQ(z.rows, 100);
+    EXPECT_DOUBLE_EQ(zb.flops, 35200);
+    EXPECT_DOUBLE_EQ(zb.bytes, 12.0 * 1600);
 }
 
 // An op that moves rows through an index pays e.row_s per row on top of its compute term; the
@@ -343,7 +351,9 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
                             Expect{"unpermute_combine", KernelClass::combine, 1},
                             Expect{"softmax_topk", KernelClass::router, 1}, Expect{"router_gemm_bwd", KernelClass::router, 3},
                             Expect{"norm_attn", KernelClass::norm, 1}, Expect{"final_norm_bwd", KernelClass::norm, 1},
-                            Expect{"residual_add", KernelClass::elementwise, 1}}) {
+                            Expect{"residual_add", KernelClass::elementwise, 1},
+                            Expect{"router_aux_loss", KernelClass::router, 4},
+                            Expect{"router_aux_loss_bwd", KernelClass::router, 3}}) {
         const Kernel& k = find(x.name);
         EXPECT_EQ(k.cls, x.cls) << x.name;
         EXPECT_DOUBLE_EQ(k.shape.launches, x.launches) << x.name;
