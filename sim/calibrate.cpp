@@ -253,6 +253,8 @@ double sample_launches(const KernelSample& s) {
     if (!s.device_kernels.empty()) return static_cast<double>(s.device_kernels.size());
     if (s.kernel == "permute") return kPermuteLaunches;
     if (s.kernel == "router") return kRouterGemmLaunches + kSoftmaxTopkLaunches;
+    if (s.kernel == "router_aux") return kRouterAuxLossLaunches;
+    if (s.kernel == "router_aux_bwd") return kRouterAuxLossBwdLaunches;
     return 1;
 }
 
@@ -325,6 +327,14 @@ std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls,
         // The trainer's own memory-bound ops ([[elementwise]] grids), as sim/timing.cpp prices them.
         SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
         k.cost = generic;
+        return {k};
+    }
+    if (cls == KernelClass::router && (s.kernel == "router_aux" || s.kernel == "router_aux_bwd") && t > 0 && e > 0 &&
+        topk > 0) {
+        // The auxiliary losses, as sim/timing.cpp prices them (router_aux_loss, its backward).
+        SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
+        k.cost = router_aux_loss_cost(t, e, topk, s.kernel == "router_aux_bwd");
+        k.shape.precision = Precision::fp32;
         return {k};
     }
     if (cls != KernelClass::router || t <= 0 || d <= 0 || e <= 0 || topk <= 0)

@@ -206,6 +206,12 @@ OpCost router_z_loss_backward_cost(int64_t t, int64_t e) {
     return {22.0 * dbl(t) * dbl(e), 12.0 * dbl(t) * dbl(e), false, dbl(t)};
 }
 
+OpCost router_aux_loss_cost(int64_t t, int64_t e, int64_t k, bool backward) {
+    OpCost c = backward ? load_balancing_loss_backward_cost(t, e, k) : load_balancing_loss_cost(t, e, k);
+    c += backward ? router_z_loss_backward_cost(t, e) : router_z_loss_cost(t, e);
+    return c;
+}
+
 OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
     return {rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 4.0 * rows, false, rows};

@@ -151,6 +151,9 @@ OpCost load_balancing_loss_cost(int64_t t, int64_t e, int64_t k);
 OpCost load_balancing_loss_backward_cost(int64_t t, int64_t e, int64_t k);
 OpCost router_z_loss_cost(int64_t t, int64_t e);
 OpCost router_z_loss_backward_cost(int64_t t, int64_t e);
+// Both auxiliary losses together (the step's router_aux_loss kernel and the profile's router_aux
+// op), or their gradients (router_aux_loss_bwd, router_aux_bwd).
+OpCost router_aux_loss_cost(int64_t t, int64_t e, int64_t k, bool backward);
 // Backward of the permute gather: sums the K rows of each token (reads T*K rows, writes T rows).
 OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem);
 // Backward of combine: reads dout (T rows), the T*K expert rows and weights; writes dy (T*K rows)

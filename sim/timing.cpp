@@ -79,6 +79,8 @@ std::string_view profiled_kernel(std::string_view step_kernel) {
         return backward ? "rmsnorm_bwd" : "rmsnorm";
     if (fwd == "residual_add") return "residual_add";
     if (step_kernel == "adam_step") return "adamw";
+    if (step_kernel == "router_aux_loss") return "router_aux";
+    if (step_kernel == "router_aux_loss_bwd") return "router_aux_bwd";
     return step_kernel;
 }
 
@@ -305,9 +307,8 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         }
         // The auxiliary losses on the router's output: load balancing, and the z-loss (a second
         // log-sum-exp over the logits).
-        OpCost aux = load_balancing_loss_cost(whole(tm), e, k);
-        aux += router_z_loss_cost(whole(tm), e);
-        b.add("router_aux_loss", KernelClass::router, StepPart::router, Pass::forward, aux,
+        b.add("router_aux_loss", KernelClass::router, StepPart::router, Pass::forward,
+              router_aux_loss_cost(whole(tm), e, k, false),
               KernelShape{Precision::fp32, 0, 1, kRouterAuxLossLaunches}, ml);
         b.elementwise("permute", StepPart::dispatch, Pass::forward, permute_cost(whole(tm), k, d, act), ml,
                       KernelClass::permute, kPermuteLaunches);
@@ -346,9 +347,8 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, permute_backward_cost(whole(tm), k, d, act), ml,
                       KernelClass::permute, kPermuteBwdLaunches);
         // The auxiliary losses' gradients (the z-loss's recomputes its softmax).
-        OpCost aux_bwd = load_balancing_loss_backward_cost(whole(tm), e, k);
-        aux_bwd += router_z_loss_backward_cost(whole(tm), e);
-        b.add("router_aux_loss_bwd", KernelClass::router, StepPart::router, Pass::backward, aux_bwd,
+        b.add("router_aux_loss_bwd", KernelClass::router, StepPart::router, Pass::backward,
+              router_aux_loss_cost(whole(tm), e, k, true),
               KernelShape{Precision::fp32, 0, 1, kRouterAuxLossBwdLaunches}, ml);
         b.add("softmax_topk_bwd", KernelClass::router, StepPart::router, Pass::backward,
               softmax_topk_backward_cost(whole(tm), e, k), KernelShape{Precision::fp32, 0, 1, kSoftmaxTopkBwdLaunches},

@@ -45,6 +45,7 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, CpuContext& ctx, uint6
     // Bytes of one set, for rotation (inputs and outputs the op touches).
     int64_t bytes = 0;
     if (c.op == "router") bytes = floats_bytes(t * d + d * e + 2 * t * e + 2 * t * k);
+    else if (c.op == "router_aux" || c.op == "router_aux_bwd") bytes = floats_bytes(2 * t * e + t * k);
     else if (c.op == "permute") bytes = floats_bytes(t * d + r * d + 3 * r);
     else if (c.op == "activation") bytes = floats_bytes(r * n1 + r * f);
     else if (c.op == "combine") bytes = floats_bytes(r * d + t * k + t * d + r);
@@ -72,6 +73,10 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, CpuContext& ctx, uint6
                 s.logits.resize(static_cast<size_t>(t * e));
                 s.probs.resize(static_cast<size_t>(t * e));
                 s.weights.resize(static_cast<size_t>(t * k));
+            } else if (op == "router_aux" || op == "router_aux_bwd") {
+                // Logits, and probabilities (forward) or the gradient written (backward).
+                s.logits = random_floats(t * e, state);
+                s.probs = random_floats(t * e, state);
             } else if (op == "permute") {
                 s.x = random_floats(t * d, state);
                 s.y.resize(static_cast<size_t>(r * d));
@@ -106,6 +111,15 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, CpuContext& ctx, uint6
                 router_logits<Cpu, float>(ctx, s.x.data(), s.w.data(), t, d, e, s.logits.data());
                 router_softmax_topk<Cpu>(ctx, s.logits.data(), t, e, k, true, s.probs.data(), s.idx.data(),
                                          s.weights.data());
+            } else if (op == "router_aux") {
+                float lb = 0, z = 0;
+                load_balancing_loss<Cpu>(ctx, s.probs.data(), s.idx.data(), t, e, k, 0.01f, &lb);
+                router_z_loss<Cpu>(ctx, s.logits.data(), t, e, 0.001f, &z);
+            } else if (op == "router_aux_bwd") {
+                // The trainer's order: the load-balancing gradient on the probabilities, the z-loss's
+                // added into the logits' gradient (here the probabilities' buffer again).
+                load_balancing_loss_backward<Cpu>(ctx, s.idx.data(), t, e, k, 0.01f, s.probs.data());
+                router_z_loss_backward<Cpu>(ctx, s.logits.data(), t, e, 0.001f, s.probs.data());
             } else if (op == "permute") {
                 permute_plan<Cpu>(ctx, s.idx.data(), t, e, k, s.tokens.data(), s.offsets.data(),
                                   s.row_to_slot.data(), s.slot_to_row.data());

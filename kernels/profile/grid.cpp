@@ -41,9 +41,9 @@ double dbl(int64_t x) { return static_cast<double>(x); }
 }  // namespace
 
 const std::vector<std::string>& layer_ops() {
-    static const std::vector<std::string> ops = {"router", "permute",   "fc1",       "activation",
-                                                 "fc2",    "combine",   "fc1_dgrad", "fc1_wgrad",
-                                                 "fc2_dgrad", "fc2_wgrad"};
+    static const std::vector<std::string> ops = {"router",    "router_aux", "router_aux_bwd", "permute",
+                                                 "fc1",       "activation", "fc2",            "combine",
+                                                 "fc1_dgrad", "fc1_wgrad",  "fc2_dgrad",      "fc2_wgrad"};
     return ops;
 }
 
@@ -121,8 +121,8 @@ Grid load_grid(const std::string& path) {
         if (l.ops.empty()) l.ops = layer_ops();
         for (const auto& op : l.ops)
             if (std::find(layer_ops().begin(), layer_ops().end(), op) == layer_ops().end())
-                tr.fail("ops", "unknown op \"" + op + "\" (expected one of router, permute, fc1, activation, fc2, "
-                               "combine, fc1_dgrad, fc1_wgrad, fc2_dgrad, fc2_wgrad)");
+                tr.fail("ops", "unknown op \"" + op + "\" (expected one of router, router_aux, router_aux_bwd, "
+                               "permute, fc1, activation, fc2, combine, fc1_dgrad, fc1_wgrad, fc2_dgrad, fc2_wgrad)");
         for (int64_t e : l.experts)
             for (int64_t k : l.top_k)
                 if (k > e) tr.fail("top_k", "top_k " + std::to_string(k) + " exceeds experts " + std::to_string(e));
@@ -282,6 +282,9 @@ std::vector<LayerCase> expand_layers(const Grid& grid) {
                                 cost += sim::softmax_topk_cost(t, e, k);
                                 s.kernel_class = "router";
                                 s.dims["M"] = t, s.dims["N"] = e, s.dims["Kd"] = l.d;
+                            } else if (op == "router_aux" || op == "router_aux_bwd") {
+                                cost = sim::router_aux_loss_cost(t, e, k, op == "router_aux_bwd");
+                                s.kernel_class = "router";
                             } else if (op == "permute") {
                                 cost = sim::permute_cost(t, k, l.d, elem);
                                 s.kernel_class = "elementwise";

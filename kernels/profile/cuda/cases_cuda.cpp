@@ -90,6 +90,7 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
     const int64_t el = static_cast<int64_t>(sizeof(T));
     int64_t bytes = 0;
     if (c.op == "router") bytes = el * (t * d + d * e) + 4 * (2 * t * e + 2 * t * k);
+    else if (c.op == "router_aux" || c.op == "router_aux_bwd") bytes = 4 * (2 * t * e + t * k + 2);
     else if (c.op == "permute") bytes = el * (t * d + r * d) + 4 * 3 * r;
     else if (c.op == "activation") bytes = el * (r * n1 + r * f);
     else if (c.op == "combine") bytes = el * (r * d + t * d) + 4 * (t * k + r);
@@ -117,6 +118,11 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
                 s.logits = empty_buffer<float>(t * e);
                 s.probs = empty_buffer<float>(t * e);
                 s.weights = empty_buffer<float>(t * k);
+            } else if (op == "router_aux" || op == "router_aux_bwd") {
+                // Logits, and probabilities (forward) or the gradient written (backward); the two losses.
+                s.logits = random_buffer<float>(t * e, sd++);
+                s.probs = random_buffer<float>(t * e, sd++);
+                s.weights = empty_buffer<float>(2);
             } else if (op == "permute") {
                 s.x = random_buffer<T>(t * d, sd++);
                 s.y = empty_buffer<T>(r * d);
@@ -153,6 +159,13 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
                 router_logits<Cuda, T>(cx, s.x->as<T>(), s.w->as<T>(), t, d, e, s.logits->as<float>());
                 router_softmax_topk<Cuda>(cx, s.logits->as<float>(), t, e, k, true, s.probs->as<float>(),
                                           s.idx->as<int32_t>(), s.weights->as<float>());
+            } else if (opname == "router_aux") {
+                load_balancing_loss<Cuda>(cx, s.probs->as<float>(), s.idx->as<int32_t>(), t, e, k, 0.01f,
+                                          s.weights->as<float>());
+                router_z_loss<Cuda>(cx, s.logits->as<float>(), t, e, 0.001f, s.weights->as<float>() + 1);
+            } else if (opname == "router_aux_bwd") {
+                load_balancing_loss_backward<Cuda>(cx, s.idx->as<int32_t>(), t, e, k, 0.01f, s.probs->as<float>());
+                router_z_loss_backward<Cuda>(cx, s.logits->as<float>(), t, e, 0.001f, s.probs->as<float>());
             } else if (opname == "permute") {
                 permute_plan<Cuda>(cx, s.idx->as<int32_t>(), t, e, k, s.tokens->as<int32_t>(), s.offsets->as<int32_t>(),
                                    s.row_to_slot->as<int32_t>(), s.slot_to_row->as<int32_t>());
