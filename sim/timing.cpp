@@ -344,8 +344,11 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
         w1.useful_fraction *= tail;
         b.add("expert_fc1_wgrad", KernelClass::grouped_gemm, StepPart::expert_gemm, Pass::backward,
               grouped_gemm_wgrad_cost(rows, active, fc1_n, d, b.elem), grouped(w1), ml);
+        // The gather's backward sums each token's K expert rows through the row map: combine's
+        // loop without the weights, so priced by the combine class (the permute class's compute
+        // term is fitted to index work, not to a vectorised sum).
         b.elementwise("permute_bwd", StepPart::dispatch, Pass::backward, permute_backward_cost(whole(tm), k, d, act), ml,
-                      KernelClass::permute, kPermuteBwdLaunches);
+                      KernelClass::combine, kPermuteBwdLaunches);
         // The auxiliary losses' gradients (the z-loss's recomputes its softmax).
         b.add("router_aux_loss_bwd", KernelClass::router, StepPart::router, Pass::backward,
               router_aux_loss_cost(whole(tm), e, k, true),

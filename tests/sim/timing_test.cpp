@@ -346,7 +346,7 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
         KernelClass cls;
         int launches;
     };
-    for (const Expect& x : {Expect{"permute", KernelClass::permute, 4}, Expect{"permute_bwd", KernelClass::permute, 1},
+    for (const Expect& x : {Expect{"permute", KernelClass::permute, 4}, Expect{"permute_bwd", KernelClass::combine, 1},
                             Expect{"expert_act", KernelClass::activation, 1},
                             Expect{"unpermute_combine", KernelClass::combine, 1},
                             Expect{"softmax_topk", KernelClass::router, 1}, Expect{"router_gemm_bwd", KernelClass::router, 3},
