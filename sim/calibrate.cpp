@@ -394,11 +394,13 @@ void set_measured_cpu_peaks(HardwareProfile& hw, const MeasuredProfile& p) {
 namespace {
 
 // Per-kernel factors (Efficiency::kernel_scale) for a class that profiled several kernels, by
-// alternation from the class's fit: each kernel's factor becomes the geometric mean of its samples'
-// measured / predicted times (the least-squares step on log time), then the class's continuous
-// parameters are refitted from where they are with the factors in place; until the factors settle.
-// Each step lowers the summed squared log error, so the fit ends no worse than without factors. A
-// kernel with fewer than kMinScaleSamples fit samples keeps the class's own time (factor 1).
+// alternation from the class's fit: each kernel's factor is multiplied by the geometric mean of
+// its samples' measured / predicted times (the least-squares step on log time), the factors are
+// divided by their own geometric mean (so the class's parameters describe its average kernel, and
+// price the kernels it did not profile, such as the router's backward, at that average), and the
+// class's continuous parameters are refitted from where they are; until the factors settle, then
+// one last factor step against the final fit. A kernel with fewer than kMinScaleSamples fit
+// samples keeps the class's own time (factor 1).
 constexpr size_t kMinScaleSamples = 2;
 
 Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
@@ -410,7 +412,8 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
     HardwareProfile work = hw;
     auto& slot = work.efficiency[static_cast<size_t>(cls)];
     std::map<std::string, double> scale;
-    for (int round = 0; round < 50; ++round) {
+    // One least-squares step of every factor against the current fit; returns the largest step.
+    auto step_factors = [&] {
         slot = e;
         double change = 0;
         for (const auto& [kernel, v] : by_kernel) {
@@ -421,8 +424,17 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
             scale[kernel] = (scale.count(kernel) ? scale[kernel] : 1.0) * std::exp(step);
             change = std::max(change, std::fabs(step));
         }
+        return change;
+    };
+    for (int round = 0; round < 50; ++round) {
+        const double change = step_factors();
+        if (scale.empty()) return hw.eff(cls);
+        double log_mean = 0;
+        for (const auto& [kernel, f] : scale) log_mean += std::log(f);
+        log_mean /= static_cast<double>(scale.size());
+        for (auto& [kernel, f] : scale) f *= std::exp(-log_mean);
         e.kernel_scale.assign(scale.begin(), scale.end());
-        if (change < 1e-6) break;
+        if (change < 1e-6 && std::fabs(log_mean) < 1e-6) break;
         slot = e;
         // The current parameters as the fit's unconstrained reals (apply_theta's inverse).
         const auto tiny = std::numeric_limits<double>::min();
@@ -433,6 +445,8 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         levenberg_marquardt(th, FitData{&samples, cls, p, &work});
         apply_theta(th, e);
     }
+    step_factors();
+    e.kernel_scale.assign(scale.begin(), scale.end());
     return e;
 }
 
@@ -594,10 +608,10 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
             return out;
         };
         std::vector<double> apes;
-        for (const auto& e : errors_of(fit)) apes.push_back(e.ape);
+        rep.samples = errors_of(fit);
+        for (const auto& e : rep.samples) apes.push_back(e.ape);
         rep.fit_median_ape = median(apes);
         std::vector<SampleError> held_err = errors_of(held);
-        rep.samples = errors_of(fit);
         for (SampleError e : held_err) {
             e.heldout = true;
             rep.samples.push_back(std::move(e));

@@ -79,6 +79,7 @@ std::string_view profiled_kernel(std::string_view step_kernel) {
         return backward ? "rmsnorm_bwd" : "rmsnorm";
     if (fwd == "residual_add") return "residual_add";
     if (step_kernel == "adam_step") return "adamw";
+    if (step_kernel == "router_gemm" || step_kernel == "softmax_topk") return "router";  // profiled as one op
     if (step_kernel == "router_aux_loss") return "router_aux";
     if (step_kernel == "router_aux_loss_bwd") return "router_aux_bwd";
     return step_kernel;
@@ -102,6 +103,7 @@ Efficiency router_gemm_efficiency(const HardwareProfile& hw) {
     e.launch_s = r.launch_s;
     e.launch_overlap = r.launch_overlap;
     e.compute_half_flops = 0;
+    e.kernel_scale = r.kernel_scale;  // the router op's factor (profiled_kernel "router")
     return e;
 }
 
@@ -301,7 +303,8 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
             // work and launches combine together; the op's time is split in their own proportion.
             KernelTimeParts op = kernel_time_parts(router_eff, rg.cost, rg.shape, hw);
             op += kernel_time_parts(hw.eff(KernelClass::router), rs.cost, rs.shape, hw);
-            const double total = op_time_s(op, router_eff.launch_overlap), own = rg.time_s + rs.time_s;
+            const double total = op_time_s(op, router_eff.launch_overlap) * hw.eff(KernelClass::router).scale_of("router"),
+                         own = rg.time_s + rs.time_s;
             rg.time_s *= total / own;
             rs.time_s *= total / own;
         }

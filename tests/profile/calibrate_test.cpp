@@ -243,8 +243,8 @@ TEST(Calibrate, ResidentLevelLeavesOutOversizedSamples) {
     EXPECT_NE(calibration_table(kept).find("\nall "), std::string::npos);
     EXPECT_NE(calibration_table(kept).find("3 left out whose operands overflow the cache"), std::string::npos);
     ASSERT_EQ(kept.classes.size(), 1u);
-    // Within 0.2 %: the per-kernel factors (fc1, fc2_wgrad) take up the class fit's last residue.
-    EXPECT_LT(kept.classes[0].heldout_median_ape, 2e-3);
+    // Within 0.5 %: the per-kernel factors (fc1, fc2_wgrad) take up the class fit's last residue.
+    EXPECT_LT(kept.classes[0].heldout_median_ape, 5e-3);
     o.max_sample_bytes = 0;
     const Calibration all = calibrate(p, {"synthetic.toml"}, base, o);
     EXPECT_EQ(all.oversized_samples, 0);

@@ -386,6 +386,8 @@ TEST(Timing, KernelScalesApplyByProfiledName) {
     EXPECT_EQ(profiled_kernel("residual_add_bwd"), "residual_add");
     EXPECT_EQ(profiled_kernel("adam_step"), "adamw");
     EXPECT_EQ(profiled_kernel("rope_bwd"), "rope_bwd");
+    EXPECT_EQ(profiled_kernel("softmax_topk"), "router");
+    EXPECT_EQ(profiled_kernel("router_aux_loss_bwd"), "router_aux_bwd");
     HardwareProfile hw = load_hardware("h100-sxm");
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     Layout l = parse_parallel("ep=8", Layout{});
@@ -396,10 +398,12 @@ TEST(Timing, KernelScalesApplyByProfiledName) {
     predict_cost(m, count_params(m), count_flops(m), hw, l, 0, plain);
     hw.efficiency[static_cast<size_t>(KernelClass::grouped_gemm)].kernel_scale = {{"fc2", 2.0}};
     hw.efficiency[static_cast<size_t>(KernelClass::norm)].kernel_scale = {{"rmsnorm_bwd", 3.0}};
+    hw.efficiency[static_cast<size_t>(KernelClass::router)].kernel_scale = {{"router", 1.5}};
     predict_cost(m, count_params(m), count_flops(m), hw, l, 0, scaled);
     for (const auto& [name, factor] : std::vector<std::pair<const char*, double>>{
              {"expert_fc2", 2.0}, {"expert_fc1", 1.0}, {"expert_fc2_dgrad", 1.0}, {"norm_attn_bwd", 3.0},
-             {"final_norm_bwd", 3.0}, {"norm_ffn", 1.0}})
+             {"final_norm_bwd", 3.0}, {"norm_ffn", 1.0}, {"router_gemm", 1.5}, {"softmax_topk", 1.5},
+             {"softmax_topk_bwd", 1.0}})
         EXPECT_NEAR(kernel_named(scaled, name).time_s, factor * kernel_named(plain, name).time_s, 1e-15) << name;
 }
 
