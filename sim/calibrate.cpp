@@ -73,6 +73,16 @@ struct FitData {
     HardwareProfile* hw;  // its efficiency[cls] is overwritten while fitting
 };
 
+// apply_theta's inverse: an efficiency's continuous parameters as the fit's unconstrained reals.
+Theta theta_of(const Efficiency& e) {
+    const auto tiny = std::numeric_limits<double>::min();
+    Theta th(e.row_s > 0 ? kBaseParams + 1 : kBaseParams);
+    th.head<kBaseParams>() << logit(e.compute), std::log(std::max(e.compute_half_flops, tiny)), logit(e.memory),
+        std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
+    if (e.row_s > 0) th[kBaseParams] = std::log(e.row_s);
+    return th;
+}
+
 double residuals(const Theta& th, const FitData& d, Eigen::VectorXd* r) {
     Efficiency& e = d.hw->efficiency[static_cast<size_t>(d.cls)];
     apply_theta(th, e);
@@ -436,12 +446,7 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         e.kernel_scale.assign(scale.begin(), scale.end());
         if (change < 1e-6 && std::fabs(log_mean) < 1e-6) break;
         slot = e;
-        // The current parameters as the fit's unconstrained reals (apply_theta's inverse).
-        const auto tiny = std::numeric_limits<double>::min();
-        Theta th(e.row_s > 0 ? kBaseParams + 1 : kBaseParams);
-        th.head<kBaseParams>() << logit(e.compute), std::log(std::max(e.compute_half_flops, tiny)), logit(e.memory),
-            std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
-        if (e.row_s > 0) th[kBaseParams] = std::log(e.row_s);
+        Theta th = theta_of(e);  // refitted from where it is
         levenberg_marquardt(th, FitData{&samples, cls, p, &work});
         apply_theta(th, e);
     }
@@ -493,13 +498,9 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
                         work.efficiency[static_cast<size_t>(cls)] = e;
                         const Efficiency scaled = fit_kernel_scales(samples, cls, work, p);
                         if (!scaled.kernel_scale.empty()) {
-                            e = scaled;
-                            work.efficiency[static_cast<size_t>(cls)] = e;
-                            c = 0;
-                            for (const KernelSample& s : samples) {
-                                const double x = std::log(predict_sample_s(s, cls, work, p) / s.median_s);
-                                c += x * x;
-                            }
+                            work.efficiency[static_cast<size_t>(cls)] = scaled;
+                            c = residuals(theta_of(scaled), d, nullptr);
+                            e = work.efficiency[static_cast<size_t>(cls)];
                         }
                     }
                     // Strictly better only: ties keep the earlier choice (additive launch: the datasheet default).

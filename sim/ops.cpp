@@ -27,7 +27,7 @@ OpCost softmax_topk_cost(int64_t t, int64_t e, int64_t k) {
     // exponential (16, as in cross_entropy_cost); the top-K selection compares each of the E
     // probabilities once per chosen expert (K x E operations). A row per token (OpCost::rows: its
     // max and sum reductions, the logarithm, the selection's set-up and the renormalisation).
-    return {dbl(t) * dbl(e) * (20.0 + dbl(k)), 4.0 * dbl(t) * dbl(e) + 8.0 * dbl(t) * dbl(k), false, dbl(t)};
+    return {dbl(t) * dbl(e) * (4.0 + kExpOps + dbl(k)), 4.0 * dbl(t) * dbl(e) + 8.0 * dbl(t) * dbl(k), false, dbl(t)};
 }
 
 OpCost permute_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
@@ -198,12 +198,12 @@ OpCost load_balancing_loss_backward_cost(int64_t t, int64_t e, int64_t k) {
 OpCost router_z_loss_cost(int64_t t, int64_t e) {
     // The logits' log-sum-exp per token: a softmax's 20 operations per logit (the exponential as
     // 16, as in softmax_topk_cost) and a row per token (the reductions, the log and the square).
-    return {20.0 * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e), false, dbl(t)};
+    return {(4.0 + kExpOps) * dbl(t) * dbl(e), 4.0 * dbl(t) * dbl(e), false, dbl(t)};
 }
 
 OpCost router_z_loss_backward_cost(int64_t t, int64_t e) {
     // The softmax again, then its probabilities scaled into dlogits (read and written).
-    return {22.0 * dbl(t) * dbl(e), 12.0 * dbl(t) * dbl(e), false, dbl(t)};
+    return {(6.0 + kExpOps) * dbl(t) * dbl(e), 12.0 * dbl(t) * dbl(e), false, dbl(t)};
 }
 
 OpCost router_aux_loss_cost(int64_t t, int64_t e, int64_t k, bool backward) {

@@ -103,7 +103,6 @@ Efficiency router_gemm_efficiency(const HardwareProfile& hw) {
     e.launch_s = r.launch_s;
     e.launch_overlap = r.launch_overlap;
     e.compute_half_flops = 0;
-    e.kernel_scale = r.kernel_scale;  // the router op's factor (profiled_kernel "router")
     return e;
 }
 
@@ -163,7 +162,9 @@ struct Builder {
         k.shape = shape;
         k.per_micro = per_micro;
         k.time_s = predict_kernel_time(eff, cost, shape, hw);
-        if (!eff.kernel_scale.empty()) k.time_s *= eff.scale_of(profiled_kernel(name));
+        // Factors belong to the kernel's class (the router GEMM's composite efficiency has none).
+        const Efficiency& own = hw.eff(cls);
+        if (!own.kernel_scale.empty()) k.time_s *= own.scale_of(profiled_kernel(name));
         return k;
     }
     // Y (m, n) = X (m, k) W (k, n) forward; backward dX (m, k) and dW (k, n).
