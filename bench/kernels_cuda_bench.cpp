@@ -112,16 +112,29 @@ double dense_flops_per_s(int64_t m, int64_t n, int64_t kd) {
 
 enum class Pass { fwd, dgrad, wgrad };
 
-// `path`: cuBLAS per expert, one cuBLAS grouped-batched call (both host sizes), or the own
-// device-offset kernel (fwd and dgrad).
-void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path) {
+// Tokens per expert: `tpe` each (uniform), or skewed about the same mean: expert i gets a share
+// proportional to 1 / (i + 1) (Zipf, exponent 1), the rounding remainder to the first.
+std::vector<int64_t> expert_tokens(int64_t tpe, bool skewed) {
+    std::vector<int64_t> t(kE, tpe);
+    if (!skewed) return t;
+    double h = 0;
+    for (int64_t i = 0; i < kE; ++i) h += 1.0 / static_cast<double>(i + 1);
+    int64_t sum = 0;
+    for (int64_t i = 0; i < kE; ++i) sum += t[i] = static_cast<int64_t>(kE * tpe / (h * static_cast<double>(i + 1)));
+    t[0] += kE * tpe - sum;
+    return t;
+}
+
+// `path`: cuBLAS per expert, one cuBLAS grouped-batched call, batched row chunks (the three with
+// host sizes), or the own device-offset kernel (fwd and dgrad); `skewed`: Zipf token counts.
+void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path, bool skewed) {
     if (!gpu()) return state.SkipWithError("no CUDA device");
     CudaContext& ctx = *gpu();
     ctx.set_grouped_gemm_path(path);
     const int64_t tpe = state.range(0), rows = kE * tpe;
-    std::vector<int32_t> off(kE + 1);
-    std::vector<int64_t> tokens(kE, tpe);
-    for (int64_t i = 0; i <= kE; ++i) off[i] = static_cast<int32_t>(i * tpe);
+    const std::vector<int64_t> tokens = expert_tokens(tpe, skewed);
+    std::vector<int32_t> off(kE + 1, 0);
+    for (int64_t i = 0; i < kE; ++i) off[i + 1] = off[i] + static_cast<int32_t>(tokens[i]);
     DevBuf offd(sizeof(int32_t) * (kE + 1)), x(2 * rows * kD, true), w(2 * kE * kD * kN, true), g(2 * rows * kN, true),
         out(2 * std::max(rows * std::max(kD, kN), kE * kD * kN));
     check(cudaMemcpy(offd.p, off.data(), sizeof(int32_t) * off.size(), cudaMemcpyHostToDevice), "cudaMemcpy");
@@ -142,18 +155,21 @@ void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path
     state.counters["frac_of_dense"] = achieved / dense;
     ctx.set_grouped_gemm_path(GroupedGemmPath::cublas);
 }
-BENCHMARK_CAPTURE(BM_GroupedGemmBf16, fc1_fwd_cublas, Pass::fwd, GroupedGemmPath::cublas)
-    ->ArgName("tokens_per_expert")->Arg(128)->Arg(512)->Arg(2048)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_GroupedGemmBf16, fc1_fwd_cublas_grouped, Pass::fwd, GroupedGemmPath::cublas_grouped)
-    ->ArgName("tokens_per_expert")->Arg(128)->Arg(512)->Arg(2048)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_GroupedGemmBf16, fc1_fwd_device, Pass::fwd, GroupedGemmPath::device)
-    ->ArgName("tokens_per_expert")->Arg(128)->Arg(512)->Arg(2048)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_GroupedGemmBf16, fc1_dgrad_cublas, Pass::dgrad, GroupedGemmPath::cublas)
-    ->ArgName("tokens_per_expert")->Arg(512)->Arg(2048)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_GroupedGemmBf16, fc1_dgrad_device, Pass::dgrad, GroupedGemmPath::device)
-    ->ArgName("tokens_per_expert")->Arg(512)->Arg(2048)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_GroupedGemmBf16, fc1_wgrad_cublas, Pass::wgrad, GroupedGemmPath::cublas)
-    ->ArgName("tokens_per_expert")->Arg(512)->Arg(2048)->UseManualTime()->Unit(benchmark::kMicrosecond);
+#define MOECAST_GROUPED_BENCH(name, pass, path, skewed, ...)                                                   \
+    BENCHMARK_CAPTURE(BM_GroupedGemmBf16, name, Pass::pass, GroupedGemmPath::path, skewed)                  \
+        ->ArgName("tokens_per_expert")__VA_ARGS__->UseManualTime()->Unit(benchmark::kMicrosecond)
+MOECAST_GROUPED_BENCH(fc1_fwd_cublas, fwd, cublas, false, ->Arg(128)->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_fwd_cublas_grouped, fwd, cublas_grouped, false, ->Arg(128)->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_fwd_cublas_batched, fwd, cublas_batched, false, ->Arg(128)->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_fwd_device, fwd, device, false, ->Arg(128)->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_fwd_cublas_skewed, fwd, cublas, true, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_fwd_cublas_batched_skewed, fwd, cublas_batched, true, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_dgrad_cublas, dgrad, cublas, false, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_dgrad_cublas_batched, dgrad, cublas_batched, false, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_dgrad_device, dgrad, device, false, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_wgrad_cublas, wgrad, cublas, false, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_wgrad_cublas_batched, wgrad, cublas_batched, false, ->Arg(512)->Arg(2048));
+#undef MOECAST_GROUPED_BENCH
 
 // Memory-bound ops: T = 16384 tokens, D = 4096, K = 8, E = 64, bf16 (x_perm is 1 GiB).
 constexpr int64_t kT = 16384, kDm = 4096, kK = 8, kEm = 64;

@@ -72,6 +72,12 @@ void Context<Cuda>::join_lanes() {
     }
 }
 
+void Context<Cuda>::set_batch_rows(int64_t rows) {
+    if (rows < 32 || (rows & (rows - 1)) != 0)
+        throw std::invalid_argument("moecast: batch_rows must be a power of two >= 32, got " + std::to_string(rows));
+    batch_rows_ = rows;
+}
+
 void Context<Cuda>::synchronize() { MOECAST_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 void* Context<Cuda>::workspace(size_t bytes) {

@@ -19,10 +19,11 @@ namespace moecast::kernels {
 int cuda_device_count(std::string* why = nullptr);
 
 // How the grouped GEMMs run: one cuBLAS GEMM per expert (default), one cublasGemmGroupedBatchedEx
-// call (both copy the sizes to the host first: one sync per call), or, for bf16 forward and dgrad,
-// the project's own tensor-core kernel that reads the offsets on the device (other cases and
-// shapes it does not handle fall back to the per-expert cuBLAS loop).
-enum class GroupedGemmPath { cublas, cublas_grouped, device };
+// call, batched cuBLAS calls over equal-size row chunks of all experts (the three copy the sizes to
+// the host first: one sync per call), or, for bf16 forward and dgrad, the project's own tensor-core
+// kernel that reads the offsets on the device (other cases and shapes it does not handle fall back
+// to the per-expert cuBLAS loop). kernels/cuda/grouped_gemm.cu describes each.
+enum class GroupedGemmPath { cublas, cublas_grouped, cublas_batched, device };
 
 template <>
 class Context<Cuda> {
@@ -40,6 +41,9 @@ public:
     int sm_count() const { return sm_count_; }
     GroupedGemmPath grouped_gemm_path() const { return grouped_gemm_path_; }
     void set_grouped_gemm_path(GroupedGemmPath p) { grouped_gemm_path_ = p; }
+    // The largest row chunk of the cublas_batched path (a power of two, at least 32).
+    int64_t batch_rows() const { return batch_rows_; }
+    void set_batch_rows(int64_t rows);
 
     // Device scratch of at least `bytes`, valid until the next call (ops use it internally).
     void* workspace(size_t bytes);
@@ -60,6 +64,7 @@ private:
     int device_ = 0;
     int sm_count_ = 0;
     GroupedGemmPath grouped_gemm_path_ = GroupedGemmPath::cublas;
+    int64_t batch_rows_ = 256;
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     void* workspace_ = nullptr;

@@ -1,10 +1,17 @@
-// CUDA expert grouped GEMMs, three paths (Context<Cuda>::set_grouped_gemm_path):
+// CUDA expert grouped GEMMs, four paths (Context<Cuda>::set_grouped_gemm_path):
 // - cublas (default): one cublasGemmEx per non-empty expert, spread over the context's lanes
 //   (side streams joined back to its stream) so that small experts run concurrently;
 // - cublas_grouped: one cublasGemmGroupedBatchedEx call, one group per non-empty expert;
+// - cublas_batched: every expert's rows cut into power-of-two chunks (Context::batch_rows() down
+//   to kMinChunk rows); the chunks of one size, from all experts, are one cublasGemmBatchedEx call
+//   (equal m, n, k; pointer arrays), so a few large launches replace E small ones; rows left below
+//   kMinChunk, and the weight gradients (chunked along K they would race on one output), run as
+//   batches of equal-size problems or one GEMM each; the calls are spread over the lanes;
 // - device: bf16 forward and dgrad on the own kernel (grouped_gemm_mma.cu), no host round-trip.
 // The cuBLAS paths need per-expert row counts on the host: the (E + 1) offsets are copied to pinned
 // memory first (one small D2H sync per call). fp32 accumulation throughout.
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cuda/grouped_gemm_mma.cuh"
@@ -33,9 +40,85 @@ struct Problem {
     int64_t ldc;
 };
 
-// Runs the problems (all of one data type) by the context's cuBLAS path.
-void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataType_t ty) {
+constexpr int64_t kMinChunk = 32;  // the batched path's smallest chunk (rows)
+
+// Rows [r, r + m) of a problem whose rows are C's and A's rows (not for trans_a).
+Problem row_slice(const Problem& p, int64_t r, int64_t m, size_t elem) {
+    Problem q = p;
+    q.m = m;
+    q.a = static_cast<const char*>(p.a) + r * p.lda * static_cast<int64_t>(elem);
+    q.c = static_cast<char*>(p.c) + r * p.ldc * static_cast<int64_t>(elem);
+    return q;
+}
+
+// Cuts every problem's rows into chunks of `top` rows, then at most one chunk of each smaller
+// power of two down to kMinChunk, and the rest (< kMinChunk rows) as it is.
+std::vector<Problem> chunk_rows(const std::vector<Problem>& ps, int64_t top, size_t elem) {
+    std::vector<Problem> out;
+    for (const Problem& p : ps) {
+        int64_t r = 0;
+        for (int64_t s = top; s >= kMinChunk; s /= 2)
+            for (; p.m - r >= s; r += s) out.push_back(row_slice(p, r, s, elem));
+        if (r < p.m) out.push_back(row_slice(p, r, p.m - r, elem));
+    }
+    return out;
+}
+
+// Runs problems of equal shape and strides as cublasGemmBatchedEx calls, one per shape, and the
+// others one GEMM each; the calls go round the lanes. The pointer arrays of all batches are
+// staged in one host-to-device copy before the lanes fork.
+void run_batched(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataType_t ty) {
+    using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+    std::map<Key, std::vector<size_t>> batches;
+    for (size_t i = 0; i < ps.size(); ++i) {
+        const Problem& p = ps[i];
+        batches[Key{p.trans_a, p.trans_b, p.m, p.n, p.k, p.lda, p.ldb, p.ldc}].push_back(i);
+    }
+    // Column-major view as in gemm_row_major: cuBLAS's A is our B. Per batch: B's, A's, C's.
+    std::vector<const void*> ptrs;
+    for (const auto& [key, idx] : batches) {
+        if (idx.size() < 2) continue;
+        for (size_t i : idx) ptrs.push_back(ps[i].b);
+        for (size_t i : idx) ptrs.push_back(ps[i].a);
+        for (size_t i : idx) ptrs.push_back(ps[i].c);
+    }
+    const void** dptrs = nullptr;
+    if (!ptrs.empty()) {
+        dptrs = static_cast<const void**>(ctx.workspace(sizeof(void*) * ptrs.size()));
+        MOECAST_CUDA_CHECK(cudaMemcpyAsync(dptrs, ptrs.data(), sizeof(void*) * ptrs.size(), cudaMemcpyHostToDevice,
+                                           ctx.stream()));
+    }
+    ctx.fork_lanes();
+    int lane = 0;
+    size_t at = 0;
+    const float alpha = 1.0f, beta = 0.0f;
+    for (const auto& [key, idx] : batches) {
+        cublasHandle_t h = ctx.lane_cublas(lane++);
+        const Problem& p = ps[idx[0]];
+        if (idx.size() < 2) {
+            gemm_row_major(h, p.trans_a, p.trans_b, p.m, p.n, p.k, p.a, ty, p.lda, p.b, ty, p.ldb, p.c, ty, p.ldc);
+            continue;
+        }
+        const size_t g = idx.size();
+        MOECAST_CUBLAS_CHECK(cublasGemmBatchedEx(
+            h, p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(p.n),
+            static_cast<int>(p.m), static_cast<int>(p.k), &alpha, dptrs + at, ty, static_cast<int>(p.ldb),
+            dptrs + at + g, ty, static_cast<int>(p.lda), &beta, const_cast<void* const*>(dptrs + at + 2 * g), ty,
+            static_cast<int>(p.ldc), static_cast<int>(g), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        at += 3 * g;
+    }
+    ctx.join_lanes();
+}
+
+// Runs the problems (all of one data type) by the context's cuBLAS path; `row_chunks`: the
+// problems' rows may be cut (their A is not transposed) for the batched path.
+void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataType_t ty, bool row_chunks) {
     if (ps.empty()) return;
+    if (ctx.grouped_gemm_path() == GroupedGemmPath::cublas_batched) {
+        const size_t elem = ty == CUDA_R_32F ? 4 : 2;
+        run_batched(ctx, row_chunks ? chunk_rows(ps, ctx.batch_rows(), elem) : ps, ty);
+        return;
+    }
     if (ctx.grouped_gemm_path() != GroupedGemmPath::cublas_grouped) {
         if (ps.size() == 1) {
             const Problem& p = ps[0];
@@ -94,7 +177,7 @@ void fwd(Context<Cuda>& ctx, const T* x, const T* w, const int32_t* offsets, int
         const int64_t m = off[ex + 1] - off[ex];
         if (m > 0) ps.push_back({false, false, m, n, kd, x + off[ex] * kd, kd, w + ex * kd * n, n, y + off[ex] * n, n});
     }
-    run_problems(ctx, ps, cuda_type<dev_t<T>>());
+    run_problems(ctx, ps, cuda_type<dev_t<T>>(), true);
 }
 
 template <class T>
@@ -110,7 +193,7 @@ void dgrad(Context<Cuda>& ctx, const T* dy, const T* w, const int32_t* offsets, 
         const int64_t m = off[ex + 1] - off[ex];
         if (m > 0) ps.push_back({false, true, m, kd, n, dy + off[ex] * n, n, w + ex * kd * n, n, dx + off[ex] * kd, kd});
     }
-    run_problems(ctx, ps, cuda_type<dev_t<T>>());
+    run_problems(ctx, ps, cuda_type<dev_t<T>>(), true);
 }
 
 template <class T>
@@ -127,7 +210,7 @@ void wgrad(Context<Cuda>& ctx, const T* x, const T* dy, const int32_t* offsets, 
         }
         ps.push_back({true, false, kd, n, m, x + off[ex] * kd, kd, dy + off[ex] * n, n, out, n});
     }
-    run_problems(ctx, ps, cuda_type<dev_t<T>>());
+    run_problems(ctx, ps, cuda_type<dev_t<T>>(), false);
 }
 
 }  // namespace

@@ -236,9 +236,9 @@ TEST_F(CudaOps, PermuteAndCombineBf16) {
 }
 
 template <class T>
-void grouped_gemm_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, int64_t kd, int64_t n) {
-    const std::vector<int32_t> tokens = {37, 0, 130, 1, 0, 64, 9};  // E = 7, two empty experts
-    const int64_t e = 7;
+void grouped_gemm_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, int64_t kd, int64_t n,
+                       const std::vector<int32_t>& tokens = {37, 0, 130, 1, 0, 64, 9}) {  // two empty experts
+    const auto e = static_cast<int64_t>(tokens.size());
     const double tol = std::is_same_v<T, float> ? 1e-4 : 1.2e-2;
     VecI off(e + 1, 0);
     for (int64_t i = 0; i < e; ++i) off[i + 1] = off[i] + tokens[i];
@@ -271,6 +271,19 @@ TEST_F(CudaOps, GroupedGemmBf16) {
     grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 72, 50);  // widths not a multiple of 8
     gpu_->set_grouped_gemm_path(GroupedGemmPath::cublas_grouped);
     grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 96, 80);
+    gpu_->set_grouped_gemm_path(GroupedGemmPath::cublas);
+}
+// Batched row chunks: 130 rows are 64 + 64 + 2, 37 are 32 + 5 (batch_rows 64); equal-size experts
+// also batch their weight gradients.
+TEST_F(CudaOps, GroupedGemmBatchedPath) {
+    gpu_->set_grouped_gemm_path(GroupedGemmPath::cublas_batched);
+    gpu_->set_batch_rows(64);
+    grouped_gemm_case<float>(*gpu_, cpu_, rng_, 96, 80);
+    grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 72, 50);
+    grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 96, 80, {48, 48, 0, 48, 48, 200});
+    gpu_->set_batch_rows(256);
+    grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 96, 80, {300, 0, 517, 256});
+    EXPECT_THROW(gpu_->set_batch_rows(48), std::invalid_argument);
     gpu_->set_grouped_gemm_path(GroupedGemmPath::cublas);
 }
 // The own tensor-core kernel (device offsets): partial row, column and K tiles, several column tiles.
