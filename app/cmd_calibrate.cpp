@@ -26,6 +26,7 @@ struct CalibrateArgs {
     std::vector<std::string> profiles;
     std::vector<std::string> resident;
     double cache_mib = 0;
+    double private_cache_kib = 0;
     std::string out;
     std::string base;
     std::string name;
@@ -74,6 +75,11 @@ void register_calibrate(CLI::App& app) {
     cmd->add_option("--cache-mib", args->cache_mib,
                     "Last-level cache size in MiB, for profiles that do not record it (provenance.cache_bytes)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--private-cache-kib", args->private_cache_kib,
+                    "A core's own cache below the last level (L2) in KiB, for cache-resident profiles that do not "
+                    "record it (provenance.private_cache_bytes): the resident level then fits each class's speedup "
+                    "for operands that fit it")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--base", args->base,
                     "Hardware profile supplying peaks, links and price (default: cpu-template for CPU, h200 for CUDA)");
     cmd->add_option("--name", args->name, "Profile name (default: the output file's stem)");
@@ -109,6 +115,10 @@ void register_calibrate(CLI::App& app) {
             cache_bytes = sim::two_level_cache_bytes(cold_files, resident_files, args->cache_mib * 1024.0 * 1024.0);
             sim::CalibrationOptions ro = o;
             ro.max_sample_bytes = cache_bytes;  // larger operands come from DRAM: the cold level's
+            std::string note;
+            ro.private_cache_bytes = sim::resident_private_cache_bytes(resident_files, args->private_cache_kib * 1024.0,
+                                                                       cache_bytes, &note);
+            if (!note.empty()) std::fprintf(stderr, "moecast calibrate: %s\n", note.c_str());
             resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, ro));
         }
         const std::string name =
@@ -131,7 +141,8 @@ void register_calibrate(CLI::App& app) {
                                                   {"heldout_mean_ape", r.heldout_mean_ape},
                                                   {"runs_per_shape", r.runs},
                                                   {"run_spread_median", r.run_spread_median},
-                                                  {"kernel_scale", scales}};
+                                                  {"kernel_scale", scales},
+                                                  {"private_cache_speedup", r.efficiency.private_cache_speedup}};
                 }
                 return out;
             };

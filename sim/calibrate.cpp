@@ -50,20 +50,25 @@ bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::str
 
 // Parameters fitted per class, as unconstrained reals: compute and memory fractions through a
 // logistic (so they stay in (0, 1), as the profile schema requires), sizes, launch and (for
-// classes whose ops move indexed rows, OpCost::rows) the per-row time as logs.
+// classes whose ops move indexed rows, OpCost::rows) the per-row time as logs; last, where the
+// hardware has a private cache tier (`tier`: HardwareProfile::private_cache_bytes > 0), the
+// tier's speedup as log(speedup - 1).
 constexpr int kBaseParams = 5;
 using Theta = Eigen::VectorXd;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double logit(double p) { return std::log(p / (1.0 - p)); }
 
-void apply_theta(const Theta& th, Efficiency& e) {
+bool has_tier(const HardwareProfile& hw) { return hw.private_cache_bytes > 0; }
+
+void apply_theta(const Theta& th, Efficiency& e, bool tier) {
     e.compute = logistic(th[0]);
     e.compute_half_flops = std::exp(th[1]);
     e.memory = logistic(th[2]);
     e.memory_half_bytes = std::exp(th[3]);
     e.launch_s = std::exp(th[4]);
-    e.row_s = th.size() > kBaseParams ? std::exp(th[kBaseParams]) : 0.0;
+    e.row_s = th.size() > kBaseParams + (tier ? 1 : 0) ? std::exp(th[kBaseParams]) : 0.0;
+    e.private_cache_speedup = tier ? 1.0 + std::exp(th[th.size() - 1]) : 1.0;
 }
 
 struct FitData {
@@ -74,18 +79,19 @@ struct FitData {
 };
 
 // apply_theta's inverse: an efficiency's continuous parameters as the fit's unconstrained reals.
-Theta theta_of(const Efficiency& e) {
+Theta theta_of(const Efficiency& e, bool tier) {
     const auto tiny = std::numeric_limits<double>::min();
-    Theta th(e.row_s > 0 ? kBaseParams + 1 : kBaseParams);
+    Theta th(kBaseParams + (e.row_s > 0 ? 1 : 0) + (tier ? 1 : 0));
     th.head<kBaseParams>() << logit(e.compute), std::log(std::max(e.compute_half_flops, tiny)), logit(e.memory),
         std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
     if (e.row_s > 0) th[kBaseParams] = std::log(e.row_s);
+    if (tier) th[th.size() - 1] = std::log(std::max(e.private_cache_speedup - 1.0, tiny));
     return th;
 }
 
 double residuals(const Theta& th, const FitData& d, Eigen::VectorXd* r) {
     Efficiency& e = d.hw->efficiency[static_cast<size_t>(d.cls)];
-    apply_theta(th, e);
+    apply_theta(th, e, has_tier(*d.hw));
     double sum = 0;
     for (size_t i = 0; i < d.samples->size(); ++i) {
         const KernelSample& s = (*d.samples)[i];
@@ -168,24 +174,29 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     const std::vector<double> row_starts = per_row ? std::vector<double>{0.05, 0.5} : std::vector<double>{0.0};
     auto fraction = [](double x) { return std::clamp(x, 1e-6, 0.98); };
     double best = std::numeric_limits<double>::infinity();
-    // Kept only if no start gives a finite cost (best stays inf).
-    Theta best_th = Theta::Zero(per_row ? kBaseParams + 1 : kBaseParams);
+    // Kept only if no start gives a finite cost (best stays inf). The tier starts at speedups of
+    // 1.5 and 3 (the data alone cannot tell a cache tier from a compute floor from one start).
+    const bool tier = has_tier(*d.hw);
+    const std::vector<double> tier_starts = tier ? std::vector<double>{0.5, 2.0} : std::vector<double>{0.0};
+    Theta best_th = Theta::Zero(kBaseParams + (per_row ? 1 : 0) + (tier ? 1 : 0));
     for (double c0 : {0.5, 1.0, 2.0})
         for (double m0 : {0.5, 1.0, 2.0})
             for (double h : {0.1, 1.0, 10.0})
                 for (double l : {0.1, 0.5, 1.0})  // 1.0: a launch-bound floor (overlapped launches)
-                    for (double r0 : row_starts) {
-                        Theta th(best_th.size());
-                        th.head<kBaseParams>() << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
-                            logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
-                        if (per_row) th[kBaseParams] = std::log(r0 * min_row_s);
-                        const double c = levenberg_marquardt(th, d);
-                        if (c < best) {
-                            best = c;
-                            best_th = th;
+                    for (double r0 : row_starts)
+                        for (double s0 : tier_starts) {
+                            Theta th(best_th.size());
+                            th.head<kBaseParams>() << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
+                                logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
+                            if (per_row) th[kBaseParams] = std::log(r0 * min_row_s);
+                            if (tier) th[th.size() - 1] = std::log(s0);
+                            const double c = levenberg_marquardt(th, d);
+                            if (c < best) {
+                                best = c;
+                                best_th = th;
+                            }
                         }
-                    }
-    apply_theta(best_th, best_e);
+    apply_theta(best_th, best_e, tier);
     return best;
 }
 
@@ -446,9 +457,9 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         e.kernel_scale.assign(scale.begin(), scale.end());
         if (change < 1e-6 && std::fabs(log_mean) < 1e-6) break;
         slot = e;
-        Theta th = theta_of(e);  // refitted from where it is
+        Theta th = theta_of(e, has_tier(work));  // refitted from where it is
         levenberg_marquardt(th, FitData{&samples, cls, p, &work});
-        apply_theta(th, e);
+        apply_theta(th, e, has_tier(work));
     }
     step_factors();
     e.kernel_scale.assign(scale.begin(), scale.end());
@@ -499,7 +510,7 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
                         const Efficiency scaled = fit_kernel_scales(samples, cls, work, p);
                         if (!scaled.kernel_scale.empty()) {
                             work.efficiency[static_cast<size_t>(cls)] = scaled;
-                            c = residuals(theta_of(scaled), d, nullptr);
+                            c = residuals(theta_of(scaled, has_tier(work)), d, nullptr);
                             e = work.efficiency[static_cast<size_t>(cls)];
                         }
                     }
@@ -544,6 +555,7 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     for (const auto& s : profile.samples)
         if (s.dtype == "bf16") c.precision = Precision::bf16;
     c.hardware = base;
+    c.hardware.private_cache_bytes = options.private_cache_bytes;
     if (profile.provenance.device_kind == "cpu") {
         set_measured_cpu_peaks(c.hardware, profile);
         // kernels/cpu's attention stores P for its backward (sim/ops.h).
@@ -725,6 +737,7 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
                        {"work_overlap", to_string(e.work_overlap)}};
         if (r.cls == KernelClass::attention) et.insert_or_assign("backward_recomputes", e.backward_recomputes);
         if (e.row_s > 0) et.insert_or_assign("row_ns", e.row_s * 1e9);
+        if (e.private_cache_speedup > 1) et.insert_or_assign("private_cache_speedup", e.private_cache_speedup);
         if (!e.kernel_scale.empty()) {
             toml::table ks;
             for (const auto& [kernel, scale] : e.kernel_scale) ks.insert(kernel, scale);
@@ -795,6 +808,34 @@ double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfilePro
     return cache;
 }
 
+double resident_private_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
+                                    double given, double cache_bytes, std::string* note) {
+    const auto kib = [](double b) { return fmt::format("{:g} KiB", b / 1024.0); };
+    if (given > 0) {
+        if (given >= cache_bytes)
+            throw InputError("calibrate", 0, "--private-cache-kib",
+                             "the private cache (" + kib(given) + ") must be smaller than the last-level cache (" +
+                                 kib(cache_bytes) + ")");
+        return given;
+    }
+    double bytes = 0;
+    for (const auto& [path, prov] : resident) {
+        const double own = static_cast<double>(prov.private_cache_bytes);
+        if (own <= 0) continue;
+        if (bytes > 0 && own != bytes)
+            throw InputError(path, 0, "provenance.private_cache_bytes",
+                             "measured with a different private cache than the other cache-resident profiles");
+        bytes = own;
+    }
+    if (bytes > 0 && bytes >= cache_bytes) {
+        if (note)
+            *note = "the profiles' private cache (" + kib(bytes) + ") is not smaller than the last-level cache (" +
+                    kib(cache_bytes) + "): no private-cache tier fitted";
+        return 0;
+    }
+    return bytes;
+}
+
 toml::table cache_aware_profile_toml(const toml::table& base, const Calibration& cold, const Calibration& resident,
                                      double cache_bytes, const std::string& name) {
     if (cache_bytes <= 0)
@@ -804,7 +845,10 @@ toml::table cache_aware_profile_toml(const toml::table& base, const Calibration&
     toml::table cr;
     cr.insert("provenance", *w.get_as<toml::table>("provenance"));
     cr.insert("compute", *w.get_as<toml::table>("compute"));
-    cr.insert("memory", toml::table{{"bandwidth_tb_per_s", *w.at_path("memory.bandwidth_tb_per_s").as_floating_point()}});
+    toml::table cr_memory{{"bandwidth_tb_per_s", *w.at_path("memory.bandwidth_tb_per_s").as_floating_point()}};
+    if (resident.hardware.private_cache_bytes > 0)
+        cr_memory.insert("private_cache_kib", resident.hardware.private_cache_bytes / 1024.0);
+    cr.insert("memory", cr_memory);
     cr.insert("efficiency", *w.get_as<toml::table>("efficiency"));
     cr.insert("calibration", *w.get_as<toml::table>("calibration"));
     t["memory"].as_table()->insert_or_assign("cache_mib", cache_bytes / (1024.0 * 1024.0));
@@ -853,13 +897,16 @@ std::string calibration_table(const Calibration& c) {
         const Efficiency& e = r.efficiency;
         std::snprintf(line, sizeof line,
                       "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%% %8s  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
-                      "launch %.3g us%s%s, %stile %lldx%lld%s\n",
+                      "launch %.3g us%s%s, %s%stile %lldx%lld%s\n",
                       to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
                       100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
                       r.runs > 1 ? fmt::format("{:.1f}%", 100 * r.run_spread_median).c_str() : "-", e.compute,
                       e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
                       e.launch_per_group ? " per expert" : "", e.launch_overlap == LaunchOverlap::none ? "" : e.launch_overlap == LaunchOverlap::full ? " overlapped" : " partly overlapped",
                       e.row_s > 0 ? fmt::format("row {:.3g} ns, ", e.row_s * 1e9).c_str() : "",
+                      e.private_cache_speedup > 1
+                          ? fmt::format("private cache x{:.2f}, ", e.private_cache_speedup).c_str()
+                          : "",
                       static_cast<long long>(e.tile_m),
                       static_cast<long long>(e.tile_n),
                       e.work_overlap == LaunchOverlap::full ? "" : e.work_overlap == LaunchOverlap::none ? ", compute + memory" : ", compute and memory partly overlapped");

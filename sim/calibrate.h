@@ -108,6 +108,11 @@ struct CalibrationOptions {
     // two-level CPU profile (the cache's size): an op whose own operands overflow the cache reads
     // them from DRAM however small the rotation, so it measures the cold level, not this one.
     double max_sample_bytes = 0;
+    // > 0: a core's own cache below the last level (CPU L2), for the cache-resident level: its
+    // ops' operands sit in that cache when small enough, so each class also fits the speedup of
+    // that tier (Efficiency::private_cache_speedup; sim/timing.h), and the calibrated profile
+    // records the size (HardwareProfile::private_cache_bytes).
+    double private_cache_bytes = 0;
 };
 
 struct Calibration {
@@ -158,6 +163,13 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
 double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& cold,
                              const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
                              double cache_bytes);
+// A core's own cache for the cache-resident level (CalibrationOptions::private_cache_bytes):
+// `given` when > 0, else what the cache-resident profiles record (provenance.private_cache_bytes;
+// all that record one must agree), else 0 (no private tier is fitted). A given size must be smaller
+// than the last-level cache `cache_bytes`; a recorded one that is not (a stated cache smaller than
+// the machine's) is left out, and `note` (optional) says so.
+double resident_private_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
+                                    double given, double cache_bytes, std::string* note = nullptr);
 // With `resident` (a calibration of profiles whose inputs rotated within the last-level cache of
 // `cache_bytes`): `c` is the DRAM-cold calibration, and the profile gains memory.cache_mib and a
 // [cache_resident] part (its provenance, peaks, bandwidth, efficiencies and held-out errors).

@@ -210,6 +210,8 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
         {{"none", LaunchOverlap::none}, {"partial", LaunchOverlap::partial}, {"full", LaunchOverlap::full}});
     if (t->has("launch_us")) e.launch_s = v.number(*t, "launch_us", 1e-6, 0.0, false);
     if (t->has("row_ns")) e.row_s = v.number(*t, "row_ns", 1e-9, 0.0, false);
+    e.private_cache_speedup = v.number(*t, "private_cache_speedup", 1.0, 1.0, false, 1e-9);
+    if (e.private_cache_speedup < 1.0) t->fail("private_cache_speedup", "expected a factor >= 1");
     if (auto ks = t->table("kernel_scale")) {
         for (const std::string& k : ks->keys()) e.kernel_scale.emplace_back(k, v.number(*ks, k, 1.0, 1.0, true, 1e-6));
         ks->finish();
@@ -288,6 +290,8 @@ HardwareProfile hardware_from_table(const toml::table& root, const std::string& 
     hw.memory_bytes = v.number(*mem, "capacity_gb", 1e9, 0, true, 1e-9);
     hw.memory_bandwidth_bytes_per_s = v.number(*mem, "bandwidth_tb_per_s", 1e12, 0, true, 1e-9);
     if (mem->has("cache_mib")) hw.cache_bytes = v.number(*mem, "cache_mib", 1024.0 * 1024.0, 0, false, 1e-9);
+    if (mem->has("private_cache_kib"))
+        hw.private_cache_bytes = v.number(*mem, "private_cache_kib", 1024.0, 0, false, 1e-9);
     mem->finish();
 
     if (auto node = r.table("node")) {

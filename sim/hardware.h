@@ -100,6 +100,11 @@ struct Efficiency {
     // factor slower or faster than the class (calibration fits them on classes that profiled two or
     // more kernels). Empty, or a kernel not listed: 1.
     std::vector<std::pair<std::string, double>> kernel_scale;
+    // Cache-resident CPU level only: how much faster the memory term runs for the part of an op's
+    // bytes that fits the core's own cache (HardwareProfile::private_cache_bytes, the L2) than for
+    // the part that streams from the shared last level. 1 = no such tier. Fitted by calibration
+    // when the profiles record that cache.
+    double private_cache_speedup = 1.0;
 
     double scale_of(std::string_view kernel) const {
         for (const auto& [name, scale] : kernel_scale)
@@ -133,6 +138,9 @@ struct HardwareProfile {
     std::vector<ProfileValue> values;    // every numeric value read, with its provenance
     // Last-level cache of the device (CPU: the L3 its cores share; memory.cache_mib), 0 = not given.
     double cache_bytes = 0;
+    // The cache-resident level only: a core's own cache below the last level (CPU L2,
+    // memory.private_cache_kib), where Efficiency::private_cache_speedup applies; 0 = not given.
+    double private_cache_bytes = 0;
     // The same device with its operands resident in that cache ([cache_resident]: peaks, bandwidth
     // and efficiencies calibrated from profiles whose inputs rotate within the cache); null = none.
     // The efficiencies above are then the DRAM-cold ones, and a prediction that knows its working

@@ -110,6 +110,7 @@ toml::table measured_profile_to_toml(const MeasuredProfile& p) {
     prov.insert("reps", v.reps);
     prov.insert("rotate_bytes", v.rotate_bytes);
     if (v.cache_bytes > 0) prov.insert("cache_bytes", v.cache_bytes);
+    if (v.private_cache_bytes > 0) prov.insert("private_cache_bytes", v.private_cache_bytes);
     toml::array samples;
     for (const auto& s : p.samples) samples.push_back(sample_to_toml(s));
     toml::table t;
@@ -158,6 +159,8 @@ MeasuredProfile measured_profile_from_toml(const toml::table& t, const std::stri
     v.rotate_bytes = prov->get_int("rotate_bytes", 0);
     v.cache_bytes = prov->get_int("cache_bytes", 0);
     if (v.cache_bytes < 0) prov->fail("cache_bytes", "expected bytes >= 0");
+    v.private_cache_bytes = prov->get_int("private_cache_bytes", 0);
+    if (v.private_cache_bytes < 0) prov->fail("private_cache_bytes", "expected bytes >= 0");
     prov->finish();
     r.finish();
     const toml::node* n = t.get("sample");

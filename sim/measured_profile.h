@@ -55,6 +55,7 @@ struct ProfileProvenance {
     int64_t reps = 0;
     int64_t rotate_bytes = 0;  // inputs rotated through buffers of this many bytes in total
     int64_t cache_bytes = 0;   // last-level cache (CPU L3 from sysfs, GPU L2); 0 = unknown
+    int64_t private_cache_bytes = 0;  // a CPU core's own cache below the last level (L2); 0 = unknown
 };
 
 struct MeasuredProfile {

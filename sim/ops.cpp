@@ -138,18 +138,27 @@ OpCost cross_entropy_cost(double rows, int64_t vocab) {
 OpCost rope_cost(double rows, int64_t heads, int64_t hd, int64_t elem) {
     OpCost c = elementwise_cost(rows * dbl(heads) * dbl(hd), 1, 1, 3.0, elem);
     c.rows = rows;
+    c.footprint = c.bytes / 2;  // in place
     return c;
 }
 
-OpCost embedding_cost(double rows, int64_t d, int64_t elem) {
+OpCost embedding_cost(double rows, int64_t d, int64_t elem, int64_t vocab) {
     OpCost c = elementwise_cost(rows * dbl(d), 1, 1, 0.0, elem);
     c.rows = rows;
+    if (vocab > 0) c.footprint = (rows + dbl(vocab)) * dbl(d) * dbl(elem);
     return c;
 }
 
-OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem) {
+OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem, int64_t vocab) {
     OpCost c = elementwise_cost(rows * dbl(d), 2, 1, 1.0, elem);
     c.rows = rows;
+    if (vocab > 0) c.footprint = (rows + dbl(vocab)) * dbl(d) * dbl(elem);
+    return c;
+}
+
+OpCost residual_add_cost(double n, int64_t elem) {
+    OpCost c = elementwise_cost(n, 2, 1, 1.0, elem);
+    c.footprint = 2.0 * n * dbl(elem);
     return c;
 }
 
@@ -165,10 +174,10 @@ bool elementwise_op_cost(const std::string& kernel, const std::map<std::string, 
     }
     const int64_t rows = get("rows"), d = get("D"), heads = get("H"), hd = get("hd"), v = get("V");
     if (rows <= 0) return false;
-    if (kernel == "residual_add" && d > 0) out = elementwise_cost(dbl(rows) * dbl(d), 2, 1, 1.0, elem);
+    if (kernel == "residual_add" && d > 0) out = residual_add_cost(dbl(rows) * dbl(d), elem);
     else if ((kernel == "rope" || kernel == "rope_bwd") && heads > 0 && hd > 0) out = rope_cost(dbl(rows), heads, hd, elem);
-    else if (kernel == "embedding" && d > 0) out = embedding_cost(dbl(rows), d, elem);
-    else if (kernel == "embedding_bwd" && d > 0) out = embedding_backward_cost(dbl(rows), d, elem);
+    else if (kernel == "embedding" && d > 0) out = embedding_cost(dbl(rows), d, elem, v);
+    else if (kernel == "embedding_bwd" && d > 0) out = embedding_backward_cost(dbl(rows), d, elem, v);
     else if (kernel == "cross_entropy" && v > 0) out = cross_entropy_cost(dbl(rows), v);
     else return false;
     return true;
@@ -178,7 +187,7 @@ OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_pe
     return {flops_per_element * n, n * dbl(elem) * dbl(reads + writes), false};
 }
 
-OpCost adam_step_cost(double n) { return {12.0 * n, 30.0 * n, false}; }
+OpCost adam_step_cost(double n) { return {12.0 * n, 30.0 * n, false, 0.0, 18.0 * n}; }
 
 OpCost softmax_topk_backward_cost(int64_t t, int64_t e, int64_t k) {
     // dp = aux + scattered dw (renorm: a K-term correction), dlogit = p * (dp - <p, dp>): ~4 per logit;

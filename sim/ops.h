@@ -22,8 +22,14 @@ struct OpCost {
     // Efficiency::row_s: on a CPU it outweighs the row's data at small D; a GPU spreads rows
     // over threads and it fits to ~0.
     double rows = 0;
+    // Distinct bytes the op touches where fewer than `bytes` (an update in place reads and writes
+    // one buffer; a gather reads a small table many times); 0 = `bytes`. What decides whether the
+    // operands fit a cache (sim/timing.h's private cache tier), not how many bytes move.
+    double footprint = 0;
 
+    double touched() const { return footprint > 0 ? footprint : bytes; }
     OpCost& operator+=(const OpCost& o) {
+        footprint = touched() + o.touched();
         flops += o.flops;
         bytes += o.bytes;
         matmul = matmul || o.matmul;
@@ -124,9 +130,11 @@ OpCost cross_entropy_cost(double rows, int64_t vocab);
 OpCost rope_cost(double rows, int64_t heads, int64_t hd, int64_t elem);
 // Token embedding: a gather of `rows` table rows of d (read, written); its backward scatter-adds
 // the output-gradient rows into the table's gradient (2 reads, 1 write, 1 FLOP per element).
-// `rows` indexed rows each.
-OpCost embedding_cost(double rows, int64_t d, int64_t elem);
-OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem);
+// `rows` indexed rows each; with the `vocab`, the footprint is the rows plus the whole table.
+OpCost embedding_cost(double rows, int64_t d, int64_t elem, int64_t vocab = 0);
+OpCost embedding_backward_cost(double rows, int64_t d, int64_t elem, int64_t vocab = 0);
+// dst += src over n elements: 2 reads and a write, 1 FLOP each; the footprint is the two buffers.
+OpCost residual_add_cost(double n, int64_t elem);
 // The memory-bound ops the generic elementwise class prices, by a profile sample's kernel name
 // and dims (kernels/profile's [[elementwise]] grid tables): residual_add (rows, D: dst += src),
 // rope and rope_bwd (rows, H, hd), embedding and embedding_bwd (rows, D), cross_entropy (rows, V),
@@ -137,7 +145,8 @@ bool elementwise_op_cost(const std::string& kernel, const std::map<std::string, 
 // elements (residual add: 2 and 1; RoPE on Q and K: 1 and 1).
 OpCost elementwise_cost(double n, int64_t reads, int64_t writes, double flops_per_element, int64_t elem);
 // One Adam(W) step over n parameters: reads fp32 master, m, v and fp32 gradient, writes master, m,
-// v and the bf16 working copy (30 bytes per parameter), ~12 FLOPs per parameter.
+// v and the bf16 working copy (30 bytes per parameter), ~12 FLOPs per parameter; the footprint is
+// the four fp32 buffers and the copy (18 bytes per parameter).
 OpCost adam_step_cost(double n);
 
 // Backward of the non-GEMM MoE ops (kernels/moe.h; router_logits backward is two gemm_cost).

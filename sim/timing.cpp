@@ -66,6 +66,11 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
         const double per_launch = cost.bytes / launches;
         if (e.memory_half_bytes > 0) eta *= per_launch / (per_launch + e.memory_half_bytes);
         t_memory = cost.bytes / (eta * hw.memory_bandwidth_bytes_per_s);
+        if (e.private_cache_speedup > 1 && hw.private_cache_bytes > 0) {
+            // The share of a launch's operands that fits the core's own cache runs that much faster.
+            const double in_cache = std::min(1.0, hw.private_cache_bytes * launches / cost.touched());
+            t_memory *= 1.0 - in_cache + in_cache / e.private_cache_speedup;
+        }
     }
     return {overlap_s(t_compute, t_memory, e.work_overlap), launches * (e.launch_s >= 0 ? e.launch_s : hw.launch_s)};
 }
@@ -240,9 +245,9 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
     b.elementwise("norm_ffn", StepPart::elementwise, Pass::forward, norm_cost(t / sp, d, act), L, KernelClass::norm);
     b.elementwise("norm_ffn_bwd", StepPart::elementwise, Pass::backward, twice_bytes(norm_cost(t / sp, d, act)), L,
                   KernelClass::norm);
-    b.elementwise("residual_add", StepPart::elementwise, Pass::forward, elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
-    b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward,
-                  elementwise_cost(2.0 * t * dd / sp, 2, 1, 1.0, act), L);
+    b.elementwise("residual_add", StepPart::elementwise, Pass::forward, residual_add_cost(2.0 * t * dd / sp, act), L);
+    b.elementwise("residual_add_bwd", StepPart::elementwise, Pass::backward, residual_add_cost(2.0 * t * dd / sp, act),
+                  L);
     // Rotary embedding of Q and K in place (a rotation of element pairs: ~3 FLOPs per element),
     // and its inverse in backward: two kernels each (Q's and K's), a row per token (sim/ops.h).
     if (m.positions == PositionKind::rope) {
@@ -429,8 +434,9 @@ void build_kernels(const ModelConfig& m, const FlopsPerToken& f, const HardwareP
                   KernelClass::norm);
     // Token embedding on the first stage (averaged like the head): a gather of T rows of D, and in
     // backward a scatter-add of the T output-gradient rows into the table's gradient.
-    b.elementwise("embedding", StepPart::elementwise, Pass::forward, embedding_cost(t, d, act), head);
-    b.elementwise("embedding_bwd", StepPart::elementwise, Pass::backward, embedding_backward_cost(t, d, act), head);
+    b.elementwise("embedding", StepPart::elementwise, Pass::forward, embedding_cost(t, d, act, whole(v_gpu)), head);
+    b.elementwise("embedding_bwd", StepPart::elementwise, Pass::backward,
+                  embedding_backward_cost(t, d, act, whole(v_gpu)), head);
     // Optimizer: once per step over this GPU's (ZeRO-sharded) parameters.
     const double dense = s.dense_params + s.end_params;
     const double opt_params = l.zero >= 1 ? dense / static_cast<double>(l.dp * l.cp) +

@@ -9,7 +9,7 @@
 //   predict_kernel_time(cls, cost, shape, hw) = op_time_s(work, launches * launch_s, e.launch_overlap):
 //       work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full: the host
 //       issues launches while the device works), with
-//   work = max( F / (u * eta_c(F/launches) * P) * wave + R * e.row_s,  B / (eta_m(B/launches) * BW) )
+//   work = max( F / (u * eta_c(F/launches) * P) * wave + R * e.row_s,  B / (eta_m(B/launches) * BW) * tier )
 //       (the roofline, e.work_overlap = full; none sums the two terms, partial is their root sum
 //       of squares: scalar CPU loops whose index work does not overlap their copies)
 //   An op of several kernels (the router: logits GEMM, softmax/top-K) combines as a whole: the
@@ -19,6 +19,9 @@
 //     P           hw.matmul_peak(precision) if cost.matmul, else hw.vector_flops_per_s
 //     eta_c(x)    e.compute (or e.compute_fp8 for fp8) * x / (x + e.compute_half_flops)
 //     eta_m(x)    e.memory * x / (x + e.memory_half_bytes)          e = hw.eff(cls)
+//     tier        1 - f + f / e.private_cache_speedup, f = min(1, hw.private_cache_bytes / (B/launches)):
+//                 the share of a launch's bytes that fits a core's own cache (the cache-resident
+//                 CPU level's L2) is read at that speedup over the last level; 1 without either
 //     u           shape.useful_fraction: useful / launched MMA work (tile quantization)
 //     wave        ceil(w) / w with w = tiles / launches / slots, slots = units * e.ctas_per_unit,
 //                 when e.wave_quantization and shape.tiles > 0 (wave quantization per launch)

@@ -71,22 +71,23 @@ std::string cpu_mhz() {
     return os.str();
 }
 
-// Size of the highest cache level of cpu0 (/sys/devices/system/cpu/cpu0/cache/index*/), in bytes;
-// 0 when sysfs does not say (the size is written "32768K").
-int64_t last_level_cache_bytes() {
+// Size of cpu0's cache of `level` (/sys/devices/system/cpu/cpu0/cache/index*/), in bytes, or of
+// its highest level when `level` is 0; 0 when sysfs does not say (the size is written "32768K").
+int64_t cache_level_bytes(int64_t level = 0) {
     int64_t best_level = 0, bytes = 0;
     for (int i = 0; i < 8; ++i) {
         const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
         std::ifstream level_in(dir + "level"), size_in(dir + "size");
-        int64_t level = 0;
+        int64_t own = 0;
         std::string size;
-        if (!(level_in >> level) || !(size_in >> size) || size.empty() || level < best_level) continue;
+        if (!(level_in >> own) || !(size_in >> size) || size.empty()) continue;
+        if (level > 0 ? own != level : own < best_level) continue;
         int64_t scale = 1;
         if (size.back() == 'K') scale = 1024;
         if (size.back() == 'M') scale = 1024 * 1024;
         try {
             bytes = std::stoll(size) * scale;
-            best_level = level;
+            best_level = own;
         } catch (const std::exception&) {
         }
     }
@@ -115,7 +116,8 @@ public:
         p.clocks = "cpu MHz (mean over cores) " + mhz_before_ + " before";
         p.threads = threads_;
         p.parallel_units = threads_;
-        p.cache_bytes = last_level_cache_bytes();
+        p.cache_bytes = cache_level_bytes();
+        if (const int64_t l2 = cache_level_bytes(2); l2 < p.cache_bytes) p.private_cache_bytes = l2;
         return p;
     }
 

@@ -80,6 +80,26 @@ TEST(ProfileCli, CalibrateCacheResidentPartBesideTheColdProfile) {
     ASSERT_TRUE(hw.cache_resident);
     EXPECT_EQ(hw.cache_resident->provenance.type, "measured");
     EXPECT_GT(hw.cache_resident->memory_bandwidth_bytes_per_s, 0);
+    // The L2 the profiles record is the resident level's private cache, unless it is no smaller
+    // than the stated 1 MiB cache: then no tier, and a note says so.
+    if (r.out.find("no private-cache tier fitted") != std::string::npos)
+        EXPECT_DOUBLE_EQ(hw.cache_resident->private_cache_bytes, 0.0);
+    else
+        EXPECT_LT(hw.cache_resident->private_cache_bytes, 1024.0 * 1024.0);
+    EXPECT_DOUBLE_EQ(hw.private_cache_bytes, 0.0);  // the cold level has none
+    // A private cache given: the resident level records it (and its classes fit a speedup >= 1).
+    const std::string tiered = testing::TempDir() + "cpu-two-level-l2.toml";
+    r = run("calibrate " + cold + " --cache-resident " + warm + " --cache-mib 1 --private-cache-kib 128 --cpu-time -o " +
+            tiered);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const moecast::sim::HardwareProfile t = moecast::sim::load_hardware_file(tiered);
+    ASSERT_TRUE(t.cache_resident);
+    EXPECT_DOUBLE_EQ(t.cache_resident->private_cache_bytes, 128.0 * 1024.0);
+    for (const auto& e : t.cache_resident->efficiency) EXPECT_GE(e.private_cache_speedup, 1.0);
+    r = run("calibrate " + cold + " --cache-resident " + warm + " --cache-mib 1 --private-cache-kib 1024 -o " +
+            testing::TempDir() + "never.toml");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("--private-cache-kib"), std::string::npos) << r.out;
     // Swapped: the cold profile rotates beyond the cache, so it is not cache-resident.
     r = run("calibrate " + warm + " --cache-resident " + cold + " --cache-mib 1 -o " + testing::TempDir() + "never.toml");
     EXPECT_EQ(r.rc, 2) << r.out;

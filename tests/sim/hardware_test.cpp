@@ -185,6 +185,33 @@ compute = 0.9
     EXPECT_EQ(r.provenance.source, "inputs rotated within the cache");
     EXPECT_FALSE(r.cache_resident);
     EXPECT_DOUBLE_EQ(r.cache_bytes, 0.0);
+    EXPECT_DOUBLE_EQ(r.private_cache_bytes, 0.0);
+    EXPECT_DOUBLE_EQ(r.eff(KernelClass::gemm).private_cache_speedup, 1.0);
+}
+
+// The cache-resident level's private cache: its size in [cache_resident.memory], a class's
+// speedup in its efficiency table; the DRAM-cold level keeps neither.
+TEST(Hardware, PrivateCacheTierIsReadOnTheResidentLevel) {
+    std::string text = kMinimal;
+    text.insert(text.find("[link.intra_node]"), "cache_mib = 32\n");
+    text += R"(
+[cache_resident.provenance]
+type = "measured"
+device = "test"
+date = "2026-12-06"
+source = "inputs rotated within the cache"
+[cache_resident.memory]
+bandwidth_tb_per_s = 4
+private_cache_kib = 1024
+[cache_resident.efficiency.elementwise]
+private_cache_speedup = 1.8
+)";
+    const HardwareProfile hw = hardware_from_toml_string(text, "tier.toml");
+    EXPECT_DOUBLE_EQ(hw.private_cache_bytes, 0.0);
+    ASSERT_TRUE(hw.cache_resident);
+    EXPECT_DOUBLE_EQ(hw.cache_resident->private_cache_bytes, 1024.0 * 1024);
+    EXPECT_DOUBLE_EQ(hw.cache_resident->eff(KernelClass::elementwise).private_cache_speedup, 1.8);
+    EXPECT_DOUBLE_EQ(hw.cache_resident->eff(KernelClass::gemm).private_cache_speedup, 1.0);
 }
 
 // Per-kernel factors of a class ([efficiency.<class>] kernel_scale): read by name, 1 for a kernel
@@ -222,6 +249,8 @@ TEST(Hardware, SchemaErrorsNameTheKey) {
     expect_error(std::string(kMinimal) + "[efficiency.gemm]\ncompute = 1.5\n", "efficiency.gemm.compute");
     expect_error(std::string(kMinimal) + "[efficiency.router]\nlaunch_overlap = \"some\"\n",
                  "efficiency.router.launch_overlap");
+    expect_error(std::string(kMinimal) + "[efficiency.norm]\nprivate_cache_speedup = 0.5\n",
+                 "efficiency.norm.private_cache_speedup");
     expect_error(std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = -1.0 }\n",
                  "efficiency.grouped_gemm.kernel_scale.fc2");
     expect_error(std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = \"slow\" }\n",

@@ -161,8 +161,50 @@ TEST(Timing, TrainerElementwiseOpsByHand) {
     ASSERT_TRUE(elementwise_op_cost("adamw", {{"n", 1000}}, 4, out));
     EXPECT_DOUBLE_EQ(out.flops, 12.0 * 1000);
     EXPECT_DOUBLE_EQ(out.bytes, 30.0 * 1000);
+    EXPECT_DOUBLE_EQ(out.touched(), 18.0 * 1000);  // four fp32 buffers and the bf16 copy
     EXPECT_FALSE(elementwise_op_cost("rmsnorm", {{"rows", 10}, {"D", 8}}, 4, out));
     EXPECT_FALSE(elementwise_op_cost("rope", {{"rows", 10}, {"hd", 16}}, 4, out));  // no H
+}
+
+// What an op touches (OpCost::footprint) where it moves more: an in-place update counts its buffer
+// once, a gather its rows and the table; sums add what each touches.
+TEST(Timing, FootprintsByHand) {
+    const OpCost add = residual_add_cost(1000, 4);  // dst += src: 3 x 4000 B moved, 2 x 4000 B touched
+    EXPECT_DOUBLE_EQ(add.bytes, 12000);
+    EXPECT_DOUBLE_EQ(add.touched(), 8000);
+    EXPECT_DOUBLE_EQ(rope_cost(2048, 3, 16, 4).touched(), 4.0 * 98304);
+    EXPECT_DOUBLE_EQ(embedding_cost(100, 8, 4, 50).touched(), (100.0 + 50) * 8 * 4);
+    EXPECT_DOUBLE_EQ(embedding_cost(100, 8, 4).touched(), 2.0 * 4 * 800);  // no vocab: its bytes
+    EXPECT_DOUBLE_EQ(embedding_backward_cost(100, 8, 4, 50).touched(), (100.0 + 50) * 8 * 4);
+    const OpCost gemm = gemm_cost(8, 8, 8, 4);
+    OpCost sum = add;
+    sum += gemm;
+    EXPECT_DOUBLE_EQ(sum.bytes, add.bytes + gemm.bytes);
+    EXPECT_DOUBLE_EQ(sum.touched(), 8000 + gemm.bytes);
+}
+
+// The cache-resident level's private cache tier (sim/timing.h): the share of a launch's operands
+// that fits the cache runs `private_cache_speedup` times faster; without the size, or at 1, no change.
+TEST(Timing, PrivateCacheTierByHand) {
+    HardwareProfile hw = load_hardware("cpu-template");
+    hw.memory_bandwidth_bytes_per_s = 1e11;
+    Efficiency e;
+    e.memory = 0.5;
+    e.memory_half_bytes = 0;
+    e.launch_s = 0;
+    e.private_cache_speedup = 4.0;
+    const OpCost add = residual_add_cost(1 << 16, 4);  // 786432 B moved, 524288 B touched
+    const double flat = add.bytes / (0.5 * 1e11);
+    EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat, 1e-15);  // no private cache
+    hw.private_cache_bytes = 1 << 20;                                              // all of it fits
+    EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat / 4, 1e-15);
+    hw.private_cache_bytes = 1 << 17;  // a quarter of it fits
+    EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat * (0.75 + 0.25 / 4), 1e-15);
+    KernelShape two;
+    two.launches = 2;  // per launch, half the operands: half of that fits
+    EXPECT_NEAR(kernel_time_parts(e, add, two, hw).work_s, flat * (0.5 + 0.5 / 4), 1e-15);
+    e.private_cache_speedup = 1.0;
+    EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat, 1e-15);
 }
 
 // QK-norm (Qwen3: per head) is two norms, of Q's T*H rows and K's T*H_kv rows of head_dim, priced
