@@ -52,7 +52,8 @@ bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::str
 // logistic (so they stay in (0, 1), as the profile schema requires), sizes, launch and (for
 // classes whose ops move indexed rows, OpCost::rows) the per-row time as logs; last, where the
 // hardware has a private cache tier (`tier`: HardwareProfile::private_cache_bytes > 0), the
-// tier's speedup as log(speedup - 1).
+// tier's speedup through a logistic between 1 and 1 / memory: operands in the private cache move
+// at most at the measured peak bandwidth (the best rate of any sample), never faster.
 constexpr int kBaseParams = 5;
 using Theta = Eigen::VectorXd;
 
@@ -68,7 +69,7 @@ void apply_theta(const Theta& th, Efficiency& e, bool tier) {
     e.memory_half_bytes = std::exp(th[3]);
     e.launch_s = std::exp(th[4]);
     e.row_s = th.size() > kBaseParams + (tier ? 1 : 0) ? std::exp(th[kBaseParams]) : 0.0;
-    e.private_cache_speedup = tier ? 1.0 + std::exp(th[th.size() - 1]) : 1.0;
+    e.private_cache_speedup = tier ? 1.0 + (1.0 / e.memory - 1.0) * logistic(th[th.size() - 1]) : 1.0;
 }
 
 struct FitData {
@@ -85,7 +86,10 @@ Theta theta_of(const Efficiency& e, bool tier) {
     th.head<kBaseParams>() << logit(e.compute), std::log(std::max(e.compute_half_flops, tiny)), logit(e.memory),
         std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
     if (e.row_s > 0) th[kBaseParams] = std::log(e.row_s);
-    if (tier) th[th.size() - 1] = std::log(std::max(e.private_cache_speedup - 1.0, tiny));
+    if (tier) {
+        const double share = (e.private_cache_speedup - 1.0) / (1.0 / e.memory - 1.0);
+        th[th.size() - 1] = logit(std::clamp(share, 1e-9, 1.0 - 1e-9));
+    }
     return th;
 }
 
@@ -174,28 +178,37 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     const std::vector<double> row_starts = per_row ? std::vector<double>{0.05, 0.5} : std::vector<double>{0.0};
     auto fraction = [](double x) { return std::clamp(x, 1e-6, 0.98); };
     double best = std::numeric_limits<double>::infinity();
-    // Kept only if no start gives a finite cost (best stays inf). The tier starts at speedups of
-    // 1.5 and 3 (the data alone cannot tell a cache tier from a compute floor from one start).
+    // Kept only if no start gives a finite cost (best stays inf). The tier starts halfway; the
+    // best fit is then restarted from other tier speedups (one start cannot always tell a cache
+    // tier from a compute floor).
     const bool tier = has_tier(*d.hw);
-    const std::vector<double> tier_starts = tier ? std::vector<double>{0.5, 2.0} : std::vector<double>{0.0};
     Theta best_th = Theta::Zero(kBaseParams + (per_row ? 1 : 0) + (tier ? 1 : 0));
     for (double c0 : {0.5, 1.0, 2.0})
         for (double m0 : {0.5, 1.0, 2.0})
             for (double h : {0.1, 1.0, 10.0})
                 for (double l : {0.1, 0.5, 1.0})  // 1.0: a launch-bound floor (overlapped launches)
-                    for (double r0 : row_starts)
-                        for (double s0 : tier_starts) {
-                            Theta th(best_th.size());
-                            th.head<kBaseParams>() << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
-                                logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
-                            if (per_row) th[kBaseParams] = std::log(r0 * min_row_s);
-                            if (tier) th[th.size() - 1] = std::log(s0);
-                            const double c = levenberg_marquardt(th, d);
-                            if (c < best) {
-                                best = c;
-                                best_th = th;
-                            }
+                    for (double r0 : row_starts) {
+                        Theta th(best_th.size());
+                        th.head<kBaseParams>() << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
+                            logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
+                        if (per_row) th[kBaseParams] = std::log(r0 * min_row_s);
+                        if (tier) th[th.size() - 1] = 0.0;
+                        const double c = levenberg_marquardt(th, d);
+                        if (c < best) {
+                            best = c;
+                            best_th = th;
                         }
+                    }
+    if (tier && std::isfinite(best))
+        for (double x0 : {-4.0, -2.0, 2.0, 4.0}) {
+            Theta th = best_th;
+            th[th.size() - 1] = x0;
+            const double c = levenberg_marquardt(th, d);
+            if (c < best) {
+                best = c;
+                best_th = th;
+            }
+        }
     apply_theta(best_th, best_e, tier);
     return best;
 }
