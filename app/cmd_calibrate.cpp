@@ -27,6 +27,7 @@ struct CalibrateArgs {
     std::vector<std::string> resident;
     double cache_mib = 0;
     double private_cache_kib = 0;
+    bool no_private_cache = false;
     std::string out;
     std::string base;
     std::string name;
@@ -80,6 +81,9 @@ void register_calibrate(CLI::App& app) {
                     "record it (provenance.private_cache_bytes): the resident level then fits each class's speedup "
                     "for operands that fit it")
         ->check(CLI::PositiveNumber);
+    cmd->add_flag("--no-private-cache", args->no_private_cache,
+                  "Fit the cache-resident level without the private-cache tier, whatever the profiles record")
+        ->excludes("--private-cache-kib");
     cmd->add_option("--base", args->base,
                     "Hardware profile supplying peaks, links and price (default: cpu-template for CPU, h200 for CUDA)");
     cmd->add_option("--name", args->name, "Profile name (default: the output file's stem)");
@@ -116,8 +120,10 @@ void register_calibrate(CLI::App& app) {
             sim::CalibrationOptions ro = o;
             ro.max_sample_bytes = cache_bytes;  // larger operands come from DRAM: the cold level's
             std::string note;
-            ro.private_cache_bytes = sim::resident_private_cache_bytes(resident_files, args->private_cache_kib * 1024.0,
-                                                                       cache_bytes, &note);
+            ro.private_cache_bytes = args->no_private_cache
+                                         ? 0.0
+                                         : sim::resident_private_cache_bytes(
+                                               resident_files, args->private_cache_kib * 1024.0, cache_bytes, &note);
             if (!note.empty()) std::fprintf(stderr, "moecast calibrate: %s\n", note.c_str());
             resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, ro));
         }
