@@ -107,7 +107,9 @@ OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
     const double io = t * (h * dbl(qk_dim) + dbl(kv_heads) * dbl(qk_dim + v_dim) + h * dbl(v_dim));
     // The recomputing form writes the fp32 LSE per (row, head); the stored form writes P.
     const double saved = backward_recomputes ? 4.0 * t * h : dbl(elem) * t * h * keys;
-    return {flops, dbl(elem) * io + saved, true};
+    // Every score also passes through the softmax (max, exponential, sum, scale; in backward the
+    // row dot product and the scaled difference): work per score, whatever the head dim.
+    return {flops, dbl(elem) * io + saved, true, t * h * keys};
 }
 
 OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
@@ -119,7 +121,7 @@ OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
     const double saved = backward_recomputes
                              ? 4.0 * t * h
                              : dbl(elem) * t * h * attention_kernel_keys(mean_keys, backward_recomputes);
-    return {(backward_recomputes ? 2.5 : 2.0) * f.flops, dbl(elem) * io + saved, true};
+    return {(backward_recomputes ? 2.5 : 2.0) * f.flops, dbl(elem) * io + saved, true, f.rows};
 }
 
 OpCost norm_cost(double rows, int64_t d, int64_t elem) {

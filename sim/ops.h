@@ -16,8 +16,9 @@ struct OpCost {
     double bytes = 0;   // minimum DRAM traffic
     bool matmul = false;  // priced against matmul (tensor-core) peak rather than vector peak
     // Rows the op handles one at a time: the rows it moves through an index (permute's gather,
-    // combine's weighted sum, their backwards: T*K each) and a norm's rows (each a reduction and
-    // a reciprocal square root). Each has a fixed cost apart from its bytes and FLOPs (index and
+    // combine's weighted sum, their backwards: T*K each), a norm's rows (each a reduction and
+    // a reciprocal square root) and attention's scores (T*H*keys: each a softmax's exponential
+    // and share of its reductions, work that does not grow with the head dim). Each has a fixed cost apart from its bytes and FLOPs (index and
     // weight loads, the row's address, the reduction's tail, a short loop's set-up),
     // Efficiency::row_s: on a CPU it outweighs the row's data at small D; a GPU spreads rows
     // over threads and it fits to ~0.

@@ -470,6 +470,12 @@ TEST(Timing, AttentionKernelFormsByHand) {
     const OpCost bs = attention_bwd_cost(512, 2, 64, 64, 2, 64.5, 4, false);
     EXPECT_DOUBLE_EQ(bs.flops, 50331648.0);
     EXPECT_DOUBLE_EQ(bs.bytes, io_bwd + 4.0 * 512 * 2 * 96);
+    // A softmax step per score (row, head, key), forward and backward, whatever the head dim.
+    EXPECT_DOUBLE_EQ(f.rows, 512.0 * 2 * 64.5);
+    EXPECT_DOUBLE_EQ(b.rows, 512.0 * 2 * 64.5);
+    EXPECT_DOUBLE_EQ(fs.rows, 512.0 * 2 * 96);
+    EXPECT_DOUBLE_EQ(bs.rows, 512.0 * 2 * 96);
+    EXPECT_DOUBLE_EQ(attention_fwd_cost(512, 2, 16, 16, 2, 64.5, 4).rows, f.rows);
     // The cost model prices the profile's form: backward / forward FLOPs 2.5 or 2.
     HardwareProfile hw = load_hardware("h100-sxm");
     EXPECT_TRUE(hw.eff(KernelClass::attention).backward_recomputes);
