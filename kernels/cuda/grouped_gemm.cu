@@ -10,11 +10,10 @@
 // - device: bf16 forward and dgrad on the own kernel (grouped_gemm_mma.cu), no host round-trip.
 // The cuBLAS paths need per-expert row counts on the host: the (E + 1) offsets are copied to pinned
 // memory first (one small D2H sync per call). fp32 accumulation throughout.
-#include <map>
-#include <tuple>
 #include <vector>
 
 #include "kernels/cuda/grouped_gemm_mma.cuh"
+#include "kernels/cuda/grouped_plan.h"
 
 namespace moecast::kernels {
 namespace {
@@ -28,55 +27,14 @@ const int32_t* host_offsets(Context<Cuda>& ctx, const int32_t* offsets, int64_t 
     return h;
 }
 
-// One row-major problem C (m, n) = op(A) . op(B) (as in gemm_row_major).
-struct Problem {
-    bool trans_a, trans_b;
-    int64_t m, n, k;
-    const void* a;
-    int64_t lda;
-    const void* b;
-    int64_t ldb;
-    void* c;
-    int64_t ldc;
-};
-
-constexpr int64_t kMinChunk = 32;  // the batched path's smallest chunk (rows)
-
-// Rows [r, r + m) of a problem whose rows are C's and A's rows (not for trans_a).
-Problem row_slice(const Problem& p, int64_t r, int64_t m, size_t elem) {
-    Problem q = p;
-    q.m = m;
-    q.a = static_cast<const char*>(p.a) + r * p.lda * static_cast<int64_t>(elem);
-    q.c = static_cast<char*>(p.c) + r * p.ldc * static_cast<int64_t>(elem);
-    return q;
-}
-
-// Cuts every problem's rows into chunks of `top` rows, then at most one chunk of each smaller
-// power of two down to kMinChunk, and the rest (< kMinChunk rows) as it is.
-std::vector<Problem> chunk_rows(const std::vector<Problem>& ps, int64_t top, size_t elem) {
-    std::vector<Problem> out;
-    for (const Problem& p : ps) {
-        int64_t r = 0;
-        for (int64_t s = top; s >= kMinChunk; s /= 2)
-            for (; p.m - r >= s; r += s) out.push_back(row_slice(p, r, s, elem));
-        if (r < p.m) out.push_back(row_slice(p, r, p.m - r, elem));
-    }
-    return out;
-}
-
 // Runs problems of equal shape and strides as cublasGemmBatchedEx calls, one per shape, and the
 // others one GEMM each; the calls go round the lanes. The pointer arrays of all batches are
 // staged in one host-to-device copy before the lanes fork.
-void run_batched(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataType_t ty) {
-    using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
-    std::map<Key, std::vector<size_t>> batches;
-    for (size_t i = 0; i < ps.size(); ++i) {
-        const Problem& p = ps[i];
-        batches[Key{p.trans_a, p.trans_b, p.m, p.n, p.k, p.lda, p.ldb, p.ldc}].push_back(i);
-    }
+void run_batched(Context<Cuda>& ctx, const std::vector<GemmProblem>& ps, cudaDataType_t ty) {
+    const std::vector<std::vector<size_t>> batches = equal_shape_batches(ps);
     // Column-major view as in gemm_row_major: cuBLAS's A is our B. Per batch: B's, A's, C's.
     std::vector<const void*> ptrs;
-    for (const auto& [key, idx] : batches) {
+    for (const auto& idx : batches) {
         if (idx.size() < 2) continue;
         for (size_t i : idx) ptrs.push_back(ps[i].b);
         for (size_t i : idx) ptrs.push_back(ps[i].a);
@@ -92,9 +50,9 @@ void run_batched(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataTyp
     int lane = 0;
     size_t at = 0;
     const float alpha = 1.0f, beta = 0.0f;
-    for (const auto& [key, idx] : batches) {
+    for (const auto& idx : batches) {
         cublasHandle_t h = ctx.lane_cublas(lane++);
-        const Problem& p = ps[idx[0]];
+        const GemmProblem& p = ps[idx[0]];
         if (idx.size() < 2) {
             gemm_row_major(h, p.trans_a, p.trans_b, p.m, p.n, p.k, p.a, ty, p.lda, p.b, ty, p.ldb, p.c, ty, p.ldc);
             continue;
@@ -112,7 +70,7 @@ void run_batched(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataTyp
 
 // Runs the problems (all of one data type) by the context's cuBLAS path; `row_chunks`: the
 // problems' rows may be cut (their A is not transposed) for the batched path.
-void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataType_t ty, bool row_chunks) {
+void run_problems(Context<Cuda>& ctx, const std::vector<GemmProblem>& ps, cudaDataType_t ty, bool row_chunks) {
     if (ps.empty()) return;
     if (ctx.grouped_gemm_path() == GroupedGemmPath::cublas_batched) {
         const size_t elem = ty == CUDA_R_32F ? 4 : 2;
@@ -121,7 +79,7 @@ void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataTy
     }
     if (ctx.grouped_gemm_path() != GroupedGemmPath::cublas_grouped) {
         if (ps.size() == 1) {
-            const Problem& p = ps[0];
+            const GemmProblem& p = ps[0];
             gemm_row_major(ctx, p.trans_a, p.trans_b, p.m, p.n, p.k, p.a, ty, p.lda, p.b, ty, p.ldb, p.c, ty, p.ldc);
             return;
         }
@@ -129,7 +87,7 @@ void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataTy
         // small ones share the GPU (each alone would leave most SMs idle).
         ctx.fork_lanes();
         for (size_t i = 0; i < ps.size(); ++i) {
-            const Problem& p = ps[i];
+            const GemmProblem& p = ps[i];
             gemm_row_major(ctx.lane_cublas(static_cast<int>(i)), p.trans_a, p.trans_b, p.m, p.n, p.k, p.a, ty, p.lda,
                            p.b, ty, p.ldb, p.c, ty, p.ldc);
         }
@@ -143,7 +101,7 @@ void run_problems(Context<Cuda>& ctx, const std::vector<Problem>& ps, cudaDataTy
     std::vector<float> alpha(g, 1.0f), beta(g, 0.0f);
     std::vector<const void*> ptrs(3 * g);
     for (size_t i = 0; i < g; ++i) {
-        const Problem& p = ps[i];
+        const GemmProblem& p = ps[i];
         ta[i] = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
         tb[i] = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
         m[i] = static_cast<int>(p.n);
@@ -172,7 +130,7 @@ void fwd(Context<Cuda>& ctx, const T* x, const T* w, const int32_t* offsets, int
             grouped_gemm_mma(ctx, false, dev(x), dev(w), offsets, e, kd, n, dev(y)))
             return;
     const int32_t* off = host_offsets(ctx, offsets, e);
-    std::vector<Problem> ps;
+    std::vector<GemmProblem> ps;
     for (int64_t ex = 0; ex < e; ++ex) {
         const int64_t m = off[ex + 1] - off[ex];
         if (m > 0) ps.push_back({false, false, m, n, kd, x + off[ex] * kd, kd, w + ex * kd * n, n, y + off[ex] * n, n});
@@ -188,7 +146,7 @@ void dgrad(Context<Cuda>& ctx, const T* dy, const T* w, const int32_t* offsets, 
             grouped_gemm_mma(ctx, true, dev(dy), dev(w), offsets, e, n, kd, dev(dx)))
             return;
     const int32_t* off = host_offsets(ctx, offsets, e);
-    std::vector<Problem> ps;
+    std::vector<GemmProblem> ps;
     for (int64_t ex = 0; ex < e; ++ex) {
         const int64_t m = off[ex + 1] - off[ex];
         if (m > 0) ps.push_back({false, true, m, kd, n, dy + off[ex] * n, n, w + ex * kd * n, n, dx + off[ex] * kd, kd});
@@ -200,7 +158,7 @@ template <class T>
 void wgrad(Context<Cuda>& ctx, const T* x, const T* dy, const int32_t* offsets, int64_t e, int64_t kd, int64_t n,
            T* dw) {
     const int32_t* off = host_offsets(ctx, offsets, e);
-    std::vector<Problem> ps;
+    std::vector<GemmProblem> ps;
     for (int64_t ex = 0; ex < e; ++ex) {
         const int64_t m = off[ex + 1] - off[ex];
         T* out = dw + ex * kd * n;
