@@ -141,6 +141,11 @@ struct HardwareProfile {
     // The cache-resident level only: a core's own cache below the last level (CPU L2,
     // memory.private_cache_kib), where Efficiency::private_cache_speedup applies; 0 = not given.
     double private_cache_bytes = 0;
+    // The share of an op's operands read from that cache. < 0 (an op alone, as profiled): each
+    // op's own, min(1, private cache / its per-launch footprint). >= 0: this share for every op,
+    // set by a whole-step prediction to min(1, private cache / the step's working set), since
+    // inside a step an op's operands have been displaced by the ops between (sim/trainer_step.h).
+    double private_cache_share = -1;
     // The same device with its operands resident in that cache ([cache_resident]: peaks, bandwidth
     // and efficiencies calibrated from profiles whose inputs rotate within the cache); null = none.
     // The efficiencies above are then the DRAM-cold ones, and a prediction that knows its working

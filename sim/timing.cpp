@@ -68,7 +68,9 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
         t_memory = cost.bytes / (eta * hw.memory_bandwidth_bytes_per_s);
         if (e.private_cache_speedup > 1 && hw.private_cache_bytes > 0) {
             // The share of a launch's operands that fits the core's own cache runs that much faster.
-            const double in_cache = std::min(1.0, hw.private_cache_bytes * launches / cost.touched());
+            const double in_cache = hw.private_cache_share >= 0
+                                        ? std::min(1.0, hw.private_cache_share)
+                                        : std::min(1.0, hw.private_cache_bytes * launches / cost.touched());
             t_memory *= 1.0 - in_cache + in_cache / e.private_cache_speedup;
         }
     }

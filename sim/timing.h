@@ -19,9 +19,11 @@
 //     P           hw.matmul_peak(precision) if cost.matmul, else hw.vector_flops_per_s
 //     eta_c(x)    e.compute (or e.compute_fp8 for fp8) * x / (x + e.compute_half_flops)
 //     eta_m(x)    e.memory * x / (x + e.memory_half_bytes)          e = hw.eff(cls)
-//     tier        1 - f + f / e.private_cache_speedup, f = min(1, hw.private_cache_bytes / (B/launches)):
-//                 the share of a launch's bytes that fits a core's own cache (the cache-resident
-//                 CPU level's L2) is read at that speedup over the last level; 1 without either
+//     tier        1 - f + f / e.private_cache_speedup, f = min(1, hw.private_cache_bytes / (touched
+//                 bytes / launches)): the share of a launch's operands that fits a core's own cache
+//                 (the cache-resident CPU level's L2) is read at that speedup over the last level;
+//                 1 without either; f = hw.private_cache_share instead where that is set (a whole
+//                 step: the cache against the step's working set)
 //     u           shape.useful_fraction: useful / launched MMA work (tile quantization)
 //     wave        ceil(w) / w with w = tiles / launches / slots, slots = units * e.ctas_per_unit,
 //                 when e.wave_quantization and shape.tiles > 0 (wave quantization per launch)

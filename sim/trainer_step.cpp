@@ -134,7 +134,11 @@ TrainerStepPrediction predict_trainer_step(const ModelConfig& m, const HardwareP
     cold.footprint_bytes = trainer_footprint(m, micro_batch_tokens, threads).total_bytes;
     if (!cpu.cache_resident || cpu.cache_bytes <= 0) return cold;
     const double h = cache_resident_fraction(cpu.cache_bytes, cold.footprint_bytes);
-    const TrainerStepPrediction warm = price_step(m, *cpu.cache_resident, batch_tokens, micro_batch_tokens, threads);
+    // Inside a step an op's operands are where the ops between left them: the private cache (L2)
+    // holds the same share of the step's working set for every op, as the last level does.
+    HardwareProfile resident = *cpu.cache_resident;
+    resident.private_cache_share = cache_resident_fraction(resident.private_cache_bytes, cold.footprint_bytes);
+    const TrainerStepPrediction warm = price_step(m, resident, batch_tokens, micro_batch_tokens, threads);
     TrainerStepPrediction p = cold;
     p.breakdown = blend(warm.breakdown, cold.breakdown, h);
     p.step_s = p.breakdown.step_s;

@@ -37,7 +37,9 @@ double cache_resident_fraction(double cache_bytes, double working_set_bytes);
 // the first one (threads - 1 passes that read two buffers and write one) before clipping: the
 // in-process data-parallel reduction, priced as elementwise kernels in the optimizer part.
 // A profile with a [cache_resident] part and a cache size is priced both ways and blended, part by
-// part, with the step's resident fraction h: time = h x cache-resident + (1 - h) x DRAM-cold.
+// part, with the step's resident fraction h: time = h x cache-resident + (1 - h) x DRAM-cold. The
+// cache-resident part's private-cache tier (the L2, where it has one) takes the same kind of share
+// for every op: min(1, L2 / the working set), not each op's own fit (HardwareProfile::private_cache_share).
 struct TrainerStepPrediction {
     double step_s = 0;
     StepBreakdown breakdown;

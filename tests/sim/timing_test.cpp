@@ -203,6 +203,9 @@ TEST(Timing, PrivateCacheTierByHand) {
     KernelShape two;
     two.launches = 2;  // per launch, half the operands: half of that fits
     EXPECT_NEAR(kernel_time_parts(e, add, two, hw).work_s, flat * (0.5 + 0.5 / 4), 1e-15);
+    hw.private_cache_share = 0.5;  // a step's share, whatever the op's own size
+    EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat * (0.5 + 0.5 / 4), 1e-15);
+    EXPECT_NEAR(kernel_time_parts(e, add, two, hw).work_s, flat * (0.5 + 0.5 / 4), 1e-15);
     e.private_cache_speedup = 1.0;
     EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat, 1e-15);
 }

@@ -200,5 +200,42 @@ compute = 0.9
     }
 }
 
+// Inside a step every op reads the same share of its operands from the private cache (L2): that
+// cache against the step's working set, as the last level's h. A tier that speeds every class's
+// memory term by 4 on a quarter of the working set is then the resident bandwidth divided by
+// 0.75 + 0.25 / 4, exactly.
+TEST(TrainerStep, PrivateCacheTakesTheStepsShareOfTheWorkingSet) {
+    const ModelConfig m = paper_mini_dense();
+    const double footprint = trainer_footprint(m, 2048, 1).total_bytes;
+    char cache[160];
+    std::snprintf(cache, sizeof cache, "cache_mib = %.17g\n", 2 * footprint / (1024.0 * 1024.0));  // h = 1
+    auto two_level = [&](double bandwidth_tb, double l2_bytes, double speedup) {
+        char mem[160], eff[512];
+        std::snprintf(mem, sizeof mem, "bandwidth_tb_per_s = %.17g\n%s", bandwidth_tb,
+                      l2_bytes > 0 ? ("private_cache_kib = " + std::to_string(l2_bytes / 1024.0) + "\n").c_str() : "");
+        std::string tables;
+        for (const char* c : {"gemm", "grouped_gemm", "attention", "elementwise", "router"}) {
+            std::snprintf(eff, sizeof eff, "[cache_resident.efficiency.%s]\nwave_quantization = false\n%s", c,
+                          speedup > 1 ? ("private_cache_speedup = " + std::to_string(speedup) + "\n").c_str() : "");
+            tables += eff;
+        }
+        const std::string text = profile_text("vector_fp32_tflops = 0.02\n", std::string("bandwidth_tb_per_s = 0.01\n") + cache,
+                                              "compute = 0.5\n",
+                                              std::string("\n[cache_resident.compute]\nvector_fp32_tflops = 0.05\n") +
+                                                  "[cache_resident.memory]\n" + mem + tables);
+        return predict_trainer_step(m, hardware_from_toml_string(text, "tier"), 4096, 2048, 1);
+    };
+    const double quarter = footprint / 4;
+    const TrainerStepPrediction tier = two_level(0.08, quarter, 4.0);
+    const TrainerStepPrediction faster = two_level(0.08 / (0.75 + 0.25 / 4), 0, 1.0);
+    const TrainerStepPrediction flat = two_level(0.08, 0, 1.0);
+    ASSERT_DOUBLE_EQ(tier.resident_fraction, 1.0);
+    EXPECT_LT(tier.step_s, flat.step_s);
+    EXPECT_NEAR(tier.step_s, faster.step_s, 1e-9 * flat.step_s);
+    EXPECT_NEAR(tier.breakdown.elementwise_s, faster.breakdown.elementwise_s, 1e-9 * flat.step_s);
+    // An L2 no smaller than the working set: every operand at the tier's speed.
+    EXPECT_NEAR(two_level(0.08, 2 * footprint, 4.0).step_s, two_level(0.32, 0, 1.0).step_s, 1e-9 * flat.step_s);
+}
+
 }  // namespace
 }  // namespace moecast::sim
