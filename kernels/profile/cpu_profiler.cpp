@@ -5,10 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <sstream>
-#include <vector>
 
 #include <time.h>
 
@@ -136,19 +134,10 @@ public:
             runner.run(next());
             single_s = std::chrono::duration<double>(clock::now() - t0).count();
         }
-        int64_t batch =
+        const int64_t batch =
             std::clamp<int64_t>(static_cast<int64_t>(std::ceil(options.min_timing_s / std::max(single_s, 1e-9))), 1, 4096);
-        // A rotation too small for its intent (the slot cap): flushed before every batch of at most
-        // one pass over the sets.
-        const bool flush = options.flush_bytes > 0 && spec.bytes_per_set * slots < options.rotate_bytes;
-        if (flush) {
-            batch = std::min(batch, slots);
-            if (static_cast<int64_t>(flush_.size()) < options.flush_bytes)
-                flush_.resize(static_cast<size_t>(options.flush_bytes));
-        }
         std::vector<double> times, cpu_times;
         for (int64_t r = 0; r < options.reps; ++r) {
-            if (flush) std::memset(flush_.data(), static_cast<int>(r), flush_.size());
             const double c0 = process_cpu_s();
             const auto t0 = clock::now();
             for (int64_t b = 0; b < batch; ++b) runner.run(next());
@@ -170,7 +159,6 @@ public:
 private:
     int threads_;
     std::string mhz_before_;
-    std::vector<char> flush_;  // written over before a batch whose rotation is capped
 };
 
 double quantile(const std::vector<double>& sorted, double q) {

@@ -32,12 +32,6 @@ struct MeasureOptions {
     int64_t reps = 20;             // timed repetitions (each one sample of the median)
     double min_timing_s = 20e-6;   // CPU: launches are batched so one timing is at least this long
     bool counters = false;         // CUDA: one extra Range Profiler pass per case
-    // CPU: the grid's rotation (bytes), and > 0: a case whose sets together hold fewer bytes than
-    // that (rotation_slots' cap) would find them in the cache after one pass, so this many bytes
-    // are written before each timed batch (untimed) and a batch is at most one pass over the sets:
-    // every launch starts with its inputs outside the caches, as the rotation intends.
-    int64_t rotate_bytes = 0;
-    int64_t flush_bytes = 0;
 };
 
 class Profiler {

@@ -83,7 +83,6 @@ sim::MeasuredProfile run_profile(const RunOptions& o) {
     mo.warmup_reps = grid.warmup;
     mo.reps = grid.reps;
     mo.counters = o.counters || grid.counters;
-    mo.rotate_bytes = grid.rotate_bytes;
 
     std::unique_ptr<Profiler> profiler;
     std::unique_ptr<CpuContext> cpu_ctx;
@@ -109,13 +108,6 @@ sim::MeasuredProfile run_profile(const RunOptions& o) {
     }
     sim::MeasuredProfile out;
     out.provenance = profiler->provenance();
-    // A CPU rotation meant to leave the last-level cache: cases whose sets cannot (the slot cap)
-    // are flushed with twice that cache before each timed batch.
-    if (o.device == "cpu" && out.provenance.cache_bytes > 0 && grid.rotate_bytes > out.provenance.cache_bytes) {
-        mo.flush_bytes = 2 * out.provenance.cache_bytes;
-        out.provenance.tool += " (rotations under " + std::to_string(grid.rotate_bytes >> 20) + " MiB flushed with " +
-                               std::to_string(mo.flush_bytes >> 20) + " MiB before each timed batch)";
-    }
     ProgressBar bar(cases.size(), o.progress);
     const auto start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < cases.size(); ++i) {

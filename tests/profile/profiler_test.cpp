@@ -66,32 +66,6 @@ TEST(CpuProfiler, WarmupThenTimedRepsOverRotatedSlots) {
     }
 }
 
-// A rotation the slot cap leaves short of its bytes: each timed batch is at most one pass over
-// the sets (after a flush), however fast the launch; a rotation that reaches its bytes batches
-// as usual.
-TEST(CpuProfiler, CappedRotationsTimeAtMostOnePassPerBatch) {
-    auto profiler = make_cpu_profiler(1);
-    CaseSpec spec;
-    spec.meta.kernel = "probe";
-    spec.bytes_per_set = 1000;
-    int64_t calls = 0;
-    CaseRunner runner;
-    runner.slots = 4;
-    runner.run = [&](int64_t) { ++calls; };
-    MeasureOptions o;
-    o.warmup_reps = 1;
-    o.reps = 5;
-    o.min_timing_s = 1.0;  // would batch thousands of these launches
-    o.rotate_bytes = 1 << 20;
-    o.flush_bytes = 1 << 16;
-    profiler->measure(spec, runner, o);
-    EXPECT_EQ(calls, 1 + 5 * 4);
-    calls = 0;
-    o.rotate_bytes = 4000;  // the four sets hold it: no flush, batches as long as min_timing_s asks
-    profiler->measure(spec, runner, o);
-    EXPECT_GT(calls, 1 + 5 * 4);
-}
-
 // Every op of an [[elementwise]] table builds its buffer sets over the rotation and runs on the
 // CPU kernels, repeatedly as the profiler runs it.
 TEST(CpuCases, ElementwiseOpsRun) {
