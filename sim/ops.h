@@ -18,10 +18,10 @@ struct OpCost {
     // Rows the op handles one at a time: the rows it moves through an index (permute's gather,
     // combine's weighted sum, their backwards: T*K each), a norm's rows (each a reduction and
     // a reciprocal square root) and attention's scores (T*H*keys: each a softmax's exponential
-    // and share of its reductions, work that does not grow with the head dim). Each has a fixed cost apart from its bytes and FLOPs (index and
-    // weight loads, the row's address, the reduction's tail, a short loop's set-up),
-    // Efficiency::row_s: on a CPU it outweighs the row's data at small D; a GPU spreads rows
-    // over threads and it fits to ~0.
+    // and share of its reductions, work that does not grow with the head dim). Each has a fixed
+    // cost apart from its bytes and FLOPs (index and weight loads, the row's address, the
+    // reduction's tail, a short loop's set-up), Efficiency::row_s: on a CPU it outweighs the
+    // row's data at small D; a GPU spreads rows over threads and it fits to ~0.
     double rows = 0;
     // Distinct bytes the op touches where fewer than `bytes` (an update in place reads and writes
     // one buffer; a gather reads a small table many times); 0 = `bytes`. What decides whether the
