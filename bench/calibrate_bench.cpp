@@ -8,6 +8,8 @@
 // (e.g. a study run's input.toml). Where the time goes: per step part (sim::StepPart), the
 // predicted and the measured thread CPU ms (train/part_timer.h), as counters <part>_pred_ms and
 // <part>_meas_ms.
+// Also the cost of the cache-resident level's private-cache tier in calibration: one class fitted
+// with and without it (BM_FitClassPrivateCacheTier/tier:0 is the baseline of /tier:1).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -16,8 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "sim/trainer_step.h"
+#include "sim/calibrate.h"
 #include "sim/hardware.h"
+#include "sim/measured_profile.h"
+#include "sim/trainer_step.h"
 #include "train/step.h"
 #include "train/train_config.h"
 
@@ -100,6 +104,48 @@ BENCHMARK(BM_TrainerStepPredictedVsMeasured)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2.0);
+
+// One generic-class fit (every tile, launch and work-overlap choice, multi-start LM, per-kernel
+// factors) on 56 synthetic residual-add and RoPE samples timed by the model with an L2 tier;
+// range(0) = 1 fits the tier's speedup too.
+void BM_FitClassPrivateCacheTier(benchmark::State& state) {
+    sim::HardwareProfile truth = sim::load_hardware("cpu-template");
+    truth.vector_flops_per_s = 5e10;
+    truth.memory_bandwidth_bytes_per_s = 2e10;
+    truth.private_cache_bytes = 256 * 1024;
+    sim::Efficiency& g = truth.efficiency[static_cast<size_t>(sim::KernelClass::elementwise)];
+    g = sim::Efficiency{};
+    g.compute = 0.5;
+    g.memory = 0.3;
+    g.launch_s = 1e-6;
+    g.row_s = 2e-9;
+    g.wave_quantization = false;
+    g.private_cache_speedup = 2.5;
+    std::vector<sim::KernelSample> samples;
+    for (int64_t rows : {256, 512, 1024, 2048, 4096, 8192, 16384})
+        for (int64_t d : {24, 48, 96, 192})
+            for (const char* kernel : {"residual_add", "rope"}) {
+                sim::KernelSample s;
+                s.kernel = kernel;
+                s.kernel_class = "elementwise";
+                s.dtype = "fp32";
+                s.dims = {{"rows", rows}, {"D", d}, {"H", d / 24}, {"hd", 24}, {"S", 256}};
+                s.shape_key = sim::make_shape_key(s.dims, "");
+                s.median_s = sim::predict_sample_s(s, sim::KernelClass::elementwise, truth, sim::Precision::fp32);
+                samples.push_back(s);
+            }
+    sim::HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(sim::KernelClass::elementwise)] = sim::Efficiency{};
+    base.private_cache_bytes = state.range(0) ? truth.private_cache_bytes : 0;
+    double speedup = 0;
+    for (auto _ : state) {
+        const sim::Efficiency e =
+            sim::fit_class(samples, sim::KernelClass::elementwise, base, sim::Precision::fp32, {}, true);
+        speedup = e.private_cache_speedup;
+    }
+    state.counters["fitted_speedup"] = speedup;
+}
+BENCHMARK(BM_FitClassPrivateCacheTier)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
