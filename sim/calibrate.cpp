@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -785,6 +786,27 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
     return t;
 }
 
+namespace {
+
+using ProfileFiles = std::vector<std::pair<std::string, ProfileProvenance>>;
+
+// The size the files that record one (`field` > 0) agree on, 0 if none records it; files that
+// disagree are an InputError at `key`, saying `differ`.
+double recorded_size(std::initializer_list<const ProfileFiles*> sets, int64_t ProfileProvenance::*field,
+                     const char* key, const char* differ) {
+    double size = 0;
+    for (const ProfileFiles* set : sets)
+        for (const auto& [path, prov] : *set) {
+            const double own = static_cast<double>(prov.*field);
+            if (own <= 0) continue;
+            if (size > 0 && own != size) throw InputError(path, 0, key, differ);
+            size = own;
+        }
+    return size;
+}
+
+}  // namespace
+
 double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfileProvenance>>& cold,
                              const std::vector<std::pair<std::string, ProfileProvenance>>& resident,
                              double cache_bytes) {
@@ -794,17 +816,11 @@ double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfilePro
                 throw InputError(path, 0, "provenance.device",
                                  "measured on \"" + prov.device + "\", but the DRAM-cold profiles on \"" +
                                      cold.front().second.device + "\"");
-    double cache = cache_bytes;
-    if (cache <= 0)
-        for (const auto* set : {&resident, &cold})
-            for (const auto& [path, prov] : *set) {
-                const double own = static_cast<double>(prov.cache_bytes);
-                if (own <= 0) continue;
-                if (cache > 0 && own != cache)
-                    throw InputError(path, 0, "provenance.cache_bytes",
-                                     "measured with a different last-level cache than the other profiles");
-                cache = own;
-            }
+    const double cache = cache_bytes > 0 ? cache_bytes
+                                         : recorded_size({&resident, &cold}, &ProfileProvenance::cache_bytes,
+                                                         "provenance.cache_bytes",
+                                                         "measured with a different last-level cache than the other "
+                                                         "profiles");
     if (cache <= 0) {
         const std::string& path = resident.empty() ? (cold.empty() ? std::string("calibrate") : cold.front().first)
                                                    : resident.front().first;
@@ -831,15 +847,10 @@ double resident_private_cache_bytes(const std::vector<std::pair<std::string, Pro
                                  kib(cache_bytes) + ")");
         return given;
     }
-    double bytes = 0;
-    for (const auto& [path, prov] : resident) {
-        const double own = static_cast<double>(prov.private_cache_bytes);
-        if (own <= 0) continue;
-        if (bytes > 0 && own != bytes)
-            throw InputError(path, 0, "provenance.private_cache_bytes",
-                             "measured with a different private cache than the other cache-resident profiles");
-        bytes = own;
-    }
+    const double bytes = recorded_size({&resident}, &ProfileProvenance::private_cache_bytes,
+                                       "provenance.private_cache_bytes",
+                                       "measured with a different private cache than the other cache-resident "
+                                       "profiles");
     if (bytes > 0 && bytes >= cache_bytes) {
         if (note)
             *note = "the profiles' private cache (" + kib(bytes) + ") is not smaller than the last-level cache (" +
