@@ -148,7 +148,8 @@ void register_calibrate(CLI::App& app) {
                                                   {"runs_per_shape", r.runs},
                                                   {"run_spread_median", r.run_spread_median},
                                                   {"kernel_scale", scales},
-                                                  {"private_cache_speedup", r.efficiency.private_cache_speedup}};
+                                                  {"private_cache_speedup", r.efficiency.private_cache_speedup},
+                                                  {"write_cost", r.efficiency.write_cost}};
                 }
                 return out;
             };

@@ -50,12 +50,19 @@ uint64_t fnv1a(const std::string& s) {
 bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::string::npos; }
 
 // Parameters fitted per class, as unconstrained reals: compute and memory fractions through a
-// logistic (so they stay in (0, 1), as the profile schema requires), sizes, launch and (for
-// classes whose ops move indexed rows, OpCost::rows) the per-row time as logs; last, where the
-// hardware has a private cache tier (`tier`: HardwareProfile::private_cache_bytes > 0), the
-// tier's speedup through a logistic between 1 and 1 / memory: operands in the private cache move
-// at most at the measured peak bandwidth (the best rate of any sample), never faster.
+// logistic (so they stay in (0, 1), as the profile schema requires), sizes and launch as logs;
+// then, where the class's data call for them (ThetaLayout): the per-row time as a log (ops that
+// move indexed rows, OpCost::rows); the write cost through a logistic in log space between 1 and
+// 4 (a written byte moves at least once, as a read one does; ops that count their writes,
+// OpCost::written, in shares that vary over the samples, else it cannot be told from the memory
+// fraction; started near 1); last, where the hardware has a
+// private cache tier (HardwareProfile::private_cache_bytes > 0), the tier's speedup through a
+// logistic between 1 and 1 / memory: operands in the private cache move at most at the measured
+// peak bandwidth (the best rate of any sample), never faster.
 constexpr int kBaseParams = 5;
+constexpr double kMinWriteCost = 1.0, kMaxWriteCost = 4.0;
+// A class fits a write cost when its samples' shares of written bytes span at least this ratio.
+constexpr double kWriteShareSpan = 1.25;
 using Theta = Eigen::VectorXd;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -63,14 +70,25 @@ double logit(double p) { return std::log(p / (1.0 - p)); }
 
 bool has_tier(const HardwareProfile& hw) { return hw.private_cache_bytes > 0; }
 
-void apply_theta(const Theta& th, Efficiency& e, bool tier) {
+// Which optional parameters follow the five base ones, in this order.
+struct ThetaLayout {
+    bool row = false;
+    bool write = false;
+    bool tier = false;
+    Eigen::Index size() const { return kBaseParams + row + write + tier; }
+    Eigen::Index write_at() const { return kBaseParams + row; }
+};
+
+void apply_theta(const Theta& th, Efficiency& e, const ThetaLayout& l) {
     e.compute = logistic(th[0]);
     e.compute_half_flops = std::exp(th[1]);
     e.memory = logistic(th[2]);
     e.memory_half_bytes = std::exp(th[3]);
     e.launch_s = std::exp(th[4]);
-    e.row_s = th.size() > kBaseParams + (tier ? 1 : 0) ? std::exp(th[kBaseParams]) : 0.0;
-    e.private_cache_speedup = tier ? 1.0 + (1.0 / e.memory - 1.0) * logistic(th[th.size() - 1]) : 1.0;
+    e.row_s = l.row ? std::exp(th[kBaseParams]) : 0.0;
+    e.write_cost =
+        l.write ? kMinWriteCost * std::pow(kMaxWriteCost / kMinWriteCost, logistic(th[l.write_at()])) : 1.0;
+    e.private_cache_speedup = l.tier ? 1.0 + (1.0 / e.memory - 1.0) * logistic(th[th.size() - 1]) : 1.0;
 }
 
 struct FitData {
@@ -78,16 +96,22 @@ struct FitData {
     KernelClass cls;
     Precision precision;
     HardwareProfile* hw;  // its efficiency[cls] is overwritten while fitting
+    ThetaLayout layout;
 };
 
 // apply_theta's inverse: an efficiency's continuous parameters as the fit's unconstrained reals.
-Theta theta_of(const Efficiency& e, bool tier) {
+Theta theta_of(const Efficiency& e, const ThetaLayout& l) {
     const auto tiny = std::numeric_limits<double>::min();
-    Theta th(kBaseParams + (e.row_s > 0 ? 1 : 0) + (tier ? 1 : 0));
+    Theta th(l.size());
     th.head<kBaseParams>() << logit(e.compute), std::log(std::max(e.compute_half_flops, tiny)), logit(e.memory),
         std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
-    if (e.row_s > 0) th[kBaseParams] = std::log(e.row_s);
-    if (tier) {
+    if (l.row) th[kBaseParams] = std::log(std::max(e.row_s, tiny));
+    if (l.write) {
+        const double c = std::clamp(e.write_cost, kMinWriteCost, kMaxWriteCost);
+        const double share = std::log(c / kMinWriteCost) / std::log(kMaxWriteCost / kMinWriteCost);
+        th[l.write_at()] = logit(std::clamp(share, 1e-9, 1.0 - 1e-9));
+    }
+    if (l.tier) {
         const double share = (e.private_cache_speedup - 1.0) / (1.0 / e.memory - 1.0);
         th[th.size() - 1] = logit(std::clamp(share, 1e-9, 1.0 - 1e-9));
     }
@@ -96,7 +120,7 @@ Theta theta_of(const Efficiency& e, bool tier) {
 
 double residuals(const Theta& th, const FitData& d, Eigen::VectorXd* r) {
     Efficiency& e = d.hw->efficiency[static_cast<size_t>(d.cls)];
-    apply_theta(th, e, has_tier(*d.hw));
+    apply_theta(th, e, d.layout);
     double sum = 0;
     for (size_t i = 0; i < d.samples->size(); ++i) {
         const KernelSample& s = (*d.samples)[i];
@@ -168,22 +192,23 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
     if (!std::isfinite(min_flops)) min_flops = 1;
     if (!std::isfinite(min_bytes)) min_bytes = 1;
     // The least time per indexed row over the samples, if the class's ops move any: the per-row
-    // term is then fitted too, started below it.
+    // term (ThetaLayout::row) is then started below it.
     double min_row_s = std::numeric_limits<double>::infinity();
     for (const auto& s : *d.samples) {
         double rows = 0;
         for (const SampleKernel& k : sample_kernels(s, d.cls, *d.hw, d.precision)) rows += k.cost.rows;
         if (rows > 0) min_row_s = std::min(min_row_s, s.median_s / rows);
     }
-    const bool per_row = std::isfinite(min_row_s);
+    const ThetaLayout& layout = d.layout;
+    const bool per_row = layout.row;
     const std::vector<double> row_starts = per_row ? std::vector<double>{0.05, 0.5} : std::vector<double>{0.0};
     auto fraction = [](double x) { return std::clamp(x, 1e-6, 0.98); };
     double best = std::numeric_limits<double>::infinity();
     // Kept only if no start gives a finite cost (best stays inf). The tier starts halfway; the
     // best fit is then restarted from other tier speedups (one start cannot always tell a cache
     // tier from a compute floor).
-    const bool tier = has_tier(*d.hw);
-    Theta best_th = Theta::Zero(kBaseParams + (per_row ? 1 : 0) + (tier ? 1 : 0));
+    const bool tier = layout.tier;
+    Theta best_th = Theta::Zero(layout.size());
     for (double c0 : {0.5, 1.0, 2.0})
         for (double m0 : {0.5, 1.0, 2.0})
             for (double h : {0.1, 1.0, 10.0})
@@ -193,6 +218,7 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
                         th.head<kBaseParams>() << logit(fraction(c0 * std::max(best_c, 1e-6))), std::log(h * min_flops),
                             logit(fraction(m0 * std::max(best_m, 1e-6))), std::log(h * min_bytes), std::log(l * min_t);
                         if (per_row) th[kBaseParams] = std::log(r0 * min_row_s);
+                        if (layout.write) th[layout.write_at()] = -4.0;  // writes cost about as reads
                         if (tier) th[th.size() - 1] = 0.0;
                         const double c = levenberg_marquardt(th, d);
                         if (c < best) {
@@ -210,7 +236,7 @@ double fit_continuous(const FitData& d, Efficiency& best_e) {
                 best_th = th;
             }
         }
-    apply_theta(best_th, best_e, tier);
+    apply_theta(best_th, best_e, layout);
     return best;
 }
 
@@ -438,6 +464,27 @@ namespace {
 // samples keeps the class's own time (factor 1).
 constexpr size_t kMinScaleSamples = 2;
 
+// The optional parameters a class's samples can determine: the per-row time where its ops move
+// indexed rows; the write cost where they count their writes in shares that span kWriteShareSpan
+// (one share for all, and the write cost is the memory fraction again); the private-cache tier
+// where the hardware has that cache.
+ThetaLayout layout_for(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
+                       Precision p) {
+    ThetaLayout l;
+    l.tier = has_tier(hw);
+    double lo = std::numeric_limits<double>::infinity(), hi = 0;
+    for (const KernelSample& s : samples) {
+        OpCost sum;
+        for (const SampleKernel& k : sample_kernels(s, cls, hw, p)) sum += k.cost;
+        l.row = l.row || sum.rows > 0;
+        if (sum.written <= 0 || sum.bytes <= 0) continue;
+        lo = std::min(lo, sum.written / sum.bytes);
+        hi = std::max(hi, sum.written / sum.bytes);
+    }
+    l.write = hi >= kWriteShareSpan * lo;
+    return l;
+}
+
 Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
                              Precision p) {
     std::map<std::string, std::vector<const KernelSample*>> by_kernel;
@@ -471,9 +518,10 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         e.kernel_scale.assign(scale.begin(), scale.end());
         if (change < 1e-6 && std::fabs(log_mean) < 1e-6) break;
         slot = e;
-        Theta th = theta_of(e, has_tier(work));  // refitted from where it is
-        levenberg_marquardt(th, FitData{&samples, cls, p, &work});
-        apply_theta(th, e, has_tier(work));
+        const ThetaLayout layout = layout_for(samples, cls, work, p);
+        Theta th = theta_of(e, layout);  // refitted from where it is
+        levenberg_marquardt(th, FitData{&samples, cls, p, &work, layout});
+        apply_theta(th, e, layout);
     }
     step_factors();
     e.kernel_scale.assign(scale.begin(), scale.end());
@@ -517,14 +565,14 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
                     e.work_overlap = combine;
                     e.launch_overlap = overlap;
                     work.efficiency[static_cast<size_t>(cls)] = e;
-                    const FitData d{&samples, cls, p, &work};
+                    const FitData d{&samples, cls, p, &work, layout_for(samples, cls, work, p)};
                     double c = fit_continuous(d, e);
                     if (kernel_scales) {
                         work.efficiency[static_cast<size_t>(cls)] = e;
                         const Efficiency scaled = fit_kernel_scales(samples, cls, work, p);
                         if (!scaled.kernel_scale.empty()) {
                             work.efficiency[static_cast<size_t>(cls)] = scaled;
-                            c = residuals(theta_of(scaled, has_tier(work)), d, nullptr);
+                            c = residuals(theta_of(scaled, d.layout), d, nullptr);
                             e = work.efficiency[static_cast<size_t>(cls)];
                         }
                     }
@@ -554,6 +602,15 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
                 throw InputError(src, 0, "sample.cpu_s", "--cpu-time needs CPU profiles with cpu_s in every sample");
             if (x.cpu_s > 0) x.median_s = x.cpu_s;
         }
+    // An op that does not read the routing, timed under two histograms, is one shape measured twice:
+    // the runs pool and the split keeps them together (profiles written before the grid stopped
+    // repeating such ops).
+    for (KernelSample& x : profile.samples) {
+        const std::string key = work_shape_key(x);
+        if (key == x.shape_key) continue;
+        x.shape_key = key;
+        x.histogram.clear();
+    }
     Calibration c;
     c.provenance = profile.provenance;
     c.profile_paths = paths;
@@ -752,6 +809,7 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
         if (r.cls == KernelClass::attention) et.insert_or_assign("backward_recomputes", e.backward_recomputes);
         if (e.row_s > 0) et.insert_or_assign("row_ns", e.row_s * 1e9);
         if (e.private_cache_speedup > 1) et.insert_or_assign("private_cache_speedup", e.private_cache_speedup);
+        if (e.write_cost != 1) et.insert_or_assign("write_cost", e.write_cost);
         if (!e.kernel_scale.empty()) {
             toml::table ks;
             for (const auto& [kernel, scale] : e.kernel_scale) ks.insert(kernel, scale);
@@ -921,13 +979,14 @@ std::string calibration_table(const Calibration& c) {
         const Efficiency& e = r.efficiency;
         std::snprintf(line, sizeof line,
                       "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%% %8s  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
-                      "launch %.3g us%s%s, %s%stile %lldx%lld%s\n",
+                      "launch %.3g us%s%s, %s%s%stile %lldx%lld%s\n",
                       to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
                       100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
                       r.runs > 1 ? fmt::format("{:.1f}%", 100 * r.run_spread_median).c_str() : "-", e.compute,
                       e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
                       e.launch_per_group ? " per expert" : "", e.launch_overlap == LaunchOverlap::none ? "" : e.launch_overlap == LaunchOverlap::full ? " overlapped" : " partly overlapped",
                       e.row_s > 0 ? fmt::format("row {:.3g} ns, ", e.row_s * 1e9).c_str() : "",
+                      e.write_cost != 1 ? fmt::format("writes x{:.2f}, ", e.write_cost).c_str() : "",
                       e.private_cache_speedup > 1
                           ? fmt::format("private cache x{:.2f}, ", e.private_cache_speedup).c_str()
                           : "",

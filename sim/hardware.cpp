@@ -212,6 +212,7 @@ void read_efficiency(std::optional<TomlReader>& parent, ValueReader& v, KernelCl
     if (t->has("row_ns")) e.row_s = v.number(*t, "row_ns", 1e-9, 0.0, false);
     e.private_cache_speedup = v.number(*t, "private_cache_speedup", 1.0, 1.0, false, 1e-9);
     if (e.private_cache_speedup < 1.0) t->fail("private_cache_speedup", "expected a factor >= 1");
+    e.write_cost = v.number(*t, "write_cost", 1.0, 1.0, false, 1e-9);
     if (auto ks = t->table("kernel_scale")) {
         for (const std::string& k : ks->keys()) e.kernel_scale.emplace_back(k, v.number(*ks, k, 1.0, 1.0, true, 1e-6));
         ks->finish();

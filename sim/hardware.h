@@ -105,6 +105,12 @@ struct Efficiency {
     // the part that streams from the shared last level. 1 = no such tier. Fitted by calibration
     // when the profiles record that cache.
     double private_cache_speedup = 1.0;
+    // What a written byte costs in read bytes' time, for the ops that count their writes apart
+    // (OpCost::written): the memory term moves bytes + (write_cost - 1) * written. A CPU reads each
+    // line it writes first (write-allocate) and a gather re-reads what it writes; a GPU writes back
+    // from its L2. 1 = writes priced as reads. Fitted by calibration for classes whose samples'
+    // share of writes varies (permute and combine, over K).
+    double write_cost = 1.0;
 
     double scale_of(std::string_view kernel) const {
         for (const auto& [name, scale] : kernel_scale)

@@ -204,4 +204,11 @@ std::string make_shape_key(const std::map<std::string, int64_t>& dims, const std
     return key;
 }
 
+bool reads_routing(const std::string& kernel) { return kernel != "router" && kernel != "activation"; }
+
+std::string work_shape_key(const KernelSample& s) {
+    if (reads_routing(s.kernel)) return s.shape_key;
+    return s.shape_key.substr(0, s.shape_key.find(";hist="));
+}
+
 }  // namespace moecast::sim

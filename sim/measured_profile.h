@@ -75,4 +75,13 @@ void write_text_file(const std::string& path, const std::string& text);
 // Canonical shape key: "T=128,D=64,...;hist=uniform" (sorted dims; histogram appended if set).
 std::string make_shape_key(const std::map<std::string, int64_t>& dims, const std::string& histogram);
 
+// Whether an op's work depends on the routing (the expert histogram). The router computes its own
+// top-K from random logits and the activation runs over T*K rows whatever their experts, so their
+// samples at one layer shape under two histograms are repeats of one measurement.
+bool reads_routing(const std::string& kernel);
+// The sample's shape as far as its op's work goes: the shape key without the histogram for ops
+// that do not read the routing, the key unchanged otherwise. Pooling runs and the held-out split
+// group by it, so repeats of one measurement never land on both sides of the split.
+std::string work_shape_key(const KernelSample& s);
+
 }  // namespace moecast::sim

@@ -1,3 +1,5 @@
+
+
 // Per-op FLOPs and minimum bytes (see ops.h).
 #include "sim/ops.h"
 
@@ -38,7 +40,9 @@ OpCost permute_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     // increment, the stable scatter's cursor read and increment, the two row-map writes) counts as
     // 4 operations: a scalar CPU loop pays for it.
     const double rows = dbl(t) * dbl(k);
-    return {4.0 * rows, (dbl(t) + rows) * dbl(d) * dbl(elem) + 8.0 * rows, false, rows};
+    OpCost c{4.0 * rows, (dbl(t) + rows) * dbl(d) * dbl(elem) + 8.0 * rows, false, rows};
+    c.written = rows * dbl(d) * dbl(elem) + 4.0 * rows;
+    return c;
 }
 
 OpCost grouped_gemm_cost(std::span<const int64_t> tokens, int64_t n, int64_t kd, int64_t elem) {
@@ -67,7 +71,9 @@ OpCost activation_cost(int64_t rows, int64_t f, bool glu, int64_t elem) {
 
 OpCost combine_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
-    return {2.0 * rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 8.0 * rows, false, rows};
+    OpCost c{2.0 * rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 8.0 * rows, false, rows};
+    c.written = dbl(elem) * dbl(t) * dbl(d);
+    return c;
 }
 
 OpCost grouped_gemm_dgrad_cost(std::span<const int64_t> tokens, int64_t n, int64_t kd, int64_t elem) {
@@ -225,12 +231,16 @@ OpCost router_aux_loss_cost(int64_t t, int64_t e, int64_t k, bool backward) {
 
 OpCost permute_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
-    return {rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 4.0 * rows, false, rows};
+    OpCost c{rows * dbl(d), dbl(elem) * (rows * dbl(d) + dbl(t) * dbl(d)) + 4.0 * rows, false, rows};
+    c.written = dbl(elem) * dbl(t) * dbl(d);
+    return c;
 }
 
 OpCost combine_backward_cost(int64_t t, int64_t k, int64_t d, int64_t elem) {
     const double rows = dbl(t) * dbl(k);
-    return {3.0 * rows * dbl(d), dbl(elem) * (dbl(t) * dbl(d) + 2.0 * rows * dbl(d)) + 12.0 * rows, false, rows};
+    OpCost c{3.0 * rows * dbl(d), dbl(elem) * (dbl(t) * dbl(d) + 2.0 * rows * dbl(d)) + 12.0 * rows, false, rows};
+    c.written = dbl(elem) * rows * dbl(d) + 4.0 * rows;
+    return c;
 }
 
 OpCost activation_backward_cost(int64_t rows, int64_t f, bool glu, int64_t elem) {

@@ -27,12 +27,17 @@ struct OpCost {
     // one buffer; a gather reads a small table many times); 0 = `bytes`. What decides whether the
     // operands fit a cache (sim/timing.h's private cache tier), not how many bytes move.
     double footprint = 0;
+    // The part of `bytes` the op writes, where counted apart: the ops whose share of writes varies
+    // with their shape (permute and combine and their backwards, with K), so that a class can price
+    // a written byte apart from a read one (Efficiency::write_cost). 0 = writes priced as reads.
+    double written = 0;
 
     double touched() const { return footprint > 0 ? footprint : bytes; }
     OpCost& operator+=(const OpCost& o) {
         footprint = touched() + o.touched();
         flops += o.flops;
         bytes += o.bytes;
+        written += o.written;
         matmul = matmul || o.matmul;
         rows += o.rows;
         return *this;

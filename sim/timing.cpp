@@ -65,7 +65,8 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
         double eta = e.memory;
         const double per_launch = cost.bytes / launches;
         if (e.memory_half_bytes > 0) eta *= per_launch / (per_launch + e.memory_half_bytes);
-        t_memory = cost.bytes / (eta * hw.memory_bandwidth_bytes_per_s);
+        const double moved = cost.bytes + (e.write_cost - 1.0) * cost.written;
+        t_memory = moved / (eta * hw.memory_bandwidth_bytes_per_s);
         if (e.private_cache_speedup > 1 && hw.private_cache_bytes > 0) {
             // The share of a launch's operands that fits the core's own cache runs that much faster.
             const double in_cache = hw.private_cache_share >= 0

@@ -9,13 +9,15 @@
 //   predict_kernel_time(cls, cost, shape, hw) = op_time_s(work, launches * launch_s, e.launch_overlap):
 //       work + launch (none), sqrt(work^2 + launch^2) (partial), max(work, launch) (full: the host
 //       issues launches while the device works), with
-//   work = max( F / (u * eta_c(F/launches) * P) * wave + R * e.row_s,  B / (eta_m(B/launches) * BW) * tier )
+//   work = max( F / (u * eta_c(F/launches) * P) * wave + R * e.row_s,  B' / (eta_m(B/launches) * BW) * tier )
 //       (the roofline, e.work_overlap = full; none sums the two terms, partial is their root sum
 //       of squares: scalar CPU loops whose index work does not overlap their copies)
 //   An op of several kernels (the router: logits GEMM, softmax/top-K) combines as a whole: the
 //       sums of its kernels' work and launch terms, then op_time_s.
 //     F, B, R     cost.flops, cost.bytes, cost.rows (indexed rows) from sim/ops.h (the same
 //                 functions as the benches/profiler)
+//     B'          B + (e.write_cost - 1) * cost.written: the bytes written, where an op counts
+//                 them apart, priced at write_cost read bytes each
 //     P           hw.matmul_peak(precision) if cost.matmul, else hw.vector_flops_per_s
 //     eta_c(x)    e.compute (or e.compute_fp8 for fp8) * x / (x + e.compute_half_flops)
 //     eta_m(x)    e.memory * x / (x + e.memory_half_bytes)          e = hw.eff(cls)

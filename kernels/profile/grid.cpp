@@ -265,15 +265,19 @@ std::vector<LayerCase> expand_layers(const Grid& grid) {
                             {"T", t}, {"D", l.d}, {"F", l.f}, {"E", e}, {"K", k}};
                         const std::string shape = sim::make_shape_key(layer_dims, hist);
                         for (const std::string& op : l.ops) {
+                            // An op that does not read the routing is timed once per layer shape,
+                            // under the first histogram, and keyed without one.
+                            const bool routed = sim::reads_routing(op);
+                            if (!routed && hist != l.histograms.front()) continue;
                             LayerCase c;
                             c.op = op;
                             c.t = t, c.d = l.d, c.f = l.f, c.e = e, c.k = k, c.glu = l.glu;
                             c.tokens_per_expert = tokens;
                             sim::KernelSample& s = c.meta;
                             s.kernel = op;
-                            s.shape_key = shape;
+                            s.shape_key = routed ? shape : sim::make_shape_key(layer_dims, "");
                             s.dims = layer_dims;
-                            s.histogram = hist;
+                            s.histogram = routed ? hist : "";
                             s.dtype = grid.dtype;
                             sim::OpCost cost;
                             const bool grouped = op.rfind("fc", 0) == 0;

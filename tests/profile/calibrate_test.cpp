@@ -526,6 +526,122 @@ TEST(Calibrate, FitsAFixedCostPerIndexedRow) {
     EXPECT_EQ(loaded.eff(KernelClass::gemm).row_s, 0);  // classes without indexed rows fit none
 }
 
+// Permute writes K rows for each token it reads, so its share of written bytes grows with K
+// (OpCost::written: 1/2 at K 1, 8/9 at K 8): with K varied calibration tells a written byte's
+// cost (2.5 read bytes here) from the memory fraction, and recovers both.
+TEST(Calibrate, FitsTheCostOfAWrittenByteWhereTheShareOfWritesVaries) {
+    HardwareProfile truth = synthetic_device();
+    Efficiency& e = truth.efficiency[static_cast<size_t>(KernelClass::permute)];
+    e = Efficiency{};
+    e.compute = 0.5;
+    e.memory = 0.6;
+    e.launch_s = 1e-6;
+    e.row_s = 1e-9;
+    e.write_cost = 2.5;
+    e.wave_quantization = false;
+    auto profile = [&](std::initializer_list<int64_t> ks, std::initializer_list<int64_t> ds) {
+        MeasuredProfile p;
+        p.provenance.device_kind = "gpu-less";  // keep the synthetic peaks
+        p.provenance.device = "synthetic";
+        for (int64_t t : {256, 1024, 4096, 16384})
+            for (int64_t d : ds)
+                for (int64_t k : ks) {
+                    KernelSample s;
+                    s.kernel = "permute";
+                    s.kernel_class = "elementwise";
+                    s.dtype = "fp32";
+                    s.dims = {{"T", t}, {"D", d}, {"K", k}};
+                    s.shape_key = "T=" + std::to_string(t) + ",D=" + std::to_string(d) + ",K=" + std::to_string(k);
+                    const OpCost c = permute_cost(t, k, d, 4);
+                    s.flops = c.flops;
+                    s.bytes = c.bytes;
+                    s.median_s = predict_sample_s(s, KernelClass::permute, truth, Precision::fp32);
+                    s.reps = 1;
+                    p.samples.push_back(s);
+                }
+        return p;
+    };
+    const OpCost k1 = permute_cost(1024, 1, 64, 4), k8 = permute_cost(1024, 8, 64, 4);
+    EXPECT_DOUBLE_EQ(k1.written, 1024.0 * 64 * 4 + 4.0 * 1024);
+    EXPECT_DOUBLE_EQ(k8.written / k8.bytes, 8192.0 * 260 / (9216.0 * 256 + 8.0 * 8192));
+    HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(KernelClass::permute)] = Efficiency{};
+    auto permute_report = [](const Calibration& cal) {
+        for (const auto& c : cal.classes)
+            if (c.cls == KernelClass::permute) return c;
+        ADD_FAILURE() << "no permute class";
+        return ClassReport{};
+    };
+    const ClassReport varied = permute_report(calibrate(profile({1, 2, 4, 8}, {64, 256}), {"synthetic.toml"}, base));
+    EXPECT_NEAR(varied.efficiency.write_cost, 2.5, 2.5 * 1e-2);
+    EXPECT_NEAR(varied.efficiency.memory, 0.6, 0.6 * 1e-2);
+    EXPECT_LT(varied.heldout_median_ape, 1e-3);
+    // One K: one share of writes (up to the index bytes), which the memory fraction already prices
+    // to within a fraction of a percent; no write cost fitted.
+    const Calibration one_cal = calibrate(profile({2}, {16, 32, 64, 128, 256, 512, 1024, 2048}), {"synthetic.toml"}, base);
+    const ClassReport one = permute_report(one_cal);
+    EXPECT_DOUBLE_EQ(one.efficiency.write_cost, 1.0);
+    EXPECT_LT(one.heldout_median_ape, 1e-2) << calibration_table(one_cal);
+}
+
+// The router and the activation do not read the routing: their samples at one layer shape under
+// two histograms are repeats of one measurement, pooled at their median and kept on one side of
+// the held-out split; permute's are two shapes.
+TEST(Calibrate, PoolsOpsThatDoNotReadTheRoutingOverHistograms) {
+    KernelSample router;
+    router.kernel = "router";
+    router.shape_key = "D=64,E=8,K=2,T=512;hist=zipf:1.2";
+    EXPECT_FALSE(reads_routing("router"));
+    EXPECT_FALSE(reads_routing("activation"));
+    EXPECT_TRUE(reads_routing("permute"));
+    EXPECT_TRUE(reads_routing("fc1"));
+    EXPECT_EQ(work_shape_key(router), "D=64,E=8,K=2,T=512");
+    KernelSample permute = router;
+    permute.kernel = "permute";
+    EXPECT_EQ(work_shape_key(permute), permute.shape_key);
+
+    HardwareProfile truth = synthetic_device();
+    Efficiency& e = truth.efficiency[static_cast<size_t>(KernelClass::activation)];
+    e = Efficiency{};
+    e.compute = 0.5;
+    e.memory = 0.6;
+    e.launch_s = 1e-6;
+    e.wave_quantization = false;
+    MeasuredProfile p;
+    p.provenance.device_kind = "gpu-less";
+    p.provenance.device = "synthetic";
+    for (int64_t t : {64, 256, 1024, 4096, 16384, 65536})
+        for (const char* hist : {"uniform", "zipf:1.2"}) {
+            KernelSample s;
+            s.kernel = "activation";
+            s.kernel_class = "elementwise";
+            s.dtype = "fp32";
+            s.histogram = hist;
+            s.dims = {{"T", t}, {"D", 64}, {"F", 128}, {"E", 8}, {"K", 2}};
+            s.shape_key = make_shape_key(s.dims, hist);
+            const OpCost c = activation_cost(2 * t, 128, false, 4);
+            s.flops = c.flops;
+            s.bytes = c.bytes;
+            // The skewed run 10 % slower: noise between repeats, not a property of the histogram.
+            s.median_s = predict_sample_s(s, KernelClass::activation, truth, Precision::fp32) *
+                         (s.histogram == "uniform" ? 1.0 : 1.1);
+            s.reps = 1;
+            p.samples.push_back(s);
+        }
+    CalibrationOptions o;
+    o.heldout_every = 3;
+    const Calibration cal = calibrate(p, {"synthetic.toml"}, truth, o);
+    const ClassReport* r = nullptr;
+    for (const auto& c : cal.classes)
+        if (c.cls == KernelClass::activation) r = &c;
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->fit_shapes + r->heldout_shapes, 6);
+    EXPECT_EQ(r->fit_samples + r->heldout_samples, 6);
+    EXPECT_EQ(r->runs, 2);
+    EXPECT_NEAR(r->run_spread_median, 0.05 / 1.05, 1e-9);  // each repeat 1/1.05 - 1 from the pooled mean
+    for (const SampleError& x : r->samples) EXPECT_EQ(x.shape_key.find("hist"), std::string::npos) << x.shape_key;
+}
+
 // RMSNorm rows cost a fixed time each (the reduction's tail, the reciprocal square root: 10 ns
 // here), added to the compute term. With rows and D both varied calibration separates it from the
 // per-call time and from the FLOPs: the forward is compute-bound up to D = 41 here (0.2 ns per

@@ -56,6 +56,27 @@ TEST(Grid, ExpandsEveryCombination) {
     EXPECT_EQ(layers[1].meta.shape_key, c.meta.shape_key);  // ops of one layer shape share the split
 }
 
+// The router and the activation do not read the routing (sim::reads_routing): one case per layer
+// shape, under the first histogram, keyed without it; permute runs under each histogram.
+TEST(Grid, OpsThatDoNotReadTheRoutingRunOncePerLayerShape) {
+    const Grid g = load_grid(write_temp("grid_routing.toml", "[grid]\n[[layer]]\nd = 32\nf = 64\nexperts = [8]\n"
+                                                             "top_k = [2]\ntokens_per_expert = [4, 16]\n"
+                                                             "histograms = [\"uniform\", \"zipf:1.0\"]\n"
+                                                             "ops = [\"router\", \"permute\", \"activation\"]\n"));
+    const auto layers = expand_layers(g);
+    std::map<std::string, int> per_op;
+    for (const LayerCase& c : layers) {
+        ++per_op[c.op];
+        const bool keyed_by_histogram = c.meta.shape_key.find(";hist=") != std::string::npos;
+        EXPECT_EQ(keyed_by_histogram, c.op == "permute") << c.op << " " << c.meta.shape_key;
+        if (c.op != "permute") EXPECT_EQ(c.meta.histogram, "");
+    }
+    EXPECT_EQ(per_op["router"], 2);  // two token counts
+    EXPECT_EQ(per_op["activation"], 2);
+    EXPECT_EQ(per_op["permute"], 4);  // x two histograms
+    EXPECT_EQ(layers[0].meta.shape_key, "D=32,E=8,F=64,K=2,T=16");
+}
+
 // [[elementwise]]: per rows, per d the residual add, RoPE forward and inverse (d / head_dim heads)
 // and the embedding pair per vocab, then the cross-entropy per vocab; counts from sim/ops.h.
 TEST(Grid, ElementwiseTablesExpandTheTrainersOps) {

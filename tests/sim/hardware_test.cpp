@@ -205,6 +205,8 @@ bandwidth_tb_per_s = 4
 private_cache_kib = 1024
 [cache_resident.efficiency.elementwise]
 private_cache_speedup = 1.8
+[cache_resident.efficiency.permute]
+write_cost = 1.7
 )";
     const HardwareProfile hw = hardware_from_toml_string(text, "tier.toml");
     EXPECT_DOUBLE_EQ(hw.private_cache_bytes, 0.0);
@@ -212,6 +214,8 @@ private_cache_speedup = 1.8
     EXPECT_DOUBLE_EQ(hw.cache_resident->private_cache_bytes, 1024.0 * 1024);
     EXPECT_DOUBLE_EQ(hw.cache_resident->eff(KernelClass::elementwise).private_cache_speedup, 1.8);
     EXPECT_DOUBLE_EQ(hw.cache_resident->eff(KernelClass::gemm).private_cache_speedup, 1.0);
+    EXPECT_DOUBLE_EQ(hw.cache_resident->eff(KernelClass::permute).write_cost, 1.7);
+    EXPECT_DOUBLE_EQ(hw.cache_resident->eff(KernelClass::combine).write_cost, 1.0);
 }
 
 // Per-kernel factors of a class ([efficiency.<class>] kernel_scale): read by name, 1 for a kernel
@@ -251,6 +255,7 @@ TEST(Hardware, SchemaErrorsNameTheKey) {
                  "efficiency.router.launch_overlap");
     expect_error(std::string(kMinimal) + "[efficiency.norm]\nprivate_cache_speedup = 0.5\n",
                  "efficiency.norm.private_cache_speedup");
+    expect_error(std::string(kMinimal) + "[efficiency.permute]\nwrite_cost = 0\n", "efficiency.permute.write_cost");
     expect_error(std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = -1.0 }\n",
                  "efficiency.grouped_gemm.kernel_scale.fc2");
     expect_error(std::string(kMinimal) + "[efficiency.grouped_gemm]\nkernel_scale = { fc2 = \"slow\" }\n",

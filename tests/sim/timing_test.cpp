@@ -183,6 +183,35 @@ TEST(Timing, FootprintsByHand) {
     EXPECT_DOUBLE_EQ(sum.touched(), 8000 + gemm.bytes);
 }
 
+// Written bytes (OpCost::written) of the ops whose share of writes varies with K, T=100, D=8,
+// fp32: permute writes the 300 routed rows and a 4-byte row-map entry each; combine and the
+// gather's backward write the 100 token rows; combine's backward writes the 300 expert-row
+// gradients and a 4-byte weight gradient each. The memory term prices them at write_cost read
+// bytes each: 1 leaves the time as it was; sums add the written bytes.
+TEST(Timing, WrittenBytesAndTheirCostByHand) {
+    EXPECT_DOUBLE_EQ(permute_cost(100, 3, 8, 4).written, 300.0 * 32 + 300.0 * 4);
+    EXPECT_DOUBLE_EQ(combine_cost(100, 3, 8, 4).written, 100.0 * 32);
+    EXPECT_DOUBLE_EQ(permute_backward_cost(100, 3, 8, 4).written, 100.0 * 32);
+    EXPECT_DOUBLE_EQ(combine_backward_cost(100, 3, 8, 4).written, 300.0 * 32 + 300.0 * 4);
+    EXPECT_DOUBLE_EQ(residual_add_cost(1024, 4).written, 0);  // one share of writes: not counted apart
+    OpCost both = permute_cost(100, 3, 8, 4);
+    both += combine_cost(100, 3, 8, 4);
+    EXPECT_DOUBLE_EQ(both.written, 300.0 * 36 + 100.0 * 32);
+
+    HardwareProfile hw = load_hardware("cpu-template");
+    hw.memory_bandwidth_bytes_per_s = 1e11;
+    Efficiency e;
+    e.memory = 0.5;
+    e.memory_half_bytes = 0;
+    e.launch_s = 0;
+    const OpCost p = permute_cost(4096, 2, 128, 4);
+    const double flat = p.bytes / (0.5 * 1e11);
+    EXPECT_NEAR(kernel_time_parts(e, p, KernelShape{}, hw).work_s, flat, 1e-15);
+    e.write_cost = 3.0;
+    EXPECT_NEAR(kernel_time_parts(e, p, KernelShape{}, hw).work_s, (p.bytes + 2.0 * p.written) / (0.5 * 1e11),
+                1e-15);
+}
+
 // The cache-resident level's private cache tier (sim/timing.h): the share of a launch's operands
 // that fits the cache runs `private_cache_speedup` times faster; without the size, or at 1, no change.
 TEST(Timing, PrivateCacheTierByHand) {
