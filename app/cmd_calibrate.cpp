@@ -156,7 +156,8 @@ void register_calibrate(CLI::App& app) {
             auto overall = [](const sim::Calibration& cal) {
                 return nlohmann::json{{"heldout_samples", cal.heldout_samples},
                                       {"heldout_median_ape", cal.heldout_median_ape},
-                                      {"heldout_mean_ape", cal.heldout_mean_ape}};
+                                      {"heldout_mean_ape", cal.heldout_mean_ape},
+                                      {"private_cache_stream_speedup", cal.private_cache_stream_speedup}};
             };
             nlohmann::json j;
             j["classes"] = classes(c);

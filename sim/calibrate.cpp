@@ -58,11 +58,15 @@ bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::str
 // fraction; started near 1); last, where the hardware has a
 // private cache tier (HardwareProfile::private_cache_bytes > 0), the tier's speedup through a
 // logistic between 1 and 1 / memory: operands in the private cache move at most at the measured
-// peak bandwidth (the best rate of any sample), never faster.
+// peak bandwidth (the best rate of any sample), never faster; and, where the profile has a stream
+// on both sides of that cache, at most that stream's speedup (ThetaLayout::tier_bound).
 constexpr int kBaseParams = 5;
 constexpr double kMinWriteCost = 1.0, kMaxWriteCost = 4.0;
 // A class fits a write cost when its samples' shares of written bytes span at least this ratio.
 constexpr double kWriteShareSpan = 1.25;
+// The stream that bounds the private-cache speedup is read beyond that cache from operands this
+// many times its size (at most a quarter of them in it, by the tier's share).
+constexpr double kStreamBeyond = 4.0;
 using Theta = Eigen::VectorXd;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -75,6 +79,10 @@ struct ThetaLayout {
     bool row = false;
     bool write = false;
     bool tier = false;
+    double tier_bound = 0;  // > 1: the tier's speedup at most this (a measured stream's, calibrate())
+    double tier_max(const Efficiency& e) const {
+        return tier_bound > 1 ? std::min(1.0 / e.memory, tier_bound) : 1.0 / e.memory;
+    }
     Eigen::Index size() const { return kBaseParams + row + write + tier; }
     Eigen::Index write_at() const { return kBaseParams + row; }
 };
@@ -88,7 +96,7 @@ void apply_theta(const Theta& th, Efficiency& e, const ThetaLayout& l) {
     e.row_s = l.row ? std::exp(th[kBaseParams]) : 0.0;
     e.write_cost =
         l.write ? kMinWriteCost * std::pow(kMaxWriteCost / kMinWriteCost, logistic(th[l.write_at()])) : 1.0;
-    e.private_cache_speedup = l.tier ? 1.0 + (1.0 / e.memory - 1.0) * logistic(th[th.size() - 1]) : 1.0;
+    e.private_cache_speedup = l.tier ? 1.0 + (l.tier_max(e) - 1.0) * logistic(th[th.size() - 1]) : 1.0;
 }
 
 struct FitData {
@@ -112,7 +120,7 @@ Theta theta_of(const Efficiency& e, const ThetaLayout& l) {
         th[l.write_at()] = logit(std::clamp(share, 1e-9, 1.0 - 1e-9));
     }
     if (l.tier) {
-        const double share = (e.private_cache_speedup - 1.0) / (1.0 / e.memory - 1.0);
+        const double share = (e.private_cache_speedup - 1.0) / (l.tier_max(e) - 1.0);
         th[th.size() - 1] = logit(std::clamp(share, 1e-9, 1.0 - 1e-9));
     }
     return th;
@@ -288,6 +296,27 @@ std::vector<KernelSample> pool_repeated_runs(const std::vector<KernelSample>& sa
 }
 
 }  // namespace
+
+double private_cache_stream_speedup(const std::vector<KernelSample>& samples, double private_cache_bytes) {
+    if (private_cache_bytes <= 0) return 0;
+    double inside = 0, beyond = 0, beyond_share = 0;
+    for (const KernelSample& s : samples) {
+        OpCost c;
+        if (s.kernel != "residual_add" || s.median_s <= 0 ||
+            !elementwise_op_cost(s.kernel, s.dims, s.dtype == "bf16" ? 2 : 4, c))
+            continue;
+        const double rate = c.bytes / s.median_s;
+        if (c.touched() <= private_cache_bytes) inside = std::max(inside, rate);
+        if (c.touched() >= kStreamBeyond * private_cache_bytes && rate > beyond) {
+            beyond = rate;
+            beyond_share = private_cache_bytes / c.touched();
+        }
+    }
+    if (inside <= 0 || beyond <= 0) return 0.0;
+    // The tier's own form (sim/timing.h): at share f in the cache the stream's time is
+    // t (1 - f + f / S) and fully in it t / S, so their ratio R = S (1 - f) + f.
+    return std::max(1.0, (inside / beyond - beyond_share) / (1.0 - beyond_share));
+}
 
 KernelClass kernel_class_from_string(const std::string& name, const std::string& source) {
     if (name == "memory") return KernelClass::elementwise;
@@ -469,9 +498,10 @@ constexpr size_t kMinScaleSamples = 2;
 // (one share for all, and the write cost is the memory fraction again); the private-cache tier
 // where the hardware has that cache.
 ThetaLayout layout_for(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                       Precision p) {
+                       Precision p, double tier_bound) {
     ThetaLayout l;
     l.tier = has_tier(hw);
+    l.tier_bound = tier_bound;
     double lo = std::numeric_limits<double>::infinity(), hi = 0;
     for (const KernelSample& s : samples) {
         OpCost sum;
@@ -486,7 +516,7 @@ ThetaLayout layout_for(const std::vector<KernelSample>& samples, KernelClass cls
 }
 
 Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                             Precision p) {
+                             Precision p, double tier_bound) {
     std::map<std::string, std::vector<const KernelSample*>> by_kernel;
     for (const KernelSample& s : samples) by_kernel[s.kernel].push_back(&s);
     Efficiency e = hw.eff(cls);
@@ -518,7 +548,7 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         e.kernel_scale.assign(scale.begin(), scale.end());
         if (change < 1e-6 && std::fabs(log_mean) < 1e-6) break;
         slot = e;
-        const ThetaLayout layout = layout_for(samples, cls, work, p);
+        const ThetaLayout layout = layout_for(samples, cls, work, p, tier_bound);
         Theta th = theta_of(e, layout);  // refitted from where it is
         levenberg_marquardt(th, FitData{&samples, cls, p, &work, layout});
         apply_theta(th, e, layout);
@@ -532,7 +562,7 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
 
 Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
                      Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates,
-                     bool kernel_scales) {
+                     bool kernel_scales, double tier_bound) {
     HardwareProfile work = hw;
     const Efficiency start = hw.eff(cls);
     bool matmul = false, grouped = false;
@@ -565,11 +595,11 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
                     e.work_overlap = combine;
                     e.launch_overlap = overlap;
                     work.efficiency[static_cast<size_t>(cls)] = e;
-                    const FitData d{&samples, cls, p, &work, layout_for(samples, cls, work, p)};
+                    const FitData d{&samples, cls, p, &work, layout_for(samples, cls, work, p, tier_bound)};
                     double c = fit_continuous(d, e);
                     if (kernel_scales) {
                         work.efficiency[static_cast<size_t>(cls)] = e;
-                        const Efficiency scaled = fit_kernel_scales(samples, cls, work, p);
+                        const Efficiency scaled = fit_kernel_scales(samples, cls, work, p, tier_bound);
                         if (!scaled.kernel_scale.empty()) {
                             work.efficiency[static_cast<size_t>(cls)] = scaled;
                             c = residuals(theta_of(scaled, d.layout), d, nullptr);
@@ -627,6 +657,8 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
         if (s.dtype == "bf16") c.precision = Precision::bf16;
     c.hardware = base;
     c.hardware.private_cache_bytes = options.private_cache_bytes;
+    // Measured like the peaks (set_measured_cpu_peaks): from every sample of the stream.
+    c.private_cache_stream_speedup = private_cache_stream_speedup(profile.samples, options.private_cache_bytes);
     if (profile.provenance.device_kind == "cpu") {
         set_measured_cpu_peaks(c.hardware, profile);
         // kernels/cpu's attention stores P for its backward (sim/ops.h).
@@ -668,7 +700,8 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
                                  " timed shapes outside the held-out set (need at least 3)");
         // No per-kernel factors for the pooled generic class: its kernels belong to other classes.
         rep.efficiency = fit_class(fit, cls, c.hardware, c.precision, options.tile_candidates,
-                                   options.kernel_scales && !(pooled_generic && cls == KernelClass::elementwise));
+                                   options.kernel_scales && !(pooled_generic && cls == KernelClass::elementwise),
+                                   c.private_cache_stream_speedup);
         c.hardware.efficiency[static_cast<size_t>(cls)] = rep.efficiency;
         rep.fit_samples = static_cast<int64_t>(fit.size());
         rep.heldout_samples = static_cast<int64_t>(held.size());
@@ -972,6 +1005,10 @@ std::string calibration_table(const Calibration& c) {
                                          " left out whose operands overflow the cache"
                                    : std::string())
        << ")\n";
+    if (c.private_cache_stream_speedup > 0)
+        os << fmt::format("private cache {:.0f} KiB: the residual add streams x{:.2f} faster with its operands in it "
+                          "than beyond it (from 4x its size), the most any class's private-cache speedup may be\n",
+                          c.hardware.private_cache_bytes / 1024.0, c.private_cache_stream_speedup);
     std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s %8s  %s\n", "class", "fit", "held", "fit med", "held med",
                   "held mean", "run dev", "fitted efficiency");
     os << line;

@@ -129,6 +129,10 @@ struct Calibration {
     // counted only when fitted on its own ops, not when it pools the specific classes' samples).
     int64_t heldout_samples = 0;
     double heldout_median_ape = 0, heldout_mean_ape = 0;
+    // With a private cache (CalibrationOptions::private_cache_bytes): how much faster a pure stream
+    // moves with its operands in that cache than from beyond it (private_cache_stream_speedup), the
+    // bound on every class's private-cache speedup; 0 = the profile has no such stream on both sides.
+    double private_cache_stream_speedup = 0;
 };
 
 // Deterministic split of a class's shapes: sorted by a hash of the shape key, every n-th is held
@@ -147,9 +151,17 @@ Calibration calibrate(const MeasuredProfile& profile, const std::vector<std::str
 // Fits one class on `samples`; exposed for tests. With `kernel_scales`, each discrete choice
 // (tile, launch and overlap modes) is judged with a factor per kernel fitted to it
 // (Efficiency::kernel_scale), and the best choice keeps its factors.
+// `tier_bound` > 1 caps the private-cache speedup (Calibration::private_cache_stream_speedup).
 Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
                      Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates = {},
-                     bool kernel_scales = false);
+                     bool kernel_scales = false, double tier_bound = 0);
+
+// What a core's own cache gives a pure stream over the level beyond it, measured: the residual
+// add's best rate (bytes / median_s) with its operands (OpCost::touched) within
+// `private_cache_bytes`, R times its best rate with operands 4x that or more, of which the tier
+// (sim/timing.h) puts the share f in the cache: S = (R - f) / (1 - f), at least 1. 0 without
+// samples on both sides.
+double private_cache_stream_speedup(const std::vector<KernelSample>& samples, double private_cache_bytes);
 
 // The calibrated hardware profile: a copy of the base profile's TOML with [provenance] set to the
 // measurement, peaks (CPU) and [efficiency.<class>] replaced, and [calibration.<class>] (held-out

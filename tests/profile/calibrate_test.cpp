@@ -896,6 +896,27 @@ TEST(TwoLevel, PrivateCacheFromTheOptionOrTheProfiles) {
 // A resident level whose small ops run 2.5x faster from a 256 KiB private cache: residual adds
 // from 48 KiB to 12 MiB of operands, timed by the model with that tier. The fit recovers the
 // speedup and reproduces the held-out times; without the private cache it cannot.
+// The stream bound by hand, 1 MiB private cache: a residual add of 1024 x 64 (512 KiB touched,
+// 768 KiB moved) at 300 GB/s inside; 8192 x 64 (4 MiB touched: a quarter in the cache by the
+// tier's share) at 150 GB/s beyond: R = 2, S = (2 - 1/4) / (3/4) = 7/3. 4096 x 64 (2 MiB, less
+// than 4x the cache) and other kernels do not count; without a sample beyond, no bound.
+TEST(Calibrate, PrivateCacheStreamSpeedupByHand) {
+    auto add = [](int64_t rows, double rate, const char* kernel = "residual_add") {
+        KernelSample s;
+        s.kernel = kernel;
+        s.dtype = "fp32";
+        s.dims = {{"rows", rows}, {"D", 64}};
+        s.median_s = 12.0 * rows * 64 / rate;
+        return s;
+    };
+    const double l2 = 1 << 20;
+    std::vector<KernelSample> v = {add(1024, 300e9), add(8192, 150e9), add(4096, 250e9), add(16384, 400e9, "rope")};
+    EXPECT_NEAR(private_cache_stream_speedup(v, l2), 7.0 / 3.0, 1e-12);
+    EXPECT_DOUBLE_EQ(private_cache_stream_speedup(v, 0), 0.0);
+    v.erase(v.begin() + 1);
+    EXPECT_DOUBLE_EQ(private_cache_stream_speedup(v, l2), 0.0);
+}
+
 TEST(Calibrate, FitsThePrivateCacheSpeedupOfAResidentLevel) {
     HardwareProfile truth = synthetic_device();
     truth.private_cache_bytes = 256 * 1024;
@@ -903,7 +924,7 @@ TEST(Calibrate, FitsThePrivateCacheSpeedupOfAResidentLevel) {
     g = Efficiency{};
     g.compute = 0.5;
     g.memory = 0.3;  // 0.75 of the peak bandwidth in the private cache
-    g.launch_s = 1e-6;
+    g.launch_s = 1e-9;  // a stream's rate in the cache is its bandwidth, not its call's fixed cost
     g.wave_quantization = false;
     g.private_cache_speedup = 2.5;
     MeasuredProfile p;
@@ -933,6 +954,9 @@ TEST(Calibrate, FitsThePrivateCacheSpeedupOfAResidentLevel) {
     // Within 5 %: a residual add's FLOPs grow with its bytes, so a small compute term (summed with
     // the memory term, a discrete choice the fit may take) trades against the tier a little.
     EXPECT_NEAR(tiered.classes[0].efficiency.private_cache_speedup, 2.5, 2.5 * 5e-2) << calibration_table(tiered);
+    // The measured stream bound inverts the tier's share: the same 2.5, up to the compute term.
+    EXPECT_NEAR(tiered.private_cache_stream_speedup, 2.5, 2.5 * 5e-2);
+    EXPECT_LE(tiered.classes[0].efficiency.private_cache_speedup, tiered.private_cache_stream_speedup * (1 + 1e-9));
     const Calibration flat = calibrate(p, {"synthetic.toml"}, base);
     EXPECT_DOUBLE_EQ(flat.classes[0].efficiency.private_cache_speedup, 1.0);
     EXPECT_GT(flat.classes[0].fit_median_ape, 0.05);
