@@ -147,6 +147,52 @@ void BM_FitClassPrivateCacheTier(benchmark::State& state) {
 }
 BENCHMARK(BM_FitClassPrivateCacheTier)->ArgName("tier")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
+// One permute-class fit on 32 synthetic samples (T 256-16384, D 64 and 256) timed by the model
+// with a written byte at 2.5 read bytes; range(0) = 0: K = 2 throughout (one share of writes, no
+// write cost fitted), 1: K = 1, 2, 4, 8 at half the token counts' range each (the share varies, so
+// the write cost is fitted too). Same sample count both ways.
+void BM_FitClassWriteCost(benchmark::State& state) {
+    sim::HardwareProfile truth = sim::load_hardware("cpu-template");
+    truth.vector_flops_per_s = 5e10;
+    truth.memory_bandwidth_bytes_per_s = 2e10;
+    sim::Efficiency& e = truth.efficiency[static_cast<size_t>(sim::KernelClass::permute)];
+    e = sim::Efficiency{};
+    e.compute = 0.5;
+    e.memory = 0.6;
+    e.launch_s = 1e-6;
+    e.row_s = 1e-9;
+    e.write_cost = 2.5;
+    e.wave_quantization = false;
+    const std::vector<int64_t> ks = state.range(0) ? std::vector<int64_t>{1, 2, 4, 8} : std::vector<int64_t>{2, 2, 2, 2};
+    std::vector<sim::KernelSample> samples;
+    int64_t i = 0;
+    for (int64_t t : {256, 512, 1024, 2048, 4096, 8192, 16384, 32768})
+        for (int64_t d : {64, 256})
+            for (int64_t j = 0; j < 2; ++j, ++i) {
+                const int64_t k = ks[static_cast<size_t>(i % 4)];
+                sim::KernelSample s;
+                s.kernel = "permute";
+                s.kernel_class = "elementwise";
+                s.dtype = "fp32";
+                s.dims = {{"T", t}, {"D", d}, {"K", k}};
+                s.shape_key = sim::make_shape_key(s.dims, "") + ";j=" + std::to_string(j);
+                const sim::OpCost c = sim::permute_cost(t, k, d, 4);
+                s.flops = c.flops;
+                s.bytes = c.bytes;
+                s.median_s = sim::predict_sample_s(s, sim::KernelClass::permute, truth, sim::Precision::fp32);
+                samples.push_back(s);
+            }
+    sim::HardwareProfile base = truth;
+    base.efficiency[static_cast<size_t>(sim::KernelClass::permute)] = sim::Efficiency{};
+    double fitted = 0;
+    for (auto _ : state) {
+        const sim::Efficiency f = sim::fit_class(samples, sim::KernelClass::permute, base, sim::Precision::fp32, {}, true);
+        fitted = f.write_cost;
+    }
+    state.counters["fitted_write_cost"] = fitted;
+}
+BENCHMARK(BM_FitClassWriteCost)->ArgName("varied_k")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

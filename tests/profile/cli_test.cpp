@@ -54,6 +54,11 @@ TEST(ProfileCli, CpuProfileThenCalibrate) {
     r = run("calibrate " + measured + " --cpu-time -o " + calibrated);
     ASSERT_EQ(r.rc, 0) << r.out;
     EXPECT_NE(r.out.find("grouped_gemm"), std::string::npos) << r.out;
+    // The JSON report carries each class's write cost and the level's measured stream bound.
+    const Result j = run("calibrate " + measured + " --cpu-time --json -o " + testing::TempDir() + "cpu-tiny-json.toml");
+    ASSERT_EQ(j.rc, 0) << j.out;
+    EXPECT_NE(j.out.find("\"write_cost\""), std::string::npos) << j.out;
+    EXPECT_NE(j.out.find("\"private_cache_stream_speedup\""), std::string::npos) << j.out;
     const moecast::sim::HardwareProfile hw = moecast::sim::load_hardware_file(calibrated);
     EXPECT_EQ(hw.name, "cpu-tiny");
     EXPECT_EQ(hw.kind, moecast::sim::DeviceKind::cpu);
