@@ -1009,6 +1009,10 @@ std::string calibration_table(const Calibration& c) {
         os << fmt::format("private cache {:.0f} KiB: the residual add streams x{:.2f} faster with its operands in it "
                           "than beyond it (from 4x its size), the most any class's private-cache speedup may be\n",
                           c.hardware.private_cache_bytes / 1024.0, c.private_cache_stream_speedup);
+    else if (c.hardware.private_cache_bytes > 0)
+        os << fmt::format("private cache {:.0f} KiB: no residual add timed both within it and at 4x its size or more "
+                          "([[elementwise]] grids), so the classes' speedups are bounded only by the peak bandwidth\n",
+                          c.hardware.private_cache_bytes / 1024.0);
     std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s %8s  %s\n", "class", "fit", "held", "fit med", "held med",
                   "held mean", "run dev", "fitted efficiency");
     os << line;
