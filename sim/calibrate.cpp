@@ -55,11 +55,11 @@ bool is_wgrad(const KernelSample& s) { return s.kernel.find("wgrad") != std::str
 // move indexed rows, OpCost::rows); the write cost through a logistic in log space between 1 and
 // 4 (a written byte moves at least once, as a read one does; ops that count their writes,
 // OpCost::written, in shares that vary over the samples, else it cannot be told from the memory
-// fraction; started near 1); last, where the hardware has a
-// private cache tier (HardwareProfile::private_cache_bytes > 0), the tier's speedup through a
-// logistic between 1 and 1 / memory: operands in the private cache move at most at the measured
-// peak bandwidth (the best rate of any sample), never faster; and, where the profile has a stream
-// on both sides of that cache, at most that stream's speedup (ThetaLayout::tier_bound).
+// fraction; started near 1); last, where the hardware has a private cache tier
+// (HardwareProfile::private_cache_bytes > 0), the tier's speedup through a logistic between 1 and
+// 1 / memory: operands in the private cache move at most at the measured peak bandwidth (the best
+// rate of any sample), never faster; and, where the profile has a stream on both sides of that
+// cache, at most that stream's speedup (ThetaLayout::tier_bound).
 constexpr int kBaseParams = 5;
 constexpr double kMinWriteCost = 1.0, kMaxWriteCost = 4.0;
 // A class fits a write cost when its samples' shares of written bytes span at least this ratio.
