@@ -334,7 +334,7 @@ KernelClass sample_class(const KernelSample& s, const std::string& source) {
     if (c != KernelClass::elementwise) return c;
     if (s.kernel == "activation") return KernelClass::activation;
     if (s.kernel == "permute") return KernelClass::permute;
-    if (s.kernel == "combine") return KernelClass::combine;
+    if (s.kernel == "combine" || s.kernel == "combine_bwd" || s.kernel == "permute_bwd") return KernelClass::combine;
     if (s.kernel == "rmsnorm" || s.kernel == "rmsnorm_bwd") return KernelClass::norm;
     return c;
 }
@@ -401,7 +401,11 @@ std::vector<SampleKernel> sample_kernels(const KernelSample& s, KernelClass cls,
         // Priced by the cost model's counts (sim/ops.h), not the sample's stored ones: a profile
         // measured before a count changed (permute's index work) still calibrates what is predicted.
         SampleKernel k = sample_kernel(s, cls, hw.eff(cls), p);
-        k.cost = cls == KernelClass::permute ? permute_cost(t, topk, d, elem) : combine_cost(t, topk, d, elem);
+        // The gather's backward is priced by the combine class, as sim/timing.cpp prices it.
+        k.cost = cls == KernelClass::permute    ? permute_cost(t, topk, d, elem)
+                 : s.kernel == "combine_bwd" ? combine_backward_cost(t, topk, d, elem)
+                 : s.kernel == "permute_bwd" ? permute_backward_cost(t, topk, d, elem)
+                                             : combine_cost(t, topk, d, elem);
         return {k};
     }
     const int64_t rows = dim(s, "rows");

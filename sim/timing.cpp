@@ -90,6 +90,8 @@ std::string_view profiled_kernel(std::string_view step_kernel) {
     if (step_kernel == "router_gemm" || step_kernel == "softmax_topk") return "router";  // profiled as one op
     if (step_kernel == "router_aux_loss") return "router_aux";
     if (step_kernel == "router_aux_loss_bwd") return "router_aux_bwd";
+    if (step_kernel == "unpermute_combine") return "combine";
+    if (step_kernel == "unpermute_combine_bwd") return "combine_bwd";
     return step_kernel;
 }
 

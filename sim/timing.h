@@ -93,8 +93,9 @@ double predict_kernel_time(const Efficiency& e, const OpCost& cost, const Kernel
 // prices a step kernel of build_kernels: the expert GEMMs drop their "expert_" prefix, every
 // RMSNorm and its backward are "rmsnorm" and "rmsnorm_bwd", the residual add's backward is the same
 // add ("residual_add"), the optimizer step is "adamw", the router's logits GEMM and softmax/top-K
-// are the one profiled op "router", its auxiliary losses "router_aux" and "router_aux_bwd"; other
-// names are their own.
+// are the one profiled op "router", its auxiliary losses "router_aux" and "router_aux_bwd";
+// unpermute_combine(_bwd) is "combine" ("combine_bwd"); other names are their own (permute,
+// permute_bwd).
 std::string_view profiled_kernel(std::string_view step_kernel);
 // One GEMM with an (m, n) output: tiles = ceil(m/BM) ceil(n/BN), u = m n / (tiles BM BN).
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw);

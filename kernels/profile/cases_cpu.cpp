@@ -49,6 +49,8 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, CpuContext& ctx, uint6
     else if (c.op == "permute") bytes = floats_bytes(t * d + r * d + 3 * r);
     else if (c.op == "activation") bytes = floats_bytes(r * n1 + r * f);
     else if (c.op == "combine") bytes = floats_bytes(r * d + t * k + t * d + r);
+    else if (c.op == "combine_bwd") bytes = floats_bytes(t * d + r * d + t * k + r * d + t * k + r);
+    else if (c.op == "permute_bwd") bytes = floats_bytes(r * d + t * d + r);
     else if (c.op.find("wgrad") != std::string::npos) bytes = floats_bytes(r * kd + r * n + e * kd * n);
     else bytes = floats_bytes(r * kd + e * kd * n + r * n);
     spec.bytes_per_set = bytes;
@@ -86,6 +88,16 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, CpuContext& ctx, uint6
             } else if (op == "combine") {
                 s.y = random_floats(r * d, state);
                 s.weights = random_floats(t * k, state);
+                s.out.resize(static_cast<size_t>(t * d));
+            } else if (op == "combine_bwd") {
+                // dout (T, D), the expert rows and weights; dy_perm (R, D) and dweights (T, K) written.
+                s.dy = random_floats(t * d, state);
+                s.y = random_floats(r * d, state);
+                s.weights = random_floats(t * k, state);
+                s.out.resize(static_cast<size_t>(r * d));
+                s.probs.resize(static_cast<size_t>(t * k));
+            } else if (op == "permute_bwd") {
+                s.y = random_floats(r * d, state);  // dx_perm (R, D)
                 s.out.resize(static_cast<size_t>(t * d));
             } else if (op.find("dgrad") != std::string::npos) {
                 s.dy = random_floats(r * n, state);
@@ -128,6 +140,11 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, CpuContext& ctx, uint6
                 activation<Cpu, float>(ctx, act, s.h.data(), r, f, s.a.data());
             } else if (op == "combine") {
                 combine<Cpu, float>(ctx, s.y.data(), s.weights.data(), s.slot_to_row.data(), t, k, d, s.out.data());
+            } else if (op == "combine_bwd") {
+                combine_backward<Cpu, float>(ctx, s.dy.data(), s.y.data(), s.weights.data(), s.slot_to_row.data(), t, k,
+                                             d, s.out.data(), s.probs.data());
+            } else if (op == "permute_bwd") {
+                permute_gather_backward<Cpu, float>(ctx, s.y.data(), s.slot_to_row.data(), t, k, d, s.out.data());
             } else if (op.find("dgrad") != std::string::npos) {
                 grouped_gemm_dgrad<Cpu, float>(ctx, s.dy.data(), s.w.data(), s.offsets.data(), e, kd, n,
                                                s.out.data());

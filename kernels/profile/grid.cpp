@@ -43,7 +43,8 @@ double dbl(int64_t x) { return static_cast<double>(x); }
 const std::vector<std::string>& layer_ops() {
     static const std::vector<std::string> ops = {"router",    "router_aux", "router_aux_bwd", "permute",
                                                  "fc1",       "activation", "fc2",            "combine",
-                                                 "fc1_dgrad", "fc1_wgrad",  "fc2_dgrad",      "fc2_wgrad"};
+                                                 "fc1_dgrad", "fc1_wgrad",  "fc2_dgrad",      "fc2_wgrad",
+                                                 "combine_bwd", "permute_bwd"};
     return ops;
 }
 
@@ -122,7 +123,8 @@ Grid load_grid(const std::string& path) {
         for (const auto& op : l.ops)
             if (std::find(layer_ops().begin(), layer_ops().end(), op) == layer_ops().end())
                 tr.fail("ops", "unknown op \"" + op + "\" (expected one of router, router_aux, router_aux_bwd, "
-                               "permute, fc1, activation, fc2, combine, fc1_dgrad, fc1_wgrad, fc2_dgrad, fc2_wgrad)");
+                               "permute, fc1, activation, fc2, combine, fc1_dgrad, fc1_wgrad, fc2_dgrad, fc2_wgrad, "
+                               "combine_bwd, permute_bwd)");
         for (int64_t e : l.experts)
             for (int64_t k : l.top_k)
                 if (k > e) tr.fail("top_k", "top_k " + std::to_string(k) + " exceeds experts " + std::to_string(e));
@@ -297,6 +299,12 @@ std::vector<LayerCase> expand_layers(const Grid& grid) {
                                 s.kernel_class = "elementwise";
                             } else if (op == "combine") {
                                 cost = sim::combine_cost(t, k, l.d, elem);
+                                s.kernel_class = "elementwise";
+                            } else if (op == "combine_bwd" || op == "permute_bwd") {
+                                // The step's backwards of combine and of the gather, both priced by
+                                // the combine class (sim/timing.cpp).
+                                cost = op == "combine_bwd" ? sim::combine_backward_cost(t, k, l.d, elem)
+                                                           : sim::permute_backward_cost(t, k, l.d, elem);
                                 s.kernel_class = "elementwise";
                             } else {
                                 // fcX[_dgrad|_wgrad]: forward shapes (Kd, N) of FC1 (D, N1) or FC2 (F, D).

@@ -76,6 +76,10 @@ TEST(SampleKernel, ClassByKernelNameAndLaunchesFromDeviceKernels) {
     s.kernel = "combine";
     s.kernel_class = "memory";
     EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
+    s.kernel = "combine_bwd";  // the step's backwards of combine and of the gather: the combine class
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
+    s.kernel = "permute_bwd";
+    EXPECT_EQ(sample_class(s, "t"), KernelClass::combine);
     s.kernel = "rmsnorm";
     EXPECT_EQ(sample_class(s, "t"), KernelClass::norm);
     s.kernel = "rmsnorm_bwd";
@@ -89,6 +93,27 @@ TEST(SampleKernel, ClassByKernelNameAndLaunchesFromDeviceKernels) {
 
 // A GPU router sample is the logits GEMM (gemm compute and tile, router memory and launch) plus
 // softmax/top-K (router class); split-K adds a device kernel, counted as a GEMM launch.
+// The combine class's three kernels are priced by their own counts (sim/ops.h), as the step prices
+// them: the forward, its backward, and the gather's backward.
+TEST(SampleKernel, CombineClassKernelsTakeTheirOwnCounts) {
+    KernelSample s;
+    s.kernel_class = "elementwise";
+    s.dtype = "fp32";
+    s.dims = {{"T", 100}, {"D", 8}, {"K", 3}};
+    const HardwareProfile hw = load_hardware("cpu-template");
+    const std::pair<const char*, OpCost> cases[] = {{"combine", combine_cost(100, 3, 8, 4)},
+                                                     {"combine_bwd", combine_backward_cost(100, 3, 8, 4)},
+                                                     {"permute_bwd", permute_backward_cost(100, 3, 8, 4)}};
+    for (const auto& [kernel, cost] : cases) {
+        s.kernel = kernel;
+        const std::vector<SampleKernel> k = sample_kernels(s, KernelClass::combine, hw, Precision::fp32);
+        ASSERT_EQ(k.size(), 1u);
+        EXPECT_DOUBLE_EQ(k[0].cost.bytes, cost.bytes) << kernel;
+        EXPECT_DOUBLE_EQ(k[0].cost.written, cost.written) << kernel;
+        EXPECT_DOUBLE_EQ(k[0].cost.flops, cost.flops) << kernel;
+    }
+}
+
 TEST(SampleKernel, RouterIsLogitsGemmPlusSoftmaxByHand) {
     const HardwareProfile hw = load_hardware("h200");
     KernelSample s;

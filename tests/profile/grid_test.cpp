@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/profile/grid.h"
+#include "sim/ops.h"
 #include "sim/error.h"
 
 namespace moecast::kernels::profile {
@@ -54,6 +55,22 @@ TEST(Grid, ExpandsEveryCombination) {
     EXPECT_EQ(c.meta.shape_key, "D=32,E=4,F=64,K=2,T=8;hist=uniform");
     EXPECT_EQ(layers[1].meta.kernel_class, "elementwise");
     EXPECT_EQ(layers[1].meta.shape_key, c.meta.shape_key);  // ops of one layer shape share the split
+}
+
+// The step's backwards of combine and of the gather: their counts from sim/ops.h (T = 16 tokens,
+// K = 2, D = 32, fp32), in the elementwise class that calibrate assigns to combine.
+TEST(Grid, BackwardsOfCombineAndTheGatherExpandWithTheirCounts) {
+    const Grid g = load_grid(write_temp("grid_bwd.toml", "[grid]\n[[layer]]\nd = 32\nf = 64\nexperts = [4]\n"
+                                                         "top_k = [2]\ntokens_per_expert = [8]\n"
+                                                         "ops = [\"combine_bwd\", \"permute_bwd\"]\n"));
+    const auto layers = expand_layers(g);
+    ASSERT_EQ(layers.size(), 2u);
+    EXPECT_EQ(layers[0].meta.kernel, "combine_bwd");
+    EXPECT_DOUBLE_EQ(layers[0].meta.bytes, 4.0 * (16 * 32 + 2 * 32 * 32) + 12.0 * 32);
+    EXPECT_DOUBLE_EQ(layers[0].meta.bytes, moecast::sim::combine_backward_cost(16, 2, 32, 4).bytes);
+    EXPECT_EQ(layers[1].meta.kernel, "permute_bwd");
+    EXPECT_DOUBLE_EQ(layers[1].meta.bytes, 4.0 * (32 * 32 + 16 * 32) + 4.0 * 32);
+    for (const LayerCase& c : layers) EXPECT_EQ(c.meta.kernel_class, "elementwise");
 }
 
 // The router and the activation do not read the routing (sim::reads_routing): one case per layer

@@ -1,6 +1,7 @@
 // Profiler interface pieces: statistics, rotation, the CPU backend's protocol (warm-up apart,
 // batched timings, rotated slots), measured-profile files, and the CUDA backend without a GPU.
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -80,6 +81,26 @@ TEST(CpuCases, ElementwiseOpsRun) {
         EXPECT_GE(r.slots, 2) << c.meta.kernel;  // sets rotated over the grid's 1 MB
         for (int rep = 0; rep < 5; ++rep) r.run(rep % r.slots);
     }
+}
+
+// Every op of a [[layer]] table (the default list: forward, backward and the step's backwards of
+// combine and of the gather) builds its sets and runs on the CPU kernels, with the grid's counts.
+TEST(CpuCases, LayerOpsRun) {
+    const std::string path = testing::TempDir() + "layer_grid.toml";
+    std::ofstream(path) << "[grid]\nrotate_bytes = 1000000\n[[layer]]\nd = 16\nf = 32\nexperts = [4]\ntop_k = [2]\n"
+                           "tokens_per_expert = [8]\nhistograms = [\"zipf:1.0\"]\n";
+    CpuContext ctx(1);
+    const std::vector<CaseSpec> cases = cpu_cases(load_grid(path), ctx);
+    ASSERT_EQ(cases.size(), layer_ops().size());
+    std::set<std::string> kernels;
+    for (const CaseSpec& c : cases) {
+        kernels.insert(c.meta.kernel);
+        EXPECT_GT(c.bytes_per_set, 0) << c.meta.kernel;
+        const CaseRunner r = c.build();
+        for (int rep = 0; rep < 3; ++rep) r.run(rep % r.slots);
+    }
+    EXPECT_EQ(kernels.count("combine_bwd"), 1u);
+    EXPECT_EQ(kernels.count("permute_bwd"), 1u);
 }
 
 TEST(CpuProfiler, BatchesShortLaunches) {

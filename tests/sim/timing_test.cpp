@@ -462,6 +462,9 @@ TEST(Timing, KernelScalesApplyByProfiledName) {
     EXPECT_EQ(profiled_kernel("rope_bwd"), "rope_bwd");
     EXPECT_EQ(profiled_kernel("softmax_topk"), "router");
     EXPECT_EQ(profiled_kernel("router_aux_loss_bwd"), "router_aux_bwd");
+    EXPECT_EQ(profiled_kernel("unpermute_combine"), "combine");
+    EXPECT_EQ(profiled_kernel("unpermute_combine_bwd"), "combine_bwd");
+    EXPECT_EQ(profiled_kernel("permute_bwd"), "permute_bwd");
     HardwareProfile hw = load_hardware("h100-sxm");
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     Layout l = parse_parallel("ep=8", Layout{});

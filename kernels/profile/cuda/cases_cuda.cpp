@@ -94,6 +94,8 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
     else if (c.op == "permute") bytes = el * (t * d + r * d) + 4 * 3 * r;
     else if (c.op == "activation") bytes = el * (r * n1 + r * f);
     else if (c.op == "combine") bytes = el * (r * d + t * d) + 4 * (t * k + r);
+    else if (c.op == "combine_bwd") bytes = el * (t * d + 2 * r * d) + 4 * (2 * t * k + r);
+    else if (c.op == "permute_bwd") bytes = el * (r * d + t * d) + 4 * r;
     else if (c.op.find("wgrad") != std::string::npos) bytes = el * (r * kd + r * n + e * kd * n);
     else bytes = el * (r * kd + e * kd * n + r * n);
     spec.bytes_per_set = bytes;
@@ -132,6 +134,16 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
             } else if (op == "combine") {
                 s.y = random_buffer<T>(r * d, sd++);
                 s.weights = random_buffer<float>(t * k, sd++);
+                s.out = empty_buffer<T>(t * d);
+            } else if (op == "combine_bwd") {
+                // dout (T, D), the expert rows and weights; dy_perm (R, D) and dweights (T, K) written.
+                s.dy = random_buffer<T>(t * d, sd++);
+                s.y = random_buffer<T>(r * d, sd++);
+                s.weights = random_buffer<float>(t * k, sd++);
+                s.out = empty_buffer<T>(r * d);
+                s.probs = empty_buffer<float>(t * k);
+            } else if (op == "permute_bwd") {
+                s.y = random_buffer<T>(r * d, sd++);  // dx_perm (R, D)
                 s.out = empty_buffer<T>(t * d);
             } else if (op.find("dgrad") != std::string::npos) {
                 s.dy = random_buffer<T>(r * n, sd++);
@@ -175,6 +187,11 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
             } else if (opname == "combine") {
                 combine<Cuda, T>(cx, s.y->as<T>(), s.weights->as<float>(), s.slot_to_row->as<int32_t>(), t, k, d,
                                  s.out->as<T>());
+            } else if (opname == "combine_bwd") {
+                combine_backward<Cuda, T>(cx, s.dy->as<T>(), s.y->as<T>(), s.weights->as<float>(),
+                                          s.slot_to_row->as<int32_t>(), t, k, d, s.out->as<T>(), s.probs->as<float>());
+            } else if (opname == "permute_bwd") {
+                permute_gather_backward<Cuda, T>(cx, s.y->as<T>(), s.slot_to_row->as<int32_t>(), t, k, d, s.out->as<T>());
             } else if (opname.find("dgrad") != std::string::npos) {
                 grouped_gemm_dgrad<Cuda, T>(cx, s.dy->as<T>(), s.w->as<T>(), s.offsets->as<int32_t>(), e, kd, n,
                                             s.out->as<T>());
