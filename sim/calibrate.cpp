@@ -498,24 +498,26 @@ namespace {
 constexpr size_t kMinScaleSamples = 2;
 
 // The optional parameters a class's samples can determine: the per-row time where its ops move
-// indexed rows; the write cost where they count their writes in shares that span kWriteShareSpan
-// (one share for all, and the write cost is the memory fraction again); the private-cache tier
-// where the hardware has that cache.
+// indexed rows; the write cost where one kernel's samples count their writes in shares that span
+// kWriteShareSpan (one share per kernel, and the write cost is the memory fraction again, or the
+// kernel's factor: Efficiency::kernel_scale); the private-cache tier where the hardware has that
+// cache.
 ThetaLayout layout_for(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
                        Precision p, double tier_bound) {
     ThetaLayout l;
     l.tier = has_tier(hw);
     l.tier_bound = tier_bound;
-    double lo = std::numeric_limits<double>::infinity(), hi = 0;
+    std::map<std::string, std::pair<double, double>> share;  // kernel -> least, most written / bytes
     for (const KernelSample& s : samples) {
         OpCost sum;
         for (const SampleKernel& k : sample_kernels(s, cls, hw, p)) sum += k.cost;
         l.row = l.row || sum.rows > 0;
         if (sum.written <= 0 || sum.bytes <= 0) continue;
-        lo = std::min(lo, sum.written / sum.bytes);
-        hi = std::max(hi, sum.written / sum.bytes);
+        auto [it, fresh] = share.try_emplace(s.kernel, sum.written / sum.bytes, sum.written / sum.bytes);
+        it->second.first = std::min(it->second.first, sum.written / sum.bytes);
+        it->second.second = std::max(it->second.second, sum.written / sum.bytes);
     }
-    l.write = hi >= kWriteShareSpan * lo;
+    for (const auto& [kernel, range] : share) l.write = l.write || range.second >= kWriteShareSpan * range.first;
     return l;
 }
 

@@ -607,6 +607,26 @@ TEST(Calibrate, FitsTheCostOfAWrittenByteWhereTheShareOfWritesVaries) {
     const ClassReport one = permute_report(one_cal);
     EXPECT_DOUBLE_EQ(one.efficiency.write_cost, 1.0);
     EXPECT_LT(one.heldout_median_ape, 1e-2) << calibration_table(one_cal);
+    // Two kernels of one class at K = 1: their shares of writes differ between the kernels only,
+    // which the kernels' factors (Efficiency::kernel_scale) already price; no write cost either.
+    MeasuredProfile two;
+    two.provenance = one_cal.provenance;
+    for (const char* kernel : {"combine", "combine_bwd"})
+        for (int64_t t : {256, 1024, 4096, 16384})
+            for (int64_t d : {16, 64, 256, 1024}) {
+                KernelSample s;
+                s.kernel = kernel;
+                s.kernel_class = "elementwise";
+                s.dtype = "fp32";
+                s.dims = {{"T", t}, {"D", d}, {"K", 1}};  // shares 1/2 (combine), 1/3 (its backward)
+                s.shape_key = "T=" + std::to_string(t) + ",D=" + std::to_string(d);
+                s.median_s = predict_sample_s(s, KernelClass::combine, base, Precision::fp32);
+                s.reps = 1;
+                two.samples.push_back(s);
+            }
+    const Calibration two_cal = calibrate(two, {"synthetic.toml"}, base);
+    ASSERT_EQ(two_cal.classes.size(), 2u);  // combine, and the generic class pooled from it
+    for (const auto& c : two_cal.classes) EXPECT_DOUBLE_EQ(c.efficiency.write_cost, 1.0) << calibration_table(two_cal);
 }
 
 // The router and the activation do not read the routing: their samples at one layer shape under
