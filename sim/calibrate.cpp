@@ -501,7 +501,7 @@ constexpr size_t kMinScaleSamples = 2;
 // indexed rows; the write cost where one kernel's samples count their writes in shares that span
 // kWriteShareSpan (one share per kernel, and the write cost is the memory fraction again, or the
 // kernel's factor: Efficiency::kernel_scale); the private-cache tier where the hardware has that
-// cache.
+// cache. None of it depends on the class's discrete choices (tile, launch and overlap modes).
 ThetaLayout layout_for(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
                        Precision p, double tier_bound) {
     ThetaLayout l;
@@ -513,16 +513,17 @@ ThetaLayout layout_for(const std::vector<KernelSample>& samples, KernelClass cls
         for (const SampleKernel& k : sample_kernels(s, cls, hw, p)) sum += k.cost;
         l.row = l.row || sum.rows > 0;
         if (sum.written <= 0 || sum.bytes <= 0) continue;
-        auto [it, fresh] = share.try_emplace(s.kernel, sum.written / sum.bytes, sum.written / sum.bytes);
-        it->second.first = std::min(it->second.first, sum.written / sum.bytes);
-        it->second.second = std::max(it->second.second, sum.written / sum.bytes);
+        const double w = sum.written / sum.bytes;
+        auto& range = share.try_emplace(s.kernel, w, w).first->second;
+        range.first = std::min(range.first, w);
+        range.second = std::max(range.second, w);
     }
     for (const auto& [kernel, range] : share) l.write = l.write || range.second >= kWriteShareSpan * range.first;
     return l;
 }
 
 Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                             Precision p, double tier_bound) {
+                             Precision p, const ThetaLayout& layout) {
     std::map<std::string, std::vector<const KernelSample*>> by_kernel;
     for (const KernelSample& s : samples) by_kernel[s.kernel].push_back(&s);
     Efficiency e = hw.eff(cls);
@@ -554,7 +555,6 @@ Efficiency fit_kernel_scales(const std::vector<KernelSample>& samples, KernelCla
         e.kernel_scale.assign(scale.begin(), scale.end());
         if (change < 1e-6 && std::fabs(log_mean) < 1e-6) break;
         slot = e;
-        const ThetaLayout layout = layout_for(samples, cls, work, p, tier_bound);
         Theta th = theta_of(e, layout);  // refitted from where it is
         levenberg_marquardt(th, FitData{&samples, cls, p, &work, layout});
         apply_theta(th, e, layout);
@@ -588,6 +588,7 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
     const std::vector<LaunchOverlap> work_modes =
         matmul && cls != KernelClass::grouped_gemm ? std::vector<LaunchOverlap>{start.work_overlap}
                : std::vector<LaunchOverlap>{LaunchOverlap::full, LaunchOverlap::partial, LaunchOverlap::none};
+    const ThetaLayout layout = layout_for(samples, cls, hw, p, tier_bound);
     Efficiency best = start;
     double best_cost = std::numeric_limits<double>::infinity();
     for (const auto& [tm, tn] : tiles)
@@ -601,11 +602,11 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
                     e.work_overlap = combine;
                     e.launch_overlap = overlap;
                     work.efficiency[static_cast<size_t>(cls)] = e;
-                    const FitData d{&samples, cls, p, &work, layout_for(samples, cls, work, p, tier_bound)};
+                    const FitData d{&samples, cls, p, &work, layout};
                     double c = fit_continuous(d, e);
                     if (kernel_scales) {
                         work.efficiency[static_cast<size_t>(cls)] = e;
-                        const Efficiency scaled = fit_kernel_scales(samples, cls, work, p, tier_bound);
+                        const Efficiency scaled = fit_kernel_scales(samples, cls, work, p, layout);
                         if (!scaled.kernel_scale.empty()) {
                             work.efficiency[static_cast<size_t>(cls)] = scaled;
                             c = residuals(theta_of(scaled, d.layout), d, nullptr);

@@ -1,5 +1,3 @@
-
-
 // Per-op FLOPs and minimum bytes (see ops.h).
 #include "sim/ops.h"
 
