@@ -1,6 +1,6 @@
 // `moecast calibrate PROFILE... -o OUT.toml [--cache-resident PROFILE...] [--cache-mib C] [--base HW]
 // [--name NAME] [--heldout-every N] [--json]`: fits the [efficiency.<class>] values of a hardware
-// profile (sim/calibrate.h) to one or more measured profiles of the same device, prints held-out
+// profile (sim/calib/calibrate.h) to one or more measured profiles of the same device, prints held-out
 // errors per class and the worst shapes, and writes the calibrated profile (the base profile with
 // measured values and provenance). With --cache-resident, the positional profiles must rotate their
 // inputs beyond the last-level cache and the others within it; both are fitted and written.
@@ -12,11 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "sim/calibrate.h"
-#include "sim/error.h"
-#include "sim/hardware.h"
-#include "sim/measured_profile.h"
-#include "sim/toml_util.h"
+#include "sim/calib/calibrate.h"
+#include "sim/core/error.h"
+#include "sim/cost/hardware.h"
+#include "sim/calib/measured_profile.h"
+#include "sim/core/toml_util.h"
 
 namespace moecast::app {
 
@@ -62,11 +62,92 @@ sim::MeasuredProfile merge(const std::vector<std::string>& paths,
     return all;
 }
 
-}  // namespace
+nlohmann::json calibration_json(const sim::Calibration& c, const sim::Calibration* resident, double cache_bytes,
+                                const std::string& out_path) {
+    auto classes = [](const sim::Calibration& cal) {
+        nlohmann::json out;
+        for (const auto& r : cal.classes) {
+            nlohmann::json scales = nlohmann::json::object();
+            for (const auto& [kernel, scale] : r.efficiency.kernel_scale) scales[kernel] = scale;
+            out[sim::to_string(r.cls)] = {{"fit_samples", r.fit_samples},
+                                          {"heldout_samples", r.heldout_samples},
+                                          {"fit_median_ape", r.fit_median_ape},
+                                          {"heldout_median_ape", r.heldout_median_ape},
+                                          {"heldout_mean_ape", r.heldout_mean_ape},
+                                          {"runs_per_shape", r.runs},
+                                          {"run_spread_median", r.run_spread_median},
+                                          {"kernel_scale", scales},
+                                          {"private_cache_speedup", r.efficiency.private_cache_speedup},
+                                          {"write_cost", r.efficiency.write_cost}};
+        }
+        return out;
+    };
+    auto overall = [](const sim::Calibration& cal) {
+        return nlohmann::json{{"heldout_samples", cal.heldout_samples},
+                              {"heldout_median_ape", cal.heldout_median_ape},
+                              {"heldout_mean_ape", cal.heldout_mean_ape},
+                              {"private_cache_stream_speedup", cal.private_cache_stream_speedup}};
+    };
+    nlohmann::json j;
+    j["classes"] = classes(c);
+    j["all"] = overall(c);
+    if (resident) {
+        j["cache_resident"]["classes"] = classes(*resident);
+        j["cache_resident"]["all"] = overall(*resident);
+        j["cache_mib"] = cache_bytes / (1024.0 * 1024.0);
+    }
+    j["output"] = out_path;
+    j["samples"] = c.samples;
+    return j;
+}
 
-void register_calibrate(CLI::App& app) {
-    auto args = std::make_shared<CalibrateArgs>();
-    CLI::App* cmd = app.add_subcommand("calibrate", "Fit the kernel-time model to measured profiles");
+void run_calibrate(const CalibrateArgs& a) {
+    std::vector<std::pair<std::string, sim::ProfileProvenance>> cold_files, resident_files;
+    const sim::MeasuredProfile p = merge(a.profiles, &cold_files);
+    const std::string base_name =
+        !a.base.empty() ? a.base : p.provenance.device_kind == "cpu" ? "cpu-template" : "h200";
+    const sim::HardwareProfile base = sim::load_hardware(base_name);
+    const toml::table base_toml = sim::parse_toml_file(base.source);
+    sim::CalibrationOptions o;
+    o.heldout_every = a.heldout_every;
+    o.tile_candidates = tile_candidates(p.provenance.device_kind);
+    o.cpu_time = a.cpu_time;
+    o.pool_runs = !a.per_run;
+    const sim::Calibration c = sim::calibrate(p, a.profiles, base, o);
+    // With --cache-resident: the second level, fitted on samples whose operands fit the cache.
+    std::unique_ptr<sim::Calibration> resident;
+    double cache_bytes = 0;
+    if (!a.resident.empty()) {
+        const sim::MeasuredProfile w = merge(a.resident, &resident_files);
+        cache_bytes = sim::two_level_cache_bytes(cold_files, resident_files, a.cache_mib * 1024.0 * 1024.0);
+        sim::CalibrationOptions ro = o;
+        ro.max_sample_bytes = cache_bytes;  // larger operands come from DRAM: the cold level's
+        std::string note;
+        ro.private_cache_bytes = a.no_private_cache
+                                     ? 0.0
+                                     : sim::resident_private_cache_bytes(resident_files, a.private_cache_kib * 1024.0,
+                                                                         cache_bytes, &note);
+        if (!note.empty()) std::fprintf(stderr, "moecast calibrate: %s\n", note.c_str());
+        resident = std::make_unique<sim::Calibration>(sim::calibrate(w, a.resident, base, ro));
+    }
+    const std::string name = a.name.empty() ? std::filesystem::path(a.out).stem().string() : a.name;
+    const std::string text = sim::calibrated_profile_string(base_toml, c, name, resident.get(), cache_bytes);
+    sim::hardware_from_toml_string(text, a.out);  // the written profile must load
+    sim::write_text_file(a.out, text);
+    if (!a.residuals.empty())
+        sim::write_text_file(a.residuals, sim::calibration_residuals_csv(c, resident.get()));
+    if (a.json) {
+        std::printf("%s\n", calibration_json(c, resident.get(), cache_bytes, a.out).dump(2).c_str());
+    } else {
+        std::printf("%s", sim::calibration_table(c).c_str());
+        if (resident)
+            std::printf("cache-resident part (last-level cache %.0f MiB):\n%s", cache_bytes / (1024.0 * 1024.0),
+                        sim::calibration_table(*resident).c_str());
+        std::printf("wrote %s\n", a.out.c_str());
+    }
+}
+
+void add_calibrate_options(CLI::App* cmd, const std::shared_ptr<CalibrateArgs>& args) {
     cmd->add_option("profiles", args->profiles, "Measured profiles written by `moecast profile` (same device)")
         ->required();
     cmd->add_option("-o,--output", args->out, "Calibrated hardware profile to write (TOML)")->required();
@@ -99,85 +180,15 @@ void register_calibrate(CLI::App& app) {
     cmd->add_flag("--json", args->json, "Print the calibration report as JSON");
     cmd->add_option("--residuals", args->residuals,
                     "Write every timed sample's measured and predicted time (fit and held-out, both levels) as CSV");
-    cmd->callback([args] {
-        std::vector<std::pair<std::string, sim::ProfileProvenance>> cold_files, resident_files;
-        const sim::MeasuredProfile p = merge(args->profiles, &cold_files);
-        const std::string base_name =
-            !args->base.empty() ? args->base : p.provenance.device_kind == "cpu" ? "cpu-template" : "h200";
-        const sim::HardwareProfile base = sim::load_hardware(base_name);
-        const toml::table base_toml = sim::parse_toml_file(base.source);
-        sim::CalibrationOptions o;
-        o.heldout_every = args->heldout_every;
-        o.tile_candidates = tile_candidates(p.provenance.device_kind);
-        o.cpu_time = args->cpu_time;
-        o.pool_runs = !args->per_run;
-        const sim::Calibration c = sim::calibrate(p, args->profiles, base, o);
-        std::unique_ptr<sim::Calibration> resident;
-        double cache_bytes = 0;
-        if (!args->resident.empty()) {
-            const sim::MeasuredProfile w = merge(args->resident, &resident_files);
-            cache_bytes = sim::two_level_cache_bytes(cold_files, resident_files, args->cache_mib * 1024.0 * 1024.0);
-            sim::CalibrationOptions ro = o;
-            ro.max_sample_bytes = cache_bytes;  // larger operands come from DRAM: the cold level's
-            std::string note;
-            ro.private_cache_bytes = args->no_private_cache
-                                         ? 0.0
-                                         : sim::resident_private_cache_bytes(
-                                               resident_files, args->private_cache_kib * 1024.0, cache_bytes, &note);
-            if (!note.empty()) std::fprintf(stderr, "moecast calibrate: %s\n", note.c_str());
-            resident = std::make_unique<sim::Calibration>(sim::calibrate(w, args->resident, base, ro));
-        }
-        const std::string name =
-            args->name.empty() ? std::filesystem::path(args->out).stem().string() : args->name;
-        const std::string text = sim::calibrated_profile_string(base_toml, c, name, resident.get(), cache_bytes);
-        sim::hardware_from_toml_string(text, args->out);  // the written profile must load
-        sim::write_text_file(args->out, text);
-        if (!args->residuals.empty())
-            sim::write_text_file(args->residuals, sim::calibration_residuals_csv(c, resident.get()));
-        if (args->json) {
-            auto classes = [](const sim::Calibration& cal) {
-                nlohmann::json out;
-                for (const auto& r : cal.classes) {
-                    nlohmann::json scales = nlohmann::json::object();
-                    for (const auto& [kernel, scale] : r.efficiency.kernel_scale) scales[kernel] = scale;
-                    out[sim::to_string(r.cls)] = {{"fit_samples", r.fit_samples},
-                                                  {"heldout_samples", r.heldout_samples},
-                                                  {"fit_median_ape", r.fit_median_ape},
-                                                  {"heldout_median_ape", r.heldout_median_ape},
-                                                  {"heldout_mean_ape", r.heldout_mean_ape},
-                                                  {"runs_per_shape", r.runs},
-                                                  {"run_spread_median", r.run_spread_median},
-                                                  {"kernel_scale", scales},
-                                                  {"private_cache_speedup", r.efficiency.private_cache_speedup},
-                                                  {"write_cost", r.efficiency.write_cost}};
-                }
-                return out;
-            };
-            auto overall = [](const sim::Calibration& cal) {
-                return nlohmann::json{{"heldout_samples", cal.heldout_samples},
-                                      {"heldout_median_ape", cal.heldout_median_ape},
-                                      {"heldout_mean_ape", cal.heldout_mean_ape},
-                                      {"private_cache_stream_speedup", cal.private_cache_stream_speedup}};
-            };
-            nlohmann::json j;
-            j["classes"] = classes(c);
-            j["all"] = overall(c);
-            if (resident) {
-                j["cache_resident"]["classes"] = classes(*resident);
-                j["cache_resident"]["all"] = overall(*resident);
-                j["cache_mib"] = cache_bytes / (1024.0 * 1024.0);
-            }
-            j["output"] = args->out;
-            j["samples"] = c.samples;
-            std::printf("%s\n", j.dump(2).c_str());
-        } else {
-            std::printf("%s", sim::calibration_table(c).c_str());
-            if (resident)
-                std::printf("cache-resident part (last-level cache %.0f MiB):\n%s", cache_bytes / (1024.0 * 1024.0),
-                            sim::calibration_table(*resident).c_str());
-            std::printf("wrote %s\n", args->out.c_str());
-        }
-    });
+}
+
+}  // namespace
+
+void register_calibrate(CLI::App& app) {
+    auto args = std::make_shared<CalibrateArgs>();
+    CLI::App* cmd = app.add_subcommand("calibrate", "Fit the kernel-time model to measured profiles");
+    add_calibrate_options(cmd, args);
+    cmd->callback([args] { run_calibrate(*args); });
 }
 
 }  // namespace moecast::app

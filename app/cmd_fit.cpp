@@ -1,5 +1,5 @@
 // `moecast fit DATA.csv --law chinchilla|abnar2025 [--bootstrap N] [--holdout EXPR] [-o law.toml]
-// [--json] [--drop-highest K] [--isoflop]`: fits a scaling law the Chinchilla way (sim/fit) and
+// [--json] [--drop-highest K] [--isoflop]`: fits a scaling law the Chinchilla way (sim/laws/fit) and
 // prints coefficients with bootstrap CIs, the objective and the quality figures.
 #include <cstdio>
 #include <filesystem>
@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "sim/error.h"
-#include "sim/fit.h"
-#include "sim/isoflop.h"
-#include "sim/law.h"
+#include "sim/core/error.h"
+#include "sim/laws/fit.h"
+#include "sim/laws/isoflop.h"
+#include "sim/laws/law.h"
 
 namespace moecast::app {
 
@@ -95,7 +95,7 @@ std::string fit_table(const sim::FitResult& r) {
 void register_fit(CLI::App& app) {
     auto args = std::make_shared<FitArgs>();
     CLI::App* cmd = app.add_subcommand("fit", "Fit a scaling law to runs (Chinchilla recipe) with bootstrap CIs");
-    cmd->add_option("data", args->data, "CSV of runs: N, D or C, S, loss (aliases: sim/csv.h)")->required();
+    cmd->add_option("data", args->data, "CSV of runs: N, D or C, S, loss (aliases: sim/core/csv.h)")->required();
     cmd->add_option("--law", args->law, "Form to fit: chinchilla, abnar2025, chinchilla-active (needs N_a), chinchilla-sparse or active-sparse (needs N_a)")->capture_default_str();
     cmd->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for 95% CIs (0: none)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -1,13 +1,13 @@
 // `moecast import CONFIG_JSON [-o MODEL_TOML]`: a HuggingFace config.json as an editable moecast
-// model TOML (to stdout without -o). The mapping lives in sim/hf_import.
+// model TOML (to stdout without -o). The mapping lives in sim/model/hf_import.
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
 
 #include "app/commands.h"
-#include "sim/error.h"
-#include "sim/hf_import.h"
+#include "sim/core/error.h"
+#include "sim/model/hf_import.h"
 
 namespace moecast::app {
 

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "app/commands.h"
-#include "sim/error.h"
-#include "sim/report.h"
-#include "sim/trace.h"
+#include "sim/core/error.h"
+#include "sim/report/report.h"
+#include "sim/cost/trace.h"
 
 namespace moecast::app {
 
@@ -44,7 +44,7 @@ void register_predict(CLI::App& app) {
                     "Hardware profile: a bundled name (profiles/: a100-sxm-80gb, h100-sxm, h200, b200) or a TOML path");
     cmd->add_option("--gpus", args->gpus, "Number of GPUs (default 1)")->check(CLI::PositiveNumber);
     cmd->add_option("--parallel", args->cost.parallel,
-                    "Layout: tp=,pp=,vp=,ep=,etp=,cp=,zero=,sp= (dp follows from --gpus)");
+                    "ParallelLayout: tp=,pp=,vp=,ep=,etp=,cp=,zero=,sp= (dp follows from --gpus)");
     cmd->add_option("--micro-batch", args->micro_batch, "Sequences per micro-batch (default 1)")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--global-batch", args->global_batch, "Sequences per step (default dp x micro-batch)")
@@ -52,6 +52,10 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--precision", args->cost.precision, "GEMM precision: bf16, fp8, tf32, fp32")->capture_default_str();
     cmd->add_option("--recompute", args->cost.recompute, "Activation recompute: none, selective, full")
         ->capture_default_str();
+    cmd->add_flag("--cuda-graphs", args->cost.cuda_graphs,
+                  "Replay the layers' fixed-shape kernels from CUDA graphs (the profile's graph_launch_us per kernel)");
+    cmd->add_option("--recompute-modules", args->cost.recompute_modules,
+                    "With --recompute selective: core_attn,moe_act,layernorm,mla_up_proj,mlp,moe,shared_experts");
     cmd->add_option("--routing", args->cost.routing, "Tokens per expert: balanced, uniform, zipf:S")
         ->capture_default_str();
     cmd->add_option("--capacity-factor", args->cost.capacity_factor, "Expert capacity factor (0 = dropless)");
@@ -65,7 +69,7 @@ void register_predict(CLI::App& app) {
         const sim::ModelPrediction p = sim::predict_model(sim::load_model(args->model, overrides));
         if (args->cost.hardware.empty()) {
             for (const char* opt : {"--gpus", "--parallel", "--micro-batch", "--global-batch", "--precision",
-                                    "--recompute", "--routing", "--capacity-factor", "--overlap", "--tokens", "--trace"})
+                                    "--recompute", "--recompute-modules", "--cuda-graphs", "--routing", "--capacity-factor", "--overlap", "--tokens", "--trace"})
                 if (cmd->count(opt) > 0)
                     throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
             if (args->json)

@@ -1,5 +1,5 @@
 // `moecast profile --device cpu|cuda [--grid FILE] -o OUT.toml`: measures the MoE kernels over a
-// shape grid and writes a measured profile (sim/measured_profile.h). No usable device (no GPU, no
+// shape grid and writes a measured profile (sim/calib/measured_profile.h). No usable device (no GPU, no
 // driver, or a build without CUDA) is reported like bad input: a message and exit code 2.
 #include <cstdio>
 #include <memory>
@@ -8,8 +8,8 @@
 #include "app/commands.h"
 #include "kernels/profile/profiler.h"
 #include "kernels/profile/run_profile.h"
-#include "sim/error.h"
-#include "sim/measured_profile.h"
+#include "sim/core/error.h"
+#include "sim/calib/measured_profile.h"
 
 namespace moecast::app {
 

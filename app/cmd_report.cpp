@@ -1,16 +1,17 @@
-// `moecast report STUDY.toml -o report.html [--out DIR]`: the study's report as one self-contained
-// HTML page (sim/study_report.h), with runs.csv and runs.json written next to it (validation.json
-// and law.toml are `moecast validate -o`'s). Trains nothing.
+// `moecast report STUDY.toml -o report.html [--out DIR] [--name NAME] [--profile FILE]`: the
+// study's report as one self-contained HTML page (sim/report/study_report.h), with runs.csv and runs.json
+// written next to it (validation.json and law.toml are `moecast validate -o`'s). Trains nothing.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 
 #include "app/commands.h"
-#include "sim/error.h"
-#include "sim/law.h"
-#include "sim/study_report.h"
-#include "sim/validate.h"
+#include "app/study_options.h"
+#include "sim/core/error.h"
+#include "sim/laws/law.h"
+#include "sim/report/study_report.h"
+#include "sim/study/validate.h"
 #include "train/atomic_file.h"
 #include "train/study.h"
 
@@ -19,10 +20,11 @@ namespace {
 
 struct ReportArgs {
     std::string study, output = "report.html", out;
+    StudyOverrides overrides;
 };
 
 void run(const ReportArgs& a) {
-    const train::Study s = train::load_study(a.study);
+    const train::Study s = load_study(a.study, a.overrides);
     const std::vector<train::StudyRun> runs = train::plan_study(s, a.out);
     sim::StudyReportInput in;
     in.name = s.name;
@@ -63,6 +65,7 @@ void register_report(CLI::App& app) {
     cmd->add_option("study", a->study, "Study TOML (configs/studies/*.toml)")->required();
     cmd->add_option("-o,--output", a->output, "HTML file (runs.csv, runs.json go next to it)");
     cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");
+    add_study_overrides(cmd, a->overrides, true);
     cmd->callback([a] { run(*a); });
 }
 

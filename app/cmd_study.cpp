@@ -1,13 +1,14 @@
-// `moecast study STUDY.toml [--shard i/n] [--jobs N] [--out DIR] [--fit-only | --holdout-only]
-// [--max-budget F] [--retry-failed] [--dry-run]`: runs the study's missing runs, each as its own
-// `moecast train` process keyed by its config hash (train/study_driver.h). Exit 3 if a run failed,
-// 130 if stopped by a signal.
+// `moecast study STUDY.toml [--shard i/n] [--jobs N] [--out DIR] [--name NAME] [--fit-only |
+// --holdout-only] [--max-budget F] [--retry-failed] [--dry-run]`: runs the study's missing runs,
+// each as its own `moecast train` process keyed by its config hash (train/study_driver.h). Exit 3
+// if a run failed, 130 if stopped by a signal.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "app/commands.h"
+#include "app/study_options.h"
 #include "train/study.h"
 #include "train/study_driver.h"
 
@@ -16,13 +17,14 @@ namespace {
 
 struct StudyArgs {
     std::string study, out, shard = "0/1";
+    StudyOverrides overrides;
     int jobs = 1;
     double max_budget = 0;
     bool fit_only = false, holdout_only = false, retry_failed = false, dry_run = false;
 };
 
 void run(const StudyArgs& a) {
-    const train::Study s = train::load_study(a.study);
+    const train::Study s = load_study(a.study, a.overrides);
     const std::vector<train::StudyRun> runs = train::plan_study(s, a.out);
     train::DriverOptions o;
     train::parse_shard(a.shard, o.shard_index, o.shard_count);
@@ -59,6 +61,7 @@ void register_study(CLI::App& app) {
                     "Run only runs with index % n == i (i/n; e.g. a Slurm array task)");
     cmd->add_option("--jobs", a->jobs, "Training processes at once")->check(CLI::Range(1, 256));
     cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");
+    add_study_overrides(cmd, a->overrides, false);
     cmd->add_flag("--fit-only", a->fit_only, "Only the fitting budgets' runs");
     cmd->add_flag("--holdout-only", a->holdout_only, "Only the hold-out budget's runs");
     cmd->add_option("--max-budget", a->max_budget,

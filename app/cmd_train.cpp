@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "app/commands.h"
-#include "sim/config_toml.h"
-#include "sim/count.h"
+#include "sim/model/config_toml.h"
+#include "sim/model/count.h"
 #include "train/trainer.h"
 
 namespace moecast::app {
@@ -62,7 +62,7 @@ void run(const TrainArgs& a) {
     std::printf("moecast train: %s  N %.4g  N_a %.4g  S %.3f  E %lld  K %lld\n", c.model.name.c_str(),
                 static_cast<double>(pc.total), static_cast<double>(pc.active), sim::sparsity(c.model),
                 static_cast<long long>(c.model.moe.experts), static_cast<long long>(c.model.moe.top_k));
-    std::printf("budget %.4g FLOPs = %lld steps x %lld tokens x %.4g FLOPs/token (sim/count, training)\n",
+    std::printf("budget %.4g FLOPs = %lld steps x %lld tokens x %.4g FLOPs/token (sim/model/count, training)\n",
                 c.steps > 0 ? train::training_flops_per_token(c) * double(c.batch_tokens) * double(steps) : c.budget_flops,
                 static_cast<long long>(steps), static_cast<long long>(c.batch_tokens), train::training_flops_per_token(c));
     std::fflush(stdout);
@@ -91,7 +91,7 @@ void register_train(CLI::App& app) {
     auto a = std::make_shared<TrainArgs>();
     CLI::App* cmd = app.add_subcommand("train", "Train a byte-level MoE language model to a FLOP budget");
     cmd->add_option("config", a->config, "Training config TOML (default: configs/train/default.toml)");
-    cmd->add_option("--budget", a->budget, "Training FLOP budget (sim/count training FLOPs), e.g. 1e12")
+    cmd->add_option("--budget", a->budget, "Training FLOP budget (sim/model/count training FLOPs), e.g. 1e12")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--steps", a->steps, "Train this many steps instead of a budget")->check(CLI::PositiveNumber);
     cmd->add_option("--data", a->data, "Train on these text files (default: the config's; scripts/get-corpus)");

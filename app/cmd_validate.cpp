@@ -1,7 +1,8 @@
-// `moecast validate STUDY.toml [--jobs N] [--out DIR] [--no-train] [-o RESULTS_DIR] [--json]`:
-// trains the fitting budgets' missing runs, fits the law on them and states its prediction for the
-// hold-out budget, trains the hold-out grid, then compares (sim/validate.h): optimum in sparsity
-// grid steps and N, loss error, step-time error, and the paper's findings 1-3.
+// `moecast validate STUDY.toml [--jobs N] [--out DIR] [--name NAME] [--profile FILE] [--no-train]
+// [-o RESULTS_DIR] [--json]`: trains the fitting budgets' missing runs, fits the law on them and
+// states its prediction for the hold-out budget, trains the hold-out grid, then compares
+// (sim/study/validate.h): optimum in sparsity grid steps and N, loss error, step-time error, and the
+// paper's findings 1-3.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -10,10 +11,11 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "sim/error.h"
-#include "sim/law.h"
-#include "sim/study_report.h"
-#include "sim/validate.h"
+#include "app/study_options.h"
+#include "sim/core/error.h"
+#include "sim/laws/law.h"
+#include "sim/report/study_report.h"
+#include "sim/study/validate.h"
 #include "train/atomic_file.h"
 #include "train/study.h"
 #include "train/study_driver.h"
@@ -23,6 +25,7 @@ namespace {
 
 struct ValidateArgs {
     std::string study, out, results;
+    StudyOverrides overrides;
     int jobs = 1;
     bool no_train = false, json = false;
 };
@@ -35,7 +38,7 @@ std::vector<double> grid_of(const train::Study& s) {
 }
 
 void run(const ValidateArgs& a) {
-    const train::Study s = train::load_study(a.study);
+    const train::Study s = load_study(a.study, a.overrides);
     const std::vector<train::StudyRun> runs = train::plan_study(s, a.out);
     train::DriverOptions o;
     o.jobs = a.jobs;
@@ -100,6 +103,7 @@ void register_validate(CLI::App& app) {
     cmd->add_option("study", a->study, "Study TOML (configs/studies/*.toml)")->required();
     cmd->add_option("--jobs", a->jobs, "Training processes at once")->check(CLI::Range(1, 256));
     cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");
+    add_study_overrides(cmd, a->overrides, true);
     cmd->add_flag("--no-train", a->no_train, "Use only finished runs; train nothing");
     cmd->add_option("-o,--results", a->results,
                     "Write validation.json, law.toml and runs.csv to this folder");

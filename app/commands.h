@@ -17,5 +17,6 @@ void register_optimize(CLI::App& app);
 void register_study(CLI::App& app);
 void register_validate(CLI::App& app);
 void register_report(CLI::App& app);
+void register_backtest(CLI::App& app);
 
 }  // namespace moecast::app

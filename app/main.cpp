@@ -6,7 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/commands.h"
-#include "sim/error.h"
+#include "sim/core/error.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"moecast — performance simulator and cost model for Mixture-of-Experts models"};
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     moecast::app::register_study(app);
     moecast::app::register_validate(app);
     moecast::app::register_report(app);
+    moecast::app::register_backtest(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,9 +1,10 @@
 // Whole-step check of the CPU loop (issue 6, item 5): the trainer's step time predicted from a
-// calibrated CPU profile (sim/calibrate.h predict_trainer_step, the cost model's kernel list) against
+// calibrated CPU profile (sim/calib/calibrate.h predict_trainer_step, the cost model's kernel list) against
 // measured steps of the same configs in this run. Measured time is reported two ways: process CPU
 // seconds / threads (the step with the cores to itself; what a profile fitted with --cpu-time
 // predicts) and wall time (equal on a quiet machine). Profile: MOECAST_CPU_PROFILE, else the
-// committed profiles/cpu-vm-2026-11-28.toml. Data: the committed Emma excerpt (tests/data).
+// committed two-level profiles/cpu-amd-epyc-vm.toml (measure your own machine: a profile describes
+// the machine it was measured on). Data: the committed Emma excerpt (tests/data).
 // Configs: the study model at three sparsities, or the one train config MOECAST_TRAIN_CONFIG names
 // (e.g. a study run's input.toml). Where the time goes: per step part (sim::StepPart), the
 // predicted and the measured thread CPU ms (train/part_timer.h), as counters <part>_pred_ms and
@@ -18,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "sim/calibrate.h"
-#include "sim/hardware.h"
-#include "sim/measured_profile.h"
-#include "sim/trainer_step.h"
+#include "sim/calib/calibrate.h"
+#include "sim/cost/hardware.h"
+#include "sim/calib/measured_profile.h"
+#include "sim/cost/trainer_step.h"
 #include "train/step.h"
 #include "train/train_config.h"
 
@@ -41,7 +42,7 @@ const std::vector<std::pair<int, int>> kConfigs = {{4, 1}, {16, 2}, {64, 4}};
 void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     const std::string root = MOECAST_SOURCE_DIR;
     const char* env = std::getenv("MOECAST_CPU_PROFILE");
-    const std::string profile = env ? env : root + "/profiles/cpu-vm-2026-11-28.toml";
+    const std::string profile = env ? env : root + "/profiles/cpu-amd-epyc-vm.toml";
     const auto [e, k] = kConfigs[static_cast<size_t>(state.range(0))];
     const std::string data = "data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]";
     const char* config = std::getenv("MOECAST_TRAIN_CONFIG");
@@ -77,7 +78,7 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["measured_wall_s"] = measured_wall;
     state.counters["error_vs_cpu_pct"] = 100 * (pred.step_s / measured_cpu - 1);
     state.counters["error_vs_wall_pct"] = 100 * (pred.step_s / measured_wall - 1);
-    // The working set against the profile's cache (sim/trainer_step.h): h = 0 without a cache-resident part.
+    // The working set against the profile's cache (sim/cost/trainer_step.h): h = 0 without a cache-resident part.
     state.counters["footprint_mib"] = pred.footprint_bytes / (1024.0 * 1024.0);
     state.counters["resident_fraction"] = pred.resident_fraction;
     double measured_parts = 0;

@@ -7,9 +7,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "sim/fit.h"
-#include "sim/law.h"
-#include "sim/search.h"
+#include "sim/laws/fit.h"
+#include "sim/laws/law.h"
+#include "sim/laws/search.h"
 
 namespace moecast::sim {
 namespace {
@@ -94,7 +94,7 @@ void BM_AbnarFullGrid(benchmark::State& state) {
 }
 BENCHMARK(BM_AbnarFullGrid)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
-// The search over the wide family (about 1.27e6 real architectures, counted with sim/count).
+// The search over the wide family (about 1.27e6 real architectures, counted with sim/model/count).
 void BM_SearchWideFamily(benchmark::State& state) {
     const Law law = load_law("abnar2025");
     const Family fam = load_family("wide");

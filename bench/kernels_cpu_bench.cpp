@@ -1,6 +1,6 @@
 // CPU MoE ops: expert grouped GEMMs (forward, dgrad, wgrad) as a fraction of Eigen's large square
 // fp32 GEMM measured in the same run, interleaved iteration by iteration (target >= 0.6 once tokens per expert >= 256), and permute /
-// combine as a fraction of memcpy bandwidth. FLOPs and bytes from sim/ops.h.
+// combine as a fraction of memcpy bandwidth. FLOPs and bytes from sim/cost/ops.h.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
@@ -12,7 +12,7 @@
 
 #include "kernels/cpu/context.h"
 #include "kernels/dense.h"
-#include "sim/ops.h"
+#include "sim/cost/ops.h"
 
 namespace moecast::kernels {
 namespace {
@@ -156,7 +156,7 @@ void BM_PermuteGather(benchmark::State& state) {
 }
 BENCHMARK(BM_PermuteGather)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Combine over routing `r` on `threads` threads: bytes/s of sim/ops.h's count and ns per routed row.
+// Combine over routing `r` on `threads` threads: bytes/s of sim/cost/ops.h's count and ns per routed row.
 void combine_bench(benchmark::State& state, const Routing& r, int threads) {
     CpuContext ctx(threads);
     const auto y = random_vec(r.t * r.k * r.d, 1), w = random_vec(r.t * r.k, 2);

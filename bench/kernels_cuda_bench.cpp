@@ -1,7 +1,7 @@
 // CUDA MoE ops on the GPU machine (bf16 storage, fp32 accumulation): grouped expert GEMM as a
 // fraction of one cuBLAS dense GEMM of equal FLOPs (target >= 0.9 at >= 512 tokens per expert),
 // permute gather and combine as a fraction of cudaMemcpy device-to-device bandwidth (target >= 0.8),
-// all baselines measured in the same run; FLOPs and bytes from sim/ops.h. Skips without a GPU.
+// all baselines measured in the same run; FLOPs and bytes from sim/cost/ops.h. Skips without a GPU.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kernels/cuda/context.h"
-#include "sim/ops.h"
+#include "sim/cost/ops.h"
 
 namespace moecast::kernels {
 namespace {
@@ -126,7 +126,8 @@ std::vector<int64_t> expert_tokens(int64_t tpe, bool skewed) {
 }
 
 // `path`: cuBLAS per expert, one cuBLAS grouped-batched call, batched row chunks (the three with
-// host sizes), or the own device-offset kernel (fwd and dgrad); `skewed`: Zipf token counts.
+// host sizes), or the own MMA kernel that reads the offsets on the device (fwd and dgrad; named
+// `*_device` in the 2026-11-28 device-check results); `skewed`: Zipf token counts.
 void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path, bool skewed) {
     if (!gpu()) return state.SkipWithError("no CUDA device");
     CudaContext& ctx = *gpu();
@@ -161,12 +162,12 @@ void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas, fwd, cublas, false, ->Arg(128)->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas_grouped, fwd, cublas_grouped, false, ->Arg(128)->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas_batched, fwd, cublas_batched, false, ->Arg(128)->Arg(512)->Arg(2048));
-MOECAST_GROUPED_BENCH(fc1_fwd_device, fwd, device, false, ->Arg(128)->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_fwd_own_mma, fwd, own_mma, false, ->Arg(128)->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas_skewed, fwd, cublas, true, ->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas_batched_skewed, fwd, cublas_batched, true, ->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_dgrad_cublas, dgrad, cublas, false, ->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_dgrad_cublas_batched, dgrad, cublas_batched, false, ->Arg(512)->Arg(2048));
-MOECAST_GROUPED_BENCH(fc1_dgrad_device, dgrad, device, false, ->Arg(512)->Arg(2048));
+MOECAST_GROUPED_BENCH(fc1_dgrad_own_mma, dgrad, own_mma, false, ->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_wgrad_cublas, wgrad, cublas, false, ->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_wgrad_cublas_batched, wgrad, cublas_batched, false, ->Arg(512)->Arg(2048));
 #undef MOECAST_GROUPED_BENCH

@@ -3,10 +3,10 @@
 // every iteration. Baseline in the same run: counting params and FLOPs alone (bench_sim's unit).
 #include <benchmark/benchmark.h>
 
-#include "sim/config_toml.h"
-#include "sim/count.h"
-#include "sim/hardware.h"
-#include "sim/timing.h"
+#include "sim/model/config_toml.h"
+#include "sim/model/count.h"
+#include "sim/cost/hardware.h"
+#include "sim/cost/timing.h"
 
 namespace moecast::sim {
 namespace {
@@ -37,7 +37,7 @@ void BM_FullPrediction(benchmark::State& state) {
     const int64_t eps[] = {8, 16, 32, 64};
     int i = 0;
     for (auto _ : state) {
-        Layout l;
+        ParallelLayout l;
         l.gpus = 1024;
         l.tp = 2;
         l.pp = 8;

@@ -1,8 +1,8 @@
 // Simulator throughput: configs counted per second on one core.
 #include <benchmark/benchmark.h>
 
-#include "sim/config_toml.h"
-#include "sim/count.h"
+#include "sim/model/config_toml.h"
+#include "sim/model/count.h"
 
 namespace moecast::sim {
 namespace {

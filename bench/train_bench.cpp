@@ -1,6 +1,6 @@
 // Training step of the default study model (configs/train/default.toml: d_model 128, E 4, K 1) as a
 // fraction of this machine's fp32 GEMM throughput: Eigen's square GEMM (2048^3, rows split over
-// the same thread count) measured in the same run. Model FLOPs per token come from sim/count (the
+// the same thread count) measured in the same run. Model FLOPs per token come from sim/model/count (the
 // trainer's budget), so flop_per_s here is the figure the trainer reports. Data: the committed
 // Emma excerpt (tests/data), so the bench needs no corpus download.
 #include <benchmark/benchmark.h>
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
-#include "sim/count.h"
-#include "sim/ops.h"
+#include "sim/model/count.h"
+#include "sim/cost/ops.h"
 #include "train/optimizer.h"
 #include "train/step.h"
 #include "train/train_config.h"

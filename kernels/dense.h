@@ -2,7 +2,7 @@
 // MoE ops in moe.h (one declaration per op, a Context per backend): token embedding, RMSNorm,
 // rotary positions, the residual add, causal softmax attention, dense GEMMs (linear layers, LM head) and softmax
 // cross-entropy. The Cpu backend (kernels/cpu/dense_*.cpp) defines float and double (double for
-// gradient checks). FLOPs of these ops are counted in sim/count.h.
+// gradient checks). FLOPs of these ops are counted in sim/model/count.h.
 //
 // Letters: T rows (tokens), D d_model, H heads, hd head size, S sequence length, Bs = T / S
 // sequences, V vocab, Kd/N contraction length / output width of a GEMM. Matrices are row-major.

@@ -1,7 +1,7 @@
 // The MoE-layer ops, forward and backward: one declaration per op (STYLE.md item 1). Each backend
 // defines explicit specializations: kernels/cpu/*.cpp for Cpu (fp32, host pointers, threaded,
 // deterministic for a fixed thread count) and kernels/cuda/*.cu for Cuda (device pointers, fp32 and
-// bf16 with fp32 accumulation, asynchronous on the context's stream). FLOPs and bytes: sim/ops.h.
+// bf16 with fp32 accumulation, asynchronous on the context's stream). FLOPs and bytes: sim/cost/ops.h.
 //
 // Letters: T tokens, D d_model, E experts, K top-k, F expert width, R = T*K routed rows,
 // N/Kd output width / contraction length of a grouped GEMM. Matrices are row-major.

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "sim/error.h"
+#include "sim/core/error.h"
 
 namespace moecast::train {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "sim/error.h"
+#include "sim/core/error.h"
 #include "train/atomic_file.h"
 #include "train/sha256.h"
 

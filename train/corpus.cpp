@@ -1,4 +1,4 @@
-// Corpus extraction from unpacked Debian packages (recipes in shared/reference/corpus.md).
+// Corpus extraction from unpacked Debian packages (the packages: scripts/get-corpus).
 #include "train/corpus.h"
 
 #include <zlib.h>
@@ -9,7 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "sim/error.h"
+#include "sim/core/error.h"
 #include "train/atomic_file.h"
 #include "train/sha256.h"
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "sim/error.h"
+#include "sim/core/error.h"
 #include "train/atomic_file.h"
 #include "train/rng.h"
 

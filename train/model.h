@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
-#include "sim/config.h"
+#include "sim/model/config.h"
 #include "train/part_timer.h"
 
 namespace moecast::train {

@@ -6,7 +6,7 @@
 
 #include <array>
 
-#include "sim/timing.h"
+#include "sim/cost/timing.h"
 
 namespace moecast::train {
 

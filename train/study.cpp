@@ -15,13 +15,13 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
-#include "sim/config_toml.h"
-#include "sim/count.h"
-#include "sim/error.h"
-#include "sim/hardware.h"
-#include "sim/law.h"
-#include "sim/toml_util.h"
-#include "sim/trainer_step.h"
+#include "sim/model/config_toml.h"
+#include "sim/model/count.h"
+#include "sim/core/error.h"
+#include "sim/cost/hardware.h"
+#include "sim/laws/law.h"
+#include "sim/core/toml_util.h"
+#include "sim/cost/trainer_step.h"
 #include "train/atomic_file.h"
 #include "train/data.h"
 #include "train/sha256.h"
@@ -112,26 +112,28 @@ TrainConfig load_from_text(const std::string& text, const std::string& label) {
     }
 }
 
-}  // namespace
-
-Study load_study(const std::string& path) {
-    toml::table root = sim::parse_toml_file(path);
-    Study s;
-    s.file = path;
-    // Keys the strict reader cannot type (arrays of arrays, tables arrays) are taken out first.
-    if (toml::node* set = root.get("set")) {
-        const toml::array* a = set->as_array();
-        const int line = static_cast<int>(set->source().begin.line);
-        if (!a)
-            throw sim::InputError(path, line, "set", "an array of \"section.key=value\" strings");
-        for (const toml::node& e : *a) {
-            auto v = e.value<std::string>();
-            if (!v || v->find('=') == std::string::npos)
-                throw sim::InputError(path, line, "set", "strings \"section.key=value\"");
-            s.set.push_back(*v);
-        }
-        root.erase("set");
+// `set`: "section.key=value" overrides of the train config, taken out of root (the strict reader
+// cannot type arrays of this kind).
+void take_set(toml::table& root, const std::string& path, Study& s) {
+    toml::node* set = root.get("set");
+    if (!set)
+        return;
+    const toml::array* a = set->as_array();
+    const int line = static_cast<int>(set->source().begin.line);
+    if (!a)
+        throw sim::InputError(path, line, "set", "an array of \"section.key=value\" strings");
+    for (const toml::node& e : *a) {
+        auto v = e.value<std::string>();
+        if (!v || v->find('=') == std::string::npos)
+            throw sim::InputError(path, line, "set", "strings \"section.key=value\"");
+        s.set.push_back(*v);
     }
+    root.erase("set");
+}
+
+// `sparsities` ([experts, top_k] pairs, sorted by sparsity), the [[budget]] tables (sorted by
+// FLOPs) and the [holdout] budget, taken out of root.
+void take_grid(toml::table& root, const std::string& path, Study& s) {
     for (const auto& [e, k] :
          take_int_pairs(root, "sparsities", path, "sparsities", "[experts, top_k]")) {
         if (k > e)
@@ -161,6 +163,54 @@ Study load_study(const std::string& path) {
                                   "a hold-out budget larger than every fitting budget");
         root.erase("holdout");
     }
+}
+
+// The [fit] table: the law form (or "auto" with candidates), CV folds, fitting windows, bootstrap,
+// start grid and threads.
+void read_fit(sim::TomlReader& f, sim::ValidationOptions& v) {
+    const std::vector<std::string> names = sim::law_form_names();
+    const auto is_form = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    std::string forms;
+    for (const std::string& n : names) forms += (forms.empty() ? "" : ", ") + n;
+    v.law_form = f.get_string("law", v.law_form);
+    if (v.law_form != "auto" && !is_form(v.law_form))
+        f.fail("law", "\"auto\" or a law form (" + forms + "), got \"" + v.law_form + "\"");
+    v.candidates = f.get_string_array("candidates");
+    for (const std::string& c : v.candidates)
+        if (!is_form(c)) f.fail("candidates", "law forms (" + forms + "), got \"" + c + "\"");
+    if (!v.candidates.empty() && v.law_form != "auto")
+        f.fail("candidates", "only with law = \"auto\"");
+    v.cv_folds = static_cast<int>(f.get_int("cv_folds", 2));
+    if (v.cv_folds < 1)
+        f.fail("cv_folds", "a positive integer");
+    if (f.has("fit_windows")) {
+        v.fit_windows.clear();
+        for (int64_t w : f.get_int_array("fit_windows")) {
+            if (w < 0 || w == 1)
+                f.fail("fit_windows", "0 (all fitting budgets) or 2 and more");
+            v.fit_windows.push_back(static_cast<int>(w));
+        }
+        if (v.fit_windows.empty())
+            f.fail("fit_windows", "at least one window");
+        if (v.fit_windows.size() > 1 && v.law_form != "auto")
+            f.fail("fit_windows", "several windows only with law = \"auto\"");
+    }
+    v.bootstrap = static_cast<int>(f.get_int("bootstrap", 0));
+    v.grid = f.get_enum("grid", std::string("coarse"),
+                        {{"coarse", std::string("coarse")}, {"default", std::string("default")}});
+    v.threads = static_cast<int>(f.get_int("threads", 2));
+    f.finish();
+}
+
+}  // namespace
+
+Study load_study(const std::string& path) {
+    toml::table root = sim::parse_toml_file(path);
+    Study s;
+    s.file = path;
+    // Keys the strict reader cannot type (arrays of arrays, tables arrays) are taken out first.
+    take_set(root, path, s);
+    take_grid(root, path, s);
 
     sim::TomlReader r(root, path);
     s.name = r.get_string("name", fs::path(path).stem().string());
@@ -177,41 +227,8 @@ Study load_study(const std::string& path) {
         r.fail("threads", "1..256");
     s.out_dir = r.get_string("out_dir", "runs");
     s.profile = r.get_string("profile", "");
-    if (auto f = r.table("fit")) {
-        const std::vector<std::string> names = sim::law_form_names();
-        const auto is_form = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
-        std::string forms;
-        for (const std::string& n : names) forms += (forms.empty() ? "" : ", ") + n;
-        s.validation.law_form = f->get_string("law", s.validation.law_form);
-        if (s.validation.law_form != "auto" && !is_form(s.validation.law_form))
-            f->fail("law", "\"auto\" or a law form (" + forms + "), got \"" + s.validation.law_form + "\"");
-        s.validation.candidates = f->get_string_array("candidates");
-        for (const std::string& c : s.validation.candidates)
-            if (!is_form(c)) f->fail("candidates", "law forms (" + forms + "), got \"" + c + "\"");
-        if (!s.validation.candidates.empty() && s.validation.law_form != "auto")
-            f->fail("candidates", "only with law = \"auto\"");
-        s.validation.cv_folds = static_cast<int>(f->get_int("cv_folds", 2));
-        if (s.validation.cv_folds < 1)
-            f->fail("cv_folds", "a positive integer");
-        if (f->has("fit_windows")) {
-            s.validation.fit_windows.clear();
-            for (int64_t w : f->get_int_array("fit_windows")) {
-                if (w < 0 || w == 1)
-                    f->fail("fit_windows", "0 (all fitting budgets) or 2 and more");
-                s.validation.fit_windows.push_back(static_cast<int>(w));
-            }
-            if (s.validation.fit_windows.empty())
-                f->fail("fit_windows", "at least one window");
-            if (s.validation.fit_windows.size() > 1 && s.validation.law_form != "auto")
-                f->fail("fit_windows", "several windows only with law = \"auto\"");
-        }
-        s.validation.bootstrap = static_cast<int>(f->get_int("bootstrap", 0));
-        s.validation.grid =
-            f->get_enum("grid", std::string("coarse"),
-                        {{"coarse", std::string("coarse")}, {"default", std::string("default")}});
-        s.validation.threads = static_cast<int>(f->get_int("threads", 2));
-        f->finish();
-    }
+    if (auto f = r.table("fit"))
+        read_fit(*f, s.validation);
     r.finish();
     for (const StudyBudget& b : s.budgets)
         for (const StudyShape& sh : b.shapes)
@@ -382,17 +399,17 @@ std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
         rec.d_model = r.shape.d_model;
         rec.experts = r.choice.experts;
         rec.top_k = r.choice.top_k;
-        rec.s = r.choice.sparsity();
+        rec.sparsity = r.choice.sparsity();
         for (size_t i = 0; i < s.sparsities.size(); ++i)
             if (s.sparsities[i].experts == r.choice.experts &&
                 s.sparsities[i].top_k == r.choice.top_k)
                 rec.sparsity_index = static_cast<int>(i);
         const sim::ParamCounts pc = sim::count_params(r.config.model);
-        rec.n = static_cast<double>(pc.total);
-        rec.n_active = static_cast<double>(pc.active);
+        rec.params = static_cast<double>(pc.total);
+        rec.active_params = static_cast<double>(pc.active);
         rec.threads = r.config.threads;
         rec.steps = planned_steps(r.config);
-        rec.d = static_cast<double>(rec.steps * r.config.batch_tokens);
+        rec.tokens = static_cast<double>(rec.steps * r.config.batch_tokens);
         if (hw) {
             const sim::TrainerStepPrediction p = sim::predict_trainer_step(
                 r.config.model, *hw, r.config.batch_tokens, r.config.micro_batch_tokens, r.config.threads);
@@ -406,7 +423,7 @@ std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
             const nlohmann::json j = nlohmann::json::parse(read_file(r.run_dir + "/result.json"));
             rec.loss = j.at("val_loss").get<double>();
             rec.literary_loss = j.value("literary_loss", -1.0);
-            rec.d = j.at("D").get<double>();
+            rec.tokens = j.at("D").get<double>();
             rec.flops = j.at("flops").get<double>();
             rec.steps = j.at("steps").get<int64_t>();
             rec.train_time_s = j.value("train_time_s", 0.0);

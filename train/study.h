@@ -2,15 +2,15 @@
 // and a hold-out budget, each with the model shapes trained there, the sparsities (E, K pairs) and
 // one training recipe. plan_study expands it into runs, each a full training config keyed by the
 // trainer's run hash (runs/<hash>/); collect_study_runs reads their results back as the plain
-// records sim/validate and sim/study_report work on. Running the runs is train/study_driver.h.
+// records sim/study/validate and sim/report/study_report work on. Running the runs is train/study_driver.h.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "sim/family.h"
-#include "sim/validate.h"
+#include "sim/model/family.h"
+#include "sim/study/validate.h"
 #include "train/train_config.h"
 
 namespace moecast::train {
@@ -68,7 +68,7 @@ const char* to_string(RunState s);
 RunState run_state(const StudyRun& r);
 
 // Records of every run (done or not; `status` says which) for validation and reports. Predicted
-// step times come from the study's CPU profile when it names one (sim/calibrate.h).
+// step times come from the study's CPU profile when it names one (sim/calib/calibrate.h).
 std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
                                                     const std::vector<StudyRun>& runs);
 

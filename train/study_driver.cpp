@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/error.h"
+#include "sim/core/error.h"
 #include "train/atomic_file.h"
 
 namespace moecast::train {
@@ -135,12 +135,13 @@ bool in_shard(size_t run_index, int shard_index, int shard_count) {
     return static_cast<int>(run_index % static_cast<size_t>(shard_count)) == shard_index;
 }
 
-DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& o) {
-    const auto t0 = Clock::now();
-    DriverSummary sum;
-    sum.total = runs.size();
+namespace {
+
+// The runs this driver should run: in its shard and chosen budgets, not done, not failed before
+// (unless retried). Counts the others into sum.
+std::vector<const StudyRun*> select_runs(const std::vector<StudyRun>& runs, const DriverOptions& o,
+                                         DriverSummary& sum) {
     std::vector<const StudyRun*> todo;
-    double todo_flops = 0;
     for (const StudyRun& r : runs) {
         if (!in_shard(r.index, o.shard_index, o.shard_count))
             continue;
@@ -156,9 +157,171 @@ DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& 
             ++sum.skipped_failed;
         } else {
             todo.push_back(&r);
-            todo_flops += r.budget_flops;
         }
     }
+    return todo;
+}
+
+// SIGINT and SIGTERM set g_stop while the driver runs (running jobs are then stopped, none
+// started); the previous handlers come back at the end.
+class StopSignals {
+public:
+    StopSignals() {
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGINT, &sa, &old_int_);
+        ::sigaction(SIGTERM, &sa, &old_term_);
+        g_stop = 0;
+    }
+    ~StopSignals() {
+        ::sigaction(SIGINT, &old_int_, nullptr);
+        ::sigaction(SIGTERM, &old_term_, nullptr);
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+private:
+    struct sigaction old_int_ {}, old_term_ {};
+};
+
+// Runs the selected runs, up to o.jobs child processes at a time: claims and starts runs, waits
+// for each child, appends its session (time, CPU, exit) to the run's sessions.jsonl and prints
+// progress with an ETA by FLOPs.
+class JobPool {
+public:
+    JobPool(const std::vector<const StudyRun*>& todo, const DriverOptions& o, DriverSummary& sum,
+            Clock::time_point t0)
+        : todo_(todo), o_(o), sum_(sum), t0_(t0),
+          binary_(o.binary.empty() ? "/proc/self/exe" : o.binary), host_(hostname()) {
+        for (const StudyRun* r : todo) todo_flops_ += r->budget_flops;
+    }
+
+    void run() {
+        while ((next_ < todo_.size() && !g_stop) || !jobs_.empty()) {
+            start_jobs();
+            if (jobs_.empty())
+                break;
+            wait_one();
+        }
+    }
+
+private:
+    // Starts runs until every job slot is busy (skipping runs another driver holds or finished).
+    void start_jobs() {
+        while (!g_stop && next_ < todo_.size() && static_cast<int>(jobs_.size()) < std::max(1, o_.jobs)) {
+            const StudyRun& r = *todo_[next_++];
+            const int fd = claim(r);
+            if (fd < 0) {
+                ++sum_.busy;
+                todo_flops_ -= r.budget_flops;
+                std::fprintf(o_.out, "  busy   %s  (claimed by another driver)\n", describe(r).c_str());
+                continue;
+            }
+            if (run_state(r) == RunState::done) {  // finished by another driver since we looked
+                ::close(fd);
+                ++sum_.already_done;
+                todo_flops_ -= r.budget_flops;
+                continue;
+            }
+            Job j{&r, -1, fd, Clock::now(),
+                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()};
+            j.pid = spawn(r, fd, binary_);
+            ++sum_.ran;
+            std::fprintf(o_.out, "  start  %s  (%s)\n", describe(r).c_str(), to_string(run_state(r)));
+            std::fflush(o_.out);
+            jobs_.push_back(j);
+        }
+    }
+
+    // Waits for one child; a signal instead forwards SIGTERM to the jobs when stopping.
+    void wait_one() {
+        int status = 0;
+        struct rusage ru {};
+        const pid_t pid = ::wait4(-1, &status, 0, &ru);
+        if (pid < 0) {
+            if (errno == EINTR) {
+                if (g_stop)
+                    for (const Job& j : jobs_)
+                        ::kill(j.pid, SIGTERM);
+                return;
+            }
+            throw std::runtime_error(std::string("study: wait failed: ") + std::strerror(errno));
+        }
+        auto it = std::find_if(jobs_.begin(), jobs_.end(), [pid](const Job& j) { return j.pid == pid; });
+        if (it == jobs_.end())
+            return;
+        const Job j = *it;
+        jobs_.erase(it);
+        finish(j, pid, status, ru);
+    }
+
+    void finish(const Job& j, pid_t pid, int status, const struct rusage& ru) {
+        const auto now = Clock::now();
+        const RunState st = run_state(*j.run);
+        nlohmann::json session{
+            {"host", host_},
+            {"pid", pid},
+            {"shard", std::to_string(o_.shard_index) + "/" + std::to_string(o_.shard_count)},
+            {"start_unix", j.start_unix},
+            {"wall_s", seconds(j.start, now)},
+            {"cpu_user_s", double(ru.ru_utime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec)},
+            {"cpu_sys_s", double(ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_stime.tv_usec)},
+            {"state", to_string(st)}};
+        if (WIFEXITED(status))
+            session["exit_code"] = WEXITSTATUS(status);
+        if (WIFSIGNALED(status))
+            session["signal"] = WTERMSIG(status);
+        append_line(j.run->run_dir + "/sessions.jsonl", session.dump());
+        ::close(j.lock_fd);
+        ++finished_;
+        todo_flops_ -= j.run->budget_flops;
+        const bool stopped = st != RunState::done && g_stop != 0;
+        if (st == RunState::done) {
+            ++sum_.completed;
+            done_flops_ += j.run->budget_flops;
+        } else if (stopped) {
+            ++sum_.stopped;
+        } else {
+            ++sum_.failed;
+        }
+        print_finished(j, st, stopped, status, now);
+    }
+
+    void print_finished(const Job& j, RunState st, bool stopped, int status, Clock::time_point now) const {
+        const double elapsed = seconds(t0_, now);
+        const double eta = done_flops_ > 0 ? elapsed / done_flops_ * todo_flops_ : 0;
+        std::fprintf(o_.out, "[%zu/%zu] %-6s %s  %.1f s  | elapsed %s  ETA %s\n", finished_, todo_.size(),
+                     st == RunState::done ? "done"
+                     : stopped            ? "stopped"
+                                          : "FAILED",
+                     describe(*j.run).c_str(), seconds(j.start, now), human(elapsed).c_str(),
+                     done_flops_ > 0 ? human(eta).c_str() : "?");
+        if (st != RunState::done && !stopped)
+            std::fprintf(o_.out, "         exit %s; log: %s/train.log\n",
+                         WIFEXITED(status) ? std::to_string(WEXITSTATUS(status)).c_str()
+                                           : ("signal " + std::to_string(WTERMSIG(status))).c_str(),
+                         j.run->run_dir.c_str());
+        std::fflush(o_.out);
+    }
+
+    const std::vector<const StudyRun*>& todo_;
+    const DriverOptions& o_;
+    DriverSummary& sum_;
+    const Clock::time_point t0_;
+    const std::string binary_, host_;
+    std::vector<Job> jobs_;
+    size_t next_ = 0, finished_ = 0;
+    double todo_flops_ = 0, done_flops_ = 0;  // FLOPs of the runs still to finish and of those done
+};
+
+}  // namespace
+
+DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& o) {
+    const auto t0 = Clock::now();
+    DriverSummary sum;
+    sum.total = runs.size();
+    const std::vector<const StudyRun*> todo = select_runs(runs, o, sum);
     std::fprintf(o.out,
                  "study: %zu runs; shard %d/%d: %zu selected, %zu done, %zu failed before (not "
                  "retried), %zu to run, %d job%s\n",
@@ -172,115 +335,11 @@ DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& 
         return sum;
     }
     std::fflush(o.out);
-
-    struct sigaction sa {
-    }, old_int{}, old_term{};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int);
-    ::sigaction(SIGTERM, &sa, &old_term);
-    g_stop = 0;
-
-    const std::string binary = o.binary.empty() ? "/proc/self/exe" : o.binary;
-    const std::string host = hostname();
-    std::vector<Job> jobs;
-    size_t next = 0, finished = 0;
-    double done_flops = 0;
-    while ((next < todo.size() && !g_stop) || !jobs.empty()) {
-        while (!g_stop && next < todo.size() &&
-               static_cast<int>(jobs.size()) < std::max(1, o.jobs)) {
-            const StudyRun& r = *todo[next++];
-            const int fd = claim(r);
-            if (fd < 0) {
-                ++sum.busy;
-                todo_flops -= r.budget_flops;
-                std::fprintf(o.out, "  busy   %s  (claimed by another driver)\n",
-                             describe(r).c_str());
-                continue;
-            }
-            if (run_state(r) == RunState::done) {  // finished by another driver since we looked
-                ::close(fd);
-                ++sum.already_done;
-                todo_flops -= r.budget_flops;
-                continue;
-            }
-            Job j{&r, -1, fd, Clock::now(),
-                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-                      .count()};
-            j.pid = spawn(r, fd, binary);
-            ++sum.ran;
-            std::fprintf(o.out, "  start  %s  (%s)\n", describe(r).c_str(),
-                         to_string(run_state(r)));
-            std::fflush(o.out);
-            jobs.push_back(j);
-        }
-        if (jobs.empty())
-            break;
-        int status = 0;
-        struct rusage ru {};
-        const pid_t pid = ::wait4(-1, &status, 0, &ru);
-        if (pid < 0) {
-            if (errno == EINTR) {
-                if (g_stop)
-                    for (const Job& j : jobs)
-                        ::kill(j.pid, SIGTERM);
-                continue;
-            }
-            throw std::runtime_error(std::string("study: wait failed: ") + std::strerror(errno));
-        }
-        auto it =
-            std::find_if(jobs.begin(), jobs.end(), [pid](const Job& j) { return j.pid == pid; });
-        if (it == jobs.end())
-            continue;
-        const Job j = *it;
-        jobs.erase(it);
-        const auto now = Clock::now();
-        const RunState st = run_state(*j.run);
-        nlohmann::json session{
-            {"host", host},
-            {"pid", pid},
-            {"shard", std::to_string(o.shard_index) + "/" + std::to_string(o.shard_count)},
-            {"start_unix", j.start_unix},
-            {"wall_s", seconds(j.start, now)},
-            {"cpu_user_s", double(ru.ru_utime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec)},
-            {"cpu_sys_s", double(ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_stime.tv_usec)},
-            {"state", to_string(st)}};
-        if (WIFEXITED(status))
-            session["exit_code"] = WEXITSTATUS(status);
-        if (WIFSIGNALED(status))
-            session["signal"] = WTERMSIG(status);
-        append_line(j.run->run_dir + "/sessions.jsonl", session.dump());
-        ::close(j.lock_fd);
-        ++finished;
-        todo_flops -= j.run->budget_flops;
-        const bool stopped = st != RunState::done && g_stop != 0;
-        if (st == RunState::done) {
-            ++sum.completed;
-            done_flops += j.run->budget_flops;
-        } else if (stopped) {
-            ++sum.stopped;
-        } else {
-            ++sum.failed;
-        }
-        const double elapsed = seconds(t0, now);
-        const double eta = done_flops > 0 ? elapsed / done_flops * todo_flops : 0;
-        std::fprintf(o.out, "[%zu/%zu] %-6s %s  %.1f s  | elapsed %s  ETA %s\n", finished,
-                     todo.size(),
-                     st == RunState::done ? "done"
-                     : stopped            ? "stopped"
-                                          : "FAILED",
-                     describe(*j.run).c_str(), seconds(j.start, now), human(elapsed).c_str(),
-                     done_flops > 0 ? human(eta).c_str() : "?");
-        if (st != RunState::done && !stopped)
-            std::fprintf(o.out, "         exit %s; log: %s/train.log\n",
-                         WIFEXITED(status) ? std::to_string(WEXITSTATUS(status)).c_str()
-                                           : ("signal " + std::to_string(WTERMSIG(status))).c_str(),
-                         j.run->run_dir.c_str());
-        std::fflush(o.out);
+    {
+        const StopSignals signals;
+        JobPool(todo, o, sum, t0).run();
+        sum.interrupted = g_stop != 0;
     }
-    sum.interrupted = g_stop != 0;
-    ::sigaction(SIGINT, &old_int, nullptr);
-    ::sigaction(SIGTERM, &old_term, nullptr);
     sum.wall_s = seconds(t0, Clock::now());
     return sum;
 }

@@ -5,9 +5,9 @@
 
 #include <toml++/toml.h>
 
-#include "sim/config_toml.h"
-#include "sim/error.h"
-#include "sim/toml_util.h"
+#include "sim/model/config_toml.h"
+#include "sim/core/error.h"
+#include "sim/core/toml_util.h"
 
 namespace moecast::train {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/config.h"
+#include "sim/model/config.h"
 #include "train/model.h"
 
 namespace moecast::train {

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/cpu/context.h"
-#include "sim/count.h"
-#include "sim/error.h"
+#include "sim/model/count.h"
+#include "sim/core/error.h"
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -72,6 +72,312 @@ void truncate_metrics(const std::string& path, int64_t step) {
     write_file_atomic(path, kept);
 }
 
+// The run's text: the training text (its sha256 names the run) and the evaluation slices (tokens,
+// targets), each a whole number of micro-batches; lit_* empty without literary files.
+struct RunData {
+    std::string train_text, val_text, literary_text, train_sha;
+    std::vector<int32_t> val_in, val_tg, lit_in, lit_tg;
+};
+
+RunData read_run_texts(const TrainConfig& c) {
+    RunData d;
+    d.train_text = read_texts(c.train_files);
+    if (c.val_files.empty())
+        std::tie(d.train_text, d.val_text) = split_tail(d.train_text, 0.9);
+    else
+        d.val_text = read_texts(c.val_files);
+    d.literary_text = c.literary_files.empty() ? "" : read_texts(c.literary_files);
+    d.train_sha = sha256_hex(d.train_text);
+    return d;
+}
+
+// Evaluation windows of `text`, cut to a multiple of the micro-batch or repeated cyclically up to one.
+void eval_slice(const TrainConfig& c, const std::string& text, std::vector<int32_t>* in, std::vector<int32_t>* tg) {
+    eval_windows(text, c.model.seq_len, c.eval_tokens, in, tg);
+    if (in->empty()) return;
+    const size_t m = static_cast<size_t>(c.micro_batch_tokens);
+    const size_t n0 = in->size(), keep = n0 >= m ? n0 / m * m : m;
+    for (size_t i = n0; i < keep; ++i) {
+        in->push_back((*in)[i % n0]);
+        tg->push_back((*tg)[i % n0]);
+    }
+    in->resize(keep);
+    tg->resize(keep);
+}
+
+void cut_eval_slices(const TrainConfig& c, RunData& d) {
+    eval_slice(c, d.val_text, &d.val_in, &d.val_tg);
+    eval_slice(c, d.literary_text, &d.lit_in, &d.lit_tg);
+    if (d.val_in.empty()) throw sim::InputError(c.source, 0, "data.val", "validation text longer than one sequence");
+}
+
+// The budget: steps, FLOPs per token and step, budget spent (an exact number of steps).
+RunSummary plan_budget(const TrainConfig& c) {
+    RunSummary out;
+    out.steps = planned_steps(c);
+    out.flops_per_token = training_flops_per_token(c);
+    out.flops_per_step = out.flops_per_token * static_cast<double>(c.batch_tokens);
+    out.budget_flops = c.steps > 0 ? out.flops_per_step * static_cast<double>(c.steps) : c.budget_flops;
+    return out;
+}
+
+// Creates runs/<hash>/ and writes its config.toml (the canonical config and the data's provenance).
+void start_run_folder(const TrainConfig& c, const RunData& d, const std::string& hash, RunSummary& out) {
+    out.run_dir = (fs::path(c.out_dir) / hash).string();
+    fs::create_directories(out.run_dir);
+    write_file_atomic(out.run_dir + "/config.toml",
+                      "# moecast train run " + hash + "\n" + canonical_toml(c) + "\n[provenance]\ntrain_sha256 = \"" +
+                          d.train_sha + "\"\ntrain_bytes = " + std::to_string(d.train_text.size()) +
+                          "\nval_bytes = " + std::to_string(d.val_text.size()) + "\n");
+}
+
+// What a checkpoint carries: parameters, AdamW moments, the step reached, the step time summed
+// over sessions and the expert-load intervals so far.
+struct TrainState {
+    std::vector<float> params;  // (layout.total)
+    AdamW adam;
+    int64_t start = 0;
+    double train_time_s = 0;
+    json histograms = json::array();
+    TrainState(const ParamLayout& layout, const TrainConfig& c)
+        : params(static_cast<size_t>(layout.total)), adam(layout, {c.beta1, c.beta2, c.eps, c.weight_decay}) {}
+};
+
+// Resumes from the run folder's checkpoint (metrics after it are dropped), or initialises the
+// parameters and clears what an earlier run of this config left.
+void resume_or_init(const TrainConfig& c, const RunOptions& opt, const ParamLayout& layout, const std::string& hash,
+                    TrainState& st, RunSummary& out) {
+    const std::string metrics_path = out.run_dir + "/metrics.jsonl", ckpt_path = out.run_dir + "/checkpoint.bin";
+    if (opt.resume && fs::exists(ckpt_path)) {
+        Checkpoint ck = load_checkpoint(ckpt_path);
+        if (ck.header.value("config_hash", "") != hash || static_cast<int64_t>(ck.params.size()) != layout.total)
+            throw sim::InputError(ckpt_path, 0, "config_hash", "a checkpoint of this config (" + hash + ")");
+        st.params = std::move(ck.params);
+        st.adam.m() = std::move(ck.m);
+        st.adam.v() = std::move(ck.v);
+        st.start = ck.header.at("step").get<int64_t>();
+        st.train_time_s = ck.header.value("train_time_s", 0.0);
+        st.histograms = ck.header.value("expert_load", json::array());
+        out.resumed_from = st.start;
+        truncate_metrics(metrics_path, st.start);
+    } else {
+        init_params(c.model, layout, c.model_options, c.seed, st.params.data());
+        fs::remove(metrics_path);
+        fs::remove(ckpt_path);
+        fs::remove(out.run_dir + "/result.json");
+    }
+}
+
+// The step loop of one call (a session): steps from st.start, metrics lines with evaluation,
+// expert-load histograms, checkpoints and the progress bar. Stops after the planned steps, at a
+// non-finite step (status "non-finite") or after opt.stop_after_steps ("interrupted").
+class TrainLoop {
+public:
+    TrainLoop(const TrainConfig& c, const RunOptions& opt, const std::string& hash, const RunData& data,
+              BatchSampler& sampler, StepRunner& runner, TrainState& st, RunSummary& out)
+        : c_(c), opt_(opt), hash_(hash), data_(data), sampler_(sampler), runner_(runner), st_(st), out_(out),
+          sched_{c.lr, out.steps,
+                 static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
+                 c.min_lr_fraction},
+          eval_every_(c.eval_every > 0 ? c.eval_every : std::max<int64_t>(1, out.steps / 4)),
+          metrics_path_(out.run_dir + "/metrics.jsonl"), ckpt_path_(out.run_dir + "/checkpoint.bin"),
+          tokens_(static_cast<size_t>(c.batch_tokens)), targets_(static_cast<size_t>(c.batch_tokens)),
+          interval_begin_(st.start) {}
+
+    // Returns the step reached: the failed step when non-finite, else one past the last step run.
+    int64_t run() {
+        out_.status = "completed";
+        int64_t step = st_.start;
+        for (; step < out_.steps; ++step) {
+            const Next next = run_step(step);
+            if (next == Next::stop_failed) break;
+            if (next == Next::stop_interrupted) {
+                ++step;
+                break;
+            }
+        }
+        return step;
+    }
+    double session_train_s() const { return session_train_s_; }
+
+private:
+    enum class Next { go_on, stop_failed, stop_interrupted };
+
+    Next run_step(int64_t step) {
+        const auto t0 = Clock::now();
+        sampler_.batch(step, c_.batch_tokens / c_.model.seq_len, tokens_.data(), targets_.data());
+        const double lr = sched_.at(step);
+        const StepResult sr =
+            runner_.step(st_.params.data(), st_.adam, lr, c_.grad_clip, step, tokens_.data(), targets_.data());
+        if (!sr.failure.empty()) {
+            record_failure(step, sr.failure);
+            return Next::stop_failed;
+        }
+        const double dt = seconds_since(t0);
+        session_train_s_ += dt;
+        st_.train_time_s += dt;
+        out_.losses.push_back(sr.loss);
+        interval_.add(sr.stats);
+        const int64_t done = step + 1;
+
+        const bool last = done == out_.steps;
+        const bool do_log = done % c_.log_every == 0 || last;
+        const bool do_eval = done % eval_every_ == 0 || last;
+        if (do_log || do_eval) log_metrics(done, lr, sr, do_eval);
+        if (sim::is_moe(c_.model) && do_log) write_expert_load();
+        if ((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || last) save(done, sr.loss);
+        if (opt_.progress) print_progress(done, sr.loss, last);
+        if (opt_.stop_after_steps > 0 && done - st_.start >= opt_.stop_after_steps && !last) {
+            out_.status = "interrupted";
+            return Next::stop_interrupted;
+        }
+        return Next::go_on;
+    }
+
+    void record_failure(int64_t step, const std::string& failure) {
+        out_.status = "non-finite";
+        out_.message = failure + " at step " + std::to_string(step) +
+                       "; parameters of this step were not updated; last good checkpoint kept";
+        write_file_atomic(out_.run_dir + "/failure.json",
+                          json{{"status", out_.status}, {"step", step}, {"message", out_.message},
+                               {"checkpoint", fs::exists(ckpt_path_) ? ckpt_path_ : ""}}.dump(2) + "\n");
+    }
+
+    // Tokens per second of this session after `done` steps.
+    double session_tokens_per_s(int64_t done) const {
+        return static_cast<double>(c_.batch_tokens) * static_cast<double>(done - st_.start) / session_train_s_;
+    }
+
+    // One metrics line; closes the expert-load interval; evaluates when do_eval.
+    void log_metrics(int64_t done, double lr, const StepResult& sr, bool do_eval) {
+        const double spent = out_.flops_per_step * static_cast<double>(done);
+        const double tps = session_tokens_per_s(done);
+        json line{{"step", done}, {"tokens", done * c_.batch_tokens}, {"flops", spent}, {"loss", sr.loss},
+                  {"aux_loss", sr.aux_loss}, {"lr", lr}, {"grad_norm", sr.grad_norm}, {"tokens_per_s", tps},
+                  {"flops_per_s", tps * out_.flops_per_token},
+                  {"epochs", sampler_.epochs(done * c_.batch_tokens / c_.model.seq_len)}};
+        if (!interval_.tokens_per_expert.empty()) {
+            json loads = json::array();
+            for (const auto& counts : interval_.tokens_per_expert) loads.push_back(load_stats(counts));
+            line["expert_load"] = loads;
+            st_.histograms.push_back({{"step_begin", interval_begin_}, {"step_end", done},
+                                      {"tokens", interval_.tokens}, {"counts", interval_.tokens_per_expert}});
+        }
+        if (do_eval) evaluate(line);
+        append_line(metrics_path_, line.dump());
+        interval_ = PassStats{};
+        interval_begin_ = done;
+    }
+
+    // Validation (and literary) loss into the summary and the metrics line.
+    void evaluate(json& line) {
+        out_.val_loss = runner_.evaluate(st_.params.data(), data_.val_in, data_.val_tg);
+        line["val_loss"] = out_.val_loss;
+        line["val_bpb"] = out_.val_loss / std::log(2.0);
+        if (!data_.lit_in.empty()) {
+            out_.literary_loss = runner_.evaluate(st_.params.data(), data_.lit_in, data_.lit_tg);
+            line["literary_loss"] = out_.literary_loss;
+            line["literary_bpb"] = out_.literary_loss / std::log(2.0);
+        }
+    }
+
+    void write_expert_load() const {
+        std::vector<int64_t> moe_layers;
+        for (int64_t l = 0; l < c_.model.layers; ++l)
+            if (sim::is_moe_layer(c_.model, l)) moe_layers.push_back(l);
+        write_file_atomic(out_.run_dir + "/expert_load.json",
+                          json{{"format", "moecast-expert-load-1"}, {"experts", c_.model.moe.experts},
+                               {"top_k", c_.model.moe.top_k}, {"moe_layers", moe_layers},
+                               {"intervals", st_.histograms}}.dump() + "\n");
+    }
+
+    void save(int64_t done, double loss) {
+        Checkpoint ck{{{"format", "moecast-checkpoint-1"}, {"step", done}, {"config_hash", hash_},
+                       {"train_time_s", st_.train_time_s}, {"loss", loss}, {"expert_load", st_.histograms}},
+                      st_.params, st_.adam.m(), st_.adam.v()};
+        save_checkpoint(ckpt_path_, ck);
+    }
+
+    void print_progress(int64_t done, double loss, bool last) const {
+        const double frac = static_cast<double>(done) / static_cast<double>(out_.steps);
+        const double tps = session_tokens_per_s(done);
+        const double eta =
+            session_train_s_ / static_cast<double>(done - st_.start) * static_cast<double>(out_.steps - done);
+        std::string bar(static_cast<size_t>(frac * 30), '#');
+        bar.resize(30, '.');
+        std::fprintf(stderr, "\r[%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ", bar.c_str(),
+                     static_cast<long long>(done), static_cast<long long>(out_.steps), loss, tps,
+                     human_time(eta).c_str());
+        if (last) std::fprintf(stderr, "\n");
+    }
+
+    const TrainConfig& c_;
+    const RunOptions& opt_;
+    const std::string& hash_;
+    const RunData& data_;
+    BatchSampler& sampler_;
+    StepRunner& runner_;
+    TrainState& st_;
+    RunSummary& out_;
+    const LrSchedule sched_;
+    const int64_t eval_every_;
+    const std::string metrics_path_, ckpt_path_;
+    std::vector<int32_t> tokens_, targets_;  // (batch_tokens)
+    PassStats interval_;                     // routing since the last metrics line
+    int64_t interval_begin_;
+    double session_train_s_ = 0;             // this call's step time
+};
+
+// Steps done, FLOPs spent and this session's throughput, from the step the loop reached.
+void finish_summary(const TrainConfig& c, int64_t step, int64_t start, double session_train_s, RunSummary& out) {
+    out.steps_done = out.status == "non-finite" ? step : std::min(step, out.steps);
+    out.flops = out.flops_per_step * static_cast<double>(out.steps_done);
+    const double tokens = static_cast<double>(c.batch_tokens) * static_cast<double>(out.steps_done - start);
+    out.tokens_per_s = session_train_s > 0 ? tokens / session_train_s : 0;
+    out.flops_per_s = out.tokens_per_s * out.flops_per_token;
+}
+
+// result.json of a completed run: sizes, budget, losses, time, and this session's step time by
+// the cost model's step parts (sim::StepPart; thread CPU seconds per step).
+void write_result(const TrainConfig& c, const RunSummary& out, const std::string& hash, const RunData& data,
+                  const BatchSampler& sampler, const StepRunner& runner, const TrainState& st, double wall_s) {
+    const int64_t s = c.model.seq_len;
+    const sim::ParamCounts pc = sim::count_params(c.model);
+    const sim::FlopsPerToken fpt = sim::count_flops(c.model);
+    const double total_tokens = static_cast<double>(out.steps * c.batch_tokens);
+    const double train_time_s = st.train_time_s;
+    json result{{"status", out.status}, {"config_hash", hash}, {"model", c.model.name},
+                {"N", pc.total}, {"N_a", pc.active}, {"N_non_embedding", pc.non_embedding},
+                {"N_a_non_embedding", pc.active_non_embedding}, {"S", sim::sparsity(c.model)},
+                {"experts", c.model.moe.experts}, {"top_k", c.model.moe.top_k},
+                {"granularity", sim::granularity(c.model)}, {"D", total_tokens},
+                {"steps", out.steps}, {"batch_tokens", c.batch_tokens}, {"seq_len", s},
+                {"budget_flops", out.budget_flops}, {"flops", out.flops},
+                {"flops_per_token", {{"training", fpt.training}, {"forward", fpt.forward},
+                                     {"paper_eq9", fpt.paper_eq9}, {"six_n_active", fpt.six_n_active}}},
+                {"final_train_loss", out.losses.empty() ? NAN : out.losses.back()},
+                {"val_loss", out.val_loss}, {"val_bpb", out.val_loss / std::log(2.0)},
+                {"train_time_s", train_time_s}, {"wall_s", wall_s},
+                {"tokens_per_s", train_time_s > 0 ? total_tokens / train_time_s : 0.0},
+                {"flops_per_s", train_time_s > 0 ? out.flops / train_time_s : 0.0},
+                {"epochs", sampler.epochs(out.steps * c.batch_tokens / s)},
+                {"threads", c.threads}, {"resumed_from", out.resumed_from},
+                {"train_sha256", data.train_sha}};
+    if (out.steps_done > st.start) {
+        json pj = json::object();
+        for (int i = 0; i < sim::kStepPartCount; ++i) {
+            const auto p = static_cast<sim::StepPart>(i);
+            pj[sim::to_string(p)] = runner.part_seconds_per_step(p, out.steps_done - st.start);
+        }
+        result["step_parts_s"] = pj;
+    }
+    if (out.literary_loss >= 0) {
+        result["literary_loss"] = out.literary_loss;
+        result["literary_bpb"] = out.literary_loss / std::log(2.0);
+    }
+    write_file_atomic(out.run_dir + "/result.json", result.dump(2) + "\n");
+}
+
 }  // namespace
 
 double training_flops_per_token(const TrainConfig& c) { return sim::count_flops(c.model).training; }
@@ -93,222 +399,25 @@ std::string run_hash(const TrainConfig& c, const std::string& train_sha) {
 RunSummary run_training(const TrainConfig& c, const RunOptions& opt) {
     const auto wall0 = Clock::now();
     const Model model(c.model, c.model_options);
-    const ParamLayout& layout = model.layout();
-    const int64_t n = layout.total, s = c.model.seq_len;
 
-    // Data.
-    std::string train_text = read_texts(c.train_files), val_text;
-    if (c.val_files.empty())
-        std::tie(train_text, val_text) = split_tail(train_text, 0.9);
-    else
-        val_text = read_texts(c.val_files);
-    const std::string literary_text = c.literary_files.empty() ? "" : read_texts(c.literary_files);
-    const std::string train_sha = sha256_hex(train_text);
-    BatchSampler sampler(train_text, s, c.seed);
-    std::vector<int32_t> val_in, val_tg, lit_in, lit_tg;
-    // Slices are whole micro-batches: cut to a multiple, or repeated cyclically up to one.
-    auto fit_slice = [&](const std::string& text, std::vector<int32_t>* in, std::vector<int32_t>* tg) {
-        eval_windows(text, s, c.eval_tokens, in, tg);
-        if (in->empty()) return;
-        const size_t m = static_cast<size_t>(c.micro_batch_tokens);
-        const size_t n0 = in->size(), keep = n0 >= m ? n0 / m * m : m;
-        for (size_t i = n0; i < keep; ++i) {
-            in->push_back((*in)[i % n0]);
-            tg->push_back((*tg)[i % n0]);
-        }
-        in->resize(keep);
-        tg->resize(keep);
-    };
-    fit_slice(val_text, &val_in, &val_tg);
-    fit_slice(literary_text, &lit_in, &lit_tg);
-    if (val_in.empty()) throw sim::InputError(c.source, 0, "data.val", "validation text longer than one sequence");
+    RunData data = read_run_texts(c);
+    BatchSampler sampler(data.train_text, c.model.seq_len, c.seed);  // keeps a reference to the text
+    cut_eval_slices(c, data);
 
-    // Budget and schedule.
-    RunSummary out;
-    out.steps = planned_steps(c);
-    out.flops_per_token = training_flops_per_token(c);
-    out.flops_per_step = out.flops_per_token * static_cast<double>(c.batch_tokens);
-    out.budget_flops = c.steps > 0 ? out.flops_per_step * static_cast<double>(c.steps) : c.budget_flops;
-    const LrSchedule sched{c.lr, out.steps,
-                           static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
-                           c.min_lr_fraction};
-    const int64_t eval_every = c.eval_every > 0 ? c.eval_every : std::max<int64_t>(1, out.steps / 4);
-    const int64_t micro = c.micro_batch_tokens;
+    RunSummary out = plan_budget(c);
+    const std::string hash = run_hash(c, data.train_sha);
+    start_run_folder(c, data, hash, out);
+    TrainState st(model.layout(), c);
+    resume_or_init(c, opt, model.layout(), hash, st, out);
 
-    // Run folder.
-    const std::string hash = run_hash(c, train_sha);
-    out.run_dir = (fs::path(c.out_dir) / hash).string();
-    fs::create_directories(out.run_dir);
-    const std::string metrics_path = out.run_dir + "/metrics.jsonl", ckpt_path = out.run_dir + "/checkpoint.bin";
-    write_file_atomic(out.run_dir + "/config.toml",
-                      "# moecast train run " + hash + "\n" + canonical_toml(c) + "\n[provenance]\ntrain_sha256 = \"" +
-                          train_sha + "\"\ntrain_bytes = " + std::to_string(train_text.size()) +
-                          "\nval_bytes = " + std::to_string(val_text.size()) + "\n");
-
-    // State: fresh or resumed.
-    std::vector<float> params(static_cast<size_t>(n));
-    AdamW adam(layout, {c.beta1, c.beta2, c.eps, c.weight_decay});
-    int64_t start = 0;
-    double train_time_s = 0;
-    json histograms = json::array();
-    if (opt.resume && fs::exists(ckpt_path)) {
-        Checkpoint ck = load_checkpoint(ckpt_path);
-        if (ck.header.value("config_hash", "") != hash || static_cast<int64_t>(ck.params.size()) != n)
-            throw sim::InputError(ckpt_path, 0, "config_hash", "a checkpoint of this config (" + hash + ")");
-        params = std::move(ck.params);
-        adam.m() = std::move(ck.m);
-        adam.v() = std::move(ck.v);
-        start = ck.header.at("step").get<int64_t>();
-        train_time_s = ck.header.value("train_time_s", 0.0);
-        histograms = ck.header.value("expert_load", json::array());
-        out.resumed_from = start;
-        truncate_metrics(metrics_path, start);
-    } else {
-        init_params(c.model, layout, c.model_options, c.seed, params.data());
-        fs::remove(metrics_path);
-        fs::remove(ckpt_path);
-        fs::remove(out.run_dir + "/result.json");
-    }
-
-    StepRunner runner(model, c.threads, c.batch_tokens, micro);
+    StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
     runner.set_part_timing(true);  // where the step time goes; ~0.19 us per op, 0.2 % of a d_model-16 step
-    auto evaluate = [&](const std::vector<int32_t>& in, const std::vector<int32_t>& tg) {
-        return runner.evaluate(params.data(), in, tg);
-    };
+    TrainLoop loop(c, opt, hash, data, sampler, runner, st, out);
+    const int64_t step = loop.run();
 
-    std::vector<int32_t> tokens(static_cast<size_t>(c.batch_tokens)), targets(static_cast<size_t>(c.batch_tokens));
-    PassStats interval;
-    int64_t interval_begin = start;
-    double session_train_s = 0;
-    out.status = "completed";
-    int64_t step = start;
-    for (; step < out.steps; ++step) {
-        const auto t0 = Clock::now();
-        sampler.batch(step, c.batch_tokens / s, tokens.data(), targets.data());
-        const double lr = sched.at(step);
-        StepResult sr = runner.step(params.data(), adam, lr, c.grad_clip, step, tokens.data(), targets.data());
-        if (!sr.failure.empty()) {
-            out.status = "non-finite";
-            out.message = sr.failure + " at step " + std::to_string(step) +
-                          "; parameters of this step were not updated; last good checkpoint kept";
-            write_file_atomic(out.run_dir + "/failure.json",
-                              json{{"status", out.status}, {"step", step}, {"message", out.message},
-                                   {"checkpoint", fs::exists(ckpt_path) ? ckpt_path : ""}}.dump(2) + "\n");
-            break;
-        }
-        const double loss = sr.loss, aux = sr.aux_loss, norm = sr.grad_norm;
-        const PassStats& st = sr.stats;
-        const double dt = seconds_since(t0);
-        session_train_s += dt;
-        train_time_s += dt;
-        out.losses.push_back(loss);
-        interval.add(st);
-        const int64_t done = step + 1;
-
-        const bool last = done == out.steps;
-        const bool do_log = done % c.log_every == 0 || last;
-        const bool do_eval = done % eval_every == 0 || last;
-        if (do_log || do_eval) {
-            const double spent = out.flops_per_step * static_cast<double>(done);
-            const double tps = static_cast<double>(c.batch_tokens) * static_cast<double>(done - start) / session_train_s;
-            json line{{"step", done}, {"tokens", done * c.batch_tokens}, {"flops", spent}, {"loss", loss},
-                      {"aux_loss", aux}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tps},
-                      {"flops_per_s", tps * out.flops_per_token}, {"epochs", sampler.epochs(done * c.batch_tokens / s)}};
-            if (!interval.tokens_per_expert.empty()) {
-                json loads = json::array();
-                for (const auto& counts : interval.tokens_per_expert) loads.push_back(load_stats(counts));
-                line["expert_load"] = loads;
-                histograms.push_back({{"step_begin", interval_begin}, {"step_end", done},
-                                      {"tokens", interval.tokens}, {"counts", interval.tokens_per_expert}});
-            }
-            if (do_eval) {
-                out.val_loss = evaluate(val_in, val_tg);
-                line["val_loss"] = out.val_loss;
-                line["val_bpb"] = out.val_loss / std::log(2.0);
-                if (!lit_in.empty()) {
-                    out.literary_loss = evaluate(lit_in, lit_tg);
-                    line["literary_loss"] = out.literary_loss;
-                    line["literary_bpb"] = out.literary_loss / std::log(2.0);
-                }
-            }
-            append_line(metrics_path, line.dump());
-            interval = PassStats{};
-            interval_begin = done;
-        }
-        if (sim::is_moe(c.model) && do_log) {
-            std::vector<int64_t> moe_layers;
-            for (int64_t l = 0; l < c.model.layers; ++l)
-                if (sim::is_moe_layer(c.model, l)) moe_layers.push_back(l);
-            write_file_atomic(out.run_dir + "/expert_load.json",
-                              json{{"format", "moecast-expert-load-1"}, {"experts", c.model.moe.experts},
-                                   {"top_k", c.model.moe.top_k}, {"moe_layers", moe_layers},
-                                   {"intervals", histograms}}.dump() + "\n");
-        }
-        if ((c.checkpoint_every > 0 && done % c.checkpoint_every == 0) || last) {
-            Checkpoint ck{{{"format", "moecast-checkpoint-1"}, {"step", done}, {"config_hash", hash},
-                           {"train_time_s", train_time_s}, {"loss", loss}, {"expert_load", histograms}},
-                          params, adam.m(), adam.v()};
-            save_checkpoint(ckpt_path, ck);
-        }
-        if (opt.progress) {
-            const double frac = static_cast<double>(done) / static_cast<double>(out.steps);
-            const double tps = static_cast<double>(c.batch_tokens) * static_cast<double>(done - start) / session_train_s;
-            const double eta = session_train_s / static_cast<double>(done - start) * static_cast<double>(out.steps - done);
-            std::string bar(static_cast<size_t>(frac * 30), '#');
-            bar.resize(30, '.');
-            std::fprintf(stderr, "\r[%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ", bar.c_str(),
-                         static_cast<long long>(done), static_cast<long long>(out.steps), loss, tps,
-                         human_time(eta).c_str());
-            if (last) std::fprintf(stderr, "\n");
-        }
-        if (opt.stop_after_steps > 0 && done - start >= opt.stop_after_steps && !last) {
-            out.status = "interrupted";
-            ++step;
-            break;
-        }
-    }
-    out.steps_done = out.status == "non-finite" ? step : std::min(step, out.steps);
-    out.flops = out.flops_per_step * static_cast<double>(out.steps_done);
-    out.tokens_per_s = session_train_s > 0
-                           ? static_cast<double>(c.batch_tokens) * static_cast<double>(out.steps_done - start) / session_train_s
-                           : 0;
-    out.flops_per_s = out.tokens_per_s * out.flops_per_token;
+    finish_summary(c, step, st.start, loop.session_train_s(), out);
     if (out.status != "completed") return out;
-
-    const sim::ParamCounts pc = sim::count_params(c.model);
-    const sim::FlopsPerToken fpt = sim::count_flops(c.model);
-    const double total_tokens = static_cast<double>(out.steps * c.batch_tokens);
-    json result{{"status", out.status}, {"config_hash", hash}, {"model", c.model.name},
-                {"N", pc.total}, {"N_a", pc.active}, {"N_non_embedding", pc.non_embedding},
-                {"N_a_non_embedding", pc.active_non_embedding}, {"S", sim::sparsity(c.model)},
-                {"experts", c.model.moe.experts}, {"top_k", c.model.moe.top_k},
-                {"granularity", sim::granularity(c.model)}, {"D", total_tokens},
-                {"steps", out.steps}, {"batch_tokens", c.batch_tokens}, {"seq_len", s},
-                {"budget_flops", out.budget_flops}, {"flops", out.flops},
-                {"flops_per_token", {{"training", fpt.training}, {"forward", fpt.forward},
-                                     {"paper_eq9", fpt.paper_eq9}, {"six_n_active", fpt.six_n_active}}},
-                {"final_train_loss", out.losses.empty() ? NAN : out.losses.back()},
-                {"val_loss", out.val_loss}, {"val_bpb", out.val_loss / std::log(2.0)},
-                {"train_time_s", train_time_s}, {"wall_s", seconds_since(wall0)},
-                {"tokens_per_s", train_time_s > 0 ? total_tokens / train_time_s : 0.0},
-                {"flops_per_s", train_time_s > 0 ? out.flops / train_time_s : 0.0},
-                {"epochs", sampler.epochs(out.steps * c.batch_tokens / s)},
-                {"threads", c.threads}, {"resumed_from", out.resumed_from},
-                {"train_sha256", train_sha}};
-    // This session's steps by the cost model's step parts (sim::StepPart): thread CPU seconds per step.
-    if (out.steps_done > start) {
-        json pj = json::object();
-        for (int i = 0; i < sim::kStepPartCount; ++i) {
-            const auto p = static_cast<sim::StepPart>(i);
-            pj[sim::to_string(p)] = runner.part_seconds_per_step(p, out.steps_done - start);
-        }
-        result["step_parts_s"] = pj;
-    }
-    if (out.literary_loss >= 0) {
-        result["literary_loss"] = out.literary_loss;
-        result["literary_bpb"] = out.literary_loss / std::log(2.0);
-    }
-    write_file_atomic(out.run_dir + "/result.json", result.dump(2) + "\n");
+    write_result(c, out, hash, data, sampler, runner, st, seconds_since(wall0));
     return out;
 }
 

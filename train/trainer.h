@@ -1,4 +1,4 @@
-// The training loop: spends an exact FLOP budget (training FLOPs per token from sim/count times
+// The training loop: spends an exact FLOP budget (training FLOPs per token from sim/model/count times
 // tokens), evaluates held-out loss, writes runs/<hash>/{config.toml, metrics.jsonl, result.json,
 // expert_load.json, checkpoint.bin} (formats: train/README.md), resumes bitwise from a checkpoint
 // and stops cleanly on a non-finite loss or gradient. Data-parallel over threads: each thread runs

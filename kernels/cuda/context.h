@@ -23,7 +23,7 @@ int cuda_device_count(std::string* why = nullptr);
 // the host first: one sync per call), or, for bf16 forward and dgrad, the project's own tensor-core
 // kernel that reads the offsets on the device (other cases and shapes it does not handle fall back
 // to the per-expert cuBLAS loop). kernels/cuda/grouped_gemm.cu describes each.
-enum class GroupedGemmPath { cublas, cublas_grouped, cublas_batched, device };
+enum class GroupedGemmPath { cublas, cublas_grouped, cublas_batched, own_mma };
 
 template <>
 class Context<Cuda> {

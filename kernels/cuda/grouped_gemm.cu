@@ -7,7 +7,8 @@
 //   (equal m, n, k; pointer arrays), so a few large launches replace E small ones; rows left below
 //   kMinChunk, and the weight gradients (chunked along K they would race on one output), run as
 //   batches of equal-size problems or one GEMM each; the calls are spread over the lanes;
-// - device: bf16 forward and dgrad on the own kernel (grouped_gemm_mma.cu), no host round-trip.
+// - own_mma: bf16 forward and dgrad on the project's own tensor-core (MMA) kernel
+//   (grouped_gemm_mma.cu), which reads the offsets on the device: no host round-trip.
 // The cuBLAS paths need per-expert row counts on the host: the (E + 1) offsets are copied to pinned
 // memory first (one small D2H sync per call). fp32 accumulation throughout.
 #include <vector>
@@ -126,7 +127,7 @@ void run_problems(Context<Cuda>& ctx, const std::vector<GemmProblem>& ps, cudaDa
 template <class T>
 void fwd(Context<Cuda>& ctx, const T* x, const T* w, const int32_t* offsets, int64_t e, int64_t kd, int64_t n, T* y) {
     if constexpr (std::is_same_v<T, bf16>)
-        if (ctx.grouped_gemm_path() == GroupedGemmPath::device &&
+        if (ctx.grouped_gemm_path() == GroupedGemmPath::own_mma &&
             grouped_gemm_mma(ctx, false, dev(x), dev(w), offsets, e, kd, n, dev(y)))
             return;
     const int32_t* off = host_offsets(ctx, offsets, e);
@@ -142,7 +143,7 @@ template <class T>
 void dgrad(Context<Cuda>& ctx, const T* dy, const T* w, const int32_t* offsets, int64_t e, int64_t kd, int64_t n,
            T* dx) {
     if constexpr (std::is_same_v<T, bf16>)
-        if (ctx.grouped_gemm_path() == GroupedGemmPath::device &&
+        if (ctx.grouped_gemm_path() == GroupedGemmPath::own_mma &&
             grouped_gemm_mma(ctx, true, dev(dy), dev(w), offsets, e, n, kd, dev(dx)))
             return;
     const int32_t* off = host_offsets(ctx, offsets, e);

@@ -50,14 +50,11 @@ __device__ void load_stage(__nv_bfloat16* as, __nv_bfloat16* bs, const __nv_bflo
     }
 }
 
-template <bool TransB>
-__global__ void __launch_bounds__(kThreads, 2) grouped_mma_kernel(const __nv_bfloat16* __restrict__ a,
-                                                               const __nv_bfloat16* __restrict__ b,
-                                                               const int32_t* __restrict__ offsets, int e, int64_t kc,
-                                                               int64_t no, __nv_bfloat16* __restrict__ c) {
-    __shared__ alignas(128) __nv_bfloat16 smem[2 * kStageA + 2 * kStageB];
-    __shared__ int tile_start[kMaxExperts + 1];  // first tile of each expert (prefix sum)
-    const int n_tiles = static_cast<int>((no + BN - 1) / BN);
+using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+// Fills tile_start[0..e] (shared) with the first tile of each expert (prefix sum of its row tiles
+// times the column tiles); thread 0 writes, all wait.
+__device__ __forceinline__ void expert_tile_starts(int* tile_start, const int32_t* offsets, int e, int n_tiles) {
     if (threadIdx.x == 0) {
         int run = 0;
         for (int x = 0; x < e; ++x) {
@@ -67,84 +64,118 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_mma_kernel(const __nv_bfl
         tile_start[e] = run;
     }
     __syncthreads();
+}
+
+// The expert of a tile: the last x with tile_start[x] <= tile.
+__device__ __forceinline__ int expert_of(const int* tile_start, int e, int tile) {
+    int lo = 0, hi = e - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+// One BK slice of this warp's 64x32 tile from a shared-memory stage: acc += A_s . B_s.
+template <bool TransB>
+__device__ __forceinline__ void mma_stage(Acc (&acc)[4][2], const __nv_bfloat16* as, const __nv_bfloat16* bs,
+                                          int wm, int wn) {
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[4];
+        using LayoutB = std::conditional_t<TransB, wmma::col_major, wmma::row_major>;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB> fb[2];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], as + (wm * 64 + i * 16) * kPadA + kk, kPadA);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            if constexpr (TransB) {
+                wmma::load_matrix_sync(fb[j], bs + (wn * 32 + j * 16) * kPadBt + kk, kPadBt);
+            } else {
+                wmma::load_matrix_sync(fb[j], bs + kk * kPadB + wn * 32 + j * 16, kPadB);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+}
+
+// Main loop of one tile: two cp.async stages, the next slice loading while this one multiplies.
+template <bool TransB>
+__device__ __forceinline__ void mma_tile(Acc (&acc)[4][2], __nv_bfloat16* smem, const __nv_bfloat16* a,
+                                         const __nv_bfloat16* bx, int64_t row0, int64_t row_end, int64_t col0,
+                                         int64_t kc, int64_t no, int64_t k_tiles, int wm, int wn) {
+    load_stage<TransB>(smem, smem + 2 * kStageA, a, bx, row0, row_end, col0, 0, kc, no);
+    cp_async_commit();
+    for (int64_t kt = 0; kt < k_tiles; ++kt) {
+        const int s = static_cast<int>(kt & 1);
+        if (kt + 1 < k_tiles) {
+            load_stage<TransB>(smem + (s ^ 1) * kStageA, smem + 2 * kStageA + (s ^ 1) * kStageB, a, bx, row0,
+                               row_end, col0, (kt + 1) * BK, kc, no);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        mma_stage<TransB>(acc, smem + s * kStageA, smem + 2 * kStageA + s * kStageB, wm, wn);
+        __syncthreads();  // the stage is refilled next iteration
+    }
+}
+
+// Epilogue: each warp stages one 16x16 fp32 fragment at a time in shared memory (aliasing stage
+// 0), then writes 8 bf16 per lane, rows and columns past the edges left out.
+__device__ __forceinline__ void store_tile(Acc (&acc)[4][2], __nv_bfloat16* smem, __nv_bfloat16* c, int64_t row0,
+                                           int64_t row_end, int64_t col0, int64_t no, int warp, int lane, int wm,
+                                           int wn) {
+    float* stage = reinterpret_cast<float*>(smem) + warp * 256;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+            __syncwarp();
+            const int r = lane / 2, cc = (lane % 2) * 8;
+            const int64_t row = row0 + wm * 64 + i * 16 + r, col = col0 + wn * 32 + j * 16 + cc;
+            if (row < row_end && col < no) {
+                float v[8];
+#pragma unroll
+                for (int q = 0; q < 8; ++q) v[q] = stage[r * 16 + cc + q];
+                *reinterpret_cast<uint4*>(c + row * no + col) = pack<__nv_bfloat16>(v);
+            }
+            __syncwarp();
+        }
+}
+
+template <bool TransB>
+__global__ void __launch_bounds__(kThreads, 2) grouped_mma_kernel(const __nv_bfloat16* __restrict__ a,
+                                                               const __nv_bfloat16* __restrict__ b,
+                                                               const int32_t* __restrict__ offsets, int e, int64_t kc,
+                                                               int64_t no, __nv_bfloat16* __restrict__ c) {
+    __shared__ alignas(128) __nv_bfloat16 smem[2 * kStageA + 2 * kStageB];
+    __shared__ int tile_start[kMaxExperts + 1];  // first tile of each expert (prefix sum)
+    const int n_tiles = static_cast<int>((no + BN - 1) / BN);
+    expert_tile_starts(tile_start, offsets, e, n_tiles);
     const int total = tile_start[e];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / 4, wn = warp % 4;  // warp tile: rows wm*64.., cols wn*32..
     const int64_t k_tiles = (kc + BK - 1) / BK;
 
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-        int lo = 0, hi = e - 1;  // expert: last x with tile_start[x] <= tile
-        while (lo < hi) {
-            const int mid = (lo + hi + 1) / 2;
-            if (tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
-        }
-        const int x = lo, local = tile - tile_start[x];
+        const int x = expert_of(tile_start, e, tile), local = tile - tile_start[x];
         const int64_t row0 = offsets[x] + static_cast<int64_t>(local / n_tiles) * BM, row_end = offsets[x + 1];
         const int64_t col0 = static_cast<int64_t>(local % n_tiles) * BN;
         const __nv_bfloat16* bx = b + static_cast<int64_t>(x) * kc * no;
 
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
+        Acc acc[4][2];
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
             for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-
-        load_stage<TransB>(smem, smem + 2 * kStageA, a, bx, row0, row_end, col0, 0, kc, no);
-        cp_async_commit();
-        for (int64_t kt = 0; kt < k_tiles; ++kt) {
-            const int s = static_cast<int>(kt & 1);
-            if (kt + 1 < k_tiles) {
-                load_stage<TransB>(smem + (s ^ 1) * kStageA, smem + 2 * kStageA + (s ^ 1) * kStageB, a, bx, row0,
-                                   row_end, col0, (kt + 1) * BK, kc, no);
-                cp_async_commit();
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
-            }
-            __syncthreads();
-            const __nv_bfloat16* as = smem + s * kStageA;
-            const __nv_bfloat16* bs = smem + 2 * kStageA + s * kStageB;
-#pragma unroll
-            for (int kk = 0; kk < BK; kk += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[4];
-                using LayoutB = std::conditional_t<TransB, wmma::col_major, wmma::row_major>;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB> fb[2];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], as + (wm * 64 + i * 16) * kPadA + kk, kPadA);
-#pragma unroll
-                for (int j = 0; j < 2; ++j) {
-                    if constexpr (TransB) {
-                        wmma::load_matrix_sync(fb[j], bs + (wn * 32 + j * 16) * kPadBt + kk, kPadBt);
-                    } else {
-                        wmma::load_matrix_sync(fb[j], bs + kk * kPadB + wn * 32 + j * 16, kPadB);
-                    }
-                }
-#pragma unroll
-                for (int i = 0; i < 4; ++i)
-#pragma unroll
-                    for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
-            }
-            __syncthreads();  // the stage is refilled next iteration
-        }
-
-        // Epilogue: each warp stages one 16x16 fp32 fragment at a time, then writes 8 bf16 per lane.
-        float* stage = reinterpret_cast<float*>(smem) + warp * 256;
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < 2; ++j) {
-                wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
-                __syncwarp();
-                const int r = lane / 2, cc = (lane % 2) * 8;
-                const int64_t row = row0 + wm * 64 + i * 16 + r, col = col0 + wn * 32 + j * 16 + cc;
-                if (row < row_end && col < no) {
-                    float v[8];
-#pragma unroll
-                    for (int q = 0; q < 8; ++q) v[q] = stage[r * 16 + cc + q];
-                    *reinterpret_cast<uint4*>(c + row * no + col) = pack<__nv_bfloat16>(v);
-                }
-                __syncwarp();
-            }
+        mma_tile<TransB>(acc, smem, a, bx, row0, row_end, col0, kc, no, k_tiles, wm, wn);
+        store_tile(acc, smem, c, row0, row_end, col0, no, warp, lane, wm, wn);
         __syncthreads();  // staging aliases stage 0 of the next tile
     }
 }

@@ -3,13 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
+#include <optional>
 
-#include "sim/config_toml.h"
-#include "sim/count.h"
-#include "sim/error.h"
-#include "sim/ops.h"
-#include "sim/toml_util.h"
+#include "sim/model/config_toml.h"
+#include "sim/model/count.h"
+#include "sim/core/error.h"
+#include "sim/cost/op_registry.h"
+#include "sim/core/toml_util.h"
 
 namespace moecast::kernels::profile {
 namespace {
@@ -40,23 +42,14 @@ double dbl(int64_t x) { return static_cast<double>(x); }
 
 }  // namespace
 
-const std::vector<std::string>& layer_ops() {
-    static const std::vector<std::string> ops = {"router",    "router_aux", "router_aux_bwd", "permute",
-                                                 "fc1",       "activation", "fc2",            "combine",
-                                                 "fc1_dgrad", "fc1_wgrad",  "fc2_dgrad",      "fc2_wgrad",
-                                                 "combine_bwd", "permute_bwd"};
-    return ops;
-}
+std::span<const sim::OpId> layer_ops() { return sim::grid_ops(sim::GridTable::layer); }
 
 int64_t element_bytes(const std::string& dtype) { return dtype == "bf16" ? 2 : 4; }
 
-Grid load_grid(const std::string& path) {
-    const toml::table root = sim::parse_toml_file(path);
-    Grid g;
-    g.path = path;
-    toml::table top = root;
-    for (const char* k : {"layer", "gemm", "attention", "norm", "elementwise"}) top.erase(k);
-    sim::TomlReader r(top, path);
+namespace {
+
+// The [grid] table; `r` reads the file without its arrays of tables.
+void read_grid_options(Grid& g, sim::TomlReader& r) {
     auto grid = r.table("grid");
     if (!grid) r.fail("grid", "missing required table [grid]");
     g.device = grid->get_enum<std::string>("device", "cpu", {{"cpu", "cpu"}, {"cuda", "cuda"}});
@@ -74,120 +67,154 @@ Grid load_grid(const std::string& path) {
     if (g.threads < 0) grid->fail("threads", "expected a count >= 0 (0: all hardware threads)");
     grid->finish();
     r.finish();
+}
 
-    auto tables = [&](const char* key) {
-        std::vector<toml::table> out;
-        if (const toml::node* n = root.get(key)) {
-            const toml::array* a = n->as_array();
-            if (!a) throw sim::InputError(path, 0, key, std::string("expected an array of tables ([[") + key + "]])");
-            for (const auto& e : *a) {
-                if (!e.as_table())
-                    throw sim::InputError(path, 0, key, std::string("expected an array of tables ([[") + key + "]])");
-                out.push_back(*e.as_table());
-            }
+// The tables of an array of tables ([[key]]), in file order.
+std::vector<toml::table> tables(const toml::table& root, const std::string& path, const char* key) {
+    std::vector<toml::table> out;
+    if (const toml::node* n = root.get(key)) {
+        const toml::array* a = n->as_array();
+        if (!a) throw sim::InputError(path, 0, key, std::string("expected an array of tables ([[") + key + "]])");
+        for (const auto& e : *a) {
+            if (!e.as_table())
+                throw sim::InputError(path, 0, key, std::string("expected an array of tables ([[") + key + "]])");
+            out.push_back(*e.as_table());
         }
-        return out;
-    };
+    }
+    return out;
+}
+
+// A [[layer]] table's ops by name: the registry's layer ops only (all of them when none is named).
+std::vector<sim::OpId> layer_ops_of(const std::vector<std::string>& names, const sim::TomlReader& tr) {
+    std::vector<sim::OpId> ops;
+    for (const std::string& name : names) {
+        const sim::OpInfo* op = sim::find_op(name);
+        if (op && op->grid == sim::GridTable::layer) {
+            ops.push_back(op->id);
+            continue;
+        }
+        std::string known;
+        for (sim::OpId id : layer_ops()) known += (known.empty() ? "" : ", ") + std::string(sim::op_name(id));
+        tr.fail("ops", "unknown op \"" + name + "\" (expected one of " + known + ")");
+    }
+    if (ops.empty()) ops.assign(layer_ops().begin(), layer_ops().end());
+    return ops;
+}
+
+LayerGrid read_layer(toml::table t, const std::string& path, int index) {
+    sim::TomlReader tr(t, path, "layer[" + std::to_string(index) + "]");
+    LayerGrid l;
+    l.histograms = tr.get_string_array("histograms");
+    const std::vector<std::string> ops = tr.get_string_array("ops");
+    std::vector<int64_t> model_e, model_k;
+    if (tr.has("model")) {
+        const std::string name = tr.get_string("model", "");
+        const sim::ModelConfig m = sim::load_model(name).model;
+        if (m.moe.experts <= 0) tr.fail("model", "'" + name + "' is not an MoE model");
+        l.label = m.name.empty() ? name : m.name;
+        l.d = m.d_model;
+        l.f = m.moe.expert_ffn;
+        l.glu = m.moe.expert_kind == sim::FfnKind::glu;
+        model_e = {m.moe.experts};
+        model_k = {m.moe.top_k};
+    }
+    l.label = tr.get_string("label", l.label);
+    l.d = tr.get_int("d", l.d);
+    l.f = tr.get_int("f", l.f);
+    l.glu = tr.get_bool("glu", l.glu);
+    if (l.d <= 0) tr.fail("d", "missing or non-positive d (give d or model)");
+    if (l.f <= 0) tr.fail("f", "missing or non-positive f (give f or model)");
+    l.experts = positive_array(tr, "experts", model_e);
+    l.top_k = positive_array(tr, "top_k", model_k);
+    l.tokens_per_expert = positive_array(tr, "tokens_per_expert", {});
+    tr.finish();
+    if (l.histograms.empty()) l.histograms = {"uniform"};
+    for (const auto& h : l.histograms) check_histogram(h, tr);
+    l.ops = layer_ops_of(ops, tr);
+    for (int64_t e : l.experts)
+        for (int64_t k : l.top_k)
+            if (k > e) tr.fail("top_k", "top_k " + std::to_string(k) + " exceeds experts " + std::to_string(e));
+    return l;
+}
+
+GemmGrid read_gemm(const toml::table& t, const std::string& path, int index) {
+    sim::TomlReader gr(t, path, "gemm[" + std::to_string(index) + "]");
+    GemmGrid gg;
+    gg.label = gr.get_string("label", "");
+    gg.m = positive_array(gr, "m", {});
+    gg.n = positive_array(gr, "n", {});
+    gg.kd = positive_array(gr, "kd", {});
+    gr.finish();
+    return gg;
+}
+
+AttentionGrid read_attention(const toml::table& t, const std::string& path, int index) {
+    sim::TomlReader ar(t, path, "attention[" + std::to_string(index) + "]");
+    AttentionGrid a;
+    a.label = ar.get_string("label", "");
+    a.tokens = positive_array(ar, "tokens", {});
+    a.seq = positive_array(ar, "seq", {});
+    a.heads = positive_array(ar, "heads", {});
+    a.head_dim = positive_array(ar, "head_dim", {});
+    for (int64_t tk : a.tokens)
+        for (int64_t sq : a.seq)
+            if (tk % sq != 0) ar.fail("tokens", "tokens must be whole sequences: " + std::to_string(tk) +
+                                                    " is not a multiple of seq " + std::to_string(sq));
+    ar.finish();
+    return a;
+}
+
+NormGrid read_norm(const toml::table& t, const std::string& path, int index) {
+    sim::TomlReader nr(t, path, "norm[" + std::to_string(index) + "]");
+    NormGrid n;
+    n.label = nr.get_string("label", "");
+    n.rows = positive_array(nr, "rows", {});
+    n.d = positive_array(nr, "d", {});
+    nr.finish();
+    return n;
+}
+
+ElementwiseGrid read_elementwise(const toml::table& t, const Grid& g, int index) {
+    sim::TomlReader er(t, g.path, "elementwise[" + std::to_string(index) + "]");
+    if (g.device != "cpu") er.fail("label", "[[elementwise]] tables time the CPU trainer's ops: CPU grids only");
+    ElementwiseGrid e;
+    e.label = er.get_string("label", "");
+    e.rows = positive_array(er, "rows", {});
+    e.d = positive_array(er, "d", {});
+    e.vocab = positive_array(er, "vocab", {256});
+    if (er.has("params")) e.params = positive_array(er, "params", {});
+    e.head_dim = er.get_int("head_dim", e.head_dim);
+    e.seq = er.get_int("seq", e.seq);
+    if (e.head_dim <= 0 || e.head_dim % 2 != 0) er.fail("head_dim", "expected a positive even head size");
+    if (e.seq <= 0) er.fail("seq", "expected a positive sequence length");
+    for (int64_t d : e.d)
+        if (d % e.head_dim != 0)
+            er.fail("d", "every d must be a multiple of head_dim " + std::to_string(e.head_dim) + " (RoPE heads), got " +
+                             std::to_string(d));
+    er.finish();
+    return e;
+}
+
+}  // namespace
+
+Grid load_grid(const std::string& path) {
+    const toml::table root = sim::parse_toml_file(path);
+    Grid g;
+    g.path = path;
+    toml::table top = root;
+    for (const char* k : {"layer", "gemm", "attention", "norm", "elementwise"}) top.erase(k);
+    sim::TomlReader r(top, path);
+    read_grid_options(g, r);
     int index = 0;
-    for (toml::table t : tables("layer")) {
-        const std::string prefix = "layer[" + std::to_string(index++) + "]";
-        sim::TomlReader tr(t, path, prefix);
-        LayerGrid l;
-        l.histograms = tr.get_string_array("histograms");
-        l.ops = tr.get_string_array("ops");
-        std::vector<int64_t> model_e, model_k;
-        if (tr.has("model")) {
-            const std::string name = tr.get_string("model", "");
-            const sim::ModelConfig m = sim::load_model(name).model;
-            if (m.moe.experts <= 0) tr.fail("model", "'" + name + "' is not an MoE model");
-            l.label = m.name.empty() ? name : m.name;
-            l.d = m.d_model;
-            l.f = m.moe.expert_ffn;
-            l.glu = m.moe.expert_kind == sim::FfnKind::glu;
-            model_e = {m.moe.experts};
-            model_k = {m.moe.top_k};
-        }
-        l.label = tr.get_string("label", l.label);
-        l.d = tr.get_int("d", l.d);
-        l.f = tr.get_int("f", l.f);
-        l.glu = tr.get_bool("glu", l.glu);
-        if (l.d <= 0) tr.fail("d", "missing or non-positive d (give d or model)");
-        if (l.f <= 0) tr.fail("f", "missing or non-positive f (give f or model)");
-        l.experts = positive_array(tr, "experts", model_e);
-        l.top_k = positive_array(tr, "top_k", model_k);
-        l.tokens_per_expert = positive_array(tr, "tokens_per_expert", {});
-        tr.finish();
-        if (l.histograms.empty()) l.histograms = {"uniform"};
-        for (const auto& h : l.histograms) check_histogram(h, tr);
-        if (l.ops.empty()) l.ops = layer_ops();
-        for (const auto& op : l.ops)
-            if (std::find(layer_ops().begin(), layer_ops().end(), op) == layer_ops().end())
-                tr.fail("ops", "unknown op \"" + op + "\" (expected one of router, router_aux, router_aux_bwd, "
-                               "permute, fc1, activation, fc2, combine, fc1_dgrad, fc1_wgrad, fc2_dgrad, fc2_wgrad, "
-                               "combine_bwd, permute_bwd)");
-        for (int64_t e : l.experts)
-            for (int64_t k : l.top_k)
-                if (k > e) tr.fail("top_k", "top_k " + std::to_string(k) + " exceeds experts " + std::to_string(e));
-        g.layers.push_back(std::move(l));
-    }
+    for (const toml::table& t : tables(root, path, "layer")) g.layers.push_back(read_layer(t, path, index++));
     index = 0;
-    for (const toml::table& t : tables("gemm")) {
-        sim::TomlReader gr(t, path, "gemm[" + std::to_string(index++) + "]");
-        GemmGrid gg;
-        gg.label = gr.get_string("label", "");
-        gg.m = positive_array(gr, "m", {});
-        gg.n = positive_array(gr, "n", {});
-        gg.kd = positive_array(gr, "kd", {});
-        gr.finish();
-        g.gemms.push_back(std::move(gg));
-    }
+    for (const toml::table& t : tables(root, path, "gemm")) g.gemms.push_back(read_gemm(t, path, index++));
     index = 0;
-    for (const toml::table& t : tables("attention")) {
-        sim::TomlReader ar(t, path, "attention[" + std::to_string(index++) + "]");
-        AttentionGrid a;
-        a.label = ar.get_string("label", "");
-        a.tokens = positive_array(ar, "tokens", {});
-        a.seq = positive_array(ar, "seq", {});
-        a.heads = positive_array(ar, "heads", {});
-        a.head_dim = positive_array(ar, "head_dim", {});
-        for (int64_t tk : a.tokens)
-            for (int64_t sq : a.seq)
-                if (tk % sq != 0) ar.fail("tokens", "tokens must be whole sequences: " + std::to_string(tk) +
-                                                        " is not a multiple of seq " + std::to_string(sq));
-        ar.finish();
-        g.attention.push_back(std::move(a));
-    }
+    for (const toml::table& t : tables(root, path, "attention")) g.attention.push_back(read_attention(t, path, index++));
     index = 0;
-    for (const toml::table& t : tables("norm")) {
-        sim::TomlReader nr(t, path, "norm[" + std::to_string(index++) + "]");
-        NormGrid n;
-        n.label = nr.get_string("label", "");
-        n.rows = positive_array(nr, "rows", {});
-        n.d = positive_array(nr, "d", {});
-        nr.finish();
-        g.norms.push_back(std::move(n));
-    }
+    for (const toml::table& t : tables(root, path, "norm")) g.norms.push_back(read_norm(t, path, index++));
     index = 0;
-    for (const toml::table& t : tables("elementwise")) {
-        sim::TomlReader er(t, path, "elementwise[" + std::to_string(index++) + "]");
-        if (g.device != "cpu") er.fail("label", "[[elementwise]] tables time the CPU trainer's ops: CPU grids only");
-        ElementwiseGrid e;
-        e.label = er.get_string("label", "");
-        e.rows = positive_array(er, "rows", {});
-        e.d = positive_array(er, "d", {});
-        e.vocab = positive_array(er, "vocab", {256});
-        if (er.has("params")) e.params = positive_array(er, "params", {});
-        e.head_dim = er.get_int("head_dim", e.head_dim);
-        e.seq = er.get_int("seq", e.seq);
-        if (e.head_dim <= 0 || e.head_dim % 2 != 0) er.fail("head_dim", "expected a positive even head size");
-        if (e.seq <= 0) er.fail("seq", "expected a positive sequence length");
-        for (int64_t d : e.d)
-            if (d % e.head_dim != 0)
-                er.fail("d", "every d must be a multiple of head_dim " + std::to_string(e.head_dim) + " (RoPE heads), got " +
-                                 std::to_string(d));
-        er.finish();
-        g.elementwise.push_back(std::move(e));
-    }
+    for (const toml::table& t : tables(root, path, "elementwise")) g.elementwise.push_back(read_elementwise(t, g, index++));
     if (g.layers.empty() && g.gemms.empty() && g.attention.empty() && g.norms.empty() && g.elementwise.empty())
         r.fail("layer", "the grid has no [[layer]], [[gemm]], [[attention]], [[norm]] or [[elementwise]] tables");
     return g;
@@ -251,9 +278,49 @@ std::vector<int32_t> routing_for_histogram(const std::vector<int64_t>& tokens_pe
     return idx;
 }
 
+namespace {
+
+// One op of a layer shape: its dims as the profile records them and its registry counts.
+LayerCase layer_case(sim::OpId op, const LayerGrid& l, int64_t t, int64_t e, int64_t k,
+                     const std::vector<int64_t>& tokens, const std::string& hist, const Grid& grid) {
+    const std::map<std::string, int64_t> layer_dims = {{"T", t}, {"D", l.d}, {"F", l.f}, {"E", e}, {"K", k}};
+    // An op that does not read the routing is keyed without the histogram.
+    const sim::OpInfo& info = sim::op_info(op);
+    LayerCase c;
+    c.op = op;
+    c.t = t, c.d = l.d, c.f = l.f, c.e = e, c.k = k, c.glu = l.glu;
+    c.tokens_per_expert = tokens;
+    sim::KernelSample& s = c.meta;
+    s.kernel = info.name;
+    s.kernel_class = sim::recorded_class(info);
+    s.shape_key = sim::make_shape_key(layer_dims, info.reads_routing ? hist : "");
+    s.dims = layer_dims;
+    s.histogram = info.reads_routing ? hist : "";
+    s.dtype = grid.dtype;
+    sim::OpShape shape;
+    shape.t = dbl(t), shape.d = l.d, shape.e = e, shape.k = k;
+    shape.rows = dbl(t * k);  // the activation's expert rows
+    shape.f = dbl(l.f), shape.glu = l.glu;
+    if (op == sim::OpId::router) s.dims["M"] = t, s.dims["N"] = e, s.dims["Kd"] = l.d;
+    if (sim::is_expert_gemm(op)) {
+        // The GEMM's own (N, Kd): a dgrad's dX (t_e, Kd) = dY (t_e, N) W^T, a wgrad's (Kd, N) per expert.
+        const sim::GemmDims g = sim::expert_gemm_dims(op, l.d, l.f, l.glu);
+        s.dims["N"] = g.n, s.dims["Kd"] = g.kd;
+        shape.n = dbl(g.n), shape.kd = dbl(g.kd);
+        shape.tokens_per_expert = c.tokens_per_expert;
+        s.tokens_per_expert = tokens;
+    }
+    const sim::OpCost cost = info.cost(shape, element_bytes(grid.dtype));
+    s.flops = cost.flops;
+    s.bytes = cost.bytes;
+    s.matmul = cost.matmul;
+    return c;
+}
+
+}  // namespace
+
 std::vector<LayerCase> expand_layers(const Grid& grid) {
     std::vector<LayerCase> out;
-    const int64_t elem = element_bytes(grid.dtype);
     for (const LayerGrid& l : grid.layers)
         for (int64_t e : l.experts)
             for (int64_t k : l.top_k)
@@ -262,72 +329,11 @@ std::vector<LayerCase> expand_layers(const Grid& grid) {
                         // T tokens so that T*K routed rows give `mean` rows per expert on average.
                         const int64_t t = std::max<int64_t>(1, mean * e / k);
                         const std::vector<int64_t> tokens = expert_histogram(t * k, e, t, hist, grid.path);
-                        const int64_t n1 = l.glu ? 2 * l.f : l.f;
-                        const std::map<std::string, int64_t> layer_dims = {
-                            {"T", t}, {"D", l.d}, {"F", l.f}, {"E", e}, {"K", k}};
-                        const std::string shape = sim::make_shape_key(layer_dims, hist);
-                        for (const std::string& op : l.ops) {
+                        for (sim::OpId op : l.ops) {
                             // An op that does not read the routing is timed once per layer shape,
-                            // under the first histogram, and keyed without one.
-                            const bool routed = sim::reads_routing(op);
-                            if (!routed && hist != l.histograms.front()) continue;
-                            LayerCase c;
-                            c.op = op;
-                            c.t = t, c.d = l.d, c.f = l.f, c.e = e, c.k = k, c.glu = l.glu;
-                            c.tokens_per_expert = tokens;
-                            sim::KernelSample& s = c.meta;
-                            s.kernel = op;
-                            s.shape_key = routed ? shape : sim::make_shape_key(layer_dims, "");
-                            s.dims = layer_dims;
-                            s.histogram = routed ? hist : "";
-                            s.dtype = grid.dtype;
-                            sim::OpCost cost;
-                            const bool grouped = op.rfind("fc", 0) == 0;
-                            if (op == "router") {
-                                cost = sim::router_logits_cost(t, l.d, e, elem);
-                                cost += sim::softmax_topk_cost(t, e, k);
-                                s.kernel_class = "router";
-                                s.dims["M"] = t, s.dims["N"] = e, s.dims["Kd"] = l.d;
-                            } else if (op == "router_aux" || op == "router_aux_bwd") {
-                                cost = sim::router_aux_loss_cost(t, e, k, op == "router_aux_bwd");
-                                s.kernel_class = "router";
-                            } else if (op == "permute") {
-                                cost = sim::permute_cost(t, k, l.d, elem);
-                                s.kernel_class = "elementwise";
-                            } else if (op == "activation") {
-                                cost = sim::activation_cost(t * k, l.f, l.glu, elem);
-                                s.kernel_class = "elementwise";
-                            } else if (op == "combine") {
-                                cost = sim::combine_cost(t, k, l.d, elem);
-                                s.kernel_class = "elementwise";
-                            } else if (op == "combine_bwd" || op == "permute_bwd") {
-                                // The step's backwards of combine and of the gather, both priced by
-                                // the combine class (sim/timing.cpp).
-                                cost = op == "combine_bwd" ? sim::combine_backward_cost(t, k, l.d, elem)
-                                                           : sim::permute_backward_cost(t, k, l.d, elem);
-                                s.kernel_class = "elementwise";
-                            } else {
-                                // fcX[_dgrad|_wgrad]: forward shapes (Kd, N) of FC1 (D, N1) or FC2 (F, D).
-                                const bool fc1 = op.rfind("fc1", 0) == 0;
-                                const int64_t kd = fc1 ? l.d : l.f, n = fc1 ? n1 : l.d;
-                                if (op.find("dgrad") != std::string::npos) {
-                                    cost = sim::grouped_gemm_dgrad_cost(tokens, n, kd, elem);
-                                    s.dims["N"] = kd, s.dims["Kd"] = n;  // dX (t_e, Kd) = dY (t_e, N) W^T
-                                } else if (op.find("wgrad") != std::string::npos) {
-                                    cost = sim::grouped_gemm_wgrad_cost(tokens, n, kd, elem);
-                                    s.dims["N"] = n, s.dims["Kd"] = kd;  // output (Kd, N) per expert
-                                } else {
-                                    cost = sim::grouped_gemm_cost(tokens, n, kd, elem);
-                                    s.dims["N"] = n, s.dims["Kd"] = kd;
-                                }
-                                s.kernel_class = "grouped_gemm";
-                            }
-                            if (grouped || op == "activation" || op == "combine" || op == "permute")
-                                s.tokens_per_expert = grouped ? tokens : std::vector<int64_t>{};
-                            s.flops = cost.flops;
-                            s.bytes = cost.bytes;
-                            s.matmul = cost.matmul;
-                            out.push_back(std::move(c));
+                            // under the first histogram.
+                            if (!sim::op_info(op).reads_routing && hist != l.histograms.front()) continue;
+                            out.push_back(layer_case(op, l, t, e, k, tokens, hist, grid));
                         }
                     }
     return out;
@@ -342,12 +348,14 @@ std::vector<GemmCase> expand_gemms(const Grid& grid) {
                 for (int64_t kd : g.kd) {
                     GemmCase c{m, n, kd, {}};
                     sim::KernelSample& s = c.meta;
-                    s.kernel = "gemm";
-                    s.kernel_class = "gemm";
+                    s.kernel = sim::op_name(sim::OpId::gemm);
+                    s.kernel_class = sim::recorded_class(sim::op_info(sim::OpId::gemm));
                     s.dims = {{"M", m}, {"N", n}, {"Kd", kd}};
                     s.shape_key = sim::make_shape_key(s.dims, "");
                     s.dtype = grid.dtype;
-                    const sim::OpCost cost = sim::gemm_cost(m, n, kd, elem);
+                    sim::OpShape shape;
+                    shape.m = dbl(m), shape.n = dbl(n), shape.kd = dbl(kd);
+                    const sim::OpCost cost = sim::op_cost(sim::OpId::gemm, shape, elem);
                     s.flops = cost.flops;
                     s.bytes = cost.bytes;
                     s.matmul = true;
@@ -356,16 +364,48 @@ std::vector<GemmCase> expand_gemms(const Grid& grid) {
     return out;
 }
 
+namespace {
+
+// The [[elementwise]] tables' ops, in file order: per rows, per d the residual add, RoPE and its
+// inverse, and the embedding pair per vocab, then the cross-entropy per vocab; per table the AdamW
+// update per parameter count.
+void elementwise_dims(const ElementwiseGrid& g,
+                      const std::function<void(sim::OpId, const std::map<std::string, int64_t>&)>& add) {
+    for (int64_t rows : g.rows) {
+        for (int64_t d : g.d) {
+            add(sim::OpId::residual_add, {{"rows", rows}, {"D", d}});
+            const std::map<std::string, int64_t> rope = {
+                {"rows", rows}, {"H", d / g.head_dim}, {"hd", g.head_dim}, {"S", g.seq}};
+            add(sim::OpId::rope, rope);
+            add(sim::OpId::rope_bwd, rope);
+            for (int64_t v : g.vocab) {
+                add(sim::OpId::embedding, {{"rows", rows}, {"D", d}, {"V", v}});
+                add(sim::OpId::embedding_bwd, {{"rows", rows}, {"D", d}, {"V", v}});
+            }
+        }
+        for (int64_t v : g.vocab) add(sim::OpId::cross_entropy, {{"rows", rows}, {"V", v}});
+    }
+    for (int64_t n : g.params) add(sim::OpId::adamw, {{"n", n}});
+}
+
+}  // namespace
+
 std::vector<DenseCase> expand_dense(const Grid& grid) {
     std::vector<DenseCase> out;
     const int64_t elem = element_bytes(grid.dtype);
-    auto add = [&](const std::string& op, const char* cls, std::map<std::string, int64_t> dims, const sim::OpCost& c) {
+    // kernels/cpu's attention stores P (sim/cost/ops.h); a GPU's is FlashAttention-style.
+    const bool recompute = grid.device != "cpu";
+    // The op's counts from the dims its profile sample records.
+    auto add = [&](sim::OpId op, const std::map<std::string, int64_t>& dims) {
+        const sim::OpInfo& info = sim::op_info(op);
+        const std::optional<sim::OpShape> shape = sim::shape_from_dims(info, dims, recompute);
+        const sim::OpCost c = shape ? info.cost(*shape, elem) : sim::OpCost{};
         DenseCase dc;
         dc.op = op;
         dc.dims = dims;
         sim::KernelSample& s = dc.meta;
-        s.kernel = op;
-        s.kernel_class = cls;
+        s.kernel = info.name;
+        s.kernel_class = sim::recorded_class(info);
         s.dims = dims;
         s.shape_key = sim::make_shape_key(dims, "");
         s.dtype = grid.dtype;
@@ -379,47 +419,17 @@ std::vector<DenseCase> expand_dense(const Grid& grid) {
             for (int64_t seq : a.seq)
                 for (int64_t h : a.heads)
                     for (int64_t hd : a.head_dim) {
-                        const double keys = sim::mean_attended_keys(seq, sim::WindowKind::none, 0);
                         const std::map<std::string, int64_t> dims = {{"T", t}, {"S", seq}, {"H", h}, {"hd", hd}};
-                        // kernels/cpu's attention stores P (sim/ops.h); a GPU's is FlashAttention-style.
-                        const bool recompute = grid.device != "cpu";
-                        add("attention", "attention", dims,
-                            sim::attention_fwd_cost(static_cast<double>(t), h, hd, hd, h, keys, elem, recompute));
-                        add("attention_bwd", "attention", dims,
-                            sim::attention_bwd_cost(static_cast<double>(t), h, hd, hd, h, keys, elem, recompute));
+                        add(sim::OpId::attention, dims);
+                        add(sim::OpId::attention_bwd, dims);
                     }
     for (const NormGrid& n : grid.norms)
         for (int64_t rows : n.rows)
             for (int64_t d : n.d) {
-                const std::map<std::string, int64_t> dims = {{"rows", rows}, {"D", d}};
-                const sim::OpCost c = sim::norm_cost(static_cast<double>(rows), d, elem);
-                add("rmsnorm", "elementwise", dims, c);
-                sim::OpCost b = c;
-                b.bytes *= 2.0;  // backward reads the saved input and the output gradient (as sim/timing.cpp)
-                add("rmsnorm_bwd", "elementwise", dims, b);
+                add(sim::OpId::rmsnorm, {{"rows", rows}, {"D", d}});
+                add(sim::OpId::rmsnorm_bwd, {{"rows", rows}, {"D", d}});
             }
-    auto generic = [&](const char* kernel, const std::map<std::string, int64_t>& dims) {
-        sim::OpCost c;
-        sim::elementwise_op_cost(kernel, dims, elem, c);
-        add(kernel, "elementwise", dims, c);
-    };
-    for (const ElementwiseGrid& g : grid.elementwise) {
-        for (int64_t rows : g.rows) {
-            for (int64_t d : g.d) {
-                generic("residual_add", {{"rows", rows}, {"D", d}});
-                const std::map<std::string, int64_t> rope = {
-                    {"rows", rows}, {"H", d / g.head_dim}, {"hd", g.head_dim}, {"S", g.seq}};
-                generic("rope", rope);
-                generic("rope_bwd", rope);
-                for (int64_t v : g.vocab) {
-                    generic("embedding", {{"rows", rows}, {"D", d}, {"V", v}});
-                    generic("embedding_bwd", {{"rows", rows}, {"D", d}, {"V", v}});
-                }
-            }
-            for (int64_t v : g.vocab) generic("cross_entropy", {{"rows", rows}, {"V", v}});
-        }
-        for (int64_t n : g.params) generic("adamw", {{"n", n}});
-    }
+    for (const ElementwiseGrid& g : grid.elementwise) elementwise_dims(g, add);
     return out;
 }
 

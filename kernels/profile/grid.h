@@ -1,15 +1,18 @@
 // Shape grids for `moecast profile` (configs/profile-grids/*.toml; schema in configs/README.md):
 // MoE-layer shapes (tokens per expert x E x K x histogram, D and F explicit or from a bundled
-// model) expanded into one case per (op, shape) with the op's analytic FLOPs and bytes from
-// sim/ops.h, and dense GEMM shapes. Backends turn these into runnable cases (cases_cpu.h, cuda/).
+// model) expanded into one case per (op, shape) with the op's analytic FLOPs and bytes from its
+// entry in the op registry (sim/cost/op_registry.h), and dense GEMM shapes. Backends turn these
+// into runnable cases (cases_cpu.h, cuda/).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
-#include "sim/measured_profile.h"
+#include "sim/calib/measured_profile.h"
+#include "sim/cost/op_registry.h"
 
 namespace moecast::kernels::profile {
 
@@ -22,7 +25,7 @@ struct LayerGrid {             // one [[layer]] table
     std::vector<int64_t> top_k;              // K values
     std::vector<int64_t> tokens_per_expert;  // mean tokens per expert; T = mean * E / K
     std::vector<std::string> histograms;     // "uniform", "zipf:<s>"
-    std::vector<std::string> ops;            // see layer_ops()
+    std::vector<sim::OpId> ops;              // see layer_ops()
 };
 
 struct GemmGrid {              // one [[gemm]] table: C (M, N) = A (M, Kd) x B (Kd, N), all combinations
@@ -47,7 +50,7 @@ struct NormGrid {              // one [[norm]] table: RMSNorm over rows x d
 // over the table's rows: residual_add and embedding/embedding_bwd over rows x d, rope/rope_bwd
 // over rows x (d / head_dim) heads of head_dim (positions modulo seq), cross_entropy over rows x
 // vocab; and the AdamW update over each count of `params`. Calibrated as the generic elementwise
-// class (sim/ops.h elementwise_op_cost).
+// class (their registry entries' sample_dims).
 struct ElementwiseGrid {
     std::string label;
     std::vector<int64_t> rows, d, vocab, params;
@@ -72,14 +75,15 @@ struct Grid {
     std::vector<NormGrid> norms;
 };
 
-// The ops a [[layer]] may list, forward and backward of the grouped GEMMs included.
-const std::vector<std::string>& layer_ops();
+// The ops a [[layer]] may list, in the order it times them by default (the registry's layer ops:
+// forward and backward of the grouped GEMMs included).
+std::span<const sim::OpId> layer_ops();
 
 Grid load_grid(const std::string& path);
 
 // One (op, shape) of a layer grid; `meta` has kernel, class, dims, shape key, FLOPs and bytes.
 struct LayerCase {
-    std::string op;
+    sim::OpId op = sim::OpId::fc1;
     int64_t t = 0, d = 0, f = 0, e = 0, k = 0;
     bool glu = true;
     std::vector<int64_t> tokens_per_expert;  // (E,), sums to T*K
@@ -90,10 +94,10 @@ struct GemmCase {
     sim::KernelSample meta;
 };
 
-// A dense op of the grid: attention / attention_bwd (dims T, S, H, hd) or rmsnorm / rmsnorm_bwd
-// (dims rows, D), with the analytic cost of sim/ops.h.
+// A dense op of the grid: attention / attention_bwd (dims T, S, H, hd), rmsnorm / rmsnorm_bwd
+// (dims rows, D), or an [[elementwise]] op, with the analytic cost of its registry entry.
 struct DenseCase {
-    std::string op;
+    sim::OpId op = sim::OpId::rmsnorm;
     std::map<std::string, int64_t> dims;
     sim::KernelSample meta;
 };

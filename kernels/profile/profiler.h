@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/measured_profile.h"
+#include "sim/calib/measured_profile.h"
 
 namespace moecast::kernels::profile {
 

@@ -13,8 +13,8 @@
 #include "kernels/profile/cases_cpu.h"
 #include "kernels/profile/grid.h"
 #include "kernels/profile/profiler.h"
-#include "sim/config_toml.h"
-#include "sim/error.h"
+#include "sim/model/config_toml.h"
+#include "sim/core/error.h"
 
 #ifdef MOECAST_PROFILE_CUDA
 #include "kernels/profile/cuda/cases_cuda.h"

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "sim/measured_profile.h"
+#include "sim/calib/measured_profile.h"
 
 namespace moecast::kernels::profile {
 

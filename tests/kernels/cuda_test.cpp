@@ -286,9 +286,9 @@ TEST_F(CudaOps, GroupedGemmBatchedPath) {
     EXPECT_THROW(gpu_->set_batch_rows(48), std::invalid_argument);
     gpu_->set_grouped_gemm_path(GroupedGemmPath::cublas);
 }
-// The own tensor-core kernel (device offsets): partial row, column and K tiles, several column tiles.
-TEST_F(CudaOps, GroupedGemmBf16DevicePath) {
-    gpu_->set_grouped_gemm_path(GroupedGemmPath::device);
+// The own MMA kernel (offsets read on the device): partial row, column and K tiles, several column tiles.
+TEST_F(CudaOps, GroupedGemmBf16OwnMmaPath) {
+    gpu_->set_grouped_gemm_path(GroupedGemmPath::own_mma);
     grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 96, 80);
     grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 200, 264);
     grouped_gemm_case<bf16>(*gpu_, cpu_, rng_, 72, 50);  // not a multiple of 8: falls back to cuBLAS

@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "sim/hardware.h"
-#include "sim/measured_profile.h"
+#include "sim/cost/hardware.h"
+#include "sim/calib/measured_profile.h"
 #include "tests/support/cli.h"
 
 namespace {

@@ -40,8 +40,8 @@ TEST(CuptiHost, ReportsUnknownMetricsAndMultiPassSets) {
     if (chips_or_skip().empty()) GTEST_SKIP() << "CUPTI Profiler Host API unavailable here";
     const MetricCheck bad = cupti_check_metrics("GH100", {"dram__bytes_read.sum", "no__such_metric.sum"});
     EXPECT_EQ(bad.missing, std::vector<std::string>{"no__such_metric.sum"});
-    // Verified in ../shared/reference/kernels-cupti.md §2.4: adding FP32 instruction counters to
-    // DRAM bytes needs a second pass; sm__throughput alone needs 8.
+    // Pass counts checked with the Host API (docs/references.md, CUPTI): adding FP32 instruction
+    // counters to DRAM bytes needs a second pass; sm__throughput alone needs 8.
     const MetricCheck two = cupti_check_metrics(
         "GH100", {"gpu__time_duration.sum", "dram__bytes_read.sum", "dram__bytes_write.sum",
                   "smsp__sass_thread_inst_executed_op_ffma_pred_on.sum",

@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "kernels/profile/grid.h"
-#include "sim/ops.h"
-#include "sim/error.h"
+#include "sim/cost/ops.h"
+#include "sim/core/error.h"
 
 namespace moecast::kernels::profile {
 namespace {
@@ -46,7 +46,7 @@ TEST(Grid, ExpandsEveryCombination) {
     EXPECT_DOUBLE_EQ(gemms[0].meta.flops, 2.0 * 8 * 32 * 16);
     // First layer case: E = 4, K = 2, 4 tokens per expert -> T = 8, fc1 N = 2F = 128, Kd = D.
     const LayerCase& c = layers[0];
-    EXPECT_EQ(c.op, "fc1");
+    EXPECT_EQ(c.op, moecast::sim::OpId::fc1);
     EXPECT_EQ(c.t, 8);
     EXPECT_EQ(c.meta.dims.at("N"), 128);
     EXPECT_EQ(c.meta.dims.at("Kd"), 32);
@@ -57,7 +57,7 @@ TEST(Grid, ExpandsEveryCombination) {
     EXPECT_EQ(layers[1].meta.shape_key, c.meta.shape_key);  // ops of one layer shape share the split
 }
 
-// The step's backwards of combine and of the gather: their counts from sim/ops.h (T = 16 tokens,
+// The step's backwards of combine and of the gather: their counts from sim/cost/ops.h (T = 16 tokens,
 // K = 2, D = 32, fp32), in the elementwise class that calibrate assigns to combine.
 TEST(Grid, BackwardsOfCombineAndTheGatherExpandWithTheirCounts) {
     const Grid g = load_grid(write_temp("grid_bwd.toml", "[grid]\n[[layer]]\nd = 32\nf = 64\nexperts = [4]\n"
@@ -73,7 +73,7 @@ TEST(Grid, BackwardsOfCombineAndTheGatherExpandWithTheirCounts) {
     for (const LayerCase& c : layers) EXPECT_EQ(c.meta.kernel_class, "elementwise");
 }
 
-// The router and the activation do not read the routing (sim::reads_routing): one case per layer
+// The router and the activation do not read the routing (OpInfo::reads_routing): one case per layer
 // shape, under the first histogram, keyed without it; permute runs under each histogram.
 TEST(Grid, OpsThatDoNotReadTheRoutingRunOncePerLayerShape) {
     const Grid g = load_grid(write_temp("grid_routing.toml", "[grid]\n[[layer]]\nd = 32\nf = 64\nexperts = [8]\n"
@@ -83,10 +83,11 @@ TEST(Grid, OpsThatDoNotReadTheRoutingRunOncePerLayerShape) {
     const auto layers = expand_layers(g);
     std::map<std::string, int> per_op;
     for (const LayerCase& c : layers) {
-        ++per_op[c.op];
+        ++per_op[c.meta.kernel];
         const bool keyed_by_histogram = c.meta.shape_key.find(";hist=") != std::string::npos;
-        EXPECT_EQ(keyed_by_histogram, c.op == "permute") << c.op << " " << c.meta.shape_key;
-        if (c.op != "permute") EXPECT_EQ(c.meta.histogram, "");
+        const bool permute = c.op == moecast::sim::OpId::permute;
+        EXPECT_EQ(keyed_by_histogram, permute) << c.meta.kernel << " " << c.meta.shape_key;
+        if (!permute) EXPECT_EQ(c.meta.histogram, "");
     }
     EXPECT_EQ(per_op["router"], 2);  // two token counts
     EXPECT_EQ(per_op["activation"], 2);
@@ -95,7 +96,7 @@ TEST(Grid, OpsThatDoNotReadTheRoutingRunOncePerLayerShape) {
 }
 
 // [[elementwise]]: per rows, per d the residual add, RoPE forward and inverse (d / head_dim heads)
-// and the embedding pair per vocab, then the cross-entropy per vocab; counts from sim/ops.h.
+// and the embedding pair per vocab, then the cross-entropy per vocab; counts from sim/cost/ops.h.
 TEST(Grid, ElementwiseTablesExpandTheTrainersOps) {
     const Grid g = load_grid(write_temp("grid_elementwise.toml", "[grid]\n[[elementwise]]\nrows = [512, 1024]\n"
                                                                  "d = [32, 48]\nhead_dim = 16\nvocab = [256]\n"));

@@ -7,9 +7,9 @@
 
 #include "kernels/profile/cases_cpu.h"
 #include "kernels/profile/profiler.h"
-#include "sim/error.h"
-#include "sim/measured_profile.h"
-#include "sim/toml_util.h"
+#include "sim/core/error.h"
+#include "sim/calib/measured_profile.h"
+#include "sim/core/toml_util.h"
 
 namespace moecast::kernels::profile {
 namespace {

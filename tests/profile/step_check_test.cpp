@@ -11,9 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "kernels/profile/run_profile.h"
-#include "sim/calibrate.h"
-#include "sim/trainer_step.h"
-#include "sim/toml_util.h"
+#include "sim/calib/calibrate.h"
+#include "sim/cost/trainer_step.h"
+#include "sim/core/toml_util.h"
 #include "train/step.h"
 #include "train/train_config.h"
 

@@ -1,11 +1,11 @@
-// Test helper: one kernel of a cost prediction's kernel list, by name (sim/timing.h).
+// Test helper: one kernel of a cost prediction's kernel list, by name (sim/cost/timing.h).
 #pragma once
 
 #include <string>
 
 #include <gtest/gtest.h>
 
-#include "sim/timing.h"
+#include "sim/cost/timing.h"
 
 namespace moecast::test {
 

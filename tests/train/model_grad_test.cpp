@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
-#include "sim/config.h"
-#include "sim/trainer_step.h"
+#include "sim/model/config.h"
+#include "sim/cost/trainer_step.h"
 #include "train/model.h"
 #include "train/rng.h"
 

@@ -13,8 +13,8 @@
 
 #include <gtest/gtest.h>
 
-#include "sim/count.h"
-#include "sim/error.h"
+#include "sim/model/count.h"
+#include "sim/core/error.h"
 #include "train/study.h"
 #include "train/study_driver.h"
 #include "train/trainer.h"
@@ -93,7 +93,7 @@ TEST(Study, RunKeyIsTheTrainersFolder) {
     const auto records = train::collect_study_runs(s, runs);
     EXPECT_EQ(records[0].status, "done");
     EXPECT_NEAR(records[0].loss, sum.val_loss, 1e-12);
-    EXPECT_DOUBLE_EQ(records[0].n, double(sim::count_params(runs[0].config.model).total));
+    EXPECT_DOUBLE_EQ(records[0].params, double(sim::count_params(runs[0].config.model).total));
     EXPECT_EQ(records[1].status, "missing");
     fs::remove_all(out);
 }

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "sim/error.h"
+#include "sim/core/error.h"
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -121,7 +121,7 @@ TEST(Train, LearnsWellBelowUnigramEntropy) {
 }
 
 TEST(Train, BudgetSpentToWithinOneStep) {
-    // Training FLOPs per token of the tiny model, by hand (sim/count conventions: 2 FLOPs per
+    // Training FLOPs per token of the tiny model, by hand (sim/model/count conventions: 2 FLOPs per
     // multiply-add, backward = 2 x forward, causal attention over (S + 1) / 2 keys on average).
     const double d = 32, h = 2, hd = 16, s = 32, e = 4, k = 2, f = 64, v = 256, l = 2;
     const double forward = l * (2 * 4 * d * d + 2 * h * 2 * hd * (s + 1) / 2 + 2 * d * e + 2 * k * 3 * d * f) + 2 * d * v;

@@ -2,6 +2,7 @@
 // doubled on the device (filling gigabytes of expert weights from the host would dominate the run).
 #include "kernels/profile/cuda/cases_cuda.h"
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -12,7 +13,8 @@
 
 #include "kernels/cuda/context.h"
 #include "kernels/moe.h"
-#include "sim/error.h"
+#include "kernels/profile/layer_case.h"
+#include "sim/core/error.h"
 
 namespace moecast::kernels::profile {
 namespace {
@@ -75,38 +77,41 @@ Buf int_buffer(const std::vector<int32_t>& v) {
     return b;
 }
 
-struct Set {
-    Buf x, w, y, h, a, dy, out, logits, probs, weights, idx, tokens, offsets, row_to_slot, slot_to_row;
+// One input set of a [[layer]] case (layer_case.h): its data buffers by Buffer, and the routing.
+struct LayerSet {
+    std::array<Buf, kBufferCount> data;
+    Buf idx, tokens, offsets, row_to_slot, slot_to_row;
+
+    template <class T>
+    LayerPointers<T> pointers() const {
+        LayerPointers<T> p;
+        for (int i = 0; i < kBufferCount; ++i) {
+            const Buf& b = data[static_cast<size_t>(i)];
+            if (!b) continue;
+            if (is_fp32(static_cast<Buffer>(i)))
+                p.fp32[static_cast<size_t>(i) - static_cast<size_t>(Buffer::logits)] = b->as<float>();
+            else
+                p.typed[static_cast<size_t>(i)] = b->as<T>();
+        }
+        p.idx = idx->as<int32_t>(), p.tokens = tokens->as<int32_t>(), p.offsets = offsets->as<int32_t>();
+        p.row_to_slot = row_to_slot->as<int32_t>(), p.slot_to_row = slot_to_row->as<int32_t>();
+        return p;
+    }
 };
 
 template <class T>
 CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaContext> ctx, uint64_t seed) {
     CaseSpec spec;
     spec.meta = c.meta;
-    const int64_t t = c.t, d = c.d, f = c.f, e = c.e, k = c.k, r = t * k;
-    const int64_t n1 = c.glu ? 2 * f : f;
-    const bool fc1 = c.op.rfind("fc1", 0) == 0;
-    const int64_t kd = fc1 ? d : f, n = fc1 ? n1 : d;
-    const int64_t el = static_cast<int64_t>(sizeof(T));
-    int64_t bytes = 0;
-    if (c.op == "router") bytes = el * (t * d + d * e) + 4 * (2 * t * e + 2 * t * k);
-    else if (c.op == "router_aux" || c.op == "router_aux_bwd") bytes = 4 * (2 * t * e + t * k + 2);
-    else if (c.op == "permute") bytes = el * (t * d + r * d) + 4 * 3 * r;
-    else if (c.op == "activation") bytes = el * (r * n1 + r * f);
-    else if (c.op == "combine") bytes = el * (r * d + t * d) + 4 * (t * k + r);
-    else if (c.op == "combine_bwd") bytes = el * (t * d + 2 * r * d) + 4 * (2 * t * k + r);
-    else if (c.op == "permute_bwd") bytes = el * (r * d + t * d) + 4 * r;
-    else if (c.op.find("wgrad") != std::string::npos) bytes = el * (r * kd + r * n + e * kd * n);
-    else bytes = el * (r * kd + e * kd * n + r * n);
-    spec.bytes_per_set = bytes;
-    const int64_t slots = rotation_slots(bytes, grid.rotate_bytes);
-    const LayerCase cc = c;
-    spec.build = [cc, ctx, seed, slots, t, d, f, e, k, r, n1, kd, n]() {
-        auto sets = std::make_shared<std::vector<Set>>(static_cast<size_t>(slots));
-        const std::vector<int32_t> idx = routing_for_histogram(cc.tokens_per_expert, t, k);
+    const LayerBuffers buffers = layer_buffers(c);
+    spec.bytes_per_set = set_bytes(buffers, static_cast<int64_t>(sizeof(T)));
+    const int64_t slots = rotation_slots(spec.bytes_per_set, grid.rotate_bytes);
+    spec.build = [c, buffers, ctx, seed, slots]() {
+        auto sets = std::make_shared<std::vector<LayerSet>>(static_cast<size_t>(slots));
+        const int64_t t = c.t, e = c.e, k = c.k, r = t * k;
+        const std::vector<int32_t> idx = routing_for_histogram(c.tokens_per_expert, t, k);
         uint64_t sd = seed;
-        const std::string& op = cc.op;
-        for (Set& s : *sets) {
+        for (LayerSet& s : *sets) {
             s.idx = int_buffer(idx);
             s.tokens = empty_buffer<int32_t>(e);
             s.offsets = empty_buffer<int32_t>(e + 1);
@@ -114,98 +119,32 @@ CaseSpec layer_spec(const LayerCase& c, const Grid& grid, std::shared_ptr<CudaCo
             s.slot_to_row = empty_buffer<int32_t>(r);
             permute_plan<Cuda>(*ctx, s.idx->as<int32_t>(), t, e, k, s.tokens->as<int32_t>(), s.offsets->as<int32_t>(),
                                s.row_to_slot->as<int32_t>(), s.slot_to_row->as<int32_t>());
-            if (op == "router") {
-                s.x = random_buffer<T>(t * d, sd++);
-                s.w = random_buffer<T>(d * e, sd++);
-                s.logits = empty_buffer<float>(t * e);
-                s.probs = empty_buffer<float>(t * e);
-                s.weights = empty_buffer<float>(t * k);
-            } else if (op == "router_aux" || op == "router_aux_bwd") {
-                // Logits, and probabilities (forward) or the gradient written (backward); the two losses.
-                s.logits = random_buffer<float>(t * e, sd++);
-                s.probs = random_buffer<float>(t * e, sd++);
-                s.weights = empty_buffer<float>(2);
-            } else if (op == "permute") {
-                s.x = random_buffer<T>(t * d, sd++);
-                s.y = empty_buffer<T>(r * d);
-            } else if (op == "activation") {
-                s.h = random_buffer<T>(r * n1, sd++);
-                s.a = empty_buffer<T>(r * f);
-            } else if (op == "combine") {
-                s.y = random_buffer<T>(r * d, sd++);
-                s.weights = random_buffer<float>(t * k, sd++);
-                s.out = empty_buffer<T>(t * d);
-            } else if (op == "combine_bwd") {
-                // dout (T, D), the expert rows and weights; dy_perm (R, D) and dweights (T, K) written.
-                s.dy = random_buffer<T>(t * d, sd++);
-                s.y = random_buffer<T>(r * d, sd++);
-                s.weights = random_buffer<float>(t * k, sd++);
-                s.out = empty_buffer<T>(r * d);
-                s.probs = empty_buffer<float>(t * k);
-            } else if (op == "permute_bwd") {
-                s.y = random_buffer<T>(r * d, sd++);  // dx_perm (R, D)
-                s.out = empty_buffer<T>(t * d);
-            } else if (op.find("dgrad") != std::string::npos) {
-                s.dy = random_buffer<T>(r * n, sd++);
-                s.w = random_buffer<T>(e * kd * n, sd++);
-                s.out = empty_buffer<T>(r * kd);
-            } else if (op.find("wgrad") != std::string::npos) {
-                s.x = random_buffer<T>(r * kd, sd++);
-                s.dy = random_buffer<T>(r * n, sd++);
-                s.out = empty_buffer<T>(e * kd * n);
-            } else {
-                s.x = random_buffer<T>(r * kd, sd++);
-                s.w = random_buffer<T>(e * kd * n, sd++);
-                s.out = empty_buffer<T>(r * n);
+            for (const BufferSize& b : buffers.data) {
+                Buf& buf = s.data[static_cast<size_t>(b.buffer)];
+                if (is_fp32(b.buffer))
+                    buf = b.random ? random_buffer<float>(b.elements, sd++) : empty_buffer<float>(b.elements);
+                else
+                    buf = b.random ? random_buffer<T>(b.elements, sd++) : empty_buffer<T>(b.elements);
             }
         }
         ctx->synchronize();
-        const Activation act = cc.glu ? Activation::swiglu : Activation::gelu;
+        // Each set's device pointers, taken once (the runner keeps the buffers alive).
+        std::vector<LayerPointers<T>> pointers;
+        for (const LayerSet& s : *sets) pointers.push_back(s.template pointers<T>());
         CaseRunner runner;
         runner.slots = slots;
-        const std::string opname = cc.op;
-        runner.run = [sets, ctx, opname, act, t, d, f, e, k, r, kd, n](int64_t slot) {
-            Set& s = (*sets)[static_cast<size_t>(slot)];
-            CudaContext& cx = *ctx;
-            if (opname == "router") {
-                router_logits<Cuda, T>(cx, s.x->as<T>(), s.w->as<T>(), t, d, e, s.logits->as<float>());
-                router_softmax_topk<Cuda>(cx, s.logits->as<float>(), t, e, k, true, s.probs->as<float>(),
-                                          s.idx->as<int32_t>(), s.weights->as<float>());
-            } else if (opname == "router_aux") {
-                load_balancing_loss<Cuda>(cx, s.probs->as<float>(), s.idx->as<int32_t>(), t, e, k, 0.01f,
-                                          s.weights->as<float>());
-                router_z_loss<Cuda>(cx, s.logits->as<float>(), t, e, 0.001f, s.weights->as<float>() + 1);
-            } else if (opname == "router_aux_bwd") {
-                load_balancing_loss_backward<Cuda>(cx, s.idx->as<int32_t>(), t, e, k, 0.01f, s.probs->as<float>());
-                router_z_loss_backward<Cuda>(cx, s.logits->as<float>(), t, e, 0.001f, s.probs->as<float>());
-            } else if (opname == "permute") {
-                permute_plan<Cuda>(cx, s.idx->as<int32_t>(), t, e, k, s.tokens->as<int32_t>(), s.offsets->as<int32_t>(),
-                                   s.row_to_slot->as<int32_t>(), s.slot_to_row->as<int32_t>());
-                permute_gather<Cuda, T>(cx, s.x->as<T>(), s.row_to_slot->as<int32_t>(), t, k, d, s.y->as<T>());
-            } else if (opname == "activation") {
-                activation<Cuda, T>(cx, act, s.h->as<T>(), r, f, s.a->as<T>());
-            } else if (opname == "combine") {
-                combine<Cuda, T>(cx, s.y->as<T>(), s.weights->as<float>(), s.slot_to_row->as<int32_t>(), t, k, d,
-                                 s.out->as<T>());
-            } else if (opname == "combine_bwd") {
-                combine_backward<Cuda, T>(cx, s.dy->as<T>(), s.y->as<T>(), s.weights->as<float>(),
-                                          s.slot_to_row->as<int32_t>(), t, k, d, s.out->as<T>(), s.probs->as<float>());
-            } else if (opname == "permute_bwd") {
-                permute_gather_backward<Cuda, T>(cx, s.y->as<T>(), s.slot_to_row->as<int32_t>(), t, k, d, s.out->as<T>());
-            } else if (opname.find("dgrad") != std::string::npos) {
-                grouped_gemm_dgrad<Cuda, T>(cx, s.dy->as<T>(), s.w->as<T>(), s.offsets->as<int32_t>(), e, kd, n,
-                                            s.out->as<T>());
-            } else if (opname.find("wgrad") != std::string::npos) {
-                grouped_gemm_wgrad<Cuda, T>(cx, s.x->as<T>(), s.dy->as<T>(), s.offsets->as<int32_t>(), e, kd, n,
-                                            s.out->as<T>());
-            } else {
-                grouped_gemm<Cuda, T>(cx, s.x->as<T>(), s.w->as<T>(), s.offsets->as<int32_t>(), e, kd, n, s.out->as<T>());
-            }
+        runner.run = [sets, pointers, ctx, c](int64_t slot) {
+            run_layer_op<Cuda, T>(*ctx, c, pointers[static_cast<size_t>(slot)]);
         };
         return runner;
     };
     return spec;
 }
+
+// One input set of a dense GEMM case: C (M, N) = A (M, Kd) B (Kd, N).
+struct GemmSet {
+    Buf x, w, y;
+};
 
 template <class T>
 CaseSpec gemm_spec(const GemmCase& c, const Grid& grid, std::shared_ptr<CudaContext> ctx, uint64_t seed) {
@@ -215,9 +154,9 @@ CaseSpec gemm_spec(const GemmCase& c, const Grid& grid, std::shared_ptr<CudaCont
     spec.bytes_per_set = static_cast<int64_t>(sizeof(T)) * (m * kd + kd * n + m * n);
     const int64_t slots = rotation_slots(spec.bytes_per_set, grid.rotate_bytes);
     spec.build = [ctx, seed, slots, m, n, kd]() {
-        auto sets = std::make_shared<std::vector<Set>>(static_cast<size_t>(slots));
+        auto sets = std::make_shared<std::vector<GemmSet>>(static_cast<size_t>(slots));
         uint64_t sd = seed;
-        for (Set& s : *sets) {
+        for (GemmSet& s : *sets) {
             s.x = random_buffer<T>(m * kd, sd++);
             s.w = random_buffer<T>(kd * n, sd++);
             s.y = empty_buffer<T>(m * n);
@@ -225,7 +164,7 @@ CaseSpec gemm_spec(const GemmCase& c, const Grid& grid, std::shared_ptr<CudaCont
         CaseRunner runner;
         runner.slots = slots;
         runner.run = [sets, ctx, m, n, kd](int64_t slot) {
-            Set& s = (*sets)[static_cast<size_t>(slot)];
+            GemmSet& s = (*sets)[static_cast<size_t>(slot)];
             const cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
             const float alpha = 1.0f, beta = 0.0f;
             // Row-major C (M, N) = A (M, Kd) B (Kd, N) is column-major C^T = B^T A^T.

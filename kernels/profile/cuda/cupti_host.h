@@ -18,8 +18,8 @@ P cupti_params(size_t struct_size) {
     return p;
 }
 
-// The one-pass set the range profiler collects on Hopper (../shared/reference/kernels-cupti.md
-// §2.4): duration, DRAM bytes read and written, BF16 tensor-pipe ops.
+// The one-pass set the range profiler collects on Hopper (metrics and pass counts:
+// docs/references.md, CUPTI): duration, DRAM bytes read and written, BF16 tensor-pipe ops.
 const std::vector<std::string>& counter_metrics();
 // The names those metrics are stored under in a sample's [counters] table, in the same order.
 const std::vector<std::string>& counter_keys();

@@ -1,4 +1,4 @@
-// Range Profiler sequence of ../shared/reference/kernels-cupti.md §2.3 (see range_profiler.h).
+// The Range Profiler sequence of docs/references.md (CUPTI; see range_profiler.h).
 // The driver's cuCtxGetCurrent is fetched through the runtime (cudaGetDriverEntryPointByVersion)
 // so the binary never links libcuda and still starts on machines without a driver.
 #include "kernels/profile/cuda/range_profiler.h"

@@ -1,0 +1,60 @@
+// `moecast backtest [FILE...] [--json]`: published, measured training runs priced by the cost
+// model, with the error per row and summarised (sim/study/backtest). Without files it runs the
+// bundled configs/validation/*.csv.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/commands.h"
+#include "sim/core/error.h"
+#include "sim/study/backtest.h"
+
+namespace moecast::app {
+
+namespace {
+
+struct BacktestArgs {
+    std::vector<std::string> files;
+    bool json = false;
+    bool fit = false;
+};
+
+}  // namespace
+
+void register_backtest(CLI::App& app) {
+    auto args = std::make_shared<BacktestArgs>();
+    CLI::App* cmd = app.add_subcommand("backtest", "Price published, measured training runs and report the error");
+    cmd->add_option("files", args->files, "Backtest CSV files (default: the bundled configs/validation/*.csv)");
+    cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");
+    cmd->add_flag("--fit", args->fit,
+                  "Also fit the stack constants (GEMM, grouped GEMM and attention efficiency, network "
+                  "efficiency, launch time) and report their leave-one-model-out error");
+    cmd->callback([args] {
+        std::vector<std::string> files = args->files.empty() ? sim::bundled_backtest_files() : args->files;
+        if (files.empty()) throw sim::InputError("backtest", 0, "files", "no backtest files (configs/validation/*.csv)");
+        std::vector<sim::BacktestRow> rows;
+        for (const std::string& f : files) {
+            const std::vector<sim::BacktestRow> some = sim::load_backtest_rows(f);
+            rows.insert(rows.end(), some.begin(), some.end());
+        }
+        const sim::BacktestReport report = sim::run_backtest(rows);
+        if (!args->fit) {
+            if (args->json)
+                std::printf("%s\n", sim::backtest_json(report).dump(2).c_str());
+            else
+                std::printf("%s", sim::backtest_table(report).c_str());
+            return;
+        }
+        const sim::BacktestFit fit = sim::fit_backtest(rows);
+        if (args->json) {
+            nlohmann::json j = sim::backtest_json(report);
+            j["fit"] = sim::backtest_fit_json(fit);
+            std::printf("%s\n", j.dump(2).c_str());
+        } else {
+            std::printf("%s%s", sim::backtest_table(report).c_str(), sim::backtest_fit_table(fit).c_str());
+        }
+    });
+}
+
+}  // namespace moecast::app

@@ -1,0 +1,203 @@
+// Communication volumes and alpha-beta times (see comm.h).
+#include "sim/cost/comm.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace moecast::sim {
+namespace {
+
+constexpr double kAct = 2.0;         // bf16 activations on the wire
+constexpr double kGradWire = 4.0;    // fp32 gradient reduction (Megatron accumulates/reduces bf16 runs in fp32)
+constexpr double kParamWire = 2.0;   // bf16 parameter all-gather
+
+double xfer(double bytes, const LinkTier& link) {
+    if (bytes <= 0) return 0.0;
+    return bytes / (link.bandwidth_bytes_per_s * link.efficiency);
+}
+
+// Members of the group that share one node.
+int64_t members_per_node(GroupSpan g, const HardwareProfile& hw) {
+    if (g.stride >= hw.devices_per_node) return 1;
+    return std::clamp<int64_t>(hw.devices_per_node / g.stride, 1, g.size);
+}
+
+}  // namespace
+
+CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const HardwareProfile& hw) {
+    CollectiveTime r;
+    const int64_t n = g.size;
+    if (n <= 1 || bytes <= 0) return r;
+    const int64_t q = members_per_node(g, hw);
+    const int64_t nodes = (n + q - 1) / q;
+    const double nd = static_cast<double>(n), qd = static_cast<double>(q), Nd = static_cast<double>(nodes);
+    double alpha = 0;
+    switch (c) {
+        case Collective::all_gather:
+        case Collective::reduce_scatter:
+        case Collective::all_reduce: {
+            // Ring over nodes: each node takes in (N-1)/N of the tensor through its q NICs; the rest
+            // of the (n-1)/n moves over NVLink.
+            r.inter_bytes = nodes > 1 ? bytes * (Nd - 1) / Nd / qd : 0.0;
+            r.intra_bytes = bytes * (nd - 1) / nd - r.inter_bytes;
+            alpha = hw.intra_node.latency_s * (qd - 1) + (nodes > 1 ? hw.inter_node.latency_s * (Nd - 1) : 0.0);
+            if (c == Collective::all_reduce) {
+                r.inter_bytes *= 2;
+                r.intra_bytes *= 2;
+                alpha *= 2;
+            }
+            break;
+        }
+        case Collective::all_to_all:
+            r.intra_bytes = bytes * (qd - 1) / nd;
+            r.inter_bytes = bytes * (nd - qd) / nd;
+            alpha = hw.intra_node.latency_s + (nodes > 1 ? hw.inter_node.latency_s : 0.0);
+            break;
+        case Collective::p2p:
+            if (g.stride >= hw.devices_per_node) {
+                r.inter_bytes = bytes;
+                alpha = hw.inter_node.latency_s;
+            } else {
+                r.intra_bytes = bytes;
+                alpha = hw.intra_node.latency_s;
+            }
+            break;
+    }
+    r.time_s = std::max(xfer(r.intra_bytes, hw.intra_node), xfer(r.inter_bytes, hw.inter_node)) + alpha;
+    return r;
+}
+
+double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
+    if (nodes <= 1) return 0.0;
+    const double e = static_cast<double>(experts);
+    const double g = e / static_cast<double>(nodes);
+    double none = 1.0;  // P(a given node holds none of the K experts)
+    for (int64_t i = 0; i < top_k; ++i) none *= std::max(0.0, (e - g - static_cast<double>(i)) / (e - static_cast<double>(i)));
+    return static_cast<double>(nodes - 1) * (1.0 - none);
+}
+
+CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k,
+                             GroupSpan ep, bool hierarchical, const HardwareProfile& hw) {
+    CollectiveTime r;
+    const int64_t n = ep.size;
+    if (n <= 1 || rows <= 0) return r;
+    const int64_t q = members_per_node(ep, hw);
+    const int64_t nodes = (n + q - 1) / q;
+    const double nd = static_cast<double>(n), qd = static_cast<double>(q);
+    if (hierarchical && nodes > 1) {
+        // Scale the per-token node fan-out by the busiest rank's excess rows.
+        const double mean_rows = tokens * static_cast<double>(top_k);
+        const double scale = mean_rows > 0 ? rows / mean_rows : 1.0;
+        r.inter_bytes = tokens * scale * row_bytes * expected_remote_nodes(experts, top_k, nodes);
+        r.intra_bytes = rows * row_bytes * ((qd - 1) / nd + (nd - qd) / nd * (qd - 1) / qd);
+    } else {
+        r.intra_bytes = rows * row_bytes * (qd - 1) / nd;
+        r.inter_bytes = rows * row_bytes * (nd - qd) / nd;
+    }
+    const double alpha = hw.intra_node.latency_s + (nodes > 1 ? hw.inter_node.latency_s : 0.0);
+    r.time_s = std::max(xfer(r.intra_bytes, hw.intra_node), xfer(r.inter_bytes, hw.inter_node)) + alpha;
+    return r;
+}
+
+CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout& l, const StepShape& s,
+                                     const HardwareProfile& hw) {
+    CommBreakdown c;
+    const double micro = static_cast<double>(s.micro_batches);
+    const double d = static_cast<double>(m.d_model);
+    const double fwd_repeats = l.recompute == Recompute::full ? 2.0 : 1.0;  // full recompute re-runs forward
+    // Recomputing the MoE block re-runs its dispatch and combine too.
+    const double ep_fwd_repeats =
+        l.recompute == Recompute::selective && l.modules.moe ? 2.0 : fwd_repeats;
+
+    // EP all-to-all: per MoE layer and micro-batch, dispatch and combine forward, and their
+    // transposes in backward.
+    if (is_moe(m) && l.ep > 1) {
+        const CollectiveTime a2a = ep_all_to_all(s.tokens_moe, s.routing.rank_rows_computed, d * kAct, m.moe.experts,
+                                                 m.moe.top_k, s.ep_group, l.hierarchical_a2a, hw);
+        const double per_layer_bytes = a2a.intra_bytes + a2a.inter_bytes;
+        const double count = micro * s.moe_layers;
+        for (CollectiveCost* cc : {&c.ep_dispatch, &c.ep_combine}) {
+            cc->bytes = count * (ep_fwd_repeats + 1.0) * per_layer_bytes;
+            cc->time_s = count * (ep_fwd_repeats + 1.0) * a2a.time_s;
+            cc->exposed_s = (1.0 - l.overlap.ep) * cc->time_s;
+        }
+        c.ep_fwd_exposed_s = (1.0 - l.overlap.ep) * s.moe_layers * 2.0 * a2a.time_s * ep_fwd_repeats;
+        c.ep_bwd_exposed_s = (1.0 - l.overlap.ep) * s.moe_layers * 2.0 * a2a.time_s;
+    }
+
+    // TP: with SP an all-gather before and a reduce-scatter after each TP-split block; without SP
+    // one all-reduce. Blocks: attention; dense FFN; shared experts (the routed experts use EP).
+    if (l.tp > 1) {
+        const double tensor = s.tokens_mb * d * kAct;
+        double per_block_bytes, per_block_time;
+        if (l.sequence_parallel) {
+            const CollectiveTime ag = collective_time(Collective::all_gather, tensor, s.tp_group, hw);
+            const CollectiveTime rs = collective_time(Collective::reduce_scatter, tensor, s.tp_group, hw);
+            per_block_bytes = ag.intra_bytes + ag.inter_bytes + rs.intra_bytes + rs.inter_bytes;
+            per_block_time = ag.time_s + rs.time_s;
+        } else {
+            const CollectiveTime ar = collective_time(Collective::all_reduce, tensor, s.tp_group, hw);
+            per_block_bytes = ar.intra_bytes + ar.inter_bytes;
+            per_block_time = ar.time_s;
+        }
+        const double blocks = s.layers + s.dense_layers + (m.moe.shared_experts > 0 ? s.moe_layers : 0.0);
+        c.tp.bytes = micro * blocks * (fwd_repeats + 1.0) * per_block_bytes;
+        c.tp.time_s = micro * blocks * (fwd_repeats + 1.0) * per_block_time;
+        c.tp.exposed_s = (1.0 - l.overlap.tp) * c.tp.time_s;
+        c.tp_fwd_exposed_s = (1.0 - l.overlap.tp) * blocks * per_block_time * fwd_repeats;
+        c.tp_bwd_exposed_s = (1.0 - l.overlap.tp) * blocks * per_block_time;
+    }
+
+    // CP: ring exchange of K and V chunks (forward) and their gradients (backward), overlapped
+    // with the attention blocks it feeds (reported, not exposed).
+    if (l.cp > 1) {
+        const auto& a = m.attention;
+        const double kv_dim = a.kind == AttentionKind::mla
+                                  ? static_cast<double>(a.heads) * static_cast<double>(a.mla.qk_nope_head_dim +
+                                                                                       a.mla.qk_rope_head_dim + a.mla.v_head_dim)
+                                  : 2.0 * static_cast<double>(a.kv_heads * head_dim(m));
+        const double chunk = s.tokens_mb * kv_dim * kAct / static_cast<double>(l.tp);
+        const CollectiveTime hop = collective_time(Collective::p2p, chunk, s.cp_group, hw);
+        const double hops = static_cast<double>(l.cp - 1) * (fwd_repeats + 2.0) * s.layers * micro;
+        c.cp.bytes = hops * chunk;
+        c.cp.time_s = hops * hop.time_s;
+        c.cp.exposed_s = 0.0;
+    }
+
+    // DP: gradients reduced once per step over the dense (dp*cp) and expert-data-parallel groups.
+    const GroupSpan dense_dp{l.dp * l.cp, l.tp};
+    const double dense = s.dense_params + s.end_params;
+    struct Part { double params; GroupSpan g; };
+    for (const Part& p : {Part{dense, dense_dp}, Part{s.expert_params, s.edp_group}}) {
+        if (p.g.size <= 1 || p.params <= 0) continue;
+        if (l.zero == 0) {
+            const CollectiveTime ar = collective_time(Collective::all_reduce, p.params * kGradWire, p.g, hw);
+            c.dp_grad.bytes += ar.intra_bytes + ar.inter_bytes;
+            c.dp_grad.time_s += ar.time_s;
+        } else {
+            const CollectiveTime rs = collective_time(Collective::reduce_scatter, p.params * kGradWire, p.g, hw);
+            const CollectiveTime ag = collective_time(Collective::all_gather, p.params * kParamWire, p.g, hw);
+            const double gathers = l.zero == 3 ? 2.0 * micro : 1.0;  // ZeRO-3: weights gathered for fwd and bwd
+            c.dp_grad.bytes += rs.intra_bytes + rs.inter_bytes;
+            c.dp_grad.time_s += rs.time_s;
+            c.dp_param.bytes += gathers * (ag.intra_bytes + ag.inter_bytes);
+            c.dp_param.time_s += gathers * ag.time_s;
+        }
+    }
+    c.dp_grad.exposed_s = (1.0 - l.overlap.dp) * c.dp_grad.time_s;
+    c.dp_param.exposed_s = (1.0 - l.overlap.dp) * c.dp_param.time_s;
+
+    // PP: each micro-batch crosses vp stage boundaries per GPU, activations forward and gradients back.
+    if (l.pp > 1) {
+        const double act = s.tokens_mb * d * kAct / (l.sequence_parallel ? static_cast<double>(l.tp) : 1.0);
+        const CollectiveTime send = collective_time(Collective::p2p, act, s.pp_group, hw);
+        const double sends = 2.0 * static_cast<double>(l.vp) * micro;
+        c.pp.bytes = sends * act;
+        c.pp.time_s = sends * send.time_s;
+        c.pp.exposed_s = (1.0 - l.overlap.pp) * c.pp.time_s;
+        c.pp_exposed_s = micro > 0 ? c.pp.exposed_s / micro : 0.0;
+    }
+    return c;
+}
+
+}  // namespace moecast::sim

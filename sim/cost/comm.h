@@ -1,0 +1,63 @@
+// Communication per training step: alpha-beta time per collective and per link tier (NVLink-class
+// inside a node, network between nodes). EP all-to-all dispatch/combine (forward and backward,
+// (ep-1)/ep of the rows leave the GPU, hierarchical when EP spans nodes), TP all-gather/
+// reduce-scatter with SP (all-reduce without), DP gradient reduce-scatter / parameter all-gather
+// by ZeRO stage, PP point-to-point. Exposed time = (1 - overlap) x time, overlap per collective.
+#pragma once
+
+#include "sim/model/config.h"
+#include "sim/cost/hardware.h"
+#include "sim/cost/parallel.h"
+
+namespace moecast::sim {
+
+enum class Collective { all_gather, reduce_scatter, all_reduce, all_to_all, p2p };
+
+// Bytes one GPU sends and the time of one collective. `bytes` is the full tensor for
+// all-gather (output), reduce-scatter / all-reduce (input), and the send buffer for all-to-all
+// (spread evenly over the group, self included) and p2p.
+struct CollectiveTime {
+    double intra_bytes = 0;  // sent over the intra-node link
+    double inter_bytes = 0;  // sent over the network
+    double time_s = 0;
+};
+CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const HardwareProfile& hw);
+
+// EP all-to-all of one MoE layer, one direction (dispatch or combine), one micro-batch, on the
+// busiest rank: `rows` rows of `row_bytes` leave or arrive. Flat: each row goes to its expert's
+// rank. Hierarchical: a token crosses the network once per distinct remote node among its K
+// experts, then fans out over NVLink.
+CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k,
+                             GroupSpan ep, bool hierarchical, const HardwareProfile& hw);
+
+// Expected distinct remote nodes among a token's K distinct experts, E experts spread evenly over
+// `nodes` nodes, one of which is local: (nodes - 1) * (1 - C(E - E/nodes, K) / C(E, K)).
+double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes);
+
+struct CollectiveCost {
+    double bytes = 0;      // per GPU per step
+    double time_s = 0;     // per step, before overlap
+    double exposed_s = 0;  // per step, after overlap
+};
+
+struct CommBreakdown {
+    CollectiveCost ep_dispatch;  // forward dispatch + backward (gradient) combine-direction, all MoE layers
+    CollectiveCost ep_combine;
+    CollectiveCost tp;
+    CollectiveCost cp;
+    CollectiveCost dp_grad;      // reduce-scatter (ZeRO >= 1) or all-reduce (ZeRO 0)
+    CollectiveCost dp_param;     // all-gather of updated (ZeRO 1-2) or working (ZeRO 3) weights
+    CollectiveCost pp;
+    // Per micro-batch per stage, split fwd/bwd, for the timing model (exposed parts only).
+    double ep_fwd_exposed_s = 0, ep_bwd_exposed_s = 0;
+    double tp_fwd_exposed_s = 0, tp_bwd_exposed_s = 0;
+    double pp_exposed_s = 0;
+    double total_bytes() const {
+        return ep_dispatch.bytes + ep_combine.bytes + tp.bytes + cp.bytes + dp_grad.bytes + dp_param.bytes + pp.bytes;
+    }
+};
+
+CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout& l, const StepShape& s,
+                                     const HardwareProfile& hw);
+
+}  // namespace moecast::sim

@@ -1,0 +1,153 @@
+// The step-time breakdown from the step's kernel list and its communication, and the layout search
+// (see timing.h). Kernel times and the kernel list are step_kernels.cpp's.
+#include "sim/cost/timing.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "sim/cost/step_kernels.h"
+
+namespace moecast::sim {
+
+const char* to_string(StepPart p) {
+    switch (p) {
+        case StepPart::attention: return "attention";
+        case StepPart::dense_gemm: return "dense_gemm";
+        case StepPart::elementwise: return "elementwise";
+        case StepPart::router: return "router";
+        case StepPart::dispatch: return "dispatch";
+        case StepPart::expert_gemm: return "expert_gemm";
+        case StepPart::combine: return "combine";
+        case StepPart::optimizer: return "optimizer";
+    }
+    return "?";
+}
+
+double part_seconds(const StepBreakdown& b, StepPart p) {
+    switch (p) {
+        case StepPart::attention: return b.attention_s;
+        case StepPart::dense_gemm: return b.dense_gemm_s;
+        case StepPart::elementwise: return b.elementwise_s;
+        case StepPart::router: return b.router_s;
+        case StepPart::dispatch: return b.dispatch_s;
+        case StepPart::expert_gemm: return b.expert_gemm_s;
+        case StepPart::combine: return b.combine_s;
+        case StepPart::optimizer: return b.optimizer_s;
+    }
+    return 0;
+}
+
+
+void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPerToken& flops,
+                  const HardwareProfile& hw, const ParallelLayout& l, double train_tokens, CostPrediction& out) {
+    out.layout = l;
+    out.shape = step_shape(m, params, l);
+    const StepShape& s = out.shape;
+    out.memory = memory_per_gpu(m, l, s, hw);
+    out.comm = communication_per_step(m, l, s, hw);
+    build_kernels(m, flops, hw, l, s, out.kernels);
+
+    StepBreakdown& t = out.time;
+    t = StepBreakdown{};
+    const double micro = static_cast<double>(s.micro_batches);
+    std::array<double, kStepPartCount> part{};
+    double fwd = 0, bwd = 0, recompute = 0, step_once = 0;
+    for (int i = 0; i < out.kernels.size; ++i) {
+        const Kernel& k = out.kernels.items[static_cast<size_t>(i)];
+        const double time = k.time_s * k.per_micro;
+        switch (k.pass) {
+            case Pass::forward: fwd += time; part[static_cast<size_t>(k.part)] += time; break;
+            case Pass::backward: bwd += time; part[static_cast<size_t>(k.part)] += time; break;
+            case Pass::recompute: recompute += time; break;
+            case Pass::step: step_once += time; break;
+        }
+    }
+    const CommBreakdown& c = out.comm;
+    t.forward_s = fwd + c.ep_fwd_exposed_s + c.tp_fwd_exposed_s + 0.5 * c.pp_exposed_s;
+    t.backward_s = bwd + recompute + c.ep_bwd_exposed_s + c.tp_bwd_exposed_s + 0.5 * c.pp_exposed_s;
+    const double per_micro = t.forward_s + t.backward_s;
+
+    t.attention_s = micro * part[static_cast<size_t>(StepPart::attention)];
+    t.dense_gemm_s = micro * part[static_cast<size_t>(StepPart::dense_gemm)];
+    t.elementwise_s = micro * part[static_cast<size_t>(StepPart::elementwise)];
+    t.router_s = micro * part[static_cast<size_t>(StepPart::router)];
+    t.dispatch_s = micro * part[static_cast<size_t>(StepPart::dispatch)] + c.ep_dispatch.exposed_s;
+    t.expert_gemm_s = micro * part[static_cast<size_t>(StepPart::expert_gemm)];
+    t.combine_s = micro * part[static_cast<size_t>(StepPart::combine)] + c.ep_combine.exposed_s;
+    t.recompute_s = micro * recompute;
+    t.tp_comm_s = c.tp.exposed_s;
+    t.pp_comm_s = c.pp.exposed_s;
+    t.dp_comm_s = c.dp_grad.exposed_s + c.dp_param.exposed_s;
+    t.bubble_s = l.pp > 1 ? static_cast<double>(l.pp - 1) / static_cast<double>(l.vp) * per_micro : 0.0;
+    t.optimizer_s = step_once;
+    t.step_s = micro * per_micro + t.bubble_s + t.dp_comm_s + t.optimizer_s;
+
+    const double gpus = static_cast<double>(l.gpus);
+    out.tokens_per_step = static_cast<double>(l.global_batch) * static_cast<double>(l.seq_len);
+    out.tokens_per_s_per_gpu = out.tokens_per_step / (t.step_s * gpus);
+    out.model_flops_per_token = flops.training;
+    out.model_tflops_per_gpu = flops.training * out.tokens_per_s_per_gpu / 1e12;
+    out.mfu = flops.training * out.tokens_per_s_per_gpu / hw.matmul_peak(l.precision);
+    out.train_tokens = train_tokens;
+    out.train_time_s = train_tokens > 0 ? train_tokens / (out.tokens_per_s_per_gpu * gpus) : 0.0;
+    out.gpu_hours = out.train_time_s * gpus / 3600.0;
+    out.usd = out.gpu_hours * hw.usd_per_device_hour;
+}
+
+BestLayout best_layout(const ModelConfig& m, const HardwareProfile& hw, int64_t gpus, double train_tokens,
+                       const SearchOptions& opt) {
+    BestLayout best;
+    ModelConfig model = m;
+    if (opt.seq_len > 0) model.seq_len = opt.seq_len;
+    const ParamCounts params = count_params(model);
+    const FlopsPerToken flops = count_flops(model);
+    CostPrediction work;
+    double best_time = 0;  // seconds per token
+    int64_t best_model_parallel = 0;
+    const int64_t experts = is_moe(model) ? model.moe.experts : 1;
+    for (int64_t tp = 1; tp <= std::min<int64_t>(8, hw.devices_per_node); tp *= 2) {
+        for (int64_t pp = 1; pp <= model.layers && tp * pp <= gpus; pp *= 2) {
+            if (gpus % (tp * pp) != 0) continue;
+            for (int64_t vp : {1, 2, 4}) {
+                if (vp > 1 && pp == 1) break;
+                for (int64_t ep = 1; ep <= experts; ++ep) {
+                    if (experts % ep != 0) continue;
+                    for (int64_t mb = 1; mb <= opt.max_micro_batch; mb *= 2) {
+                        for (Recompute rc : {Recompute::none, Recompute::selective, Recompute::full}) {
+                            ParallelLayout l;
+                            l.gpus = gpus;
+                            l.tp = tp;
+                            l.pp = pp;
+                            l.vp = vp;
+                            l.ep = ep;
+                            l.micro_batch = mb;
+                            l.seq_len = model.seq_len;
+                            l.precision = opt.precision;
+                            l.recompute = rc;
+                            l.routing = opt.routing;
+                            const int64_t dp = gpus / (tp * pp);
+                            l.global_batch = opt.global_batch > 0 ? opt.global_batch : dp * mb * (vp > 1 ? pp : 1);
+                            if (!check_layout(l, model, hw).empty()) continue;
+                            predict_cost(model, params, flops, hw, l, train_tokens, work);
+                            ++best.evaluated;
+                            if (!work.memory.fits) continue;
+                            const int64_t model_parallel = tp * pp * ep;
+                            const double per_token = work.time.step_s / work.tokens_per_step;
+                            if (!best.found || per_token < best_time * (1 - 1e-9) ||
+                                (per_token <= best_time * (1 + 1e-9) && model_parallel < best_model_parallel)) {
+                                best.found = true;
+                                best_time = per_token;
+                                best_model_parallel = model_parallel;
+                                best.prediction = work;
+                            }
+                            break;  // it fits: more recompute would only cost time
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return best;
+}
+
+}  // namespace moecast::sim

@@ -1,0 +1,145 @@
+// Derived quantities of a ModelConfig and its validation.
+#include "sim/model/config.h"
+
+#include <algorithm>
+
+#include "sim/core/error.h"
+
+namespace moecast::sim {
+
+bool is_moe(const ModelConfig& m) { return m.moe.experts > 0; }
+
+bool is_moe_layer(const ModelConfig& m, int64_t layer) {
+    if (!is_moe(m)) return false;
+    if (!m.moe.layers.empty())
+        return std::find(m.moe.layers.begin(), m.moe.layers.end(), layer) != m.moe.layers.end();
+    return layer >= m.moe.first_dense && layer % m.moe.every == m.moe.phase;
+}
+
+int64_t moe_layer_count(const ModelConfig& m) {
+    if (!is_moe(m)) return 0;
+    if (!m.moe.layers.empty()) return static_cast<int64_t>(m.moe.layers.size());
+    // Layers i in [first_dense, L) with i % every == phase, in closed form.
+    auto upto = [&](int64_t n) {  // count of i in [0, n) with i % every == phase
+        return n <= m.moe.phase ? 0 : (n - m.moe.phase - 1) / m.moe.every + 1;
+    };
+    return upto(m.layers) - upto(std::min(m.moe.first_dense, m.layers));
+}
+
+double sparsity(const ModelConfig& m) {
+    if (!is_moe(m)) return 0.0;
+    return static_cast<double>(m.moe.experts - m.moe.top_k) / static_cast<double>(m.moe.experts);
+}
+
+double granularity(const ModelConfig& m) {
+    if (!is_moe(m) || m.moe.expert_ffn == 0) return 1.0;
+    const double dense = m.ffn > 0 ? static_cast<double>(m.ffn) : 4.0 * m.d_model;
+    return dense / static_cast<double>(m.moe.expert_ffn);
+}
+
+int64_t head_dim(const ModelConfig& m) {
+    if (m.attention.head_dim > 0) return m.attention.head_dim;
+    return m.attention.heads > 0 ? m.d_model / m.attention.heads : 0;
+}
+
+namespace {
+
+void require(bool ok, const std::string& source, const char* key, const std::string& expected) {
+    if (!ok) throw ConfigError(source, 0, key, expected);
+}
+
+}  // namespace
+
+void validate_config(const ModelConfig& m, const std::string& src) {
+    const auto& a = m.attention;
+    require(m.vocab > 0, src, "vocab", "a positive vocabulary size");
+    require(m.d_model > 0, src, "d_model", "a positive model width");
+    require(m.layers > 0, src, "layers", "a positive layer count");
+    require(m.seq_len > 0, src, "seq_len", "a positive sequence length");
+    require(a.heads > 0, src, "attention.heads", "a positive head count");
+    if (a.kind == AttentionKind::mla) {
+        require(a.mla.kv_lora_rank > 0, src, "attention.kv_lora_rank", "a positive rank for MLA");
+        require(a.mla.qk_nope_head_dim > 0, src, "attention.qk_nope_head_dim", "a positive size for MLA");
+        require(a.mla.qk_rope_head_dim > 0, src, "attention.qk_rope_head_dim", "a positive size for MLA");
+        require(a.mla.v_head_dim > 0, src, "attention.v_head_dim", "a positive size for MLA");
+        require(a.mla.q_lora_rank >= 0, src, "attention.q_lora_rank", "0 (no compression) or a positive rank");
+    } else {
+        require(a.head_dim > 0 || m.d_model % a.heads == 0, src, "attention.heads",
+                "a divisor of d_model (" + std::to_string(m.d_model) + ") when head_dim is not set, got " +
+                    std::to_string(a.heads));
+        require(a.head_dim >= 0, src, "attention.head_dim", "a positive head size");
+        require(a.kv_heads > 0 && a.kv_heads <= a.heads && a.heads % a.kv_heads == 0, src,
+                "attention.kv_heads", "a positive divisor of heads (" + std::to_string(a.heads) +
+                                          "), got " + std::to_string(a.kv_heads));
+        require(a.kind != AttentionKind::mha || a.kv_heads == a.heads, src, "attention.kv_heads",
+                "equal to heads for kind = \"mha\" (use \"gqa\" for fewer KV heads)");
+    }
+    if (a.window != WindowKind::none)
+        require(a.window_tokens > 0, src, "attention.window_tokens", "a positive window length");
+    require(a.global_every >= 0, src, "attention.global_every", "0 or a positive layer period");
+
+    const bool any_dense = !is_moe(m) || moe_layer_count(m) < m.layers;
+    require(m.ffn >= 0, src, "ffn", "a non-negative FFN width");
+    require(!any_dense || m.ffn > 0, src, "ffn", "a positive width: the model has dense FFN layers");
+
+    if (!is_moe(m)) {
+        require(m.moe.experts == 0, src, "moe.experts", "a positive expert count (or no [moe] table)");
+        return;
+    }
+    const auto& e = m.moe;
+    require(e.top_k > 0, src, "moe.top_k", "a positive number of experts per token");
+    require(e.top_k <= e.experts, src, "moe.top_k",
+            "at most moe.experts (" + std::to_string(e.experts) + "), got " + std::to_string(e.top_k));
+    require(e.expert_ffn > 0, src, "moe.expert_ffn", "a positive expert width");
+    require(e.shared_experts >= 0, src, "moe.shared_experts", "a non-negative count");
+    require(e.shared_experts == 0 || e.shared_ffn > 0, src, "moe.shared_ffn",
+            "a positive width when shared_experts > 0");
+    require(e.first_dense >= 0 && e.first_dense <= m.layers, src, "moe.first_dense",
+            "between 0 and layers (" + std::to_string(m.layers) + ")");
+    require(e.every > 0, src, "moe.every", "a positive layer period");
+    require(e.phase >= 0 && e.phase < e.every, src, "moe.phase", "in [0, moe.every)");
+    for (int64_t l : e.layers)
+        require(l >= 0 && l < m.layers, src, "moe.layers",
+                "layer indices in [0, " + std::to_string(m.layers) + "), got " + std::to_string(l));
+    auto sorted = e.layers;
+    std::sort(sorted.begin(), sorted.end());
+    require(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(), src, "moe.layers",
+            "distinct layer indices");
+}
+
+const char* to_string(AttentionKind k) {
+    switch (k) {
+    case AttentionKind::mha: return "mha";
+    case AttentionKind::gqa: return "gqa";
+    case AttentionKind::mla: return "mla";
+    }
+    return "?";
+}
+const char* to_string(FfnKind k) { return k == FfnKind::glu ? "glu" : "mlp"; }
+const char* to_string(NormKind k) { return k == NormKind::rmsnorm ? "rmsnorm" : "layernorm"; }
+const char* to_string(QkNorm k) {
+    switch (k) {
+    case QkNorm::none: return "none";
+    case QkNorm::head: return "head";
+    case QkNorm::full: return "full";
+    }
+    return "?";
+}
+const char* to_string(PositionKind k) {
+    switch (k) {
+    case PositionKind::rope: return "rope";
+    case PositionKind::learned: return "learned";
+    case PositionKind::none: return "none";
+    }
+    return "?";
+}
+const char* to_string(WindowKind k) {
+    switch (k) {
+    case WindowKind::none: return "none";
+    case WindowKind::sliding: return "sliding";
+    case WindowKind::chunked: return "chunked";
+    }
+    return "?";
+}
+
+}  // namespace moecast::sim

@@ -1,0 +1,227 @@
+// TOML <-> ModelConfig, and load_model() dispatch. Keys and defaults: configs/README.md.
+#include "sim/model/config_toml.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "sim/model/count.h"
+#include "sim/core/error.h"
+#include "sim/model/hf_import.h"
+#include "sim/core/toml_util.h"
+
+#ifndef MOECAST_SOURCE_DIR
+#define MOECAST_SOURCE_DIR "."
+#endif
+
+namespace moecast::sim {
+namespace {
+
+int64_t positive(TomlReader& r, const std::string& key, int64_t fallback, bool required) {
+    if (required && !r.has(key)) r.fail(key, "missing required key (a positive integer)");
+    const int64_t v = r.get_int(key, fallback);
+    if (v <= 0 && (required || r.has(key))) r.fail(key, "expected a positive integer, got " + std::to_string(v));
+    return v;
+}
+
+int64_t non_negative(TomlReader& r, const std::string& key, int64_t fallback) {
+    const int64_t v = r.get_int(key, fallback);
+    if (v < 0) r.fail(key, "expected a non-negative integer, got " + std::to_string(v));
+    return v;
+}
+
+FfnKind ffn_kind(TomlReader& r, const std::string& key, FfnKind fallback) {
+    return r.get_enum(key, fallback, {{"glu", FfnKind::glu}, {"mlp", FfnKind::mlp}});
+}
+
+void read_attention(TomlReader& r, ModelConfig& m) {
+    auto& a = m.attention;
+    a.kind = r.get_enum("kind", AttentionKind::mha,
+                        {{"mha", AttentionKind::mha}, {"gqa", AttentionKind::gqa}, {"mla", AttentionKind::mla}});
+    a.heads = positive(r, "heads", 0, true);
+    a.kv_heads = positive(r, "kv_heads", a.heads, false);
+    a.head_dim = positive(r, "head_dim", 0, false);
+    a.qk_norm = r.get_enum("qk_norm", QkNorm::none,
+                           {{"none", QkNorm::none}, {"head", QkNorm::head}, {"full", QkNorm::full}});
+    a.qkv_bias = r.get_bool("qkv_bias", false);
+    a.out_bias = r.get_bool("out_bias", false);
+    a.sinks = r.get_bool("sinks", false);
+    a.window = r.get_enum("window", WindowKind::none,
+                          {{"none", WindowKind::none}, {"sliding", WindowKind::sliding},
+                           {"chunked", WindowKind::chunked}});
+    a.window_tokens = non_negative(r, "window_tokens", 0);
+    a.global_every = non_negative(r, "global_every", 0);
+    a.mla.q_lora_rank = non_negative(r, "q_lora_rank", 0);
+    a.mla.kv_lora_rank = non_negative(r, "kv_lora_rank", 0);
+    a.mla.qk_nope_head_dim = non_negative(r, "qk_nope_head_dim", 0);
+    a.mla.qk_rope_head_dim = non_negative(r, "qk_rope_head_dim", 0);
+    a.mla.v_head_dim = non_negative(r, "v_head_dim", 0);
+    r.finish();
+}
+
+void read_moe(TomlReader& r, ModelConfig& m) {
+    auto& e = m.moe;
+    e.experts = positive(r, "experts", 0, true);
+    e.top_k = positive(r, "top_k", 0, true);
+    e.expert_ffn = positive(r, "expert_ffn", 0, true);
+    e.expert_kind = ffn_kind(r, "expert_kind", FfnKind::glu);
+    e.shared_experts = non_negative(r, "shared_experts", 0);
+    e.shared_ffn = non_negative(r, "shared_ffn", e.shared_experts > 0 ? e.expert_ffn : 0);
+    e.shared_gate = r.get_bool("shared_gate", false);
+    e.router_bias = r.get_bool("router_bias", false);
+    e.expert_bias = r.get_bool("expert_bias", false);
+    e.first_dense = non_negative(r, "first_dense", 0);
+    e.every = positive(r, "every", 1, false);
+    e.phase = non_negative(r, "phase", 0);
+    e.layers = r.get_int_array("layers");
+    r.finish();
+}
+
+}  // namespace
+
+ModelConfig model_from_toml(const toml::table& table, const std::string& source) {
+    TomlReader r(table, source);
+    ModelConfig m;
+    m.name = r.get_string("name", std::filesystem::path(source).stem().string());
+    m.vocab = positive(r, "vocab", 0, true);
+    m.d_model = positive(r, "d_model", 0, true);
+    m.layers = positive(r, "layers", 0, true);
+    m.ffn = non_negative(r, "ffn", 0);
+    m.ffn_kind = ffn_kind(r, "ffn_kind", FfnKind::glu);
+    m.mlp_bias = r.get_bool("mlp_bias", false);
+    m.norm = r.get_enum("norm", NormKind::rmsnorm,
+                        {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}});
+    m.norm_bias = r.get_bool("norm_bias", true);
+    m.tied_embeddings = r.get_bool("tied_embeddings", false);
+    m.lm_head_bias = r.get_bool("lm_head_bias", false);
+    m.positions = r.get_enum("positions", PositionKind::rope,
+                             {{"rope", PositionKind::rope}, {"learned", PositionKind::learned},
+                              {"none", PositionKind::none}});
+    m.seq_len = positive(r, "seq_len", 4096, false);
+
+    auto attention = r.table("attention");
+    if (!attention) r.fail("attention", "missing required table [attention] (at least heads)");
+    read_attention(*attention, m);
+    if (auto moe = r.table("moe")) read_moe(*moe, m);
+    r.table("reference");  // read by load_model; allowed here
+    r.finish();
+    validate_config(m, source);
+    return m;
+}
+
+toml::table model_to_toml(const ModelConfig& m) {
+    const auto& a = m.attention;
+    toml::table att{{"kind", to_string(a.kind)},   {"heads", a.heads},
+                    {"kv_heads", a.kv_heads},      {"qk_norm", to_string(a.qk_norm)},
+                    {"qkv_bias", a.qkv_bias},      {"out_bias", a.out_bias},
+                    {"sinks", a.sinks},            {"window", to_string(a.window)},
+                    {"window_tokens", a.window_tokens}, {"global_every", a.global_every}};
+    if (a.head_dim > 0) att.insert("head_dim", a.head_dim);
+    if (a.kind == AttentionKind::mla) {
+        att.insert("q_lora_rank", a.mla.q_lora_rank);
+        att.insert("kv_lora_rank", a.mla.kv_lora_rank);
+        att.insert("qk_nope_head_dim", a.mla.qk_nope_head_dim);
+        att.insert("qk_rope_head_dim", a.mla.qk_rope_head_dim);
+        att.insert("v_head_dim", a.mla.v_head_dim);
+    }
+    toml::table t{{"name", m.name},
+                  {"vocab", m.vocab},
+                  {"d_model", m.d_model},
+                  {"layers", m.layers},
+                  {"ffn", m.ffn},
+                  {"ffn_kind", to_string(m.ffn_kind)},
+                  {"mlp_bias", m.mlp_bias},
+                  {"norm", to_string(m.norm)},
+                  {"norm_bias", m.norm_bias},
+                  {"tied_embeddings", m.tied_embeddings},
+                  {"lm_head_bias", m.lm_head_bias},
+                  {"positions", to_string(m.positions)},
+                  {"seq_len", m.seq_len},
+                  {"attention", std::move(att)}};
+    if (is_moe(m)) {
+        const auto& e = m.moe;
+        toml::table moe{{"experts", e.experts},         {"top_k", e.top_k},
+                        {"expert_ffn", e.expert_ffn},   {"expert_kind", to_string(e.expert_kind)},
+                        {"shared_experts", e.shared_experts}, {"shared_ffn", e.shared_ffn},
+                        {"shared_gate", e.shared_gate}, {"router_bias", e.router_bias},
+                        {"expert_bias", e.expert_bias}, {"first_dense", e.first_dense},
+                        {"every", e.every},             {"phase", e.phase}};
+        if (!e.layers.empty()) {
+            toml::array layers;
+            for (int64_t l : e.layers) layers.push_back(l);
+            moe.insert("layers", std::move(layers));
+        }
+        t.insert("moe", std::move(moe));
+    }
+    return t;
+}
+
+int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref) {
+    return ref.active_convention == "no_input_embedding" ? c.active - c.embedding : c.active;
+}
+
+std::string configs_dir() {
+    if (const char* home = std::getenv("MOECAST_HOME")) return std::string(home) + "/configs";
+    return std::string(MOECAST_SOURCE_DIR) + "/configs";
+}
+
+namespace {
+
+std::string resolve(const std::string& path_or_name) {
+    namespace fs = std::filesystem;
+    if (fs::exists(path_or_name)) return path_or_name;
+    const std::string bundled = configs_dir() + "/models/" + path_or_name + ".toml";
+    if (path_or_name.find('/') == std::string::npos && fs::exists(bundled)) return bundled;
+    throw InputError(path_or_name, 0, "",
+                     "no such file, and no bundled model of that name in " + configs_dir() + "/models");
+}
+
+std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::string& source) {
+    const toml::node* n = t.get("reference");
+    if (!n) return std::nullopt;
+    if (!n->as_table()) throw InputError(source, static_cast<int>(n->source().begin.line), "reference", "expected a table");
+    TomlReader r(*n->as_table(), source, "reference");
+    ReferenceCounts ref;
+    ref.total_params = r.get_double("total_params", 0.0);
+    ref.active_params = r.get_double("active_params", 0.0);
+    ref.source = r.get_string("source", "");
+    ref.active_convention = r.get_enum<std::string>(
+        "active_convention", "all", {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});
+    r.finish();
+    return ref;
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides) {
+    LoadedModel out;
+    out.source = resolve(path_or_name);
+    toml::table table;
+    if (std::filesystem::path(out.source).extension() == ".json") {
+        HfImport imported = load_hf_config(out.source);
+        out.format = "hf:" + imported.model_type;
+        if (overrides.empty()) {
+            out.model = imported.model;
+            return out;
+        }
+        table = model_to_toml(imported.model);
+    } else {
+        table = parse_toml_file(out.source);
+        out.format = "toml";
+        out.reference = read_reference(table, out.source);
+    }
+    if (overrides.empty()) {
+        out.model = model_from_toml(table, out.source);
+        return out;
+    }
+    for (const std::string& o : overrides) {
+        const auto eq = o.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw InputError("--set", 0, o, "expected key=value (e.g. moe.experts=64)");
+        set_dotted(table, o.substr(0, eq), o.substr(eq + 1));
+    }
+    out.model = model_from_toml(table, out.source + " (with --set)");
+    out.reference.reset();  // official figures describe the unmodified model
+    return out;
+}
+
+}  // namespace moecast::sim

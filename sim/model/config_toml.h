@@ -1,0 +1,49 @@
+// Reading and writing sim::ModelConfig as TOML (schema: configs/README.md), and the single entry
+// point that loads a model from a TOML file, a HuggingFace config.json or a bundled name, with
+// --set overrides applied.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "sim/model/config.h"
+
+namespace moecast::sim {
+
+struct ParamCounts;  // sim/model/count.h
+
+// Official figures recorded next to a bundled model ([reference] table), for checks and tables.
+struct ReferenceCounts {
+    double total_params = 0;   // as published (often rounded, e.g. 46.7e9)
+    double active_params = 0;
+    std::string source;        // where the figures come from
+    // What the published active figure includes: "all" (input embedding and LM head, e.g. Mixtral)
+    // or "no_input_embedding" (DeepSeek-V2/V3, gpt-oss, Granite: the lookup is left out).
+    std::string active_convention = "all";
+};
+
+// The computed active count under the convention of a published figure.
+int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref);
+
+struct LoadedModel {
+    ModelConfig model;
+    std::optional<ReferenceCounts> reference;
+    std::string source;  // the file it came from
+    std::string format;  // "toml" or "hf:<model_type>"
+};
+
+ModelConfig model_from_toml(const toml::table& table, const std::string& source);
+toml::table model_to_toml(const ModelConfig& m);
+
+// overrides: "key=value" strings with dotted TOML keys (moe.experts=64).
+LoadedModel load_model(const std::string& path_or_name,
+                       const std::vector<std::string>& overrides = {});
+
+// Directory of bundled configs (configs/); MOECAST_HOME overrides the build-time default.
+std::string configs_dir();
+
+}  // namespace moecast::sim

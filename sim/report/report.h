@@ -1,0 +1,59 @@
+// Presentation of predictions: the human table and the JSON object of `moecast predict`.
+// Numbers are formatted here, never computed here.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/model/config_toml.h"
+#include "sim/model/count.h"
+#include "sim/cost/hardware.h"
+#include "sim/cost/timing.h"
+
+namespace moecast::sim {
+
+struct ModelPrediction {
+    LoadedModel loaded;
+    ParamCounts params;
+    FlopsPerToken flops;
+};
+
+ModelPrediction predict_model(const LoadedModel& loaded);
+
+nlohmann::json to_json(const ModelPrediction& p);
+std::string to_table(const ModelPrediction& p);
+
+// The hardware part of `moecast predict --hardware ...`: options as given on the command line.
+struct CostRequest {
+    std::string hardware;             // profile name or path
+    int64_t gpus = 1;
+    std::string parallel;             // "tp=2,pp=4,ep=8,..."
+    int64_t micro_batch = 1;
+    int64_t global_batch = 0;         // 0 = dp * micro_batch
+    std::string precision = "bf16";   // GEMM precision: bf16, fp8, tf32, fp32
+    std::string recompute = "none";   // none, selective, full
+    std::string recompute_modules;    // with selective: "core_attn,moe_act,layernorm,..." (empty: default)
+    bool cuda_graphs = false;         // fixed-shape kernels replayed from CUDA graphs
+    std::string routing = "uniform";  // balanced, uniform, zipf:S
+    double capacity_factor = 0;       // 0 = dropless
+    std::string overlap;              // "ep=0.5,tp=0,dp=0.9,pp=1"
+    double tokens = 0;                // training tokens D for time, GPU-hours and dollars
+};
+
+struct CostReport {
+    HardwareProfile hardware;
+    CostPrediction cost;
+};
+
+// Loads the profile, builds and validates the layout (InputError naming the option on bad
+// input) and predicts memory, communication and step time at the model's seq_len.
+CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r);
+
+nlohmann::json to_json(const ModelPrediction& p, const CostReport& c);
+std::string to_table(const ModelPrediction& p, const CostReport& c);
+
+// 46702792704 -> "46.70 B"; 1.2e12 -> "1.20 T".
+std::string human_count(double x);
+
+}  // namespace moecast::sim

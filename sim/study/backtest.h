@@ -1,0 +1,113 @@
+// The published-runs backtest: measured training throughputs of real clusters (configs/validation/
+// *.csv, every row with its source) priced by the cost model, with the signed error per row and
+// the mean absolute percentage error (MAPE) overall, per source, per model and per GPU. What users
+// read as the cost model's error bar on predictions like theirs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/cost/timing.h"
+
+namespace moecast::sim {
+
+// One published, measured run: the model (a bundled name), the cluster and layout as the source
+// states them, and the measured throughput.
+struct BacktestRow {
+    std::string file;  // where the row was read, for messages
+    int line = 0;
+    std::string id;
+    std::string model;  // configs/models/<model>.toml
+    std::string gpu;    // profiles/<lower-case gpu>.toml
+    int64_t gpus = 0;
+    int64_t tp = 1, pp = 1, vp = 1, ep = 1, etp = 1, cp = 1;
+    bool fsdp = false;  // weights, gradients and optimizer states sharded over data parallel (ZeRO-3)
+    std::string framework;
+    int64_t micro_batch = 1, global_batch = 0, seq_len = 0;
+    std::string precision = "bf16";
+    std::string recompute = "none";   // none, selective, full
+    std::string recompute_modules;    // with selective: Megatron's names (empty: the default set)
+    bool sequence_parallel = true;    // with tp > 1
+    bool embedding_in_split = false;  // the embedding and the loss take a pipeline slot each
+    bool loss_in_split = false;
+    bool cuda_graphs = false;         // the layers' fixed-shape kernels replayed from CUDA graphs
+    std::string dispatcher;           // alltoall, allgather (every row sent per expert) or deepep,
+                                      // flex (once per destination node); empty: Layout's default
+    std::string routing = "dropless"; // balanced (forced), dropless (a trained router)
+    bool ep_overlap = false;          // EP all-to-all overlapped with the other micro-batch's compute
+    double measured_tokens_per_s_per_gpu = 0;
+    std::string source;               // URL or repository path of the measurement
+};
+
+// Reads a backtest CSV (columns: configs/validation/README.md); InputError names file, line, column.
+std::vector<BacktestRow> load_backtest_rows(const std::string& path);
+// The bundled backtest files (configs/validation/*.csv), sorted by name.
+std::vector<std::string> bundled_backtest_files();
+
+struct BacktestResult {
+    BacktestRow row;
+    bool priced = false;
+    std::string skipped;  // why a row was not priced (no bundled profile for its GPU, ...)
+    double predicted_tokens_per_s_per_gpu = 0;
+    double error = 0;     // predicted / measured - 1 (positive: predicted too fast)
+    double step_s = 0;    // predicted
+    double memory_bytes = 0, capacity_bytes = 0;
+    bool fits = false;    // predicted to fit in memory (every published run trained)
+    StepBreakdown time;
+};
+
+struct ErrorSummary {
+    int rows = 0;
+    double mape = 0;        // mean |error|
+    double mean_error = 0;  // signed: the bias
+    double max_abs_error = 0;
+};
+
+struct BacktestReport {
+    std::vector<BacktestResult> results;
+    ErrorSummary overall;
+    std::map<std::string, ErrorSummary> by_source, by_model, by_gpu;
+    int not_fitting = 0;  // rows that trained but are predicted not to fit
+    int skipped = 0;
+};
+
+// Constants that no datasheet gives and that real training stacks set, the same on every GPU:
+// what a framework's kernels reach of the device's peaks, and its host cost per kernel. Fitted on
+// published runs (fit_backtest); each replaces the profile's value for every row.
+struct StackConstants {
+    double gemm_compute = 0;          // dense GEMMs: asymptotic fraction of the bf16 matmul peak
+    double grouped_gemm_compute = 0;  // expert GEMMs: the same for grouped GEMMs
+    double attention_compute = 0;     // fused attention: fraction of the matmul peak
+    double network_efficiency = 0;    // achieved fraction of the inter-node NIC line rate
+    double launch_us = 0;             // host and launch time per kernel
+    double graph_launch_us = 0;       // per kernel replayed from a CUDA graph
+};
+// Sets the constants in a profile; fp8 fractions keep their ratio to the bf16 ones.
+void apply_stack_constants(const StackConstants& c, HardwareProfile& hw);
+// The values a profile carries today (a starting point, and the unfitted baseline).
+StackConstants stack_constants_of(const HardwareProfile& hw);
+
+BacktestReport run_backtest(const std::vector<BacktestRow>& rows, const StackConstants* constants = nullptr);
+
+// Fits the constants on rows (least squares on log(predicted / measured)) and judges them on rows
+// they did not see: each model's rows predicted by constants fitted on the other models.
+struct BacktestFit {
+    StackConstants start;               // the profiles' values
+    StackConstants fitted;              // on every row
+    BacktestReport in_sample;           // rows priced with `fitted`
+    ErrorSummary leave_one_model_out;   // each row priced with constants fitted without its model
+    std::map<std::string, StackConstants> by_held_out_model;
+    int evaluations = 0;
+};
+BacktestFit fit_backtest(const std::vector<BacktestRow>& rows);
+std::string backtest_fit_table(const BacktestFit& f);
+nlohmann::json backtest_fit_json(const BacktestFit& f);
+
+std::string backtest_table(const BacktestReport& r);
+nlohmann::json backtest_json(const BacktestReport& r);
+
+}  // namespace moecast::sim

@@ -1,0 +1,98 @@
+// Communication: alpha-beta collective times per tier and all-to-all bytes for known layouts.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "sim/cost/comm.h"
+#include "sim/model/config_toml.h"
+
+namespace moecast::sim {
+namespace {
+
+// log C(n, k)
+double log_choose(double n, double k) { return std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1); }
+
+TEST(Comm, RingCollectivesInsideAndAcrossNodes) {
+    const HardwareProfile hw = load_hardware("h100-sxm");  // NVLink 450 GB/s x 0.8, IB 50 GB/s x 0.85
+    const double s = 1e9;
+    // 8 GPUs of one node: each moves 7/8 of the tensor over NVLink, 7 ring steps of 3 us.
+    CollectiveTime ag = collective_time(Collective::all_gather, s, GroupSpan{8, 1}, hw);
+    EXPECT_DOUBLE_EQ(ag.intra_bytes, 0.875e9);
+    EXPECT_DOUBLE_EQ(ag.inter_bytes, 0.0);
+    EXPECT_NEAR(ag.time_s, 0.875e9 / 360e9 + 7 * 3e-6, 1e-12);
+    const CollectiveTime ar = collective_time(Collective::all_reduce, s, GroupSpan{8, 1}, hw);
+    EXPECT_NEAR(ar.time_s, 2 * ag.time_s, 1e-12);
+    // 16 members one per node (stride 8): all traffic on the NIC, 15/16 of the tensor.
+    const CollectiveTime rs = collective_time(Collective::reduce_scatter, s, GroupSpan{16, 8}, hw);
+    EXPECT_DOUBLE_EQ(rs.inter_bytes, s * 15 / 16);
+    EXPECT_DOUBLE_EQ(rs.intra_bytes, 0.0);
+    EXPECT_NEAR(rs.time_s, s * 15 / 16 / 42.5e9 + 15 * 6e-6, 1e-12);
+    // 16 members on 2 nodes (stride 1): each node takes in half the tensor through 8 NICs.
+    ag = collective_time(Collective::all_gather, s, GroupSpan{16, 1}, hw);
+    EXPECT_DOUBLE_EQ(ag.inter_bytes, s * 0.5 / 8);
+    EXPECT_DOUBLE_EQ(ag.intra_bytes, s * 15 / 16 - s * 0.5 / 8);
+    EXPECT_NEAR(ag.time_s, std::max(ag.intra_bytes / 360e9, ag.inter_bytes / 42.5e9) + 7 * 3e-6 + 1 * 6e-6, 1e-12);
+    // Single member: nothing moves.
+    EXPECT_EQ(collective_time(Collective::all_gather, s, GroupSpan{1, 1}, hw).time_s, 0.0);
+}
+
+TEST(Comm, AllToAllSplitsPeersByNode) {
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    const CollectiveTime a = collective_time(Collective::all_to_all, 64e6, GroupSpan{32, 1}, hw);
+    EXPECT_DOUBLE_EQ(a.intra_bytes, 64e6 * 7 / 32);   // 7 peers in the node
+    EXPECT_DOUBLE_EQ(a.inter_bytes, 64e6 * 24 / 32);  // 24 peers elsewhere
+    EXPECT_NEAR(a.time_s, 64e6 * 24 / 32 / 42.5e9 + 3e-6 + 6e-6, 1e-12);
+}
+
+TEST(Comm, ExpectedRemoteNodes) {
+    // E = 256 on 8 nodes (32 each), K = 8: P(a node gets none) = C(224, 8) / C(256, 8).
+    const double none = std::exp(log_choose(224, 8) - log_choose(256, 8));
+    EXPECT_NEAR(expected_remote_nodes(256, 8, 8), 7 * (1 - none), 1e-12);
+    EXPECT_EQ(expected_remote_nodes(256, 8, 1), 0.0);
+    // K = 1: one node in `nodes` is remote with probability (nodes - 1) / nodes.
+    EXPECT_NEAR(expected_remote_nodes(64, 1, 4), 0.75, 1e-12);
+}
+
+TEST(Comm, DeepSeekV3DispatchBytes) {
+    // EP 64 over 8 nodes of 8 (etp 1); 2048 tokens per GPU, K = 8, D = 7168 bf16 rows.
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    const double row = 7168 * 2, tokens = 2048, rows = tokens * 8;
+    const CollectiveTime flat = ep_all_to_all(tokens, rows, row, 256, 8, GroupSpan{64, 1}, false, hw);
+    EXPECT_DOUBLE_EQ(flat.intra_bytes, rows * row * 7 / 64);
+    EXPECT_DOUBLE_EQ(flat.inter_bytes, rows * row * 56 / 64);
+    const CollectiveTime hier = ep_all_to_all(tokens, rows, row, 256, 8, GroupSpan{64, 1}, true, hw);
+    EXPECT_DOUBLE_EQ(hier.inter_bytes, tokens * row * expected_remote_nodes(256, 8, 8));
+    EXPECT_LT(hier.inter_bytes, flat.inter_bytes);  // ~4.6 remote nodes per token instead of 7 rows
+    EXPECT_NEAR(flat.time_s, flat.inter_bytes / 42.5e9 + 9e-6, 1e-12);
+}
+
+TEST(Comm, StepVolumesForASmallLayout) {
+    // Qwen3-30B-A3B on 16 GPUs, EP 8 inside a node, ZeRO-1 over dp = 16, 4 micro-batches.
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    const HardwareProfile hw = load_hardware("h100-sxm");
+    ParallelLayout l;
+    l.gpus = 16;
+    l.ep = 8;
+    l.global_batch = 64;
+    l.routing.kind = RoutingKind::balanced;
+    resolve_layout(l, m, hw, "test");
+    const ParamCounts p = count_params(m);
+    const StepShape s = step_shape(m, p, l);
+    const CommBreakdown c = communication_per_step(m, l, s, hw);
+    // All-to-all: per layer and micro-batch 4096 tokens x 8 rows x 2048 x 2 bytes, 7/8 leave the GPU;
+    // dispatch + its backward transpose, 48 layers, 4 micro-batches.
+    const double a2a = 4096.0 * 8 * 2048 * 2 * 7 / 8;
+    EXPECT_DOUBLE_EQ(c.ep_dispatch.bytes, 4 * 48 * 2 * a2a);
+    EXPECT_DOUBLE_EQ(c.ep_combine.bytes, c.ep_dispatch.bytes);
+    EXPECT_EQ(c.tp.bytes, 0.0);
+    EXPECT_EQ(c.pp.bytes, 0.0);
+    // DP: dense params over 16 ranks (2 nodes), experts over edp = 2 (stride 8: two nodes).
+    const double dense = static_cast<double>(p.total - p.routed_experts);
+    const double expert = static_cast<double>(p.routed_experts) / 8;
+    EXPECT_NEAR(c.dp_grad.bytes, dense * 4 * 15 / 16 + expert * 4 * 1 / 2, 1.0);
+    EXPECT_NEAR(c.dp_param.bytes, dense * 2 * 15 / 16 + expert * 2 * 1 / 2, 1.0);
+    EXPECT_NEAR(c.dp_grad.exposed_s, 0.1 * c.dp_grad.time_s, 1e-15);  // default overlap 0.9
+}
+
+}  // namespace
+}  // namespace moecast::sim

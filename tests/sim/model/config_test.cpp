@@ -1,0 +1,106 @@
+// ModelConfig loading and validation: derived quantities and bad input.
+#include <gtest/gtest.h>
+
+#include "sim/model/config_toml.h"
+#include "sim/core/error.h"
+#include "sim/core/toml_util.h"
+
+namespace moecast::sim {
+namespace {
+
+ModelConfig from_text(const std::string& text) {
+    return model_from_toml(parse_toml_string(text, "test.toml"), "test.toml");
+}
+
+const char* kMinimal = R"(
+vocab = 100
+d_model = 64
+layers = 4
+ffn = 256
+[attention]
+heads = 4
+)";
+
+TEST(Config, MinimalDenseDefaults) {
+    const ModelConfig m = from_text(kMinimal);
+    EXPECT_EQ(m.attention.kv_heads, 4);
+    EXPECT_EQ(head_dim(m), 16);
+    EXPECT_EQ(m.seq_len, 4096);
+    EXPECT_FALSE(is_moe(m));
+    EXPECT_DOUBLE_EQ(sparsity(m), 0.0);
+}
+
+TEST(Config, MoeLayerSelection) {
+    ModelConfig m = from_text(std::string(kMinimal) + "[moe]\nexperts = 8\ntop_k = 2\nexpert_ffn = 32\n"
+                                                       "first_dense = 1\nevery = 2\nphase = 1\n");
+    // Layers 1 and 3 are MoE (i >= 1 and i % 2 == 1).
+    EXPECT_EQ(moe_layer_count(m), 2);
+    EXPECT_FALSE(is_moe_layer(m, 0));
+    EXPECT_TRUE(is_moe_layer(m, 1));
+    EXPECT_FALSE(is_moe_layer(m, 2));
+    EXPECT_TRUE(is_moe_layer(m, 3));
+    EXPECT_DOUBLE_EQ(sparsity(m), 0.75);
+}
+
+void expect_error(const std::string& text, const std::string& key, const std::string& fragment) {
+    try {
+        from_text(text);
+        FAIL() << "expected an error for key " << key;
+    } catch (const InputError& e) {
+        EXPECT_EQ(e.key(), key) << e.what();
+        EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("test.toml"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Config, BadInputNamesTheKey) {
+    expect_error("bogus = 1\n" + std::string(kMinimal), "bogus", "unknown key");
+    expect_error(std::string(kMinimal) + "bogus = 1\n", "attention.bogus", "unknown key");
+    expect_error(std::string(kMinimal) + "[moe]\nexperts = 4\ntop_k = 8\nexpert_ffn = 8\n", "moe.top_k",
+                 "at most moe.experts");
+    expect_error("vocab = 100\nd_model = 64\nlayers = 4\nffn = 256\n[attention]\nheads = 5\n",
+                 "attention.heads", "divisor of d_model");
+    expect_error("vocab = 100\nd_model = -64\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model",
+                 "positive");
+    expect_error("vocab = 100\nd_model = 64\nffn = 256\n[attention]\nheads = 4\n", "layers", "missing");
+    expect_error("vocab = 100\nd_model = \"x\"\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model",
+                 "integer");
+}
+
+TEST(Config, MalformedTomlReportsLine) {
+    try {
+        parse_toml_string("vocab = 100\nd_model = = 3\n", "bad.toml");
+        FAIL();
+    } catch (const InputError& e) {
+        EXPECT_EQ(e.line(), 2);
+        EXPECT_NE(std::string(e.what()).find("bad.toml:2"), std::string::npos);
+    }
+}
+
+TEST(Config, UnknownKeyReportsLine) {
+    try {
+        from_text(std::string(kMinimal) + "\nmystery = 3\n");
+        FAIL();
+    } catch (const InputError& e) {
+        EXPECT_EQ(e.line(), 9);  // kMinimal opens with a newline; the key sits in [attention]
+        EXPECT_EQ(e.key(), "attention.mystery");
+    }
+}
+
+TEST(Config, RoundTripThroughToml) {
+    const ModelConfig a = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/mixtral-8x7b.toml").model;
+    const ModelConfig b = model_from_toml(model_to_toml(a), "roundtrip");
+    EXPECT_EQ(model_to_toml(a), model_to_toml(b));
+}
+
+TEST(Config, SetOverrides) {
+    const auto l = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/mixtral-8x7b.toml",
+                              {"moe.experts=64", "moe.top_k=4", "seq_len=2048"});
+    EXPECT_EQ(l.model.moe.experts, 64);
+    EXPECT_EQ(l.model.moe.top_k, 4);
+    EXPECT_EQ(l.model.seq_len, 2048);
+    EXPECT_FALSE(l.reference.has_value());
+}
+
+}  // namespace
+}  // namespace moecast::sim

@@ -1,0 +1,87 @@
+// The published-runs backtest: the loader's errors by hand, the error arithmetic, and the bundled
+// rows' error held under bounds that only tighten as the cost model improves.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "sim/core/error.h"
+#include "sim/study/backtest.h"
+
+namespace moecast::sim {
+namespace {
+
+std::string write_temp(const std::string& name, const std::string& text) {
+    const std::string path = ::testing::TempDir() + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+const char* kHeader = "id,model,gpu,gpus,tp,pp,vp,ep,micro_batch,global_batch,seq_len,precision,"
+                      "recompute_kind,routing_kind,tokens_per_s_per_gpu,source\n";
+
+TEST(Backtest, ErrorIsPredictedOverMeasuredMinusOne) {
+    // One row measured at 1000 tokens/s/GPU, one at twice its prediction: errors by hand.
+    const std::string path = write_temp("one.csv", std::string(kHeader) +
+                                                       "X1,mixtral-8x7b,H100-SXM,8,1,1,1,8,1,64,4096,bf16,full,balanced,1000,test\n");
+    std::vector<BacktestRow> rows = load_backtest_rows(path);
+    ASSERT_EQ(rows.size(), 1u);
+    const BacktestReport first = run_backtest(rows);
+    ASSERT_TRUE(first.results[0].priced);
+    const double predicted = first.results[0].predicted_tokens_per_s_per_gpu;
+    EXPECT_NEAR(first.results[0].error, predicted / 1000 - 1, 1e-12);
+    rows.push_back(rows[0]);
+    rows[1].measured_tokens_per_s_per_gpu = 2 * predicted;  // error -0.5
+    const BacktestReport two = run_backtest(rows);
+    EXPECT_EQ(two.overall.rows, 2);
+    EXPECT_NEAR(two.overall.mape, (std::fabs(predicted / 1000 - 1) + 0.5) / 2, 1e-12);
+    EXPECT_NEAR(two.overall.mean_error, (predicted / 1000 - 1 - 0.5) / 2, 1e-12);
+    EXPECT_EQ(two.by_model.at("mixtral-8x7b").rows, 2);
+}
+
+TEST(Backtest, BadRowsNameFileLineAndColumn) {
+    const std::string path =
+        write_temp("bad.csv", std::string(kHeader) + "X1,mixtral-8x7b,H100-SXM,8,1,1,1,8,1,64,4096,bf16,full,balanced,-5,test\n");
+    try {
+        load_backtest_rows(path);
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        EXPECT_EQ(e.source(), path);
+        EXPECT_EQ(e.line(), 2);
+        EXPECT_EQ(e.key(), "tokens_per_s_per_gpu");
+    }
+    const std::string no_gpus = write_temp("nogpus.csv", "id,model,gpu\nX1,mixtral-8x7b,H100-SXM\n");
+    EXPECT_THROW(load_backtest_rows(no_gpus), InputError);
+}
+
+TEST(Backtest, UnknownGpuIsSkippedWithTheReason) {
+    const std::string path = write_temp("tpu.csv", std::string(kHeader) +
+                                                       "X1,mixtral-8x7b,TPU-v9,8,1,1,1,8,1,64,4096,bf16,full,balanced,1000,test\n");
+    const BacktestReport r = run_backtest(load_backtest_rows(path));
+    EXPECT_FALSE(r.results[0].priced);
+    EXPECT_NE(r.results[0].skipped.find("tpu-v9"), std::string::npos);
+    EXPECT_EQ(r.skipped, 1);
+}
+
+// The bundled published runs. The bounds are today's figures rounded up: lower them as the cost
+// model improves, never raise them.
+TEST(Backtest, BundledRowsStayWithinTheirBounds) {
+    std::vector<BacktestRow> rows;
+    for (const std::string& f : bundled_backtest_files()) {
+        const std::vector<BacktestRow> some = load_backtest_rows(f);
+        rows.insert(rows.end(), some.begin(), some.end());
+    }
+    ASSERT_GE(rows.size(), 80u);
+    const BacktestReport r = run_backtest(rows);
+    std::printf("backtest: %d rows, MAPE %.1f %%, bias %+.1f %%, %d predicted not to fit, %d skipped\n",
+                r.overall.rows, 100 * r.overall.mape, 100 * r.overall.mean_error, r.not_fitting, r.skipped);
+    EXPECT_EQ(r.skipped, 0);
+    EXPECT_LE(r.overall.mape, 0.43);
+    EXPECT_LE(r.not_fitting, 38);
+    EXPECT_LE(r.by_gpu.at("A100-SXM-80GB").mape, 0.18);  // Korthikanti et al. 2022, Table 5
+}
+
+}  // namespace
+}  // namespace moecast::sim
