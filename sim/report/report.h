@@ -41,9 +41,17 @@ struct CostRequest {
     double tokens = 0;                // training tokens D for time, GPU-hours and dollars
 };
 
+// The cost model's error on published runs (sim/study/backtest.h, the bundled configs/validation):
+// MAPE of tokens/s/GPU over every run, over the runs on this profile's GPU and over this model's.
+struct BacktestError {
+    int rows = 0, gpu_rows = 0, model_rows = 0;
+    double mape = 0, gpu_mape = 0, model_mape = 0;
+};
+
 struct CostReport {
     HardwareProfile hardware;
     CostPrediction cost;
+    BacktestError backtest;
 };
 
 // Loads the profile, builds and validates the layout (InputError naming the option on bad

@@ -1,11 +1,13 @@
 // Table and JSON of the hardware part of predictions (memory, communication, step time,
 // throughput, MFU, cost), and the request that builds them from command-line options.
+#include <cctype>
 #include <cmath>
 
 #include <fmt/format.h>
 
 #include "sim/core/error.h"
 #include "sim/report/report.h"
+#include "sim/study/backtest.h"
 
 namespace moecast::sim {
 namespace {
@@ -25,6 +27,24 @@ std::string seconds(double s) {
     if (s >= 1.0) return fmt::format("{:.3f} s", s);
     if (s >= 1e-3) return fmt::format("{:.2f} ms", s * 1e3);
     return fmt::format("{:.1f} us", s * 1e6);
+}
+
+BacktestError backtest_error(const std::string& profile, const std::string& model) {
+    std::vector<BacktestRow> rows;
+    for (const std::string& f : bundled_backtest_files()) {
+        const std::vector<BacktestRow> some = load_backtest_rows(f);
+        rows.insert(rows.end(), some.begin(), some.end());
+    }
+    const BacktestReport rep = run_backtest(rows);
+    BacktestError e{rep.overall.rows, 0, 0, rep.overall.mape, 0, 0};
+    for (const auto& [gpu, s] : rep.by_gpu) {
+        std::string lower = gpu;
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (lower == profile) e.gpu_rows = s.rows, e.gpu_mape = s.mape;
+    }
+    if (const auto it = rep.by_model.find(model); it != rep.by_model.end())
+        e.model_rows = it->second.rows, e.model_mape = it->second.mape;
+    return e;
 }
 
 }  // namespace
@@ -52,6 +72,7 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     if (r.gpus < 1) throw InputError("--gpus", 0, "gpus", "expected >= 1");
     resolve_layout(l, p.loaded.model, out.hardware, "--parallel");
     predict_cost(p.loaded.model, p.params, p.flops, out.hardware, l, r.tokens, out.cost);
+    out.backtest = backtest_error(out.hardware.name, p.loaded.model.name);
     return out;
 }
 
@@ -81,6 +102,8 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                    {"micro_batch", l.micro_batch}, {"global_batch", l.global_batch}, {"seq_len", l.seq_len},
                    {"micro_batches", c.shape.micro_batches}, {"precision", to_string(l.precision)},
                    {"recompute", to_string(l.recompute)},
+                   {"recompute_modules", l.recompute == Recompute::selective ? to_string(l.modules) : ""},
+                   {"cuda_graphs", l.cuda_graphs}, {"pp_embedding", l.embedding_in_split}, {"pp_loss", l.loss_in_split},
                    {"overlap", {{"ep", l.overlap.ep}, {"tp", l.overlap.tp}, {"dp", l.overlap.dp}, {"pp", l.overlap.pp}}}};
     const RoutingLoad& rl = c.shape.routing;
     j["routing"] = {{"kind", to_string(l.routing.kind)}, {"capacity_factor", l.routing.capacity_factor},
@@ -129,6 +152,11 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                        {"model_flops_per_token", c.model_flops_per_token}};
     j["mfu"] = c.mfu;
     j["training"] = {{"tokens", c.train_tokens}, {"time_s", c.train_time_s}, {"gpu_hours", c.gpu_hours}, {"usd", c.usd}};
+    const BacktestError& b = r.backtest;
+    j["uncertainty"] = {{"source", "moecast backtest: tokens/s/GPU of published runs (configs/validation)"},
+                        {"runs", b.rows},          {"mape", b.mape},
+                        {"gpu_runs", b.gpu_rows},  {"gpu_mape", b.gpu_mape},
+                        {"model_runs", b.model_rows}, {"model_mape", b.model_mape}};
     return j;
 }
 
@@ -197,6 +225,14 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
         s += fmt::format("Training {} tokens: {:.1f} days, {:.0f} GPU-hours, ${:.0f} at ${:.2f}/GPU-hour ({})\n",
                          human_count(c.train_tokens), c.train_time_s / 86400, c.gpu_hours, c.usd,
                          hw.usd_per_device_hour, "price provenance in the profile");
+    const BacktestError& b = r.backtest;
+    if (b.rows > 0) {
+        s += fmt::format("Uncertainty: tokens/s of {} published runs predicted within {:.0f} % (mean absolute error)",
+                         b.rows, 100 * b.mape);
+        if (b.gpu_rows > 0) s += fmt::format("; {:.0f} % on {} runs on {}", 100 * b.gpu_mape, b.gpu_rows, hw.name);
+        if (b.model_rows > 0) s += fmt::format("; {:.0f} % on {} runs of this model", 100 * b.model_mape, b.model_rows);
+        s += b.gpu_rows > 0 ? " (moecast backtest)\n" : "; none on this hardware (moecast backtest)\n";
+    }
     return s;
 }
 

@@ -1,6 +1,8 @@
 // Communication: alpha-beta collective times per tier and all-to-all bytes for known layouts.
 #include <cmath>
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "sim/cost/comm.h"
@@ -9,11 +11,14 @@
 namespace moecast::sim {
 namespace {
 
+// The H100 datasheet profile as these hand-computed values assume it (tests/data).
+const std::string kFixedH100 = std::string(MOECAST_SOURCE_DIR) + "/tests/data/h100-sxm-fixed.toml";
+
 // log C(n, k)
 double log_choose(double n, double k) { return std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1); }
 
 TEST(Comm, RingCollectivesInsideAndAcrossNodes) {
-    const HardwareProfile hw = load_hardware("h100-sxm");  // NVLink 450 GB/s x 0.8, IB 50 GB/s x 0.85
+    const HardwareProfile hw = load_hardware(kFixedH100);  // NVLink 450 GB/s x 0.8, IB 50 GB/s x 0.85
     const double s = 1e9;
     // 8 GPUs of one node: each moves 7/8 of the tensor over NVLink, 7 ring steps of 3 us.
     CollectiveTime ag = collective_time(Collective::all_gather, s, GroupSpan{8, 1}, hw);
@@ -37,7 +42,7 @@ TEST(Comm, RingCollectivesInsideAndAcrossNodes) {
 }
 
 TEST(Comm, AllToAllSplitsPeersByNode) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     const CollectiveTime a = collective_time(Collective::all_to_all, 64e6, GroupSpan{32, 1}, hw);
     EXPECT_DOUBLE_EQ(a.intra_bytes, 64e6 * 7 / 32);   // 7 peers in the node
     EXPECT_DOUBLE_EQ(a.inter_bytes, 64e6 * 24 / 32);  // 24 peers elsewhere
@@ -55,7 +60,7 @@ TEST(Comm, ExpectedRemoteNodes) {
 
 TEST(Comm, DeepSeekV3DispatchBytes) {
     // EP 64 over 8 nodes of 8 (etp 1); 2048 tokens per GPU, K = 8, D = 7168 bf16 rows.
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     const double row = 7168 * 2, tokens = 2048, rows = tokens * 8;
     const CollectiveTime flat = ep_all_to_all(tokens, rows, row, 256, 8, GroupSpan{64, 1}, false, hw);
     EXPECT_DOUBLE_EQ(flat.intra_bytes, rows * row * 7 / 64);
@@ -69,7 +74,7 @@ TEST(Comm, DeepSeekV3DispatchBytes) {
 TEST(Comm, StepVolumesForASmallLayout) {
     // Qwen3-30B-A3B on 16 GPUs, EP 8 inside a node, ZeRO-1 over dp = 16, 4 micro-batches.
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     ParallelLayout l;
     l.gpus = 16;
     l.ep = 8;

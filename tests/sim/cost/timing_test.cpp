@@ -19,10 +19,13 @@
 namespace moecast::sim {
 namespace {
 
+// The H100 datasheet profile as these hand-computed values assume it (tests/data).
+const std::string kFixedH100 = std::string(MOECAST_SOURCE_DIR) + "/tests/data/h100-sxm-fixed.toml";
+
 using test::kernel_named;
 
 TEST(Timing, LargeGemmIsComputeBoundWithWaveQuantization) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     // 8192^3 bf16: 2 * 8192^3 FLOPs; tiles 64 x 32 = 2048 over 132 SMs = 15.52 waves -> 16.
     const OpCost c = gemm_cost(8192, 8192, 8192, 2);
     const KernelShape s = gemm_shape(KernelClass::gemm, 8192, 8192, Precision::bf16, hw);
@@ -38,7 +41,7 @@ TEST(Timing, LargeGemmIsComputeBoundWithWaveQuantization) {
 // Launch overhead L = launches x launch and work W combine as the class says: W + L (none, every
 // datasheet profile), sqrt(W^2 + L^2) (partial), max(W, L) (full).
 TEST(Timing, OverlapModesByHand) {
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     EXPECT_EQ(hw.eff(KernelClass::elementwise).launch_overlap, OverlapMode::none);
     const OpCost c{0.0, 1e7, false};
     const KernelShape two{Precision::fp32, 0, 1, 2};  // two launches: per-launch bytes 5e6
@@ -66,7 +69,7 @@ TEST(Timing, OverlapModesByHand) {
 // squares when the class says so. Elementwise on an H100: 2e9 operations at 0.5 x 6.7e13 = 59.7 us,
 // 1e8 bytes at 0.75 x 3.35e12 (no half size) = 39.8 us.
 TEST(Timing, WorkOverlapModesByHand) {
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     Efficiency& e = hw.efficiency[static_cast<size_t>(KernelClass::elementwise)];
     e.compute = 0.5;
     e.memory = 0.75;
@@ -117,7 +120,7 @@ TEST(Timing, IndexedRowsAddToTheComputeTermByHand) {
     EXPECT_DOUBLE_EQ(permute_backward_cost(100, 3, 8, 4).rows, 300);
     EXPECT_DOUBLE_EQ(combine_backward_cost(100, 3, 8, 4).rows, 300);
     EXPECT_DOUBLE_EQ(gemm_cost(100, 8, 8, 4).rows, 0);
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     Efficiency& e = hw.efficiency[static_cast<size_t>(KernelClass::combine)];
     e.compute = 0.5;
     e.memory = 0.75;
@@ -252,7 +255,7 @@ TEST(Timing, PrivateCacheTierByHand) {
 // uses rotary positions.
 TEST(Timing, QkNormIsPricedAsNormsOfItsRowsAndRopeApart) {
     EXPECT_DOUBLE_EQ(norm_cost(300, 16, 4).rows, 300);
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     ModelConfig m = load_model("qwen3-30b-a3b").model;
     ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
     l.gpus = 8;
@@ -283,7 +286,7 @@ TEST(Timing, QkNormIsPricedAsNormsOfItsRowsAndRopeApart) {
 }
 
 TEST(Timing, TileQuantizationAndMemoryBound) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     // (300, 300) output with 128 x 256 tiles: 3 x 2 = 6 tiles, useful 90000 / (6 * 32768).
     const KernelShape s = gemm_shape(KernelClass::gemm, 300, 300, Precision::bf16, hw);
     EXPECT_DOUBLE_EQ(s.tiles, 6);
@@ -344,7 +347,7 @@ CostPrediction predict(const Published& p, const HardwareProfile& hw) {
 }
 
 TEST(Timing, PublishedMegatronBridgeThroughput) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     for (const Published& p : kPublished) {
         const CostPrediction c = predict(p, hw);
         const double err = c.tokens_per_s_per_gpu / p.tokens_per_s_per_gpu - 1.0;
@@ -364,7 +367,7 @@ TEST(Timing, PublishedMegatronBridgeThroughput) {
 }
 
 TEST(Timing, BreakdownSumsToStepAndThroughputIsConsistent) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     const CostPrediction c = predict(kPublished[0], hw);
     const StepBreakdown& t = c.time;
     const double parts = t.attention_s + t.dense_gemm_s + t.elementwise_s + t.router_s + t.dispatch_s +
@@ -382,7 +385,7 @@ TEST(Timing, BreakdownSumsToStepAndThroughputIsConsistent) {
 }
 
 TEST(Timing, ImbalanceFp8AndRecomputeMoveTimeTheRightWay) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](RoutingKind kind, Precision p, Recompute r) {
         ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
@@ -414,7 +417,7 @@ TEST(Timing, ImbalanceFp8AndRecomputeMoveTimeTheRightWay) {
 // recompute modules repeat their kernels in backward, and recomputing the MoE block repeats its
 // all-to-alls (3 passes per direction instead of 2: forward, recompute, backward).
 TEST(Timing, CudaGraphsAndRecomputeModules) {
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](bool graphs, Recompute r, const char* modules) {
         ParallelLayout l = parse_parallel("ep=16", ParallelLayout{});
@@ -446,7 +449,7 @@ TEST(Timing, CudaGraphsAndRecomputeModules) {
 // The MoE ops are priced in their own classes with the device-kernel counts of sim/cost/ops.h; on a
 // datasheet profile (no [efficiency.permute] etc.) the specific classes are the elementwise table.
 TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
     l.gpus = 8;
@@ -493,7 +496,7 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
 
 // The op each step kernel runs, and the profiled op it takes its factor from.
 TEST(Timing, StepKernelsNameTheirOps) {
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     const ModelConfig m = load_model("qwen3-30b-a3b").model;  // RoPE and per-head QK-norm
     ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
     l.gpus = 8;
@@ -524,7 +527,7 @@ TEST(Timing, StepKernelsNameTheirOps) {
 // rmsnorm_bwd at 3x, expert_fc2 and every norm's backward take 2x and 3x their unscaled time and the
 // kernels not listed keep theirs.
 TEST(Timing, KernelScalesApplyByProfiledName) {
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
     l.gpus = 8;
@@ -571,7 +574,7 @@ TEST(Timing, AttentionKernelFormsByHand) {
     EXPECT_DOUBLE_EQ(bs.rows, 512.0 * 2 * 96);
     EXPECT_DOUBLE_EQ(attention_fwd_cost(512, 2, 16, 16, 2, 64.5, 4).rows, f.rows);
     // The cost model prices the profile's form: backward / forward FLOPs 2.5 or 2.
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     EXPECT_TRUE(hw.eff(KernelClass::attention).backward_recomputes);
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
     ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
@@ -596,7 +599,7 @@ TEST(Timing, AttentionKernelFormsByHand) {
 // With the router's launches overlapped, its forward logits GEMM and softmax/top-K are one op, as
 // calibration prices a router sample: max(work of both, launches of both), split between the two.
 TEST(Timing, OverlappedRouterIsPricedAsOneOp) {
-    HardwareProfile hw = load_hardware("h100-sxm");
+    HardwareProfile hw = load_hardware(kFixedH100);
     hw.efficiency[static_cast<size_t>(KernelClass::router)].launch_overlap = OverlapMode::full;
     hw.efficiency[static_cast<size_t>(KernelClass::router)].launch_s = 40e-6;  // launch-bound
     const ModelConfig m = load_model("qwen3-30b-a3b").model;
@@ -621,7 +624,7 @@ TEST(Timing, OverlappedRouterIsPricedAsOneOp) {
 }
 
 TEST(Timing, ChromeTraceCoversTheStep) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
+    const HardwareProfile hw = load_hardware(kFixedH100);
     Published small = kPublished[1];
     small.global_batch = 32;  // 2 micro-batches: every kernel drawn
     const CostPrediction c = predict(small, hw);
@@ -641,20 +644,20 @@ TEST(Timing, ChromeTraceCoversTheStep) {
 }
 
 TEST(Timing, BestLayoutFitsAndPrices) {
-    const HardwareProfile hw = load_hardware("h100-sxm");
-    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    const ModelConfig m = load_model("mixtral-8x7b").model;
     SearchOptions o;
-    o.global_batch = 256;
+    o.global_batch = 512;
     o.precision = Precision::bf16;
     o.routing.kind = RoutingKind::uniform;
-    const BestLayout b = best_layout(m, hw, 16, 1e12, o);
+    const BestLayout b = best_layout(m, hw, 64, 1e12, o);
     ASSERT_TRUE(b.found);
     EXPECT_GT(b.evaluated, 20);
     const CostPrediction& p = b.prediction;
     EXPECT_TRUE(p.memory.fits);
-    EXPECT_EQ(p.layout.gpus, 16);
-    EXPECT_EQ(p.layout.global_batch, 256);
-    EXPECT_NEAR(p.gpu_hours, p.train_time_s * 16 / 3600, 1e-9);
+    EXPECT_EQ(p.layout.gpus, 64);
+    EXPECT_EQ(p.layout.global_batch, 512);
+    EXPECT_NEAR(p.gpu_hours, p.train_time_s * 64 / 3600, 1e-9);
     EXPECT_NEAR(p.usd, p.gpu_hours * 2.99, 1e-9);
     // The winner re-prices to itself, and none of its neighbours in the search space (one of tp,
     // pp, vp, ep, micro-batch or recompute moved one step) that runs and fits is cheaper per token.
@@ -703,7 +706,7 @@ TEST(Timing, BestLayoutFitsAndPrices) {
             << "tp" << l.tp << " pp" << l.pp << " vp" << l.vp << " ep" << l.ep << " mb" << l.micro_batch
             << " " << to_string(l.recompute);
     }
-    EXPECT_GE(priced, 3);  // the check compared the winner with real alternatives
+    EXPECT_GE(priced, 2);  // the check compared the winner with real alternatives
 }
 
 }  // namespace
