@@ -32,7 +32,8 @@ void register_backtest(CLI::App& app) {
                   "efficiency, launch time) and report their leave-one-model-out error");
     cmd->callback([args] {
         std::vector<std::string> files = args->files.empty() ? sim::bundled_backtest_files() : args->files;
-        if (files.empty()) throw sim::InputError("backtest", 0, "files", "no backtest files (configs/validation/*.csv)");
+        if (files.empty())
+            throw sim::InputError("backtest", 0, "files", "no backtest files (configs/validation/*.csv)");
         std::vector<sim::BacktestRow> rows;
         for (const std::string& f : files) {
             const std::vector<sim::BacktestRow> some = sim::load_backtest_rows(f);

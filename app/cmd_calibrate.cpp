@@ -104,8 +104,9 @@ nlohmann::json calibration_json(const sim::Calibration& c, const sim::Calibratio
 void run_calibrate(const CalibrateArgs& a) {
     std::vector<std::pair<std::string, sim::ProfileProvenance>> cold_files, resident_files;
     const sim::MeasuredProfile p = merge(a.profiles, &cold_files);
-    const std::string base_name =
-        !a.base.empty() ? a.base : p.provenance.device_kind == "cpu" ? "cpu-template" : "h200";
+    const std::string base_name = !a.base.empty()                     ? a.base
+                                  : p.provenance.device_kind == "cpu" ? "cpu-template"
+                                                                      : "h200";
     const sim::HardwareProfile base = sim::load_hardware(base_name);
     const toml::table base_toml = sim::parse_toml_file(base.source);
     sim::CalibrationOptions o;
@@ -123,10 +124,10 @@ void run_calibrate(const CalibrateArgs& a) {
         sim::CalibrationOptions ro = o;
         ro.max_sample_bytes = cache_bytes;  // larger operands come from DRAM: the cold level's
         std::string note;
-        ro.private_cache_bytes = a.no_private_cache
-                                     ? 0.0
-                                     : sim::resident_private_cache_bytes(resident_files, a.private_cache_kib * 1024.0,
-                                                                         cache_bytes, &note);
+        ro.private_cache_bytes =
+            a.no_private_cache
+                ? 0.0
+                : sim::resident_private_cache_bytes(resident_files, a.private_cache_kib * 1024.0, cache_bytes, &note);
         if (!note.empty()) std::fprintf(stderr, "moecast calibrate: %s\n", note.c_str());
         resident = std::make_unique<sim::Calibration>(sim::calibrate(w, a.resident, base, ro));
     }
@@ -134,8 +135,7 @@ void run_calibrate(const CalibrateArgs& a) {
     const std::string text = sim::calibrated_profile_string(base_toml, c, name, resident.get(), cache_bytes);
     sim::hardware_from_toml_string(text, a.out);  // the written profile must load
     sim::write_text_file(a.out, text);
-    if (!a.residuals.empty())
-        sim::write_text_file(a.residuals, sim::calibration_residuals_csv(c, resident.get()));
+    if (!a.residuals.empty()) sim::write_text_file(a.residuals, sim::calibration_residuals_csv(c, resident.get()));
     if (a.json) {
         std::printf("%s\n", calibration_json(c, resident.get(), cache_bytes, a.out).dump(2).c_str());
     } else {
@@ -151,9 +151,10 @@ void add_calibrate_options(CLI::App* cmd, const std::shared_ptr<CalibrateArgs>& 
     cmd->add_option("profiles", args->profiles, "Measured profiles written by `moecast profile` (same device)")
         ->required();
     cmd->add_option("-o,--output", args->out, "Calibrated hardware profile to write (TOML)")->required();
-    cmd->add_option("--cache-resident", args->resident,
-                    "Measured profiles of the same device whose inputs rotated within the last-level cache: fitted into the "
-                    "profile's [cache_resident] part (the positional profiles are then the DRAM-cold ones)");
+    cmd->add_option(
+        "--cache-resident", args->resident,
+        "Measured profiles of the same device whose inputs rotated within the last-level cache: fitted into the "
+        "profile's [cache_resident] part (the positional profiles are then the DRAM-cold ones)");
     cmd->add_option("--cache-mib", args->cache_mib,
                     "Last-level cache size in MiB, for profiles that do not record it (provenance.cache_bytes)")
         ->check(CLI::PositiveNumber);

@@ -81,12 +81,15 @@ std::string fit_table(const sim::FitResult& r) {
     }
     s += fmt::format("objective (sum of Huber) {:.10e} on {} runs; |grad| {:.3g}\n", r.objective, q.n_fit, q.grad_norm);
     s += fmt::format("RMSE {:.5f}  MAE {:.5f}  R^2 {:.5f}", q.rmse, q.mae, q.r2);
-    if (q.n_heldout > 0) s += fmt::format("  held-out ({} runs) MSE {:.6f} RMSE {:.5f}", q.n_heldout, q.heldout_mse, q.heldout_rmse);
+    if (q.n_heldout > 0)
+        s += fmt::format("  held-out ({} runs) MSE {:.6f} RMSE {:.5f}", q.n_heldout, q.heldout_mse, q.heldout_rmse);
     s += fmt::format("\nstarts {} ({} iterations each{}), best {} polished; line search gave up in {}\n", q.starts,
-                     q.screen_iterations, q.screen_iterations < sim::FitOptions{}.max_iterations ? ", screening" : "", q.polished, q.starts_failed);
+                     q.screen_iterations, q.screen_iterations < sim::FitOptions{}.max_iterations ? ", screening" : "",
+                     q.polished, q.starts_failed);
     s += fmt::format("best start on the grid boundary: {}; optimum outside the grid: {}\n",
                      q.best_start_on_grid_boundary ? "yes" : "no",
-                     q.params_outside_grid.empty() ? std::string("none") : fmt::format("{}", fmt::join(q.params_outside_grid, ", ")));
+                     q.params_outside_grid.empty() ? std::string("none")
+                                                   : fmt::format("{}", fmt::join(q.params_outside_grid, ", ")));
     return s;
 }
 
@@ -96,18 +99,24 @@ void register_fit(CLI::App& app) {
     auto args = std::make_shared<FitArgs>();
     CLI::App* cmd = app.add_subcommand("fit", "Fit a scaling law to runs (Chinchilla recipe) with bootstrap CIs");
     cmd->add_option("data", args->data, "CSV of runs: N, D or C, S, loss (aliases: sim/core/csv.h)")->required();
-    cmd->add_option("--law", args->law, "Form to fit: chinchilla, abnar2025, chinchilla-active (needs N_a), chinchilla-sparse or active-sparse (needs N_a)")->capture_default_str();
+    cmd->add_option("--law", args->law,
+                    "Form to fit: chinchilla, abnar2025, chinchilla-active (needs N_a), chinchilla-sparse or "
+                    "active-sparse (needs N_a)")
+        ->capture_default_str();
     cmd->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for 95% CIs (0: none)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--holdout", args->holdout, "Hold out runs: 'S>=0.98', 'C>=1e21', or 'largest-budget'");
     cmd->add_option("-o,--output", args->output, "Write the fitted law as TOML (usable by optimize --law)");
     cmd->add_flag("--json", args->json, "Print one JSON object");
     cmd->add_option("--drop-highest", args->drop_highest,
                     "Drop the K highest-loss runs first (Epoch's rule on the Chinchilla data: 5)")
         ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--threads", args->threads, "Threads for the starts and the bootstrap")->capture_default_str()
+    cmd->add_option("--threads", args->threads, "Threads for the starts and the bootstrap")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--huber-delta", args->huber_delta, "Huber delta on log loss")->capture_default_str()
+    cmd->add_option("--huber-delta", args->huber_delta, "Huber delta on log loss")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_option("--seed", args->seed, "Bootstrap seed")->capture_default_str();
     cmd->add_flag("--isoflop", args->isoflop, "Also fit the IsoFLOP surface of each budget (runs grouped by C)");
@@ -132,8 +141,8 @@ void register_fit(CLI::App& app) {
                 if (group.size() < 4) continue;
                 const sim::IsoflopSurface s = sim::fit_isoflop_surface(group);
                 nlohmann::json sj = sim::isoflop_json(s);
-                text += fmt::format("IsoFLOP C = {:.3g}: {} runs, degree {}, LOO RMSE {:.4f}", s.budget, s.n,
-                                    s.degree, s.loo_rmse);
+                text += fmt::format("IsoFLOP C = {:.3g}: {} runs, degree {}, LOO RMSE {:.4f}", s.budget, s.n, s.degree,
+                                    s.loo_rmse);
                 std::set<double> sparsities;
                 for (const auto& p : group) sparsities.insert(p.s);
                 nlohmann::json nstar = nlohmann::json::array();

@@ -22,8 +22,7 @@ struct ImportArgs {
 
 void register_import(CLI::App& app) {
     auto args = std::make_shared<ImportArgs>();
-    CLI::App* cmd =
-        app.add_subcommand("import", "Convert a HuggingFace config.json into a moecast model TOML");
+    CLI::App* cmd = app.add_subcommand("import", "Convert a HuggingFace config.json into a moecast model TOML");
     cmd->add_option("config", args->config, "Path of the config.json")->required();
     cmd->add_option("-o,--output", args->output, "Write the TOML here instead of stdout");
     cmd->callback([args] {
@@ -33,8 +32,7 @@ void register_import(CLI::App& app) {
             return;
         }
         std::ofstream out(args->output);
-        if (!out || !(out << text))
-            throw sim::InputError(args->output, 0, "", "cannot write the output file");
+        if (!out || !(out << text)) throw sim::InputError(args->output, 0, "", "cannot write the output file");
     });
 }
 

@@ -71,12 +71,21 @@ std::string plots(const sim::Law& law, const sim::Family& fam, const sim::ArchSe
     flop.cost = nullptr;
     flop.keep_all = true;
     const sim::ArchSearchResult all = sim::search_architectures(law, fam, flop);
-    sim::Plot iso{fmt::format("IsoFLOP curves at C = {:.3g} FLOPs", flop.budget), "total parameters N",
-                  "predicted loss", true, false, {}};
-    for (const sim::Candidate& b : all.best_per_sparsity) iso.series.push_back(isoflop_curve(all.all, b.sparsity, b.n, 30));
+    sim::Plot iso{fmt::format("IsoFLOP curves at C = {:.3g} FLOPs", flop.budget),
+                  "total parameters N",
+                  "predicted loss",
+                  true,
+                  false,
+                  {}};
+    for (const sim::Candidate& b : all.best_per_sparsity)
+        iso.series.push_back(isoflop_curve(all.all, b.sparsity, b.n, 30));
 
     sim::Plot by_s{fmt::format("optimal loss vs sparsity ({:.3g} {})", o.budget, sim::to_string(o.unit)),
-                   "sparsity S", "loss at the optimum", false, false, {}};
+                   "sparsity S",
+                   "loss at the optimum",
+                   false,
+                   false,
+                   {}};
     sim::PlotSeries ls{"optimum per S", {}, {}, true, true, {}};
     for (const sim::Candidate& c : r.best_per_sparsity) {
         ls.x.push_back(c.sparsity);
@@ -85,7 +94,8 @@ std::string plots(const sim::Law& law, const sim::Family& fam, const sim::ArchSe
     by_s.series.push_back(ls);
 
     sim::Plot sweep{"optimum vs budget", fmt::format("budget ({})", sim::to_string(o.unit)), "count", true, true, {}};
-    sim::PlotSeries n{"N*", {}, {}, true, true, {}}, na{"N_a*", {}, {}, true, true, {}}, d{"D*", {}, {}, true, true, {}};
+    sim::PlotSeries n{"N*", {}, {}, true, true, {}}, na{"N_a*", {}, {}, true, true, {}},
+        d{"D*", {}, {}, true, true, {}};
     for (int k = -4; k <= 0; ++k) {
         sim::ArchSearchOptions ok = o;
         ok.budget = o.budget * std::pow(10.0, 0.5 * k);
@@ -138,7 +148,9 @@ void add_flop_optimal(const sim::Law& law, const sim::Family& fam, const sim::Ar
                 ? fmt::format("on this {} budget it reaches loss {:.4f}", sim::to_string(o.unit), f.loss)
                 : std::string("no parallel layout fits it on this hardware");
     text += fmt::format(" (time-optimal: S = {:.4f}, loss {:.4f})\n", r.best.sparsity, r.best.loss);
-    j["flop_optimal_same_budget"] = {{"sparsity", f.sparsity}, {"params", f.n}, {"active_params", f.n_active},
+    j["flop_optimal_same_budget"] = {{"sparsity", f.sparsity},
+                                     {"params", f.n},
+                                     {"active_params", f.n_active},
                                      {"loss", std::isfinite(f.loss) ? nlohmann::json(f.loss) : nlohmann::json(nullptr)},
                                      {"tokens", f.tokens}};
 }
@@ -173,13 +185,17 @@ void run_optimize(const OptimizeArgs& a) {
 }
 
 void add_optimize_options(CLI::App* cmd, const std::shared_ptr<OptimizeArgs>& args) {
-    cmd->add_option("--law", args->law, "Scaling law: a bundled name (configs/laws) or a TOML file")->capture_default_str();
-    cmd->add_option("--budget", args->budget, "Training budget, in --budget-unit")->capture_default_str()
+    cmd->add_option("--law", args->law, "Scaling law: a bundled name (configs/laws) or a TOML file")
+        ->capture_default_str();
+    cmd->add_option("--budget", args->budget, "Training budget, in --budget-unit")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--budget-unit", args->unit, "flops, gpu-hours or usd")->capture_default_str()
+    cmd->add_option("--budget-unit", args->unit, "flops, gpu-hours or usd")
+        ->capture_default_str()
         ->check(CLI::IsMember({"flops", "gpu-hours", "usd"}));
     cmd->add_option("--hardware", args->hardware, "Hardware profile for time and cost (profiles/)");
-    cmd->add_option("--gpus", args->gpus, "GPUs to train on (with --hardware)")->capture_default_str()
+    cmd->add_option("--gpus", args->gpus, "GPUs to train on (with --hardware)")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_option("--family", args->family, "Architecture family: bundled name (configs/families) or TOML")
         ->capture_default_str();

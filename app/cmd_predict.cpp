@@ -49,7 +49,8 @@ void register_predict(CLI::App& app) {
         ->check(CLI::PositiveNumber);
     cmd->add_option("--global-batch", args->global_batch, "Sequences per step (default dp x micro-batch)")
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--precision", args->cost.precision, "GEMM precision: bf16, fp8, tf32, fp32")->capture_default_str();
+    cmd->add_option("--precision", args->cost.precision, "GEMM precision: bf16, fp8, tf32, fp32")
+        ->capture_default_str();
     cmd->add_option("--recompute", args->cost.recompute, "Activation recompute: none, selective, full")
         ->capture_default_str();
     cmd->add_flag("--cuda-graphs", args->cost.cuda_graphs,
@@ -69,7 +70,8 @@ void register_predict(CLI::App& app) {
         const sim::ModelPrediction p = sim::predict_model(sim::load_model(args->model, overrides));
         if (args->cost.hardware.empty()) {
             for (const char* opt : {"--gpus", "--parallel", "--micro-batch", "--global-batch", "--precision",
-                                    "--recompute", "--recompute-modules", "--cuda-graphs", "--routing", "--capacity-factor", "--overlap", "--tokens", "--trace"})
+                                    "--recompute", "--recompute-modules", "--cuda-graphs", "--routing",
+                                    "--capacity-factor", "--overlap", "--tokens", "--trace"})
                 if (cmd->count(opt) > 0)
                     throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
             if (args->json)
@@ -84,8 +86,8 @@ void register_predict(CLI::App& app) {
         req.global_batch = args->global_batch;
         const sim::CostReport c = sim::predict_cost_request(p, req);
         if (!args->trace.empty())
-            sim::write_chrome_trace(c.cost, p.loaded.model.name + " on " + std::to_string(req.gpus) + " x " + c.hardware.name,
-                                    args->trace);
+            sim::write_chrome_trace(
+                c.cost, p.loaded.model.name + " on " + std::to_string(req.gpus) + " x " + c.hardware.name, args->trace);
         if (args->json)
             std::printf("%s\n", sim::to_json(p, c).dump(2).c_str());
         else

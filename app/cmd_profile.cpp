@@ -26,7 +26,8 @@ struct ProfileArgs {
 void register_profile(CLI::App& app) {
     auto args = std::make_shared<ProfileArgs>();
     CLI::App* cmd = app.add_subcommand("profile", "Measure the MoE kernels over a shape grid (CPU timers or CUPTI)");
-    cmd->add_option("--device", args->run.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))
+    cmd->add_option("--device", args->run.device, "cpu or cuda")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
         ->capture_default_str();
     cmd->add_option("--grid", args->run.grid_path,
                     "Shape grid TOML (default: configs/profile-grids/cpu-default.toml or h200-quick.toml)");
@@ -51,8 +52,8 @@ void register_profile(CLI::App& app) {
         try {
             p = kernels::profile::run_profile(args->run);
         } catch (const kernels::profile::DeviceUnavailable& e) {
-            throw sim::InputError("--device", 0, "device", std::string("no usable ") + args->run.device +
-                                                               " device: " + e.what());
+            throw sim::InputError("--device", 0, "device",
+                                  std::string("no usable ") + args->run.device + " device: " + e.what());
         }
         sim::write_text_file(args->out, sim::measured_profile_to_string(p));
         std::printf("wrote %s: %zu samples on %s (%s), %lld timed repetitions each\n", args->out.c_str(),

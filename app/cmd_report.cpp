@@ -31,28 +31,24 @@ void run(const ReportArgs& a) {
     in.description = s.description;
     in.study_file = s.file;
     in.runs = train::collect_study_runs(s, runs);
-    for (const sim::ExpertChoice& c : s.sparsities)
-        in.sparsity_grid.push_back(c.sparsity());
+    for (const sim::ExpertChoice& c : s.sparsities) in.sparsity_grid.push_back(c.sparsity());
     in.family = train::study_family(s, runs.front().config);
-    in.provenance =
-        "Losses: validation cross-entropy in nats per byte from each run's result.json. " +
-        (s.profile.empty() ? std::string("No CPU profile: no predicted step times.")
-                           : "Predicted step times: " + s.profile + ".");
+    in.provenance = "Losses: validation cross-entropy in nats per byte from each run's result.json. " +
+                    (s.profile.empty() ? std::string("No CPU profile: no predicted step times.")
+                                       : "Predicted step times: " + s.profile + ".");
     try {
         in.validation = sim::validate_study(in.runs, in.sparsity_grid, in.family, s.validation);
     } catch (const sim::InputError& e) {
         in.validation_error = e.what();
     }
     const std::filesystem::path html(a.output);
-    const std::filesystem::path dir =
-        html.has_parent_path() ? html.parent_path() : std::filesystem::path(".");
+    const std::filesystem::path dir = html.has_parent_path() ? html.parent_path() : std::filesystem::path(".");
     std::filesystem::create_directories(dir);
     train::write_file_atomic(html.string(), sim::render_study_html(in));
     train::write_file_atomic((dir / "runs.csv").string(), sim::runs_csv(in.runs));
     train::write_file_atomic((dir / "runs.json").string(), sim::runs_json(in.runs).dump(2) + "\n");
-    std::printf("wrote %s (%d charts), %s, %s%s\n", html.string().c_str(),
-                sim::study_report_chart_count(in), (dir / "runs.csv").string().c_str(),
-                (dir / "runs.json").string().c_str(),
+    std::printf("wrote %s (%d charts), %s, %s%s\n", html.string().c_str(), sim::study_report_chart_count(in),
+                (dir / "runs.csv").string().c_str(), (dir / "runs.json").string().c_str(),
                 in.validation ? "" : (" (no fit: " + in.validation_error + ")").c_str());
 }
 
@@ -60,8 +56,8 @@ void run(const ReportArgs& a) {
 
 void register_report(CLI::App& app) {
     auto a = std::make_shared<ReportArgs>();
-    CLI::App* cmd = app.add_subcommand(
-        "report", "Write a study's self-contained HTML report with CSV and JSON of its runs");
+    CLI::App* cmd =
+        app.add_subcommand("report", "Write a study's self-contained HTML report with CSV and JSON of its runs");
     cmd->add_option("study", a->study, "Study TOML (configs/studies/*.toml)")->required();
     cmd->add_option("-o,--output", a->output, "HTML file (runs.csv, runs.json go next to it)");
     cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");

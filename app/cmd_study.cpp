@@ -36,36 +36,29 @@ void run(const StudyArgs& a) {
     o.dry_run = a.dry_run;
     std::printf("moecast study %s: %s\n", s.name.c_str(), s.description.c_str());
     const train::DriverSummary r = train::run_study(runs, o);
-    if (a.dry_run)
-        return;
+    if (a.dry_run) return;
     std::printf("study %s: %zu ran (%zu completed, %zu failed), %zu already done, %zu busy "
                 "elsewhere, %.1f s\n",
                 s.name.c_str(), r.ran, r.completed, r.failed, r.already_done, r.busy, r.wall_s);
     if (r.stopped > 0)
-        std::printf("%zu runs stopped by the signal resume from their checkpoints next time\n",
-                    r.stopped);
-    if (r.interrupted)
-        std::exit(130);
-    if (r.failed > 0 || r.skipped_failed > 0)
-        std::exit(3);
+        std::printf("%zu runs stopped by the signal resume from their checkpoints next time\n", r.stopped);
+    if (r.interrupted) std::exit(130);
+    if (r.failed > 0 || r.skipped_failed > 0) std::exit(3);
 }
 
 }  // namespace
 
 void register_study(CLI::App& app) {
     auto a = std::make_shared<StudyArgs>();
-    CLI::App* cmd = app.add_subcommand(
-        "study", "Run a validation study's missing training runs (configs/studies/)");
+    CLI::App* cmd = app.add_subcommand("study", "Run a validation study's missing training runs (configs/studies/)");
     cmd->add_option("study", a->study, "Study TOML (configs/studies/*.toml)")->required();
-    cmd->add_option("--shard", a->shard,
-                    "Run only runs with index % n == i (i/n; e.g. a Slurm array task)");
+    cmd->add_option("--shard", a->shard, "Run only runs with index % n == i (i/n; e.g. a Slurm array task)");
     cmd->add_option("--jobs", a->jobs, "Training processes at once")->check(CLI::Range(1, 256));
     cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");
     add_study_overrides(cmd, a->overrides, false);
     cmd->add_flag("--fit-only", a->fit_only, "Only the fitting budgets' runs");
     cmd->add_flag("--holdout-only", a->holdout_only, "Only the hold-out budget's runs");
-    cmd->add_option("--max-budget", a->max_budget,
-                    "Only runs with budgets up to this many FLOPs (a slice)")
+    cmd->add_option("--max-budget", a->max_budget, "Only runs with budgets up to this many FLOPs (a slice)")
         ->check(CLI::PositiveNumber);
     cmd->add_flag("--retry-failed", a->retry_failed, "Re-run runs stopped by a non-finite loss");
     cmd->add_flag("--dry-run", a->dry_run, "List the runs that would run");

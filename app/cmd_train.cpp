@@ -62,9 +62,10 @@ void run(const TrainArgs& a) {
     std::printf("moecast train: %s  N %.4g  N_a %.4g  S %.3f  E %lld  K %lld\n", c.model.name.c_str(),
                 static_cast<double>(pc.total), static_cast<double>(pc.active), sim::sparsity(c.model),
                 static_cast<long long>(c.model.moe.experts), static_cast<long long>(c.model.moe.top_k));
-    std::printf("budget %.4g FLOPs = %lld steps x %lld tokens x %.4g FLOPs/token (sim/model/count, training)\n",
-                c.steps > 0 ? train::training_flops_per_token(c) * double(c.batch_tokens) * double(steps) : c.budget_flops,
-                static_cast<long long>(steps), static_cast<long long>(c.batch_tokens), train::training_flops_per_token(c));
+    std::printf(
+        "budget %.4g FLOPs = %lld steps x %lld tokens x %.4g FLOPs/token (sim/model/count, training)\n",
+        c.steps > 0 ? train::training_flops_per_token(c) * double(c.batch_tokens) * double(steps) : c.budget_flops,
+        static_cast<long long>(steps), static_cast<long long>(c.batch_tokens), train::training_flops_per_token(c));
     std::fflush(stdout);
     train::RunOptions opt;
     opt.resume = a.resume;
@@ -76,12 +77,13 @@ void run(const TrainArgs& a) {
         std::exit(3);
     }
     std::printf("run %s\n", r.run_dir.c_str());
-    std::printf("D %.4g tokens  FLOPs %.4g of %.4g budget (%lld steps%s)\n",
-                double(r.steps) * double(c.batch_tokens), r.flops, r.budget_flops, static_cast<long long>(r.steps),
+    std::printf("D %.4g tokens  FLOPs %.4g of %.4g budget (%lld steps%s)\n", double(r.steps) * double(c.batch_tokens),
+                r.flops, r.budget_flops, static_cast<long long>(r.steps),
                 r.resumed_from >= 0 ? (", resumed at step " + std::to_string(r.resumed_from)).c_str() : "");
-    std::printf("final train loss %.4f nats/byte  val %.4f nats/byte (%.4f bits/byte)", r.losses.empty() ? NAN : r.losses.back(),
-                r.val_loss, r.val_loss / std::log(2.0));
-    if (r.literary_loss >= 0) std::printf("  literary %.4f nats/byte (%.4f bits/byte)", r.literary_loss, r.literary_loss / std::log(2.0));
+    std::printf("final train loss %.4f nats/byte  val %.4f nats/byte (%.4f bits/byte)",
+                r.losses.empty() ? NAN : r.losses.back(), r.val_loss, r.val_loss / std::log(2.0));
+    if (r.literary_loss >= 0)
+        std::printf("  literary %.4f nats/byte (%.4f bits/byte)", r.literary_loss, r.literary_loss / std::log(2.0));
     std::printf("\n%.0f tokens/s  %.3g FLOP/s (model FLOPs, this session)\n", r.tokens_per_s, r.flops_per_s);
 }
 

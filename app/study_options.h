@@ -28,10 +28,8 @@ inline void add_study_overrides(CLI::App* cmd, StudyOverrides& o, bool with_prof
 
 inline train::Study load_study(const std::string& path, const StudyOverrides& o) {
     train::Study s = train::load_study(path);
-    if (!o.name.empty())
-        s.name = o.name;
-    if (!o.profile.empty())
-        s.profile = o.profile;
+    if (!o.name.empty()) s.name = o.name;
+    if (!o.profile.empty()) s.profile = o.profile;
     return s;
 }
 

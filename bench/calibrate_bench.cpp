@@ -50,11 +50,10 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
         state.SkipWithError("MOECAST_TRAIN_CONFIG set: only config 0 runs");
         return;
     }
-    const train::TrainConfig c =
-        config ? train::load_train_config(config, {data})
-               : train::load_train_config(root + "/configs/train/default.toml",
-                                          {data, "model.moe.experts=" + std::to_string(e),
-                                           "model.moe.top_k=" + std::to_string(k)});
+    const train::TrainConfig c = config ? train::load_train_config(config, {data})
+                                        : train::load_train_config(root + "/configs/train/default.toml",
+                                                                   {data, "model.moe.experts=" + std::to_string(e),
+                                                                    "model.moe.top_k=" + std::to_string(k)});
     const sim::HardwareProfile hw = sim::load_hardware_file(profile);
     const sim::TrainerStepPrediction pred =
         sim::predict_trainer_step(c.model, hw, c.batch_tokens, c.micro_batch_tokens, c.threads);
@@ -96,8 +95,8 @@ void BM_TrainerStepPredictedVsMeasured(benchmark::State& state) {
     state.counters["measured_parts_s"] = measured_parts;
     state.counters["error_vs_parts_pct"] = 100 * (pred.step_s / measured_parts - 1);
     state.SetLabel(c.model.name + " E" + std::to_string(c.model.moe.experts) + " K" +
-                   std::to_string(c.model.moe.top_k) + ", " +
-                   std::to_string(c.batch_tokens) + " tokens/step, profile " + hw.name);
+                   std::to_string(c.model.moe.top_k) + ", " + std::to_string(c.batch_tokens) +
+                   " tokens/step, profile " + hw.name);
 }
 BENCHMARK(BM_TrainerStepPredictedVsMeasured)
     ->ArgName("config")
@@ -164,7 +163,8 @@ void BM_FitClassWriteCost(benchmark::State& state) {
     e.row_s = 1e-9;
     e.write_cost = 2.5;
     e.wave_quantization = false;
-    const std::vector<int64_t> ks = state.range(0) ? std::vector<int64_t>{1, 2, 4, 8} : std::vector<int64_t>{2, 2, 2, 2};
+    const std::vector<int64_t> ks =
+        state.range(0) ? std::vector<int64_t>{1, 2, 4, 8} : std::vector<int64_t>{2, 2, 2, 2};
     std::vector<sim::KernelSample> samples;
     int64_t i = 0;
     for (int64_t t : {256, 512, 1024, 2048, 4096, 8192, 16384, 32768})
@@ -187,7 +187,8 @@ void BM_FitClassWriteCost(benchmark::State& state) {
     base.efficiency[static_cast<size_t>(sim::KernelClass::permute)] = sim::Efficiency{};
     double fitted = 0;
     for (auto _ : state) {
-        const sim::Efficiency f = sim::fit_class(samples, sim::KernelClass::permute, base, sim::Precision::fp32, {}, true);
+        const sim::Efficiency f =
+            sim::fit_class(samples, sim::KernelClass::permute, base, sim::Precision::fp32, {}, true);
         fitted = f.write_cost;
     }
     state.counters["fitted_write_cost"] = fitted;

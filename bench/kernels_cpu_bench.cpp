@@ -30,9 +30,8 @@ std::vector<float> random_vec(size_t n, unsigned seed) {
 
 // One square GEMM, rows split over the pool (each thread an Eigen GEMM on its row block).
 void square_gemm(CpuContext& ctx, const RowMat& a, const RowMat& b, RowMat& c) {
-    ctx.parallel_for(a.rows(), [&](int64_t r0, int64_t r1) {
-        c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
-    });
+    ctx.parallel_for(
+        a.rows(), [&](int64_t r0, int64_t r1) { c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b; });
 }
 
 void BM_EigenSquareGemm(benchmark::State& state) {
@@ -70,9 +69,9 @@ void BM_GroupedGemm(benchmark::State& state, Pass pass) {
     for (auto _ : state) {
         const auto t0 = std::chrono::steady_clock::now();
         switch (pass) {
-            case Pass::fwd: grouped_gemm(ctx, x.data(), w.data(), off.data(), e, d, n, out.data()); break;
-            case Pass::dgrad: grouped_gemm_dgrad(ctx, g.data(), w.data(), off.data(), e, d, n, out.data()); break;
-            case Pass::wgrad: grouped_gemm_wgrad(ctx, x.data(), g.data(), off.data(), e, d, n, out.data()); break;
+        case Pass::fwd: grouped_gemm(ctx, x.data(), w.data(), off.data(), e, d, n, out.data()); break;
+        case Pass::dgrad: grouped_gemm_dgrad(ctx, g.data(), w.data(), off.data(), e, d, n, out.data()); break;
+        case Pass::wgrad: grouped_gemm_wgrad(ctx, x.data(), g.data(), off.data(), e, d, n, out.data()); break;
         }
         benchmark::DoNotOptimize(out.data());
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -84,13 +83,14 @@ void BM_GroupedGemm(benchmark::State& state, Pass pass) {
         baseline_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count();
     }
     switch (pass) {
-        case Pass::fwd: cost = sim::expert_fc1_cost(tokens, d, f, true, 4); break;
-        case Pass::dgrad: cost = sim::grouped_gemm_dgrad_cost(tokens, n, d, 4); break;
-        case Pass::wgrad: cost = sim::grouped_gemm_wgrad_cost(tokens, n, d, 4); break;
+    case Pass::fwd: cost = sim::expert_fc1_cost(tokens, d, f, true, 4); break;
+    case Pass::dgrad: cost = sim::grouped_gemm_dgrad_cost(tokens, n, d, 4); break;
+    case Pass::wgrad: cost = sim::grouped_gemm_wgrad_cost(tokens, n, d, 4); break;
     }
     const double iters = static_cast<double>(state.iterations());
     const double achieved = total_s > 0 ? cost.flops * iters / total_s : 0.0;
-    const double baseline = baseline_s > 0 ? sim::gemm_cost(kSquare, kSquare, kSquare, 4).flops * iters / baseline_s : 0.0;
+    const double baseline =
+        baseline_s > 0 ? sim::gemm_cost(kSquare, kSquare, kSquare, 4).flops * iters / baseline_s : 0.0;
     state.counters["flop_per_s"] = achieved;
     state.counters["eigen_gemm_flop_per_s"] = baseline;
     state.counters["frac_of_eigen_gemm"] = achieved / baseline;
@@ -151,8 +151,8 @@ void BM_PermuteGather(benchmark::State& state) {
         permute_gather(ctx, x.data(), r.r2s.data(), r.t, r.k, r.d, xp.data());
         benchmark::DoNotOptimize(xp.data());
     }
-    state.counters["bytes_per_s"] = benchmark::Counter(sim::permute_cost(r.t, r.k, r.d, 4).bytes * state.iterations(),
-                                                       benchmark::Counter::kIsRate);
+    state.counters["bytes_per_s"] =
+        benchmark::Counter(sim::permute_cost(r.t, r.k, r.d, 4).bytes * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PermuteGather)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -165,8 +165,8 @@ void combine_bench(benchmark::State& state, const Routing& r, int threads) {
         combine(ctx, y.data(), w.data(), r.s2r.data(), r.t, r.k, r.d, out.data());
         benchmark::DoNotOptimize(out.data());
     }
-    state.counters["bytes_per_s"] = benchmark::Counter(sim::combine_cost(r.t, r.k, r.d, 4).bytes * state.iterations(),
-                                                       benchmark::Counter::kIsRate);
+    state.counters["bytes_per_s"] =
+        benchmark::Counter(sim::combine_cost(r.t, r.k, r.d, 4).bytes * state.iterations(), benchmark::Counter::kIsRate);
     state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(r.t * r.k) * state.iterations() * 1e-9,
                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
@@ -237,8 +237,10 @@ void BM_RmsNormSmallD(benchmark::State& state, bool backward) {
     std::vector<float> y(rows * d), rstd(rows), dg(d);
     rmsnorm(ctx, x.data(), g.data(), rows, d, 1e-5, y.data(), rstd.data());
     for (auto _ : state) {
-        if (backward) rmsnorm_backward(ctx, x.data(), g.data(), rstd.data(), dy.data(), rows, d, y.data(), dg.data());
-        else rmsnorm(ctx, x.data(), g.data(), rows, d, 1e-5, y.data(), rstd.data());
+        if (backward)
+            rmsnorm_backward(ctx, x.data(), g.data(), rstd.data(), dy.data(), rows, d, y.data(), dg.data());
+        else
+            rmsnorm(ctx, x.data(), g.data(), rows, d, 1e-5, y.data(), rstd.data());
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["ns_per_row"] = benchmark::Counter(static_cast<double>(rows) * state.iterations() * 1e-9,
@@ -275,7 +277,8 @@ void stream_add(benchmark::State& state, int64_t n) {
         for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
         benchmark::DoNotOptimize(out.data());
     }
-    state.counters["bytes_per_s"] = benchmark::Counter(3.0 * n * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
+    state.counters["bytes_per_s"] =
+        benchmark::Counter(3.0 * n * sizeof(float) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 // The backward's compulsory bytes (16 MiB tensors, two read, one written) in the simplest loop;
@@ -290,7 +293,18 @@ BENCHMARK(BM_StreamAddBeyondCache)->UseRealTime()->Unit(benchmark::kMillisecond)
 void BM_StreamAddWorkingSet(benchmark::State& state) {
     stream_add(state, state.range(0) * (1 << 20) / 3 / static_cast<int64_t>(sizeof(float)));
 }
-BENCHMARK(BM_StreamAddWorkingSet)->ArgName("mib")->Arg(1)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(20)->Arg(24)->Arg(32)->Arg(64)->UseRealTime();
+BENCHMARK(BM_StreamAddWorkingSet)
+    ->ArgName("mib")
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(8)
+    ->Arg(12)
+    ->Arg(16)
+    ->Arg(20)
+    ->Arg(24)
+    ->Arg(32)
+    ->Arg(64)
+    ->UseRealTime();
 
 // RoPE in place on the trainer's Q (2048 tokens, heads of 16, sequences of 512), in cache, one
 // thread: ns_per_row per (token, head) row of 16, where the row's set-up weighs against its 8

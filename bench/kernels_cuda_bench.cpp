@@ -52,8 +52,7 @@ struct DevBuf {
 };
 
 // Times `fn` with CUDA events on the context stream, once per benchmark iteration; returns seconds.
-template <class Fn>
-double run_timed(benchmark::State& state, CudaContext& ctx, Fn&& fn) {
+template <class Fn> double run_timed(benchmark::State& state, CudaContext& ctx, Fn&& fn) {
     cudaEvent_t a, b;
     check(cudaEventCreate(&a), "event");
     check(cudaEventCreate(&b), "event");
@@ -141,9 +140,15 @@ void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path
     check(cudaMemcpy(offd.p, off.data(), sizeof(int32_t) * off.size(), cudaMemcpyHostToDevice), "cudaMemcpy");
     const double total = run_timed(state, ctx, [&] {
         switch (pass) {
-            case Pass::fwd: grouped_gemm(ctx, x.as<bf16>(), w.as<bf16>(), offd.as<int32_t>(), kE, kD, kN, out.as<bf16>()); break;
-            case Pass::dgrad: grouped_gemm_dgrad(ctx, g.as<bf16>(), w.as<bf16>(), offd.as<int32_t>(), kE, kD, kN, out.as<bf16>()); break;
-            case Pass::wgrad: grouped_gemm_wgrad(ctx, x.as<bf16>(), g.as<bf16>(), offd.as<int32_t>(), kE, kD, kN, out.as<bf16>()); break;
+        case Pass::fwd:
+            grouped_gemm(ctx, x.as<bf16>(), w.as<bf16>(), offd.as<int32_t>(), kE, kD, kN, out.as<bf16>());
+            break;
+        case Pass::dgrad:
+            grouped_gemm_dgrad(ctx, g.as<bf16>(), w.as<bf16>(), offd.as<int32_t>(), kE, kD, kN, out.as<bf16>());
+            break;
+        case Pass::wgrad:
+            grouped_gemm_wgrad(ctx, x.as<bf16>(), g.as<bf16>(), offd.as<int32_t>(), kE, kD, kN, out.as<bf16>());
+            break;
         }
     });
     const sim::OpCost cost = pass == Pass::fwd     ? sim::expert_fc1_cost(tokens, kD, kF, true, 2)
@@ -156,9 +161,10 @@ void BM_GroupedGemmBf16(benchmark::State& state, Pass pass, GroupedGemmPath path
     state.counters["frac_of_dense"] = achieved / dense;
     ctx.set_grouped_gemm_path(GroupedGemmPath::cublas);
 }
-#define MOECAST_GROUPED_BENCH(name, pass, path, skewed, ...)                                                   \
-    BENCHMARK_CAPTURE(BM_GroupedGemmBf16, name, Pass::pass, GroupedGemmPath::path, skewed)                  \
-        ->ArgName("tokens_per_expert")__VA_ARGS__->UseManualTime()->Unit(benchmark::kMicrosecond)
+#define MOECAST_GROUPED_BENCH(name, pass, path, skewed, ...)                                                           \
+    BENCHMARK_CAPTURE(BM_GroupedGemmBf16, name, Pass::pass, GroupedGemmPath::path, skewed)                             \
+        ->ArgName("tokens_per_expert") __VA_ARGS__->UseManualTime()                                                    \
+        ->Unit(benchmark::kMicrosecond)
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas, fwd, cublas, false, ->Arg(128)->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas_grouped, fwd, cublas_grouped, false, ->Arg(128)->Arg(512)->Arg(2048));
 MOECAST_GROUPED_BENCH(fc1_fwd_cublas_batched, fwd, cublas_batched, false, ->Arg(128)->Arg(512)->Arg(2048));
@@ -207,7 +213,8 @@ double memcpy_bytes_per_s() {
     check(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, ctx.stream()), "memcpy");
     const int reps = 10;
     check(cudaEventRecord(e0, ctx.stream()), "record");
-    for (int i = 0; i < reps; ++i) check(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, ctx.stream()), "memcpy");
+    for (int i = 0; i < reps; ++i)
+        check(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, ctx.stream()), "memcpy");
     check(cudaEventRecord(e1, ctx.stream()), "record");
     check(cudaEventSynchronize(e1), "sync");
     float ms = 0;
@@ -228,9 +235,8 @@ void BM_PermuteGatherBf16(benchmark::State& state) {
     if (!gpu()) return state.SkipWithError("no CUDA device");
     Routing r;
     DevBuf x(2 * kT * kDm, true), xp(2 * kT * kK * kDm);
-    const double total = run_timed(state, *gpu(), [&] {
-        permute_gather(*gpu(), x.as<bf16>(), r.r2s->as<int32_t>(), kT, kK, kDm, xp.as<bf16>());
-    });
+    const double total = run_timed(
+        state, *gpu(), [&] { permute_gather(*gpu(), x.as<bf16>(), r.r2s->as<int32_t>(), kT, kK, kDm, xp.as<bf16>()); });
     report_bandwidth(state, sim::permute_cost(kT, kK, kDm, 2).bytes, total);
 }
 BENCHMARK(BM_PermuteGatherBf16)->UseManualTime()->Unit(benchmark::kMicrosecond);

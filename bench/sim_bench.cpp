@@ -20,8 +20,8 @@ void BM_CountParamsAndFlops(benchmark::State& state) {
         benchmark::DoNotOptimize(f);
     }
     state.SetItemsProcessed(state.iterations());
-    state.counters["configs_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                         benchmark::Counter::kIsRate);
+    state.counters["configs_per_s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_CountParamsAndFlops);
 

@@ -27,9 +27,8 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 constexpr int64_t kSquare = 2048;
 
 void square_gemm(kernels::CpuContext& ctx, const RowMat& a, const RowMat& b, RowMat& c) {
-    ctx.parallel_for(a.rows(), [&](int64_t r0, int64_t r1) {
-        c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
-    });
+    ctx.parallel_for(
+        a.rows(), [&](int64_t r0, int64_t r1) { c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b; });
 }
 
 // Process CPU seconds: on a shared, oversubscribed machine, FLOPs per CPU-second (x threads) is a
@@ -72,9 +71,9 @@ void BM_EigenSquareGemm(benchmark::State& state) {
         square_gemm(ctx, a, b, c);
         benchmark::DoNotOptimize(c.data());
     }
-    state.counters["flop_per_s"] = benchmark::Counter(
-        sim::gemm_cost(kSquare, kSquare, kSquare, 4).flops * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate);
+    state.counters["flop_per_s"] =
+        benchmark::Counter(sim::gemm_cost(kSquare, kSquare, kSquare, 4).flops * static_cast<double>(state.iterations()),
+                           benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_EigenSquareGemm)->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -111,14 +110,22 @@ void BM_TrainStep(benchmark::State& state, std::vector<std::string> overrides) {
     state.SetLabel(c.model.name + " " + std::to_string(c.batch_tokens) + " tokens/step");
 }
 BENCHMARK_CAPTURE(BM_TrainStep, default, std::vector<std::string>{})
-    ->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+    ->ArgName("threads")
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);
 // The smallest study width (d_model 128, heads 2, experts 4 x 512): more of the step is
 // elementwise work (norms, SwiGLU, softmax), which grows as D while GEMMs grow as D^2.
 BENCHMARK_CAPTURE(BM_TrainStep, d128,
                   std::vector<std::string>{"model.name=\"study-d128-e4k1\"", "model.d_model=128",
                                            "model.attention.heads=2", "model.moe.expert_ffn=512",
                                            "train.batch_tokens=16384"})
-    ->ArgName("threads")->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+    ->ArgName("threads")
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);
 
 // The optimizer's once-per-step passes over N = 1.2e5 parameters (the d32 E8 study model) in
 // cache, one thread: AdamW and the gradient-norm clip, each with ns_per_param, against a memcpy

@@ -22,61 +22,55 @@ void embedding(Context<B>& ctx, const int32_t* tokens, const T* table, int64_t t
 
 // dtable (V, D) added to: dtable[tokens[i]] += dout[i], in increasing i.
 template <class B, class T>
-void embedding_backward(Context<B>& ctx, const int32_t* tokens, const T* dout, int64_t t, int64_t d,
-                        T* dtable);
+void embedding_backward(Context<B>& ctx, const int32_t* tokens, const T* dout, int64_t t, int64_t d, T* dtable);
 
 // y (T, N) = x (T, Kd) . w, with w (Kd, N), or w (N, Kd) used transposed when `w_transposed`
 // (a tied LM head reads the embedding table this way).
 template <class B, class T>
-void linear(Context<B>& ctx, const T* x, const T* w, int64_t t, int64_t kd, int64_t n,
-            bool w_transposed, T* y);
+void linear(Context<B>& ctx, const T* x, const T* w, int64_t t, int64_t kd, int64_t n, bool w_transposed, T* y);
 
 // dx (T, Kd) = dy . w^T (skipped when dx is nullptr); dw added to: x^T . dy (Kd, N), or
 // dy^T . x (N, Kd) when `w_transposed`.
 template <class B, class T>
-void linear_backward(Context<B>& ctx, const T* x, const T* w, const T* dy, int64_t t, int64_t kd,
-                     int64_t n, bool w_transposed, T* dx, T* dw);
+void linear_backward(Context<B>& ctx, const T* x, const T* w, const T* dy, int64_t t, int64_t kd, int64_t n,
+                     bool w_transposed, T* dx, T* dw);
 
 // y (rows, D) = x / sqrt(mean(x^2) + eps) * g (D); rstd (rows) saved for the backward.
 template <class B, class T>
-void rmsnorm(Context<B>& ctx, const T* x, const T* g, int64_t rows, int64_t d, double eps, T* y,
-             T* rstd);
+void rmsnorm(Context<B>& ctx, const T* x, const T* g, int64_t rows, int64_t d, double eps, T* y, T* rstd);
 
 // dx (rows, D) written; dg (D) added to (sum over rows in increasing order).
 template <class B, class T>
-void rmsnorm_backward(Context<B>& ctx, const T* x, const T* g, const T* rstd, const T* dy,
-                      int64_t rows, int64_t d, T* dx, T* dg);
+void rmsnorm_backward(Context<B>& ctx, const T* x, const T* g, const T* rstd, const T* dy, int64_t rows, int64_t d,
+                      T* dx, T* dg);
 
 // Rotary positions in place on x (T, H, hd): row t is at position t % S; dimension pairs
 // (i, i + hd/2) rotate by angle pos * theta^(-2i/hd) (GPT-NeoX layout). `inverse` rotates back,
 // which is also the backward (the rotation is orthogonal).
 template <class B, class T>
-void rope(Context<B>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta,
-          bool inverse);
+void rope(Context<B>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta, bool inverse);
 
 // dst (n) added to: dst += src (the residual stream's adds, gradient accumulation).
-template <class B, class T>
-void add_to(Context<B>& ctx, T* dst, const T* src, int64_t n);
+template <class B, class T> void add_to(Context<B>& ctx, T* dst, const T* src, int64_t n);
 
 // Causal softmax attention per sequence and head, scale 1/sqrt(hd). q, k, v, out: (T, H*hd) with
 // T = Bs*S; probs (Bs, H, S, S) saved for the backward (entries above the diagonal are not
 // written). Scores are computed in row blocks, so masked blocks cost nothing.
 template <class B, class T>
-void causal_attention(Context<B>& ctx, const T* q, const T* k, const T* v, int64_t t, int64_t seq,
-                      int64_t heads, int64_t hd, T* probs, T* out);
+void causal_attention(Context<B>& ctx, const T* q, const T* k, const T* v, int64_t t, int64_t seq, int64_t heads,
+                      int64_t hd, T* probs, T* out);
 
 // dq, dk, dv (T, H*hd) written.
 template <class B, class T>
-void causal_attention_backward(Context<B>& ctx, const T* q, const T* k, const T* v, const T* probs,
-                               const T* out, const T* dout, int64_t t, int64_t seq, int64_t heads,
-                               int64_t hd, T* dq, T* dk, T* dv);
+void causal_attention_backward(Context<B>& ctx, const T* q, const T* k, const T* v, const T* probs, const T* out,
+                               const T* dout, int64_t t, int64_t seq, int64_t heads, int64_t hd, T* dq, T* dk, T* dv);
 
 // Softmax cross-entropy of logits (rows, V) against targets (rows). loss_sum receives
 // sum_r (logsumexp(logits[r]) - logits[r, targets[r]]) accumulated in double in row order.
 // When dlogits is not nullptr it receives scale * (softmax(logits) - onehot(targets)); it may be
 // the logits buffer itself.
 template <class B, class T>
-void cross_entropy(Context<B>& ctx, const T* logits, const int32_t* targets, int64_t rows, int64_t v,
-                   double scale, double* loss_sum, T* dlogits);
+void cross_entropy(Context<B>& ctx, const T* logits, const int32_t* targets, int64_t rows, int64_t v, double scale,
+                   double* loss_sum, T* dlogits);
 
 }  // namespace moecast::kernels

@@ -13,8 +13,7 @@ namespace moecast::kernels {
 // L2 norm of g (n), squares accumulated in double in a fixed order (element i into lane i % 8,
 // the lanes added in order: reproducible for any thread count); when max_norm > 0 and the norm
 // exceeds it, g is scaled down to max_norm. Returns the norm before clipping.
-template <class B>
-double clip_grad_norm(Context<B>& ctx, float* g, int64_t n, double max_norm);
+template <class B> double clip_grad_norm(Context<B>& ctx, float* g, int64_t n, double max_norm);
 
 // The constants of one AdamW step (Loshchilov & Hutter: Adam with decoupled weight decay) at
 // update t with learning rate lr.
@@ -23,7 +22,7 @@ struct AdamWStep {
     float step_size = 0;    // lr / (1 - beta1^t)
     float inv_sqrt_c2 = 1;  // 1 / sqrt(1 - beta2^t)
     float eps = 1e-8f;
-    float decay = 1;        // 1 - lr x weight_decay for a decayed tensor, else 1
+    float decay = 1;  // 1 - lr x weight_decay for a decayed tensor, else 1
 };
 
 // p, m, v (n) updated in place from g (n): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,

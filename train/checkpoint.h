@@ -12,7 +12,7 @@
 namespace moecast::train {
 
 struct Checkpoint {
-    nlohmann::json header;       // at least "step" and "config_hash"
+    nlohmann::json header;  // at least "step" and "config_hash"
     std::vector<float> params, m, v;
 };
 

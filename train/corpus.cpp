@@ -19,17 +19,16 @@ namespace {
 namespace fs = std::filesystem;
 
 uint32_t le32(const std::string& b, size_t at) {
-    return uint32_t(uint8_t(b[at])) | uint32_t(uint8_t(b[at + 1])) << 8 |
-           uint32_t(uint8_t(b[at + 2])) << 16 | uint32_t(uint8_t(b[at + 3])) << 24;
+    return uint32_t(uint8_t(b[at])) | uint32_t(uint8_t(b[at + 1])) << 8 | uint32_t(uint8_t(b[at + 2])) << 16 |
+           uint32_t(uint8_t(b[at + 3])) << 24;
 }
 uint32_t be32(const std::string& b, size_t at) {
-    return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 |
-           uint32_t(uint8_t(b[at + 2])) << 8 | uint32_t(uint8_t(b[at + 3]));
+    return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 | uint32_t(uint8_t(b[at + 2])) << 8 |
+           uint32_t(uint8_t(b[at + 3]));
 }
 
 // Inflates one zlib stream starting at `in`; `used` receives the compressed bytes consumed.
-std::string inflate_stream(const char* in, size_t avail, size_t size_hint, size_t* used,
-                           const std::string& source) {
+std::string inflate_stream(const char* in, size_t avail, size_t size_hint, size_t* used, const std::string& source) {
     z_stream z{};
     if (inflateInit(&z) != Z_OK) throw std::runtime_error("zlib inflateInit failed");
     std::string out;
@@ -44,8 +43,7 @@ std::string inflate_stream(const char* in, size_t avail, size_t size_hint, size_
         rc = inflate(&z, Z_NO_FLUSH);
         if (rc != Z_OK && rc != Z_STREAM_END) {
             inflateEnd(&z);
-            throw sim::InputError(source, 0, "", "a valid zlib stream (inflate error " +
-                                                     std::to_string(rc) + ")");
+            throw sim::InputError(source, 0, "", "a valid zlib stream (inflate error " + std::to_string(rc) + ")");
         }
     }
     out.resize(z.total_out);
@@ -61,8 +59,8 @@ std::string first_existing(const std::string& dir, std::initializer_list<const c
 }
 
 bool is_block_tag(std::string_view name) {
-    static const char* kBlock[] = {"div", "p", "lb", "l", "lg", "title", "milestone", "chapter",
-                                   "br", "list", "item", "head", "verse"};
+    static const char* kBlock[] = {"div",     "p",  "lb",   "l",    "lg",   "title", "milestone",
+                                   "chapter", "br", "list", "item", "head", "verse"};
     for (const char* b : kBlock)
         if (name == b) return true;
     return false;
@@ -94,12 +92,18 @@ size_t unescape_at(const std::string& s, size_t i, std::string& out) {
         return i + 1;
     }
     const std::string name = s.substr(i + 1, semi - i - 1);
-    if (name == "amp") out += '&';
-    else if (name == "lt") out += '<';
-    else if (name == "gt") out += '>';
-    else if (name == "quot") out += '"';
-    else if (name == "apos") out += '\'';
-    else if (name == "nbsp") out += ' ';
+    if (name == "amp")
+        out += '&';
+    else if (name == "lt")
+        out += '<';
+    else if (name == "gt")
+        out += '>';
+    else if (name == "quot")
+        out += '"';
+    else if (name == "apos")
+        out += '\'';
+    else if (name == "nbsp")
+        out += ' ';
     else if (name.size() > 1 && name[0] == '#') {
         const bool hex = name[1] == 'x' || name[1] == 'X';
         try {
@@ -274,8 +278,7 @@ std::vector<std::vector<std::string>> read_rdb_character_vectors(const std::stri
         p += 4;
         std::vector<std::string> strings;
         for (uint32_t k = 0; k < n && p + 8 <= r.size(); ++k) {
-            if ((be32(r, p) & 0xFF) != 9)
-                throw sim::InputError(path, 0, "", "CHARSXP elements in a character vector");
+            if ((be32(r, p) & 0xFF) != 9) throw sim::InputError(path, 0, "", "CHARSXP elements in a character vector");
             const int32_t len = static_cast<int32_t>(be32(r, p + 4));
             p += 8;
             if (len < 0) {  // NA_character_
@@ -317,8 +320,8 @@ std::string CorpusManifest::text() const {
     s << "# moecast default corpus (scripts/get-corpus); sources from the Debian archive\n";
     s << "# source package version clean_bytes val_bytes\n";
     for (const auto& src : sources)
-        s << "source " << src.name << " " << src.package << " " << src.version << " " << src.bytes
-          << " " << src.val_bytes << "\n";
+        s << "source " << src.name << " " << src.package << " " << src.version << " " << src.bytes << " "
+          << src.val_bytes << "\n";
     s << "# file bytes sha256\n";
     for (const auto& f : files) s << "file " << f.name << " " << f.bytes << " " << f.sha256 << "\n";
     return s.str();
@@ -341,9 +344,8 @@ CorpusManifest extract_default_corpus(const std::string& root, const std::string
         m.sources.push_back({"tdavid", "sword-comm-tdavid", changelog_version(root, "sword-comm-tdavid"),
                              int64_t(tr.size() + va.size()), int64_t(va.size())});
     }
-    for (const auto& [name, package, dir] :
-         {std::tuple{"mhcc", "sword-comm-mhcc", "/comments/zcom/mhcc"},
-          std::tuple{"web", "sword-text-web", "/texts/ztext/engWEB2015eb"}}) {
+    for (const auto& [name, package, dir] : {std::tuple{"mhcc", "sword-comm-mhcc", "/comments/zcom/mhcc"},
+                                             std::tuple{"web", "sword-text-web", "/texts/ztext/engWEB2015eb"}}) {
         std::string text;
         for (const auto& b : read_sword_blocks(sword + dir)) text += osis_to_text(b);
         train += text;
@@ -353,8 +355,7 @@ CorpusManifest extract_default_corpus(const std::string& root, const std::string
     {
         int64_t bytes = 0, held = 0;
         const auto novels = read_rdb_character_vectors(rlib + "/janeaustenr/data/Rdata.rdb");
-        if (novels.size() != 6)
-            throw sim::InputError(rlib + "/janeaustenr/data/Rdata.rdb", 0, "", "six novels");
+        if (novels.size() != 6) throw sim::InputError(rlib + "/janeaustenr/data/Rdata.rdb", 0, "", "six novels");
         for (const auto& lines : novels) {
             std::string text;
             for (const auto& l : lines) text += l + "\n";
@@ -371,7 +372,8 @@ CorpusManifest extract_default_corpus(const std::string& root, const std::string
                 train += text;
             }
         }
-        m.sources.push_back({"austen", "r-cran-janeaustenr", changelog_version(root, "r-cran-janeaustenr"), bytes, held});
+        m.sources.push_back(
+            {"austen", "r-cran-janeaustenr", changelog_version(root, "r-cran-janeaustenr"), bytes, held});
         if (held == 0) throw sim::InputError(rlib + "/janeaustenr/data/Rdata.rdb", 0, "", "Persuasion");
     }
     // Moby Dick: the last 10 % (whole chapters) is held out.
@@ -390,7 +392,8 @@ CorpusManifest extract_default_corpus(const std::string& root, const std::string
     }
     fs::create_directories(out_dir);
     for (const auto& [name, text] : {std::pair<const char*, const std::string*>{"train.txt", &train},
-                                     {"val.txt", &val}, {"val_literary.txt", &literary}}) {
+                                     {"val.txt", &val},
+                                     {"val_literary.txt", &literary}}) {
         write_file_atomic(out_dir + "/" + name, *text);
         m.files.push_back({name, int64_t(text->size()), sha256_hex(*text)});
     }

@@ -22,16 +22,16 @@ std::vector<std::vector<std::string>> read_rdb_character_vectors(const std::stri
 std::string gutenberg_body(const std::string& text);
 
 struct CorpusFile {
-    std::string name;   // "train.txt"
+    std::string name;  // "train.txt"
     int64_t bytes = 0;
     std::string sha256;
 };
 struct CorpusSource {
-    std::string name;      // "tdavid"
-    std::string package;   // "sword-comm-tdavid"
-    std::string version;   // from the package's changelog.Debian.gz
-    int64_t bytes = 0;     // clean bytes extracted
-    int64_t val_bytes = 0; // of which held out
+    std::string name;       // "tdavid"
+    std::string package;    // "sword-comm-tdavid"
+    std::string version;    // from the package's changelog.Debian.gz
+    int64_t bytes = 0;      // clean bytes extracted
+    int64_t val_bytes = 0;  // of which held out
 };
 struct CorpusManifest {
     std::vector<CorpusSource> sources;

@@ -40,11 +40,9 @@ double unigram_entropy_nats(const std::string& text) {
 }
 
 BatchSampler::BatchSampler(const std::string& text, int64_t seq_len, uint64_t seed)
-    : text_(text), seq_len_(seq_len), seed_(seed),
-      windows_(static_cast<int64_t>(text.size() - 1) / seq_len) {
+    : text_(text), seq_len_(seq_len), seed_(seed), windows_(static_cast<int64_t>(text.size() - 1) / seq_len) {
     if (text.size() < 2 || windows_ < 1)
-        throw std::invalid_argument("training text shorter than one sequence of " +
-                                    std::to_string(seq_len) + " bytes");
+        throw std::invalid_argument("training text shorter than one sequence of " + std::to_string(seq_len) + " bytes");
 }
 
 const std::vector<int64_t>& BatchSampler::permutation(int64_t epoch) {

@@ -31,8 +31,7 @@ void PassStats::add(const PassStats& o) {
         return;
     }
     for (size_t l = 0; l < o.tokens_per_expert.size(); ++l)
-        for (size_t e = 0; e < o.tokens_per_expert[l].size(); ++e)
-            tokens_per_expert[l][e] += o.tokens_per_expert[l][e];
+        for (size_t e = 0; e < o.tokens_per_expert[l].size(); ++e) tokens_per_expert[l][e] += o.tokens_per_expert[l][e];
 }
 
 void check_trainable(const sim::ModelConfig& m, const std::string& src, const std::string& key_prefix) {
@@ -98,8 +97,8 @@ ParamLayout make_layout(const sim::ModelConfig& m) {
     return p;
 }
 
-void init_params(const sim::ModelConfig& m, const ParamLayout& layout, const ModelOptions& opt,
-                 uint64_t seed, float* params) {
+void init_params(const sim::ModelConfig& m, const ParamLayout& layout, const ModelOptions& opt, uint64_t seed,
+                 float* params) {
     Rng rng(seed);
     const double out_std = opt.init_std / std::sqrt(2.0 * static_cast<double>(m.layers));
     for (const auto& t : layout.tensors) {
@@ -135,28 +134,27 @@ size_t sz(int64_t n) { return static_cast<size_t>(n); }
 }  // namespace
 
 struct LayerActs {
-    Vec xn_attn, rstd_attn;          // (T, D), (T)
-    Vec q_raw, k_raw, q_rstd, k_rstd; // (T, HD), rstd per normalised row
-    Vec q, k, v;                     // (T, HD) after QK-norm and rotation
-    Vec probs;                       // (T/S, H, S, S)
-    Vec att;                         // (T, HD)
-    Vec xn_ffn, rstd_ffn;            // (T, D), (T)
+    Vec xn_attn, rstd_attn;            // (T, D), (T)
+    Vec q_raw, k_raw, q_rstd, k_rstd;  // (T, HD), rstd per normalised row
+    Vec q, k, v;                       // (T, HD) after QK-norm and rotation
+    Vec probs;                         // (T/S, H, S, S)
+    Vec att;                           // (T, HD)
+    Vec xn_ffn, rstd_ffn;              // (T, D), (T)
     // MoE
-    Vec logits, rprobs, weights;     // (T, E), (T, E), (T, K)
+    Vec logits, rprobs, weights;                                       // (T, E), (T, E), (T, K)
     std::vector<int32_t> idx, tpe, offsets, row_to_slot, slot_to_row;  // (T,K) (E) (E+1) (R) (R)
-    Vec x_perm, h, a, y_perm;        // (R, D) (R, N1) (R, F) (R, D); dense: h (T, N1), a (T, F)
+    Vec x_perm, h, a, y_perm;  // (R, D) (R, N1) (R, F) (R, D); dense: h (T, N1), a (T, F)
 };
 
 class Workspace {
 public:
     int64_t t = 0;
-    std::vector<Vec> resid;          // 2L + 1 residual snapshots (T, D)
+    std::vector<Vec> resid;  // 2L + 1 residual snapshots (T, D)
     std::vector<LayerActs> layers;
-    std::vector<int32_t> pos_idx;    // (T) position of each row
-    Vec xf, rstd_f, logits;          // (T, D), (T), (T, V)
+    std::vector<int32_t> pos_idx;  // (T) position of each row
+    Vec xf, rstd_f, logits;        // (T, D), (T), (T, V)
     // Backward scratch, shared by layers.
-    Vec d, dxn, tmp, qkv, dq, dk, dv, datt, dlogits_r, dprobs_aux, dweights, dy_perm, da, dh,
-        dx_perm, dw_tmp;
+    Vec d, dxn, tmp, qkv, dq, dk, dv, datt, dlogits_r, dprobs_aux, dweights, dy_perm, da, dh, dx_perm, dw_tmp;
 };
 
 Model::Model(sim::ModelConfig config, ModelOptions options)
@@ -259,16 +257,16 @@ int64_t Model::workspace_bytes(const Workspace& ws) {
     auto add = [&n](const auto& v) { n += v.size() * sizeof(v[0]); };
     for (const Vec& v : ws.resid) add(v);
     for (const LayerActs& a : ws.layers) {
-        for (const Vec* v : {&a.xn_attn, &a.rstd_attn, &a.q_raw, &a.k_raw, &a.q_rstd, &a.k_rstd, &a.q, &a.k, &a.v,
-                             &a.probs, &a.att, &a.xn_ffn, &a.rstd_ffn, &a.logits, &a.rprobs, &a.weights, &a.x_perm,
-                             &a.h, &a.a, &a.y_perm})
+        for (const Vec* v : {&a.xn_attn, &a.rstd_attn, &a.q_raw,  &a.k_raw, &a.q_rstd, &a.k_rstd,   &a.q,
+                             &a.k,       &a.v,         &a.probs,  &a.att,   &a.xn_ffn, &a.rstd_ffn, &a.logits,
+                             &a.rprobs,  &a.weights,   &a.x_perm, &a.h,     &a.a,      &a.y_perm})
             add(*v);
         for (const auto* v : {&a.idx, &a.tpe, &a.offsets, &a.row_to_slot, &a.slot_to_row}) add(*v);
     }
     add(ws.pos_idx);
-    for (const Vec* v : {&ws.xf, &ws.rstd_f, &ws.logits, &ws.d, &ws.dxn, &ws.tmp, &ws.qkv, &ws.dq, &ws.dk, &ws.dv,
-                         &ws.datt, &ws.dlogits_r, &ws.dprobs_aux, &ws.dweights, &ws.dy_perm, &ws.da, &ws.dh,
-                         &ws.dx_perm, &ws.dw_tmp})
+    for (const Vec* v :
+         {&ws.xf, &ws.rstd_f, &ws.logits, &ws.d, &ws.dxn, &ws.tmp, &ws.qkv, &ws.dq, &ws.dk, &ws.dv, &ws.datt,
+          &ws.dlogits_r, &ws.dprobs_aux, &ws.dweights, &ws.dy_perm, &ws.da, &ws.dh, &ws.dx_perm, &ws.dw_tmp})
         add(*v);
     return static_cast<int64_t>(n);
 }
@@ -298,8 +296,8 @@ struct Pass {
 
     Pass(k::CpuContext& ctx_, Workspace& ws_, const sim::ModelConfig& m_, const ModelOptions& opt_,
          const ParamLayout& layout, const float* params, float* grads, PartTimer* timer_)
-        : ctx(ctx_), ws(ws_), m(m_), opt(opt_), L(layout), P(params), G(grads), timer(timer_), t(ws_.t),
-          d(m_.d_model), h(m_.attention.heads), hd(sim::head_dim(m_)), hdim(h * hd), s(m_.seq_len),
+        : ctx(ctx_), ws(ws_), m(m_), opt(opt_), L(layout), P(params), G(grads), timer(timer_), t(ws_.t), d(m_.d_model),
+          h(m_.attention.heads), hd(sim::head_dim(m_)), hdim(h * hd), s(m_.seq_len),
           rope(m_.positions == sim::PositionKind::rope), qkn(m_.attention.qk_norm != sim::QkNorm::none) {
         const bool qk_full = m.attention.qk_norm == sim::QkNorm::full;
         qk_rows = qk_full ? t : t * h;
@@ -384,9 +382,9 @@ void attention_backward(const Pass& p, const LayerSlots& sl, LayerActs& a, const
     k::linear_backward<k::Cpu, float>(ctx, a.att.data(), P + sl.wo, dres, t, hdim, p.d, false, ws.datt.data(),
                                       G + sl.wo);
     p.part(SP::attention);
-    k::causal_attention_backward<k::Cpu, float>(ctx, a.q.data(), a.k.data(), a.v.data(), a.probs.data(),
-                                                a.att.data(), ws.datt.data(), t, p.s, p.h, p.hd, ws.dq.data(),
-                                                ws.dk.data(), ws.dv.data());
+    k::causal_attention_backward<k::Cpu, float>(ctx, a.q.data(), a.k.data(), a.v.data(), a.probs.data(), a.att.data(),
+                                                ws.datt.data(), t, p.s, p.h, p.hd, ws.dq.data(), ws.dk.data(),
+                                                ws.dv.data());
     p.part(SP::elementwise);
     if (p.rope) {
         k::rope<k::Cpu, float>(ctx, ws.dq.data(), t, p.h, p.hd, p.s, p.opt.rope_theta, true);
@@ -394,11 +392,11 @@ void attention_backward(const Pass& p, const LayerSlots& sl, LayerActs& a, const
     }
     if (p.qkn) {
         // dq/dk hold gradients of the normalised q/k; write raw gradients into the qkv columns.
-        k::rmsnorm_backward<k::Cpu, float>(ctx, a.q_raw.data(), P + sl.q_norm, a.q_rstd.data(), ws.dq.data(),
-                                           p.qk_rows, p.qk_d, ws.datt.data(), G + sl.q_norm);
+        k::rmsnorm_backward<k::Cpu, float>(ctx, a.q_raw.data(), P + sl.q_norm, a.q_rstd.data(), ws.dq.data(), p.qk_rows,
+                                           p.qk_d, ws.datt.data(), G + sl.q_norm);
         copy_cols(ws.qkv.data(), 3 * hdim, 0, hdim, t, ws.datt.data(), true);
-        k::rmsnorm_backward<k::Cpu, float>(ctx, a.k_raw.data(), P + sl.k_norm, a.k_rstd.data(), ws.dk.data(),
-                                           p.qk_rows, p.qk_d, ws.datt.data(), G + sl.k_norm);
+        k::rmsnorm_backward<k::Cpu, float>(ctx, a.k_raw.data(), P + sl.k_norm, a.k_rstd.data(), ws.dk.data(), p.qk_rows,
+                                           p.qk_d, ws.datt.data(), G + sl.k_norm);
         copy_cols(ws.qkv.data(), 3 * hdim, hdim, hdim, t, ws.datt.data(), true);
     } else {
         copy_cols(ws.qkv.data(), 3 * hdim, 0, hdim, t, ws.dq.data(), true);
@@ -452,27 +450,23 @@ void moe_backward(const Pass& p, const LayerSlots& sl, LayerActs& a, const float
     const FfnShape fs = ffn_shape(p.m, true);
     const int64_t f = fs.f, n1 = fs.n1;
     p.part(SP::combine);
-    k::combine_backward<k::Cpu, float>(ctx, dres, a.y_perm.data(), a.weights.data(), a.slot_to_row.data(), t, kk,
-                                       d, ws.dy_perm.data(), ws.dweights.data());
+    k::combine_backward<k::Cpu, float>(ctx, dres, a.y_perm.data(), a.weights.data(), a.slot_to_row.data(), t, kk, d,
+                                       ws.dy_perm.data(), ws.dweights.data());
     p.part(SP::expert_gemm);
     k::grouped_gemm_wgrad<k::Cpu, float>(ctx, a.a.data(), ws.dy_perm.data(), a.offsets.data(), e, f, d,
                                          ws.dw_tmp.data());
     k::add_to<k::Cpu, float>(ctx, G + sl.w2, ws.dw_tmp.data(), e * f * d);
-    k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dy_perm.data(), P + sl.w2, a.offsets.data(), e, f, d,
-                                         ws.da.data());
+    k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dy_perm.data(), P + sl.w2, a.offsets.data(), e, f, d, ws.da.data());
     k::activation_backward<k::Cpu, float>(ctx, fs.act, a.h.data(), ws.da.data(), r, f, ws.dh.data());
     k::grouped_gemm_wgrad<k::Cpu, float>(ctx, a.x_perm.data(), ws.dh.data(), a.offsets.data(), e, d, n1,
                                          ws.dw_tmp.data());
     k::add_to<k::Cpu, float>(ctx, G + sl.w1, ws.dw_tmp.data(), e * d * n1);
-    k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dh.data(), P + sl.w1, a.offsets.data(), e, d, n1,
-                                         ws.dx_perm.data());
+    k::grouped_gemm_dgrad<k::Cpu, float>(ctx, ws.dh.data(), P + sl.w1, a.offsets.data(), e, d, n1, ws.dx_perm.data());
     p.part(SP::dispatch);
-    k::permute_gather_backward<k::Cpu, float>(ctx, ws.dx_perm.data(), a.slot_to_row.data(), t, kk, d,
-                                              ws.dxn.data());
+    k::permute_gather_backward<k::Cpu, float>(ctx, ws.dx_perm.data(), a.slot_to_row.data(), t, kk, d, ws.dxn.data());
     p.part(SP::router);
-    k::load_balancing_loss_backward<k::Cpu>(ctx, a.idx.data(), t, e, kk,
-                                            static_cast<float>(p.opt.load_balance_coef * aux_scale),
-                                            ws.dprobs_aux.data());
+    k::load_balancing_loss_backward<k::Cpu>(
+        ctx, a.idx.data(), t, e, kk, static_cast<float>(p.opt.load_balance_coef * aux_scale), ws.dprobs_aux.data());
     k::router_softmax_topk_backward<k::Cpu>(ctx, a.rprobs.data(), a.idx.data(), ws.dweights.data(),
                                             ws.dprobs_aux.data(), t, e, kk, p.opt.router_renormalize,
                                             ws.dlogits_r.data());
@@ -531,8 +525,8 @@ void ffn_backward(const Pass& p, const LayerSlots& sl, LayerActs& a, const float
     else
         dense_ffn_backward(p, sl, a, dres);
     p.part(SP::elementwise);
-    k::rmsnorm_backward<k::Cpu, float>(p.ctx, x_mid, p.P + sl.ffn_norm, a.rstd_ffn.data(), p.ws.dxn.data(), p.t,
-                                       p.d, p.ws.tmp.data(), p.G + sl.ffn_norm);
+    k::rmsnorm_backward<k::Cpu, float>(p.ctx, x_mid, p.P + sl.ffn_norm, a.rstd_ffn.data(), p.ws.dxn.data(), p.t, p.d,
+                                       p.ws.tmp.data(), p.G + sl.ffn_norm);
     k::add_to<k::Cpu, float>(p.ctx, dres, p.ws.tmp.data(), p.t * p.d);
 }
 
@@ -559,8 +553,8 @@ void head_backward(const Pass& p, float* dres) {
     Workspace& ws = p.ws;
     const bool tied = p.L.lm_head < 0;
     p.part(SP::dense_gemm);
-    k::linear_backward<k::Cpu, float>(p.ctx, ws.xf.data(), head_weights(p), ws.logits.data(), p.t, p.d, p.m.vocab,
-                                      tied, ws.dxn.data(), p.G + (tied ? p.L.embedding : p.L.lm_head));
+    k::linear_backward<k::Cpu, float>(p.ctx, ws.xf.data(), head_weights(p), ws.logits.data(), p.t, p.d, p.m.vocab, tied,
+                                      ws.dxn.data(), p.G + (tied ? p.L.embedding : p.L.lm_head));
     p.part(SP::elementwise);
     k::rmsnorm_backward<k::Cpu, float>(p.ctx, ws.resid.back().data(), p.P + p.L.final_norm, ws.rstd_f.data(),
                                        ws.dxn.data(), p.t, p.d, dres, p.G + p.L.final_norm);
@@ -568,9 +562,9 @@ void head_backward(const Pass& p, float* dres) {
 
 }  // namespace
 
-double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const float* params,
-                               const int32_t* tokens, const int32_t* targets, double ce_scale,
-                               double aux_scale, float* grads, PassStats* stats, PartTimer* timer) const {
+double Model::forward_backward(kernels::CpuContext& ctx, Workspace& ws, const float* params, const int32_t* tokens,
+                               const int32_t* targets, double ce_scale, double aux_scale, float* grads,
+                               PassStats* stats, PartTimer* timer) const {
     const Pass p(ctx, ws, config_, options_, layout_, params, grads, timer);
     // Layer l reads residual snapshot 2l (x_in), writes 2l + 1 (x_mid) and 2l + 2 (x_out).
     const auto resid = [&ws](int64_t i) { return ws.resid[sz(i)].data(); };

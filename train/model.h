@@ -31,10 +31,10 @@ struct ModelOptions {
 void check_trainable(const sim::ModelConfig& m, const std::string& source, const std::string& key_prefix = "");
 
 struct ParamTensor {
-    std::string name;             // "layers.0.attn.wqkv"
-    int64_t offset = 0;           // into the flat vector
-    std::vector<int64_t> shape;   // row-major
-    bool decay = false;           // AdamW weight decay applies (matrices only)
+    std::string name;            // "layers.0.attn.wqkv"
+    int64_t offset = 0;          // into the flat vector
+    std::vector<int64_t> shape;  // row-major
+    bool decay = false;          // AdamW weight decay applies (matrices only)
     int64_t size() const;
 };
 
@@ -54,14 +54,14 @@ struct ParamLayout {
 
 ParamLayout make_layout(const sim::ModelConfig& m);
 // Fills params (layout.total) deterministically from `seed`.
-void init_params(const sim::ModelConfig& m, const ParamLayout& layout, const ModelOptions& opt,
-                 uint64_t seed, float* params);
+void init_params(const sim::ModelConfig& m, const ParamLayout& layout, const ModelOptions& opt, uint64_t seed,
+                 float* params);
 
 // Loss parts and routing counts of one forward pass (summed over micro-batches by the trainer).
 struct PassStats {
-    double ce_sum = 0;        // sum over tokens of -log p(target), nats
+    double ce_sum = 0;  // sum over tokens of -log p(target), nats
     int64_t tokens = 0;
-    double aux_loss = 0;      // load-balancing + z-loss, summed over MoE layers, as weighted
+    double aux_loss = 0;  // load-balancing + z-loss, summed over MoE layers, as weighted
     std::vector<std::vector<int64_t>> tokens_per_expert;  // (MoE layers, E), slots routed
     void add(const PassStats& o);
 };
@@ -87,9 +87,8 @@ public:
     // The objective is ce_scale * sum(CE) + aux_scale * (load-balancing + z-loss); gradients of it
     // are ADDED to grads (layout.total). Returns the objective's value. With a timer, this thread's
     // CPU time is charged to the cost model's step parts (train/part_timer.h).
-    double forward_backward(kernels::CpuContext& ctx, Workspace& ws, const float* params,
-                            const int32_t* tokens, const int32_t* targets, double ce_scale,
-                            double aux_scale, float* grads, PassStats* stats,
+    double forward_backward(kernels::CpuContext& ctx, Workspace& ws, const float* params, const int32_t* tokens,
+                            const int32_t* targets, double ce_scale, double aux_scale, float* grads, PassStats* stats,
                             PartTimer* timer = nullptr) const;
 
 private:

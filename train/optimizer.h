@@ -42,7 +42,7 @@ private:
     const ParamLayout& layout_;
     AdamWConfig config_;
     kernels::CpuContext ctx_{1};  // the update runs on the calling thread
-    std::vector<float> m_, v_;  // first and second moments (layout.total)
+    std::vector<float> m_, v_;    // first and second moments (layout.total)
 };
 
 }  // namespace moecast::train

@@ -74,7 +74,9 @@ StepResult StepRunner::step(float* params, AdamW& adam, double lr, double grad_c
     r.grad_norm = clip_grad_norm(grads_.data(), n, grad_clip);
     if (!std::isfinite(r.loss) || !std::isfinite(r.aux_loss) || !std::isfinite(r.grad_norm)) {
         r.failure = std::string("non-finite ") +
-                    (!std::isfinite(r.loss) ? "loss" : !std::isfinite(r.aux_loss) ? "router loss" : "gradient norm") +
+                    (!std::isfinite(r.loss)       ? "loss"
+                     : !std::isfinite(r.aux_loss) ? "router loss"
+                                                  : "gradient norm") +
                     " (loss " + std::to_string(r.loss) + ", grad norm " + std::to_string(r.grad_norm) + ")";
         if (opt) opt->stop();
         return r;
@@ -129,15 +131,10 @@ double StepRunner::evaluate(const float* params, const std::vector<int32_t>& inp
 }
 
 StepDriver::StepDriver(const TrainConfig& c)
-    : config_(c),
-      model_(c.model, c.model_options),
-      params_(static_cast<size_t>(model_.layout().total)),
+    : config_(c), model_(c.model, c.model_options), params_(static_cast<size_t>(model_.layout().total)),
       adam_(model_.layout(), {c.beta1, c.beta2, c.eps, c.weight_decay}),
-      runner_(model_, c.threads, c.batch_tokens, c.micro_batch_tokens),
-      text_(read_texts(c.train_files)),
-      sampler_(text_, c.model.seq_len, c.seed),
-      tokens_(static_cast<size_t>(c.batch_tokens)),
-      targets_(tokens_.size()) {
+      runner_(model_, c.threads, c.batch_tokens, c.micro_batch_tokens), text_(read_texts(c.train_files)),
+      sampler_(text_, c.model.seq_len, c.seed), tokens_(static_cast<size_t>(c.batch_tokens)), targets_(tokens_.size()) {
     init_params(c.model, model_.layout(), c.model_options, c.seed, params_.data());
 }
 

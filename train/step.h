@@ -33,11 +33,10 @@ public:
 
     // Forward + backward of the batch (batch_tokens), clipping to grad_clip (0: off), and, when
     // everything is finite, an AdamW update with learning rate lr (update number step + 1).
-    StepResult step(float* params, AdamW& adam, double lr, double grad_clip, int64_t step,
-                    const int32_t* tokens, const int32_t* targets);
+    StepResult step(float* params, AdamW& adam, double lr, double grad_clip, int64_t step, const int32_t* tokens,
+                    const int32_t* targets);
     // Mean cross-entropy (nats per token) of inputs/targets, a whole number of micro-batches.
-    double evaluate(const float* params, const std::vector<int32_t>& inputs,
-                    const std::vector<int32_t>& targets);
+    double evaluate(const float* params, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets);
 
     // When on, step() charges each thread's CPU time to the cost model's step parts
     // (train/part_timer.h); off by default (two clock reads per op when on).

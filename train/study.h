@@ -30,15 +30,15 @@ struct Study {
     std::string name;
     std::string description;
     std::string file;
-    std::string train_config;      // base recipe (a configs/train/*.toml path)
-    std::vector<std::string> set;  // "section.key=value" overrides applied to every run
+    std::string train_config;                   // base recipe (a configs/train/*.toml path)
+    std::vector<std::string> set;               // "section.key=value" overrides applied to every run
     std::vector<sim::ExpertChoice> sparsities;  // ascending S; experts = 1 is the dense FFN
-    std::vector<StudyBudget> budgets;  // fitting budgets ascending, then the hold-out budget
+    std::vector<StudyBudget> budgets;           // fitting budgets ascending, then the hold-out budget
     int64_t head_dim = 32;
     double expert_width_ratio = 4.0;  // expert (and dense FFN) width = ratio x d_model
     int threads = 1;                  // per run
     std::string out_dir = "runs";
-    std::string profile;  // calibrated CPU profile for predicted step times ("" = none)
+    std::string profile;                // calibrated CPU profile for predicted step times ("" = none)
     sim::ValidationOptions validation;  // [fit]
 };
 
@@ -69,8 +69,7 @@ RunState run_state(const StudyRun& r);
 
 // Records of every run (done or not; `status` says which) for validation and reports. Predicted
 // step times come from the study's CPU profile when it names one (sim/calib/calibrate.h).
-std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s,
-                                                    const std::vector<StudyRun>& runs);
+std::vector<sim::StudyRunRecord> collect_study_runs(const Study& s, const std::vector<StudyRun>& runs);
 
 // The study's architectures as a sim::Family (for the law's optimum over buildable models).
 sim::Family study_family(const Study& s, const TrainConfig& base);

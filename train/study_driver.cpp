@@ -26,9 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int sig) {
-    g_stop = sig;
-}
+void on_signal(int sig) { g_stop = sig; }
 
 struct Job {
     const StudyRun* run = nullptr;
@@ -38,9 +36,7 @@ struct Job {
     double start_unix = 0;
 };
 
-double seconds(Clock::time_point a, Clock::time_point b) {
-    return std::chrono::duration<double>(b - a).count();
-}
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 std::string human(double s) {
     char buf[32];
@@ -59,8 +55,7 @@ int claim(const StudyRun& r) {
     fs::create_directories(r.run_dir);
     const std::string path = r.run_dir + "/study.lock";
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        throw std::runtime_error("study: cannot open " + path + ": " + std::strerror(errno));
+    if (fd < 0) throw std::runtime_error("study: cannot open " + path + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         ::close(fd);
         return -1;
@@ -73,15 +68,12 @@ pid_t spawn(const StudyRun& r, int lock_fd, const std::string& binary) {
     write_file_atomic(input, r.input_toml);
     std::vector<std::string> args = {"moecast", "train", input, "--resume", "--no-progress"};
     std::vector<char*> argv;
-    for (std::string& a : args)
-        argv.push_back(a.data());
+    for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0)
-        throw std::runtime_error("study: cannot open " + log + ": " + std::strerror(errno));
+    if (log_fd < 0) throw std::runtime_error("study: cannot open " + log + ": " + std::strerror(errno));
     const pid_t pid = ::fork();
-    if (pid < 0)
-        throw std::runtime_error(std::string("study: fork failed: ") + std::strerror(errno));
+    if (pid < 0) throw std::runtime_error(std::string("study: fork failed: ") + std::strerror(errno));
     if (pid == 0) {
         // Child: keep the claim across exec (it outlives a killed driver), log to train.log.
         ::fcntl(lock_fd, F_SETFD, ::fcntl(lock_fd, F_GETFD) & ~FD_CLOEXEC);
@@ -102,10 +94,10 @@ std::string hostname() {
 
 std::string describe(const StudyRun& r) {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%s  C %.3g  %lldx%lld  E%lld K%lld%s", r.hash.c_str(),
-                  r.budget_flops, static_cast<long long>(r.shape.layers),
-                  static_cast<long long>(r.shape.d_model), static_cast<long long>(r.choice.experts),
-                  static_cast<long long>(r.choice.top_k), r.holdout ? "  (hold-out)" : "");
+    std::snprintf(buf, sizeof buf, "%s  C %.3g  %lldx%lld  E%lld K%lld%s", r.hash.c_str(), r.budget_flops,
+                  static_cast<long long>(r.shape.layers), static_cast<long long>(r.shape.d_model),
+                  static_cast<long long>(r.choice.experts), static_cast<long long>(r.choice.top_k),
+                  r.holdout ? "  (hold-out)" : "");
     return buf;
 }
 
@@ -114,18 +106,14 @@ std::string describe(const StudyRun& r) {
 void parse_shard(const std::string& text, int& index, int& count) {
     const auto slash = text.find('/');
     try {
-        if (slash == std::string::npos)
-            throw std::invalid_argument("no slash");
+        if (slash == std::string::npos) throw std::invalid_argument("no slash");
         size_t used = 0;
         index = std::stoi(text.substr(0, slash), &used);
-        if (used != slash)
-            throw std::invalid_argument("index");
+        if (used != slash) throw std::invalid_argument("index");
         count = std::stoi(text.substr(slash + 1), &used);
-        if (used != text.size() - slash - 1)
-            throw std::invalid_argument("count");
+        if (used != text.size() - slash - 1) throw std::invalid_argument("count");
     } catch (const std::exception&) {
-        throw sim::InputError("--shard", 0, "--shard",
-                              "i/n with integers 0 <= i < n, got '" + text + "'");
+        throw sim::InputError("--shard", 0, "--shard", "i/n with integers 0 <= i < n, got '" + text + "'");
     }
     if (count < 1 || index < 0 || index >= count)
         throw sim::InputError("--shard", 0, "--shard", "i/n with 0 <= i < n, got '" + text + "'");
@@ -143,12 +131,9 @@ std::vector<const StudyRun*> select_runs(const std::vector<StudyRun>& runs, cons
                                          DriverSummary& sum) {
     std::vector<const StudyRun*> todo;
     for (const StudyRun& r : runs) {
-        if (!in_shard(r.index, o.shard_index, o.shard_count))
-            continue;
-        if (r.holdout ? !o.holdout : !o.fit_budgets)
-            continue;
-        if (o.max_budget_flops > 0 && r.budget_flops > o.max_budget_flops)
-            continue;
+        if (!in_shard(r.index, o.shard_index, o.shard_count)) continue;
+        if (r.holdout ? !o.holdout : !o.fit_budgets) continue;
+        if (o.max_budget_flops > 0 && r.budget_flops > o.max_budget_flops) continue;
         ++sum.selected;
         const RunState st = run_state(r);
         if (st == RunState::done) {
@@ -182,7 +167,8 @@ public:
     StopSignals& operator=(const StopSignals&) = delete;
 
 private:
-    struct sigaction old_int_ {}, old_term_ {};
+    struct sigaction old_int_ {
+    }, old_term_{};
 };
 
 // Runs the selected runs, up to o.jobs child processes at a time: claims and starts runs, waits
@@ -190,18 +176,16 @@ private:
 // progress with an ETA by FLOPs.
 class JobPool {
 public:
-    JobPool(const std::vector<const StudyRun*>& todo, const DriverOptions& o, DriverSummary& sum,
-            Clock::time_point t0)
-        : todo_(todo), o_(o), sum_(sum), t0_(t0),
-          binary_(o.binary.empty() ? "/proc/self/exe" : o.binary), host_(hostname()) {
+    JobPool(const std::vector<const StudyRun*>& todo, const DriverOptions& o, DriverSummary& sum, Clock::time_point t0)
+        : todo_(todo), o_(o), sum_(sum), t0_(t0), binary_(o.binary.empty() ? "/proc/self/exe" : o.binary),
+          host_(hostname()) {
         for (const StudyRun* r : todo) todo_flops_ += r->budget_flops;
     }
 
     void run() {
         while ((next_ < todo_.size() && !g_stop) || !jobs_.empty()) {
             start_jobs();
-            if (jobs_.empty())
-                break;
+            if (jobs_.empty()) break;
             wait_one();
         }
     }
@@ -242,15 +226,13 @@ private:
         if (pid < 0) {
             if (errno == EINTR) {
                 if (g_stop)
-                    for (const Job& j : jobs_)
-                        ::kill(j.pid, SIGTERM);
+                    for (const Job& j : jobs_) ::kill(j.pid, SIGTERM);
                 return;
             }
             throw std::runtime_error(std::string("study: wait failed: ") + std::strerror(errno));
         }
         auto it = std::find_if(jobs_.begin(), jobs_.end(), [pid](const Job& j) { return j.pid == pid; });
-        if (it == jobs_.end())
-            return;
+        if (it == jobs_.end()) return;
         const Job j = *it;
         jobs_.erase(it);
         finish(j, pid, status, ru);
@@ -259,19 +241,16 @@ private:
     void finish(const Job& j, pid_t pid, int status, const struct rusage& ru) {
         const auto now = Clock::now();
         const RunState st = run_state(*j.run);
-        nlohmann::json session{
-            {"host", host_},
-            {"pid", pid},
-            {"shard", std::to_string(o_.shard_index) + "/" + std::to_string(o_.shard_count)},
-            {"start_unix", j.start_unix},
-            {"wall_s", seconds(j.start, now)},
-            {"cpu_user_s", double(ru.ru_utime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec)},
-            {"cpu_sys_s", double(ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_stime.tv_usec)},
-            {"state", to_string(st)}};
-        if (WIFEXITED(status))
-            session["exit_code"] = WEXITSTATUS(status);
-        if (WIFSIGNALED(status))
-            session["signal"] = WTERMSIG(status);
+        nlohmann::json session{{"host", host_},
+                               {"pid", pid},
+                               {"shard", std::to_string(o_.shard_index) + "/" + std::to_string(o_.shard_count)},
+                               {"start_unix", j.start_unix},
+                               {"wall_s", seconds(j.start, now)},
+                               {"cpu_user_s", double(ru.ru_utime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec)},
+                               {"cpu_sys_s", double(ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_stime.tv_usec)},
+                               {"state", to_string(st)}};
+        if (WIFEXITED(status)) session["exit_code"] = WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) session["signal"] = WTERMSIG(status);
         append_line(j.run->run_dir + "/sessions.jsonl", session.dump());
         ::close(j.lock_fd);
         ++finished_;
@@ -325,12 +304,11 @@ DriverSummary run_study(const std::vector<StudyRun>& runs, const DriverOptions& 
     std::fprintf(o.out,
                  "study: %zu runs; shard %d/%d: %zu selected, %zu done, %zu failed before (not "
                  "retried), %zu to run, %d job%s\n",
-                 sum.total, o.shard_index, o.shard_count, sum.selected, sum.already_done,
-                 sum.skipped_failed, todo.size(), o.jobs, o.jobs == 1 ? "" : "s");
+                 sum.total, o.shard_index, o.shard_count, sum.selected, sum.already_done, sum.skipped_failed,
+                 todo.size(), o.jobs, o.jobs == 1 ? "" : "s");
     if (o.dry_run) {
         for (const StudyRun* r : todo)
-            std::fprintf(o.out, "  would run %s  (%s)\n", describe(*r).c_str(),
-                         to_string(run_state(*r)));
+            std::fprintf(o.out, "  would run %s  (%s)\n", describe(*r).c_str(), to_string(run_state(*r)));
         std::fflush(o.out);
         return sum;
     }

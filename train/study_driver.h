@@ -22,10 +22,10 @@ struct DriverOptions {
     bool fit_budgets = true;      // run the fitting budgets' runs
     bool holdout = true;          // run the hold-out budget's runs
     double max_budget_flops = 0;  // > 0: only runs with budgets up to this (a slice of a study)
-    bool retry_failed = false;  // re-run runs with failure.json (a non-finite loss repeats exactly)
-    bool dry_run = false;       // only list what would run
-    std::string binary;         // "" = /proc/self/exe
-    std::FILE* out = stdout;    // progress lines
+    bool retry_failed = false;    // re-run runs with failure.json (a non-finite loss repeats exactly)
+    bool dry_run = false;         // only list what would run
+    std::string binary;           // "" = /proc/self/exe
+    std::FILE* out = stdout;      // progress lines
 };
 
 struct DriverSummary {

@@ -125,23 +125,37 @@ void validate_train_config(const TrainConfig& c) {
 }
 
 std::string canonical_toml(const TrainConfig& c) {
-    toml::table train{
-        {"budget_flops", c.budget_flops}, {"steps", c.steps}, {"batch_tokens", c.batch_tokens},
-        {"micro_batch_tokens", c.micro_batch_tokens}, {"lr", c.lr}, {"warmup_fraction", c.warmup_fraction},
-        {"min_lr_fraction", c.min_lr_fraction}, {"beta1", c.beta1}, {"beta2", c.beta2}, {"eps", c.eps},
-        {"weight_decay", c.weight_decay}, {"grad_clip", c.grad_clip}, {"seed", static_cast<int64_t>(c.seed)},
-        {"threads", c.threads}, {"log_every", c.log_every}, {"eval_every", c.eval_every},
-        {"eval_tokens", c.eval_tokens}, {"checkpoint_every", c.checkpoint_every},
-        {"rope_theta", c.model_options.rope_theta}, {"norm_eps", c.model_options.norm_eps},
-        {"init_std", c.model_options.init_std}, {"load_balance_coef", c.model_options.load_balance_coef},
-        {"z_loss_coef", c.model_options.z_loss_coef}, {"router_renormalize", c.model_options.router_renormalize}};
+    toml::table train{{"budget_flops", c.budget_flops},
+                      {"steps", c.steps},
+                      {"batch_tokens", c.batch_tokens},
+                      {"micro_batch_tokens", c.micro_batch_tokens},
+                      {"lr", c.lr},
+                      {"warmup_fraction", c.warmup_fraction},
+                      {"min_lr_fraction", c.min_lr_fraction},
+                      {"beta1", c.beta1},
+                      {"beta2", c.beta2},
+                      {"eps", c.eps},
+                      {"weight_decay", c.weight_decay},
+                      {"grad_clip", c.grad_clip},
+                      {"seed", static_cast<int64_t>(c.seed)},
+                      {"threads", c.threads},
+                      {"log_every", c.log_every},
+                      {"eval_every", c.eval_every},
+                      {"eval_tokens", c.eval_tokens},
+                      {"checkpoint_every", c.checkpoint_every},
+                      {"rope_theta", c.model_options.rope_theta},
+                      {"norm_eps", c.model_options.norm_eps},
+                      {"init_std", c.model_options.init_std},
+                      {"load_balance_coef", c.model_options.load_balance_coef},
+                      {"z_loss_coef", c.model_options.z_loss_coef},
+                      {"router_renormalize", c.model_options.router_renormalize}};
     auto paths = [](const std::vector<std::string>& v) {
         toml::array a;
         for (const auto& p : v) a.push_back(p);
         return a;
     };
-    toml::table data{{"train", paths(c.train_files)}, {"val", paths(c.val_files)},
-                     {"literary", paths(c.literary_files)}};
+    toml::table data{
+        {"train", paths(c.train_files)}, {"val", paths(c.val_files)}, {"literary", paths(c.literary_files)}};
     toml::table root{{"model", sim::model_to_toml(c.model)}, {"train", train}, {"data", data}};
     std::ostringstream s;
     s << root << "\n";

@@ -31,9 +31,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Max/mean and coefficient of variation of one layer's tokens-per-expert counts.
 json load_stats(const std::vector<int64_t>& counts) {
@@ -125,10 +123,10 @@ RunSummary plan_budget(const TrainConfig& c) {
 void start_run_folder(const TrainConfig& c, const RunData& d, const std::string& hash, RunSummary& out) {
     out.run_dir = (fs::path(c.out_dir) / hash).string();
     fs::create_directories(out.run_dir);
-    write_file_atomic(out.run_dir + "/config.toml",
-                      "# moecast train run " + hash + "\n" + canonical_toml(c) + "\n[provenance]\ntrain_sha256 = \"" +
-                          d.train_sha + "\"\ntrain_bytes = " + std::to_string(d.train_text.size()) +
-                          "\nval_bytes = " + std::to_string(d.val_text.size()) + "\n");
+    write_file_atomic(out.run_dir + "/config.toml", "# moecast train run " + hash + "\n" + canonical_toml(c) +
+                                                        "\n[provenance]\ntrain_sha256 = \"" + d.train_sha +
+                                                        "\"\ntrain_bytes = " + std::to_string(d.train_text.size()) +
+                                                        "\nval_bytes = " + std::to_string(d.val_text.size()) + "\n");
 }
 
 // What a checkpoint carries: parameters, AdamW moments, the step reached, the step time summed
@@ -175,10 +173,10 @@ class TrainLoop {
 public:
     TrainLoop(const TrainConfig& c, const RunOptions& opt, const std::string& hash, const RunData& data,
               BatchSampler& sampler, StepRunner& runner, TrainState& st, RunSummary& out)
-        : c_(c), opt_(opt), hash_(hash), data_(data), sampler_(sampler), runner_(runner), st_(st), out_(out),
-          sched_{c.lr, out.steps,
-                 static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
-                 c.min_lr_fraction},
+        : c_(c), opt_(opt), hash_(hash), data_(data), sampler_(sampler), runner_(runner), st_(st),
+          out_(out), sched_{c.lr, out.steps,
+                            static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
+                            c.min_lr_fraction},
           eval_every_(c.eval_every > 0 ? c.eval_every : std::max<int64_t>(1, out.steps / 4)),
           metrics_path_(out.run_dir + "/metrics.jsonl"), ckpt_path_(out.run_dir + "/checkpoint.bin"),
           tokens_(static_cast<size_t>(c.batch_tokens)), targets_(static_cast<size_t>(c.batch_tokens)),
@@ -238,9 +236,12 @@ private:
         out_.status = "non-finite";
         out_.message = failure + " at step " + std::to_string(step) +
                        "; parameters of this step were not updated; last good checkpoint kept";
-        write_file_atomic(out_.run_dir + "/failure.json",
-                          json{{"status", out_.status}, {"step", step}, {"message", out_.message},
-                               {"checkpoint", fs::exists(ckpt_path_) ? ckpt_path_ : ""}}.dump(2) + "\n");
+        write_file_atomic(out_.run_dir + "/failure.json", json{{"status", out_.status},
+                                                               {"step", step},
+                                                               {"message", out_.message},
+                                                               {"checkpoint", fs::exists(ckpt_path_) ? ckpt_path_ : ""}}
+                                                                  .dump(2) +
+                                                              "\n");
     }
 
     // Tokens per second of this session after `done` steps.
@@ -252,16 +253,24 @@ private:
     void log_metrics(int64_t done, double lr, const StepResult& sr, bool do_eval) {
         const double spent = out_.flops_per_step * static_cast<double>(done);
         const double tps = session_tokens_per_s(done);
-        json line{{"step", done}, {"tokens", done * c_.batch_tokens}, {"flops", spent}, {"loss", sr.loss},
-                  {"aux_loss", sr.aux_loss}, {"lr", lr}, {"grad_norm", sr.grad_norm}, {"tokens_per_s", tps},
+        json line{{"step", done},
+                  {"tokens", done * c_.batch_tokens},
+                  {"flops", spent},
+                  {"loss", sr.loss},
+                  {"aux_loss", sr.aux_loss},
+                  {"lr", lr},
+                  {"grad_norm", sr.grad_norm},
+                  {"tokens_per_s", tps},
                   {"flops_per_s", tps * out_.flops_per_token},
                   {"epochs", sampler_.epochs(done * c_.batch_tokens / c_.model.seq_len)}};
         if (!interval_.tokens_per_expert.empty()) {
             json loads = json::array();
             for (const auto& counts : interval_.tokens_per_expert) loads.push_back(load_stats(counts));
             line["expert_load"] = loads;
-            st_.histograms.push_back({{"step_begin", interval_begin_}, {"step_end", done},
-                                      {"tokens", interval_.tokens}, {"counts", interval_.tokens_per_expert}});
+            st_.histograms.push_back({{"step_begin", interval_begin_},
+                                      {"step_end", done},
+                                      {"tokens", interval_.tokens},
+                                      {"counts", interval_.tokens_per_expert}});
         }
         if (do_eval) evaluate(line);
         append_line(metrics_path_, line.dump());
@@ -285,16 +294,25 @@ private:
         std::vector<int64_t> moe_layers;
         for (int64_t l = 0; l < c_.model.layers; ++l)
             if (sim::is_moe_layer(c_.model, l)) moe_layers.push_back(l);
-        write_file_atomic(out_.run_dir + "/expert_load.json",
-                          json{{"format", "moecast-expert-load-1"}, {"experts", c_.model.moe.experts},
-                               {"top_k", c_.model.moe.top_k}, {"moe_layers", moe_layers},
-                               {"intervals", st_.histograms}}.dump() + "\n");
+        write_file_atomic(out_.run_dir + "/expert_load.json", json{{"format", "moecast-expert-load-1"},
+                                                                   {"experts", c_.model.moe.experts},
+                                                                   {"top_k", c_.model.moe.top_k},
+                                                                   {"moe_layers", moe_layers},
+                                                                   {"intervals", st_.histograms}}
+                                                                      .dump() +
+                                                                  "\n");
     }
 
     void save(int64_t done, double loss) {
-        Checkpoint ck{{{"format", "moecast-checkpoint-1"}, {"step", done}, {"config_hash", hash_},
-                       {"train_time_s", st_.train_time_s}, {"loss", loss}, {"expert_load", st_.histograms}},
-                      st_.params, st_.adam.m(), st_.adam.v()};
+        Checkpoint ck{{{"format", "moecast-checkpoint-1"},
+                       {"step", done},
+                       {"config_hash", hash_},
+                       {"train_time_s", st_.train_time_s},
+                       {"loss", loss},
+                       {"expert_load", st_.histograms}},
+                      st_.params,
+                      st_.adam.m(),
+                      st_.adam.v()};
         save_checkpoint(ckpt_path_, ck);
     }
 
@@ -325,7 +343,7 @@ private:
     std::vector<int32_t> tokens_, targets_;  // (batch_tokens)
     PassStats interval_;                     // routing since the last metrics line
     int64_t interval_begin_;
-    double session_train_s_ = 0;             // this call's step time
+    double session_train_s_ = 0;  // this call's step time
 };
 
 // Steps done, FLOPs spent and this session's throughput, from the step the loop reached.
@@ -346,22 +364,38 @@ void write_result(const TrainConfig& c, const RunSummary& out, const std::string
     const sim::FlopsPerToken fpt = sim::count_flops(c.model);
     const double total_tokens = static_cast<double>(out.steps * c.batch_tokens);
     const double train_time_s = st.train_time_s;
-    json result{{"status", out.status}, {"config_hash", hash}, {"model", c.model.name},
-                {"N", pc.total}, {"N_a", pc.active}, {"N_non_embedding", pc.non_embedding},
-                {"N_a_non_embedding", pc.active_non_embedding}, {"S", sim::sparsity(c.model)},
-                {"experts", c.model.moe.experts}, {"top_k", c.model.moe.top_k},
-                {"granularity", sim::granularity(c.model)}, {"D", total_tokens},
-                {"steps", out.steps}, {"batch_tokens", c.batch_tokens}, {"seq_len", s},
-                {"budget_flops", out.budget_flops}, {"flops", out.flops},
-                {"flops_per_token", {{"training", fpt.training}, {"forward", fpt.forward},
-                                     {"paper_eq9", fpt.paper_eq9}, {"six_n_active", fpt.six_n_active}}},
+    json result{{"status", out.status},
+                {"config_hash", hash},
+                {"model", c.model.name},
+                {"N", pc.total},
+                {"N_a", pc.active},
+                {"N_non_embedding", pc.non_embedding},
+                {"N_a_non_embedding", pc.active_non_embedding},
+                {"S", sim::sparsity(c.model)},
+                {"experts", c.model.moe.experts},
+                {"top_k", c.model.moe.top_k},
+                {"granularity", sim::granularity(c.model)},
+                {"D", total_tokens},
+                {"steps", out.steps},
+                {"batch_tokens", c.batch_tokens},
+                {"seq_len", s},
+                {"budget_flops", out.budget_flops},
+                {"flops", out.flops},
+                {"flops_per_token",
+                 {{"training", fpt.training},
+                  {"forward", fpt.forward},
+                  {"paper_eq9", fpt.paper_eq9},
+                  {"six_n_active", fpt.six_n_active}}},
                 {"final_train_loss", out.losses.empty() ? NAN : out.losses.back()},
-                {"val_loss", out.val_loss}, {"val_bpb", out.val_loss / std::log(2.0)},
-                {"train_time_s", train_time_s}, {"wall_s", wall_s},
+                {"val_loss", out.val_loss},
+                {"val_bpb", out.val_loss / std::log(2.0)},
+                {"train_time_s", train_time_s},
+                {"wall_s", wall_s},
                 {"tokens_per_s", train_time_s > 0 ? total_tokens / train_time_s : 0.0},
                 {"flops_per_s", train_time_s > 0 ? out.flops / train_time_s : 0.0},
                 {"epochs", sampler.epochs(out.steps * c.batch_tokens / s)},
-                {"threads", c.threads}, {"resumed_from", out.resumed_from},
+                {"threads", c.threads},
+                {"resumed_from", out.resumed_from},
                 {"train_sha256", data.train_sha}};
     if (out.steps_done > st.start) {
         json pj = json::object();

@@ -15,23 +15,23 @@
 namespace moecast::train {
 
 struct RunOptions {
-    bool resume = false;          // continue from runs/<hash>/checkpoint.bin if present
-    bool progress = false;        // progress bar on stderr
-    int64_t stop_after_steps = 0; // > 0: return after this many steps, as if killed (tests)
+    bool resume = false;           // continue from runs/<hash>/checkpoint.bin if present
+    bool progress = false;         // progress bar on stderr
+    int64_t stop_after_steps = 0;  // > 0: return after this many steps, as if killed (tests)
 };
 
 struct RunSummary {
     std::string run_dir;
-    std::string status;           // "completed", "interrupted", "non-finite"
-    std::string message;          // what stopped a non-finite run
-    int64_t steps = 0;            // planned
+    std::string status;   // "completed", "interrupted", "non-finite"
+    std::string message;  // what stopped a non-finite run
+    int64_t steps = 0;    // planned
     int64_t steps_done = 0;
-    int64_t resumed_from = -1;    // step of the checkpoint resumed from
-    double flops_per_token = 0;   // sim::count_flops(...).training
+    int64_t resumed_from = -1;   // step of the checkpoint resumed from
+    double flops_per_token = 0;  // sim::count_flops(...).training
     double flops_per_step = 0;
     double budget_flops = 0;
-    double flops = 0;             // spent
-    std::vector<double> losses;   // mean train cross-entropy of each step run in this call
+    double flops = 0;                         // spent
+    std::vector<double> losses;               // mean train cross-entropy of each step run in this call
     double val_loss = 0, literary_loss = -1;  // nats per byte (-1: no literary slice)
     double tokens_per_s = 0;
     double flops_per_s = 0;

@@ -25,8 +25,7 @@ using RowC = Eigen::Map<const Eigen::ArrayXf>;
 }  // namespace
 
 template <>
-void activation<Cpu, float>(Context<Cpu>& ctx, Activation act, const float* h, int64_t rows, int64_t f,
-                            float* a) {
+void activation<Cpu, float>(Context<Cpu>& ctx, Activation act, const float* h, int64_t rows, int64_t f, float* a) {
     ctx.parallel_for(rows, [&](int64_t b, int64_t end) {
         Eigen::ArrayXf y(f);  // aligned scratch row
         for (int64_t r = b; r < end; ++r) {
@@ -43,8 +42,8 @@ void activation<Cpu, float>(Context<Cpu>& ctx, Activation act, const float* h, i
 }
 
 template <>
-void activation_backward<Cpu, float>(Context<Cpu>& ctx, Activation act, const float* h, const float* da,
-                                     int64_t rows, int64_t f, float* dh) {
+void activation_backward<Cpu, float>(Context<Cpu>& ctx, Activation act, const float* h, const float* da, int64_t rows,
+                                     int64_t f, float* dh) {
     ctx.parallel_for(rows, [&](int64_t b, int64_t end) {
         Eigen::ArrayXf s(f), y0(f), y1(f);  // aligned scratch rows
         for (int64_t r = b; r < end; ++r) {
@@ -52,7 +51,7 @@ void activation_backward<Cpu, float>(Context<Cpu>& ctx, Activation act, const fl
             if (act == Activation::swiglu) {
                 const RowC hg(h + r * 2 * f, f), hu(h + r * 2 * f + f, f);
                 s = 1.0f / (1.0f + (-hg).exp());
-                y1 = g * hg * s;                              // du
+                y1 = g * hg * s;                             // du
                 y0 = g * hu * s * (1.0f + hg * (1.0f - s));  // dg
                 Row(dh + r * 2 * f, f) = y0;
                 Row(dh + r * 2 * f + f, f) = y1;

@@ -14,8 +14,7 @@
 
 namespace moecast::kernels {
 
-template <>
-class Context<Cpu> {
+template <> class Context<Cpu> {
 public:
     // threads >= 1; the calling thread is one of them.
     explicit Context(int threads = 1);

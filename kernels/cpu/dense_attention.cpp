@@ -15,16 +15,13 @@ namespace {
 
 constexpr int64_t kBlock = 64;  // query rows per block
 
-template <class T>
-using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using StridedC = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using Strided = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
+template <class T> using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using StridedC = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
+template <class T> using Strided = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
 
 template <class T>
-void attention_impl(Context<Cpu>& ctx, const T* q, const T* k, const T* v, int64_t t, int64_t seq,
-                    int64_t heads, int64_t hd, T* probs, T* out) {
+void attention_impl(Context<Cpu>& ctx, const T* q, const T* k, const T* v, int64_t t, int64_t seq, int64_t heads,
+                    int64_t hd, T* probs, T* out) {
     const int64_t hdim = heads * hd, nseq = t / seq;
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
     ctx.parallel_for(nseq * heads, [&](int64_t b0, int64_t e0) {
@@ -50,17 +47,15 @@ void attention_impl(Context<Cpu>& ctx, const T* q, const T* k, const T* v, int64
                         ex.head(n) * (T(1) / detail::sum_fixed(ex.data(), n));
                     std::fill(row + n, row + r1, T(0));
                 }
-                Strided<T>(out + base + r0 * hdim, rb, hd, st).noalias() =
-                    pb * StridedC<T>(v + base, r1, hd, st);
+                Strided<T>(out + base + r0 * hdim, rb, hd, st).noalias() = pb * StridedC<T>(v + base, r1, hd, st);
             }
         }
     });
 }
 
 template <class T>
-void attention_backward_impl(Context<Cpu>& ctx, const T* q, const T* k, const T* v, const T* probs,
-                             const T* out, const T* dout, int64_t t, int64_t seq, int64_t heads,
-                             int64_t hd, T* dq, T* dk, T* dv) {
+void attention_backward_impl(Context<Cpu>& ctx, const T* q, const T* k, const T* v, const T* probs, const T* out,
+                             const T* dout, int64_t t, int64_t seq, int64_t heads, int64_t hd, T* dq, T* dk, T* dv) {
     const int64_t hdim = heads * hd, nseq = t / seq;
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
     ctx.parallel_for(nseq * heads, [&](int64_t b0, int64_t e0) {
@@ -96,18 +91,17 @@ void attention_backward_impl(Context<Cpu>& ctx, const T* q, const T* k, const T*
 
 }  // namespace
 
-#define MOECAST_DENSE_ATTENTION(T)                                                                   \
-    template <>                                                                                      \
-    void causal_attention<Cpu, T>(Context<Cpu> & ctx, const T* q, const T* k, const T* v, int64_t t, \
-                                  int64_t seq, int64_t heads, int64_t hd, T* probs, T* out) {        \
-        attention_impl<T>(ctx, q, k, v, t, seq, heads, hd, probs, out);                              \
-    }                                                                                                \
-    template <>                                                                                      \
-    void causal_attention_backward<Cpu, T>(Context<Cpu> & ctx, const T* q, const T* k, const T* v,   \
-                                           const T* probs, const T* out, const T* dout, int64_t t,  \
-                                           int64_t seq, int64_t heads, int64_t hd, T* dq, T* dk,    \
-                                           T* dv) {                                                  \
-        attention_backward_impl<T>(ctx, q, k, v, probs, out, dout, t, seq, heads, hd, dq, dk, dv);   \
+#define MOECAST_DENSE_ATTENTION(T)                                                                                     \
+    template <>                                                                                                        \
+    void causal_attention<Cpu, T>(Context<Cpu> & ctx, const T* q, const T* k, const T* v, int64_t t, int64_t seq,      \
+                                  int64_t heads, int64_t hd, T* probs, T* out) {                                       \
+        attention_impl<T>(ctx, q, k, v, t, seq, heads, hd, probs, out);                                                \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    void causal_attention_backward<Cpu, T>(Context<Cpu> & ctx, const T* q, const T* k, const T* v, const T* probs,     \
+                                           const T* out, const T* dout, int64_t t, int64_t seq, int64_t heads,         \
+                                           int64_t hd, T* dq, T* dk, T* dv) {                                          \
+        attention_backward_impl<T>(ctx, q, k, v, probs, out, dout, t, seq, heads, hd, dq, dk, dv);                     \
     }
 
 MOECAST_DENSE_ATTENTION(float)

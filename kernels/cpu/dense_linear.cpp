@@ -9,16 +9,12 @@
 namespace moecast::kernels {
 namespace {
 
-template <class T>
-using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using MapC = Eigen::Map<const RowMat<T>>;
-template <class T>
-using Map = Eigen::Map<RowMat<T>>;
+template <class T> using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using MapC = Eigen::Map<const RowMat<T>>;
+template <class T> using Map = Eigen::Map<RowMat<T>>;
 
 template <class T>
-void linear_impl(Context<Cpu>& ctx, const T* x, const T* w, int64_t t, int64_t kd, int64_t n,
-                 bool w_transposed, T* y) {
+void linear_impl(Context<Cpu>& ctx, const T* x, const T* w, int64_t t, int64_t kd, int64_t n, bool w_transposed, T* y) {
     ctx.parallel_for(t, [&](int64_t b, int64_t e) {
         if (w_transposed)
             Map<T>(y + b * n, e - b, n).noalias() = MapC<T>(x + b * kd, e - b, kd) * MapC<T>(w, n, kd).transpose();
@@ -28,8 +24,8 @@ void linear_impl(Context<Cpu>& ctx, const T* x, const T* w, int64_t t, int64_t k
 }
 
 template <class T>
-void linear_backward_impl(Context<Cpu>& ctx, const T* x, const T* w, const T* dy, int64_t t,
-                          int64_t kd, int64_t n, bool w_transposed, T* dx, T* dw) {
+void linear_backward_impl(Context<Cpu>& ctx, const T* x, const T* w, const T* dy, int64_t t, int64_t kd, int64_t n,
+                          bool w_transposed, T* dx, T* dw) {
     const MapC<T> xm(x, t, kd), g(dy, t, n);
     if (dx) {
         ctx.parallel_for(t, [&](int64_t b, int64_t e) {
@@ -61,8 +57,7 @@ void embedding_impl(Context<Cpu>& ctx, const int32_t* tokens, const T* table, in
     });
 }
 
-template <class T>
-void embedding_backward_impl(const int32_t* tokens, const T* dout, int64_t t, int64_t d, T* dtable) {
+template <class T> void embedding_backward_impl(const int32_t* tokens, const T* dout, int64_t t, int64_t d, T* dtable) {
     // Serial in token order: several tokens may hit one row, and the sum order must be fixed.
     for (int64_t i = 0; i < t; ++i) {
         T* row = dtable + static_cast<int64_t>(tokens[i]) * d;
@@ -73,26 +68,24 @@ void embedding_backward_impl(const int32_t* tokens, const T* dout, int64_t t, in
 
 }  // namespace
 
-#define MOECAST_DENSE_LINEAR(T)                                                                      \
-    template <>                                                                                      \
-    void linear<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* w, int64_t t, int64_t kd, int64_t n, \
-                        bool wt, T* y) {                                                             \
-        linear_impl<T>(ctx, x, w, t, kd, n, wt, y);                                                  \
-    }                                                                                                \
-    template <>                                                                                      \
-    void linear_backward<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* w, const T* dy, int64_t t, \
-                                 int64_t kd, int64_t n, bool wt, T* dx, T* dw) {                     \
-        linear_backward_impl<T>(ctx, x, w, dy, t, kd, n, wt, dx, dw);                                \
-    }                                                                                                \
-    template <>                                                                                      \
-    void embedding<Cpu, T>(Context<Cpu> & ctx, const int32_t* tokens, const T* table, int64_t t,     \
-                           int64_t d, T* out) {                                                      \
-        embedding_impl<T>(ctx, tokens, table, t, d, out);                                            \
-    }                                                                                                \
-    template <>                                                                                      \
-    void embedding_backward<Cpu, T>(Context<Cpu> &, const int32_t* tokens, const T* dout, int64_t t, \
-                                    int64_t d, T* dtable) {                                          \
-        embedding_backward_impl<T>(tokens, dout, t, d, dtable);                                      \
+#define MOECAST_DENSE_LINEAR(T)                                                                                        \
+    template <>                                                                                                        \
+    void linear<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* w, int64_t t, int64_t kd, int64_t n, bool wt, T* y) { \
+        linear_impl<T>(ctx, x, w, t, kd, n, wt, y);                                                                    \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    void linear_backward<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* w, const T* dy, int64_t t, int64_t kd,       \
+                                 int64_t n, bool wt, T* dx, T* dw) {                                                   \
+        linear_backward_impl<T>(ctx, x, w, dy, t, kd, n, wt, dx, dw);                                                  \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    void embedding<Cpu, T>(Context<Cpu> & ctx, const int32_t* tokens, const T* table, int64_t t, int64_t d, T* out) {  \
+        embedding_impl<T>(ctx, tokens, table, t, d, out);                                                              \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    void embedding_backward<Cpu, T>(Context<Cpu>&, const int32_t* tokens, const T* dout, int64_t t, int64_t d,         \
+                                    T* dtable) {                                                                       \
+        embedding_backward_impl<T>(tokens, dout, t, d, dtable);                                                        \
     }
 
 MOECAST_DENSE_LINEAR(float)

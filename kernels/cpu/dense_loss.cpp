@@ -12,8 +12,8 @@ namespace moecast::kernels {
 namespace {
 
 template <class T>
-void cross_entropy_impl(Context<Cpu>& ctx, const T* logits, const int32_t* targets, int64_t rows,
-                        int64_t v, double scale, double* loss_sum, T* dlogits) {
+void cross_entropy_impl(Context<Cpu>& ctx, const T* logits, const int32_t* targets, int64_t rows, int64_t v,
+                        double scale, double* loss_sum, T* dlogits) {
     std::vector<double> partial(static_cast<size_t>(ctx.threads()), 0.0);
     ctx.parallel_for(rows, [&](int64_t b, int64_t e) {
         const size_t slot = static_cast<size_t>(b * ctx.threads() / rows);
@@ -41,11 +41,11 @@ void cross_entropy_impl(Context<Cpu>& ctx, const T* logits, const int32_t* targe
 
 }  // namespace
 
-#define MOECAST_DENSE_LOSS(T)                                                                        \
-    template <>                                                                                      \
-    void cross_entropy<Cpu, T>(Context<Cpu> & ctx, const T* logits, const int32_t* targets,         \
-                               int64_t rows, int64_t v, double scale, double* loss_sum, T* dlogits) { \
-        cross_entropy_impl<T>(ctx, logits, targets, rows, v, scale, loss_sum, dlogits);              \
+#define MOECAST_DENSE_LOSS(T)                                                                                          \
+    template <>                                                                                                        \
+    void cross_entropy<Cpu, T>(Context<Cpu> & ctx, const T* logits, const int32_t* targets, int64_t rows, int64_t v,   \
+                               double scale, double* loss_sum, T* dlogits) {                                           \
+        cross_entropy_impl<T>(ctx, logits, targets, rows, v, scale, loss_sum, dlogits);                                \
     }
 
 MOECAST_DENSE_LOSS(float)

@@ -38,8 +38,8 @@ void rmsnorm_impl(Context<Cpu>& ctx, const T* x, const T* g, int64_t rows, int64
 }
 
 template <class T>
-void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* rstd, const T* dy,
-                           int64_t rows, int64_t d, T* dx, T* dg) {
+void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* rstd, const T* dy, int64_t rows,
+                           int64_t d, T* dx, T* dg) {
     // One pass over x and dy: each block of kNormGradBlock rows sums its rows' dg terms while they
     // are in cache, into its own row of `partial`; the blocks' sums are then added to dg in block
     // order. The blocks do not depend on the thread count, so neither does dg. (A second pass over
@@ -79,15 +79,13 @@ void rmsnorm_backward_impl(Context<Cpu>& ctx, const T* x, const T* g, const T* r
 // cos and sin of pos * theta^(-2i/hd) for pos < seq, i < hd/2, and the sine negated (the inverse
 // rotation is the forward one by -angle: the same code, exactly negated sines); cached per thread
 // for the last (seq, hd, theta), which a training run never changes.
-template <class T>
-struct RopeTable {
+template <class T> struct RopeTable {
     int64_t seq = -1, hd = -1;
     double theta = 0;
     std::vector<T> cos_t, sin_t, neg_sin_t;  // (S, hd/2)
 };
 
-template <class T>
-const RopeTable<T>& rope_table(int64_t seq, int64_t hd, double theta) {
+template <class T> const RopeTable<T>& rope_table(int64_t seq, int64_t hd, double theta) {
     thread_local RopeTable<T> tab;
     if (tab.seq == seq && tab.hd == hd && tab.theta == theta) return tab;
     const int64_t half = hd / 2;
@@ -96,8 +94,8 @@ const RopeTable<T>& rope_table(int64_t seq, int64_t hd, double theta) {
     tab.neg_sin_t.resize(static_cast<size_t>(seq * half));
     for (int64_t p = 0; p < seq; ++p)
         for (int64_t i = 0; i < half; ++i) {
-            const double angle = static_cast<double>(p) *
-                                 std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+            const double angle =
+                static_cast<double>(p) * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
             tab.cos_t[static_cast<size_t>(p * half + i)] = static_cast<T>(std::cos(angle));
             tab.sin_t[static_cast<size_t>(p * half + i)] = static_cast<T>(std::sin(angle));
             tab.neg_sin_t[static_cast<size_t>(p * half + i)] = -tab.sin_t[static_cast<size_t>(p * half + i)];
@@ -125,20 +123,18 @@ void rope_row(T* x, const T* __restrict c, const T* __restrict s, int64_t heads,
     }
 }
 
-template <class T>
-void rope_row(T* x, const T* c, const T* s, int64_t heads, int64_t hd) {
+template <class T> void rope_row(T* x, const T* c, const T* s, int64_t heads, int64_t hd) {
     switch (hd) {
-        case 16: return rope_row<T, 8>(x, c, s, heads, hd);
-        case 32: return rope_row<T, 16>(x, c, s, heads, hd);
-        case 64: return rope_row<T, 32>(x, c, s, heads, hd);
-        case 128: return rope_row<T, 64>(x, c, s, heads, hd);
-        default: return rope_row<T, 0>(x, c, s, heads, hd);
+    case 16: return rope_row<T, 8>(x, c, s, heads, hd);
+    case 32: return rope_row<T, 16>(x, c, s, heads, hd);
+    case 64: return rope_row<T, 32>(x, c, s, heads, hd);
+    case 128: return rope_row<T, 64>(x, c, s, heads, hd);
+    default: return rope_row<T, 0>(x, c, s, heads, hd);
     }
 }
 
 template <class T>
-void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta,
-               bool inverse) {
+void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta, bool inverse) {
     const int64_t half = hd / 2;
     const RopeTable<T>& tab = rope_table<T>(seq, hd, theta);
     const T* sines = inverse ? tab.neg_sin_t.data() : tab.sin_t.data();
@@ -149,8 +145,7 @@ void rope_impl(Context<Cpu>& ctx, T* x, int64_t t, int64_t heads, int64_t hd, in
     });
 }
 
-template <class T>
-void add_to_impl(Context<Cpu>& ctx, T* dst, const T* src, int64_t n) {
+template <class T> void add_to_impl(Context<Cpu>& ctx, T* dst, const T* src, int64_t n) {
     ctx.parallel_for(n, [&](int64_t b, int64_t e) {
         T* __restrict d = dst + b;
         const T* __restrict s = src + b;
@@ -160,25 +155,24 @@ void add_to_impl(Context<Cpu>& ctx, T* dst, const T* src, int64_t n) {
 
 }  // namespace
 
-#define MOECAST_DENSE_NORM(T)                                                                        \
-    template <>                                                                                      \
-    void rmsnorm<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* g, int64_t rows, int64_t d,         \
-                         double eps, T* y, T* rstd) {                                                \
-        rmsnorm_impl<T>(ctx, x, g, rows, d, eps, y, rstd);                                           \
-    }                                                                                                \
-    template <>                                                                                      \
-    void rmsnorm_backward<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* g, const T* rstd,          \
-                                  const T* dy, int64_t rows, int64_t d, T* dx, T* dg) {              \
-        rmsnorm_backward_impl<T>(ctx, x, g, rstd, dy, rows, d, dx, dg);                              \
-    }                                                                                                \
-    template <>                                                                                      \
-    void rope<Cpu, T>(Context<Cpu> & ctx, T* x, int64_t t, int64_t heads, int64_t hd, int64_t seq,    \
-                      double theta, bool inverse) {                                                  \
-        rope_impl<T>(ctx, x, t, heads, hd, seq, theta, inverse);                                     \
-    }                                                                                                \
-    template <>                                                                                      \
-    void add_to<Cpu, T>(Context<Cpu> & ctx, T* dst, const T* src, int64_t n) {                        \
-        add_to_impl<T>(ctx, dst, src, n);                                                            \
+#define MOECAST_DENSE_NORM(T)                                                                                          \
+    template <>                                                                                                        \
+    void rmsnorm<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* g, int64_t rows, int64_t d, double eps, T* y,        \
+                         T* rstd) {                                                                                    \
+        rmsnorm_impl<T>(ctx, x, g, rows, d, eps, y, rstd);                                                             \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    void rmsnorm_backward<Cpu, T>(Context<Cpu> & ctx, const T* x, const T* g, const T* rstd, const T* dy,              \
+                                  int64_t rows, int64_t d, T* dx, T* dg) {                                             \
+        rmsnorm_backward_impl<T>(ctx, x, g, rstd, dy, rows, d, dx, dg);                                                \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    void rope<Cpu, T>(Context<Cpu> & ctx, T * x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta,      \
+                      bool inverse) {                                                                                  \
+        rope_impl<T>(ctx, x, t, heads, hd, seq, theta, inverse);                                                       \
+    }                                                                                                                  \
+    template <> void add_to<Cpu, T>(Context<Cpu> & ctx, T * dst, const T* src, int64_t n) {                            \
+        add_to_impl<T>(ctx, dst, src, n);                                                                              \
     }
 
 MOECAST_DENSE_NORM(float)

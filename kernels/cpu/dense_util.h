@@ -11,8 +11,7 @@ namespace moecast::kernels::detail {
 
 constexpr int kLanes = 16;
 
-template <class T, class F>
-[[gnu::always_inline]] inline T reduce_fixed(int64_t n, F&& term) {
+template <class T, class F> [[gnu::always_inline]] inline T reduce_fixed(int64_t n, F&& term) {
     T acc[kLanes] = {};
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
@@ -25,18 +24,15 @@ template <class T, class F>
     return acc[0];
 }
 
-template <class T>
-T sum_fixed(const T* x, int64_t n) {
+template <class T> T sum_fixed(const T* x, int64_t n) {
     return reduce_fixed<T>(n, [&](int64_t i) { return x[i]; });
 }
 
-template <class T>
-T dot_fixed(const T* a, const T* b, int64_t n) {
+template <class T> T dot_fixed(const T* a, const T* b, int64_t n) {
     return reduce_fixed<T>(n, [&](int64_t i) { return a[i] * b[i]; });
 }
 
-template <class T>
-T dot3_fixed(const T* a, const T* b, const T* c, int64_t n) {
+template <class T> T dot3_fixed(const T* a, const T* b, const T* c, int64_t n) {
     return reduce_fixed<T>(n, [&](int64_t i) { return a[i] * b[i] * c[i]; });
 }
 

@@ -14,8 +14,7 @@ using MapC = Eigen::Map<const RowMat>;
 using Map = Eigen::Map<RowMat>;
 
 // Calls fn(expert, row_begin, row_end) for each piece of the thread's row range [b, end).
-template <class Fn>
-void for_expert_pieces(const int32_t* offsets, int64_t e, int64_t b, int64_t end, Fn&& fn) {
+template <class Fn> void for_expert_pieces(const int32_t* offsets, int64_t e, int64_t b, int64_t end, Fn&& fn) {
     // First expert whose segment ends after b.
     int64_t x = std::upper_bound(offsets, offsets + e + 1, static_cast<int32_t>(b)) - offsets - 1;
     for (; x < e && offsets[x] < end; ++x) {
@@ -27,19 +26,18 @@ void for_expert_pieces(const int32_t* offsets, int64_t e, int64_t b, int64_t end
 }  // namespace
 
 template <>
-void grouped_gemm<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w, const int32_t* offsets,
-                              int64_t e, int64_t kd, int64_t n, float* y) {
+void grouped_gemm<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w, const int32_t* offsets, int64_t e,
+                              int64_t kd, int64_t n, float* y) {
     ctx.parallel_for(offsets[e], [&](int64_t b, int64_t end) {
         for_expert_pieces(offsets, e, b, end, [&](int64_t ex, int64_t rb, int64_t re) {
-            Map(y + rb * n, re - rb, n).noalias() =
-                MapC(x + rb * kd, re - rb, kd) * MapC(w + ex * kd * n, kd, n);
+            Map(y + rb * n, re - rb, n).noalias() = MapC(x + rb * kd, re - rb, kd) * MapC(w + ex * kd * n, kd, n);
         });
     });
 }
 
 template <>
-void grouped_gemm_dgrad<Cpu, float>(Context<Cpu>& ctx, const float* dy, const float* w,
-                                    const int32_t* offsets, int64_t e, int64_t kd, int64_t n, float* dx) {
+void grouped_gemm_dgrad<Cpu, float>(Context<Cpu>& ctx, const float* dy, const float* w, const int32_t* offsets,
+                                    int64_t e, int64_t kd, int64_t n, float* dx) {
     ctx.parallel_for(offsets[e], [&](int64_t b, int64_t end) {
         for_expert_pieces(offsets, e, b, end, [&](int64_t ex, int64_t rb, int64_t re) {
             Map(dx + rb * kd, re - rb, kd).noalias() =
@@ -49,8 +47,8 @@ void grouped_gemm_dgrad<Cpu, float>(Context<Cpu>& ctx, const float* dy, const fl
 }
 
 template <>
-void grouped_gemm_wgrad<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* dy,
-                                    const int32_t* offsets, int64_t e, int64_t kd, int64_t n, float* dw) {
+void grouped_gemm_wgrad<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* dy, const int32_t* offsets,
+                                    int64_t e, int64_t kd, int64_t n, float* dw) {
     // Unit u = output row (expert u / Kd, row u % Kd).
     ctx.parallel_for(e * kd, [&](int64_t b, int64_t end) {
         for (int64_t ex = b / kd; ex < e && ex * kd < end; ++ex) {
@@ -61,8 +59,7 @@ void grouped_gemm_wgrad<Cpu, float>(Context<Cpu>& ctx, const float* x, const flo
                 out.setZero();
                 continue;
             }
-            out.noalias() = MapC(x + r0 * kd, te, kd).middleCols(kb, ke - kb).transpose() *
-                            MapC(dy + r0 * n, te, n);
+            out.noalias() = MapC(x + r0 * kd, te, kd).middleCols(kb, ke - kb).transpose() * MapC(dy + r0 * n, te, n);
         }
     });
 }

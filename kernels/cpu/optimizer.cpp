@@ -8,8 +8,7 @@
 
 namespace moecast::kernels {
 
-template <>
-double clip_grad_norm<Cpu>(Context<Cpu>& ctx, float* g, int64_t n, double max_norm) {
+template <> double clip_grad_norm<Cpu>(Context<Cpu>& ctx, float* g, int64_t n, double max_norm) {
     // Squares summed in double, element i into lane i % 8, the lanes added in order: a fixed
     // order that vectorises, where one running sum waited on each add.
     constexpr int64_t kLanes = 8;
@@ -31,8 +30,8 @@ double clip_grad_norm<Cpu>(Context<Cpu>& ctx, float* g, int64_t n, double max_no
 }
 
 template <>
-void adamw_update<Cpu>(Context<Cpu>& ctx, float* params, float* moment1, float* moment2, const float* grads,
-                       int64_t n, const AdamWStep& s) {
+void adamw_update<Cpu>(Context<Cpu>& ctx, float* params, float* moment1, float* moment2, const float* grads, int64_t n,
+                       const AdamWStep& s) {
     ctx.parallel_for(n, [&](int64_t b, int64_t e) {
         float* __restrict p = params + b;
         float* __restrict m = moment1 + b;

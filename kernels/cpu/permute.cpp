@@ -10,8 +10,7 @@ namespace moecast::kernels {
 
 template <>
 void permute_plan<Cpu>(Context<Cpu>&, const int32_t* expert_idx, int64_t t, int64_t e, int64_t k,
-                       int32_t* tokens_per_expert, int32_t* offsets, int32_t* row_to_slot,
-                       int32_t* slot_to_row) {
+                       int32_t* tokens_per_expert, int32_t* offsets, int32_t* row_to_slot, int32_t* slot_to_row) {
     const int64_t r = t * k;
     for (int64_t c = 0; c < e; ++c) tokens_per_expert[c] = 0;
     for (int64_t s = 0; s < r; ++s) {
@@ -30,17 +29,16 @@ void permute_plan<Cpu>(Context<Cpu>&, const int32_t* expert_idx, int64_t t, int6
 }
 
 template <>
-void permute_gather<Cpu, float>(Context<Cpu>& ctx, const float* x, const int32_t* row_to_slot, int64_t t,
-                                int64_t k, int64_t d, float* x_perm) {
+void permute_gather<Cpu, float>(Context<Cpu>& ctx, const float* x, const int32_t* row_to_slot, int64_t t, int64_t k,
+                                int64_t d, float* x_perm) {
     ctx.parallel_for(t * k, [&](int64_t b, int64_t end) {
-        for (int64_t r = b; r < end; ++r)
-            std::memcpy(x_perm + r * d, x + (row_to_slot[r] / k) * d, sizeof(float) * d);
+        for (int64_t r = b; r < end; ++r) std::memcpy(x_perm + r * d, x + (row_to_slot[r] / k) * d, sizeof(float) * d);
     });
 }
 
 template <>
-void permute_gather_backward<Cpu, float>(Context<Cpu>& ctx, const float* dx_perm, const int32_t* slot_to_row,
-                                         int64_t t, int64_t k, int64_t d, float* dx) {
+void permute_gather_backward<Cpu, float>(Context<Cpu>& ctx, const float* dx_perm, const int32_t* slot_to_row, int64_t t,
+                                         int64_t k, int64_t d, float* dx) {
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         for (int64_t i = b; i < end; ++i) {
             float* __restrict out = dx + i * d;
@@ -57,8 +55,8 @@ void permute_gather_backward<Cpu, float>(Context<Cpu>& ctx, const float* dx_perm
 // are declared unaliased: without both, the per-row zeroing and the compiler's alias checks cost
 // more than the arithmetic at small D (12 ns per row at D = 16 on a Zen 4 core, 4 ns without).
 template <>
-void combine<Cpu, float>(Context<Cpu>& ctx, const float* y_perm, const float* weights,
-                         const int32_t* slot_to_row, int64_t t, int64_t k, int64_t d, float* out) {
+void combine<Cpu, float>(Context<Cpu>& ctx, const float* y_perm, const float* weights, const int32_t* slot_to_row,
+                         int64_t t, int64_t k, int64_t d, float* out) {
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         for (int64_t i = b; i < end; ++i) {
             float* __restrict o = out + i * d;
@@ -75,9 +73,9 @@ void combine<Cpu, float>(Context<Cpu>& ctx, const float* y_perm, const float* we
 }
 
 template <>
-void combine_backward<Cpu, float>(Context<Cpu>& ctx, const float* dout, const float* y_perm,
-                                  const float* weights, const int32_t* slot_to_row, int64_t t, int64_t k,
-                                  int64_t d, float* dy_perm, float* dweights) {
+void combine_backward<Cpu, float>(Context<Cpu>& ctx, const float* dout, const float* y_perm, const float* weights,
+                                  const int32_t* slot_to_row, int64_t t, int64_t k, int64_t d, float* dy_perm,
+                                  float* dweights) {
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         for (int64_t i = b; i < end; ++i) {
             const float* __restrict g = dout + i * d;

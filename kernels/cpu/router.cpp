@@ -31,8 +31,8 @@ float softmax_row(const float* x, int64_t e, float* p) {
 }  // namespace
 
 template <>
-void router_logits<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w, int64_t t, int64_t d,
-                               int64_t e, float* logits) {
+void router_logits<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w, int64_t t, int64_t d, int64_t e,
+                               float* logits) {
     MapC wm(w, d, e);
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         Map(logits + b * e, end - b, e).noalias() = MapC(x + b * d, end - b, d) * wm;
@@ -40,9 +40,8 @@ void router_logits<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w
 }
 
 template <>
-void router_logits_backward<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w,
-                                        const float* dlogits, int64_t t, int64_t d, int64_t e,
-                                        float* dx, float* dw) {
+void router_logits_backward<Cpu, float>(Context<Cpu>& ctx, const float* x, const float* w, const float* dlogits,
+                                        int64_t t, int64_t d, int64_t e, float* dx, float* dw) {
     MapC wm(w, d, e), g(dlogits, t, e), xm(x, t, d);
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         Map(dx + b * d, end - b, d).noalias() = MapC(dlogits + b * e, end - b, e) * wm.transpose();
@@ -53,8 +52,8 @@ void router_logits_backward<Cpu, float>(Context<Cpu>& ctx, const float* x, const
 }
 
 template <>
-void router_softmax_topk<Cpu>(Context<Cpu>& ctx, const float* logits, int64_t t, int64_t e, int64_t k,
-                              bool renormalize, float* probs, int32_t* expert_idx, float* weights) {
+void router_softmax_topk<Cpu>(Context<Cpu>& ctx, const float* logits, int64_t t, int64_t e, int64_t k, bool renormalize,
+                              float* probs, int32_t* expert_idx, float* weights) {
     if (k < 1 || k > e) throw std::invalid_argument("router_softmax_topk: need 1 <= K <= E");
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         std::vector<char> taken(static_cast<size_t>(e));
@@ -83,8 +82,8 @@ void router_softmax_topk<Cpu>(Context<Cpu>& ctx, const float* logits, int64_t t,
 
 template <>
 void router_softmax_topk_backward<Cpu>(Context<Cpu>& ctx, const float* probs, const int32_t* expert_idx,
-                                       const float* dweights, const float* dprobs_aux, int64_t t,
-                                       int64_t e, int64_t k, bool renormalize, float* dlogits) {
+                                       const float* dweights, const float* dprobs_aux, int64_t t, int64_t e, int64_t k,
+                                       bool renormalize, float* dlogits) {
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         std::vector<float> dp(static_cast<size_t>(e));
         for (int64_t i = b; i < end; ++i) {
@@ -109,8 +108,8 @@ void router_softmax_topk_backward<Cpu>(Context<Cpu>& ctx, const float* probs, co
 }
 
 template <>
-void load_balancing_loss<Cpu>(Context<Cpu>&, const float* probs, const int32_t* expert_idx, int64_t t,
-                              int64_t e, int64_t k, float coeff, float* loss) {
+void load_balancing_loss<Cpu>(Context<Cpu>&, const float* probs, const int32_t* expert_idx, int64_t t, int64_t e,
+                              int64_t k, float coeff, float* loss) {
     std::vector<int64_t> count(static_cast<size_t>(e), 0);
     for (int64_t s = 0; s < t * k; ++s) ++count[expert_idx[s]];
     std::vector<double> psum(static_cast<size_t>(e), 0.0);
@@ -123,8 +122,8 @@ void load_balancing_loss<Cpu>(Context<Cpu>&, const float* probs, const int32_t* 
 }
 
 template <>
-void load_balancing_loss_backward<Cpu>(Context<Cpu>& ctx, const int32_t* expert_idx, int64_t t, int64_t e,
-                                       int64_t k, float coeff, float* dprobs) {
+void load_balancing_loss_backward<Cpu>(Context<Cpu>& ctx, const int32_t* expert_idx, int64_t t, int64_t e, int64_t k,
+                                       float coeff, float* dprobs) {
     std::vector<float> g(static_cast<size_t>(e), 0.0f);
     std::vector<int64_t> count(static_cast<size_t>(e), 0);
     for (int64_t s = 0; s < t * k; ++s) ++count[expert_idx[s]];
@@ -138,8 +137,7 @@ void load_balancing_loss_backward<Cpu>(Context<Cpu>& ctx, const int32_t* expert_
 }
 
 template <>
-void router_z_loss<Cpu>(Context<Cpu>& ctx, const float* logits, int64_t t, int64_t e, float coeff,
-                        float* loss) {
+void router_z_loss<Cpu>(Context<Cpu>& ctx, const float* logits, int64_t t, int64_t e, float coeff, float* loss) {
     std::vector<float> lse(static_cast<size_t>(t));
     ctx.parallel_for(t, [&](int64_t b, int64_t end) {
         std::vector<float> p(static_cast<size_t>(e));

@@ -43,7 +43,8 @@ __global__ void act_backward_kernel(bool glu, const T* __restrict__ h, const T* 
         } else {
             const float x = to_f(h[i]), x2 = x * x;
             const float th = tanhf(kGeluC * (x + kGeluA * x2 * x));
-            dh[i] = from_f<T>(g * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * kGeluC * (1.0f + 3.0f * kGeluA * x2)));
+            dh[i] = from_f<T>(
+                g * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * kGeluC * (1.0f + 3.0f * kGeluA * x2)));
         }
     }
 }
@@ -67,18 +68,18 @@ void activation<Cuda, bf16>(Context<Cuda>& ctx, Activation act, const bf16* h, i
     MOECAST_LAUNCH_CHECK();
 }
 template <>
-void activation_backward<Cuda, float>(Context<Cuda>& ctx, Activation act, const float* h, const float* da,
-                                      int64_t rows, int64_t f, float* dh) {
+void activation_backward<Cuda, float>(Context<Cuda>& ctx, Activation act, const float* h, const float* da, int64_t rows,
+                                      int64_t f, float* dh) {
     if (rows * f == 0) return;
     act_backward_kernel<<<grid_for(rows * f), 256, 0, ctx.stream()>>>(act == Activation::swiglu, h, da, rows, f, dh);
     MOECAST_LAUNCH_CHECK();
 }
 template <>
-void activation_backward<Cuda, bf16>(Context<Cuda>& ctx, Activation act, const bf16* h, const bf16* da,
-                                     int64_t rows, int64_t f, bf16* dh) {
+void activation_backward<Cuda, bf16>(Context<Cuda>& ctx, Activation act, const bf16* h, const bf16* da, int64_t rows,
+                                     int64_t f, bf16* dh) {
     if (rows * f == 0) return;
-    act_backward_kernel<<<grid_for(rows * f), 256, 0, ctx.stream()>>>(act == Activation::swiglu, dev(h), dev(da),
-                                                                      rows, f, dev(dh));
+    act_backward_kernel<<<grid_for(rows * f), 256, 0, ctx.stream()>>>(act == Activation::swiglu, dev(h), dev(da), rows,
+                                                                      f, dev(dh));
     MOECAST_LAUNCH_CHECK();
 }
 

@@ -58,32 +58,32 @@ unsigned grid_for(int64_t work) {
 }
 
 template <class T>
-void combine_impl(Context<Cuda>& ctx, const T* y, const float* w, const int32_t* s2r, int64_t t, int64_t k,
-                  int64_t d, T* out) {
+void combine_impl(Context<Cuda>& ctx, const T* y, const float* w, const int32_t* s2r, int64_t t, int64_t k, int64_t d,
+                  T* out) {
     using D = dev_t<T>;
     if (vec_ok<T>(d, y, out)) {
-        combine_kernel<D, true><<<grid_for(t * d / kVec<T>), 256, 0, ctx.stream()>>>(dev(y), w, s2r, t,
-                                                                                    static_cast<int>(k), d, dev(out));
+        combine_kernel<D, true>
+            <<<grid_for(t * d / kVec<T>), 256, 0, ctx.stream()>>>(dev(y), w, s2r, t, static_cast<int>(k), d, dev(out));
     } else {
-        combine_kernel<D, false><<<grid_for(t * d), 256, 0, ctx.stream()>>>(dev(y), w, s2r, t, static_cast<int>(k),
-                                                                           d, dev(out));
+        combine_kernel<D, false>
+            <<<grid_for(t * d), 256, 0, ctx.stream()>>>(dev(y), w, s2r, t, static_cast<int>(k), d, dev(out));
     }
     MOECAST_LAUNCH_CHECK();
 }
 
 template <class T>
-void combine_backward_impl(Context<Cuda>& ctx, const T* dout, const T* y, const float* w, const int32_t* s2r,
-                           int64_t t, int64_t k, int64_t d, T* dy, float* dw) {
+void combine_backward_impl(Context<Cuda>& ctx, const T* dout, const T* y, const float* w, const int32_t* s2r, int64_t t,
+                           int64_t k, int64_t d, T* dy, float* dw) {
     using D = dev_t<T>;
     const int64_t slots = t * k;
     if (slots == 0) return;
     const unsigned blocks = static_cast<unsigned>((slots + 7) / 8);
     if (vec_ok<T>(d, dout, y) && vec_ok<T>(d, dy, dy)) {
-        combine_backward_kernel<D, true><<<blocks, 256, 0, ctx.stream()>>>(dev(dout), dev(y), w, s2r, slots,
-                                                                          static_cast<int>(k), d, dev(dy), dw);
+        combine_backward_kernel<D, true>
+            <<<blocks, 256, 0, ctx.stream()>>>(dev(dout), dev(y), w, s2r, slots, static_cast<int>(k), d, dev(dy), dw);
     } else {
-        combine_backward_kernel<D, false><<<blocks, 256, 0, ctx.stream()>>>(dev(dout), dev(y), w, s2r, slots,
-                                                                           static_cast<int>(k), d, dev(dy), dw);
+        combine_backward_kernel<D, false>
+            <<<blocks, 256, 0, ctx.stream()>>>(dev(dout), dev(y), w, s2r, slots, static_cast<int>(k), d, dev(dy), dw);
     }
     MOECAST_LAUNCH_CHECK();
 }
@@ -91,13 +91,13 @@ void combine_backward_impl(Context<Cuda>& ctx, const T* dout, const T* y, const 
 }  // namespace
 
 template <>
-void combine<Cuda, float>(Context<Cuda>& ctx, const float* y, const float* w, const int32_t* s2r, int64_t t,
-                          int64_t k, int64_t d, float* out) {
+void combine<Cuda, float>(Context<Cuda>& ctx, const float* y, const float* w, const int32_t* s2r, int64_t t, int64_t k,
+                          int64_t d, float* out) {
     combine_impl(ctx, y, w, s2r, t, k, d, out);
 }
 template <>
-void combine<Cuda, bf16>(Context<Cuda>& ctx, const bf16* y, const float* w, const int32_t* s2r, int64_t t,
-                         int64_t k, int64_t d, bf16* out) {
+void combine<Cuda, bf16>(Context<Cuda>& ctx, const bf16* y, const float* w, const int32_t* s2r, int64_t t, int64_t k,
+                         int64_t d, bf16* out) {
     combine_impl(ctx, y, w, s2r, t, k, d, out);
 }
 template <>

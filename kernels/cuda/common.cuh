@@ -17,18 +17,18 @@ namespace moecast::kernels::detail {
     throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " + msg);
 }
 
-#define MOECAST_CUDA_CHECK(expr)                                                                     \
-    do {                                                                                             \
-        cudaError_t err_ = (expr);                                                                   \
-        if (err_ != cudaSuccess)                                                                     \
-            ::moecast::kernels::detail::throw_cuda(#expr, __FILE__, __LINE__, cudaGetErrorString(err_)); \
+#define MOECAST_CUDA_CHECK(expr)                                                                                       \
+    do {                                                                                                               \
+        cudaError_t err_ = (expr);                                                                                     \
+        if (err_ != cudaSuccess)                                                                                       \
+            ::moecast::kernels::detail::throw_cuda(#expr, __FILE__, __LINE__, cudaGetErrorString(err_));               \
     } while (0)
 
-#define MOECAST_CUBLAS_CHECK(expr)                                                                   \
-    do {                                                                                             \
-        cublasStatus_t st_ = (expr);                                                                 \
-        if (st_ != CUBLAS_STATUS_SUCCESS)                                                            \
-            ::moecast::kernels::detail::throw_cuda(#expr, __FILE__, __LINE__, cublasGetStatusString(st_)); \
+#define MOECAST_CUBLAS_CHECK(expr)                                                                                     \
+    do {                                                                                                               \
+        cublasStatus_t st_ = (expr);                                                                                   \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                                              \
+            ::moecast::kernels::detail::throw_cuda(#expr, __FILE__, __LINE__, cublasGetStatusString(st_));             \
     } while (0)
 
 // After a kernel launch: launch-configuration errors surface here.
@@ -65,8 +65,7 @@ __device__ __forceinline__ float warp_max(float v) {
 template <class T> constexpr int kVec = 16 / sizeof(T);
 
 // True when rows of `d` elements of T can be moved as 16-byte vectors from these pointers.
-template <class T>
-inline bool vec_ok(int64_t d, const void* a, const void* b) {
+template <class T> inline bool vec_ok(int64_t d, const void* a, const void* b) {
     return (d * static_cast<int64_t>(sizeof(T))) % 16 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0 &&
            reinterpret_cast<uintptr_t>(b) % 16 == 0;
 }
@@ -85,18 +84,16 @@ template <class T> __device__ __forceinline__ uint4 pack(const float* in) {
     return v;
 }
 
-inline unsigned blocks_for(int64_t n, int threads) {
-    return static_cast<unsigned>((n + threads - 1) / threads);
-}
+inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 // Row-major GEMM on cuBLAS: C (m, n) = op(A) . op(B), A stored (m, k) or (k, m) if trans_a,
 // B stored (k, n) or (n, k) if trans_b; lda/ldb/ldc are row strides. fp32 accumulation.
-void gemm_row_major(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
-                    int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc);
+void gemm_row_major(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
+                    cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb, int64_t ldb, void* c,
+                    cudaDataType_t tc, int64_t ldc);
 // The same on a given cuBLAS handle (and so on its stream).
-void gemm_row_major(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
-                    int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc);
+void gemm_row_major(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
+                    cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb, int64_t ldb, void* c,
+                    cudaDataType_t tc, int64_t ldc);
 
 }  // namespace moecast::kernels::detail

@@ -20,8 +20,8 @@ Context<Cuda>::Context(int device) : device_(device) {
     const int n = cuda_device_count(&why);
     if (n == 0) throw std::runtime_error("moecast: no CUDA device available (" + why + ")");
     if (device < 0 || device >= n)
-        throw std::runtime_error("moecast: CUDA device " + std::to_string(device) + " requested, " +
-                                 std::to_string(n) + " present");
+        throw std::runtime_error("moecast: CUDA device " + std::to_string(device) + " requested, " + std::to_string(n) +
+                                 " present");
     MOECAST_CUDA_CHECK(cudaSetDevice(device));
     MOECAST_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
     // A blocking stream: ordered with the legacy default stream, so plain cudaMemcpy/cudaMemset
@@ -104,20 +104,19 @@ int32_t* Context<Cuda>::host_scratch(size_t n) {
 
 namespace detail {
 
-void gemm_row_major(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
-                    int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc) {
+void gemm_row_major(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
+                    cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb, int64_t ldb, void* c,
+                    cudaDataType_t tc, int64_t ldc) {
     gemm_row_major(ctx.cublas(), trans_a, trans_b, m, n, k, a, ta, lda, b, tb, ldb, c, tc, ldc);
 }
 
-void gemm_row_major(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    const void* a, cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb,
-                    int64_t ldb, void* c, cudaDataType_t tc, int64_t ldc) {
+void gemm_row_major(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
+                    cudaDataType_t ta, int64_t lda, const void* b, cudaDataType_t tb, int64_t ldb, void* c,
+                    cudaDataType_t tc, int64_t ldc) {
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
     const float alpha = 1.0f, beta = 0.0f;
-    MOECAST_CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                      trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
-                                      static_cast<int>(m), static_cast<int>(k), &alpha, b, tb,
+    MOECAST_CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                      static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, tb,
                                       static_cast<int>(ldb), a, ta, static_cast<int>(lda), &beta, c, tc,
                                       static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

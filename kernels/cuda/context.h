@@ -25,8 +25,7 @@ int cuda_device_count(std::string* why = nullptr);
 // to the per-expert cuBLAS loop). kernels/cuda/grouped_gemm.cu describes each.
 enum class GroupedGemmPath { cublas, cublas_grouped, cublas_batched, own_mma };
 
-template <>
-class Context<Cuda> {
+template <> class Context<Cuda> {
 public:
     // Throws std::runtime_error naming the cause when no CUDA device is usable.
     explicit Context(int device = 0);

@@ -44,8 +44,8 @@ void run_batched(Context<Cuda>& ctx, const std::vector<GemmProblem>& ps, cudaDat
     const void** dptrs = nullptr;
     if (!ptrs.empty()) {
         dptrs = static_cast<const void**>(ctx.workspace(sizeof(void*) * ptrs.size()));
-        MOECAST_CUDA_CHECK(cudaMemcpyAsync(dptrs, ptrs.data(), sizeof(void*) * ptrs.size(), cudaMemcpyHostToDevice,
-                                           ctx.stream()));
+        MOECAST_CUDA_CHECK(
+            cudaMemcpyAsync(dptrs, ptrs.data(), sizeof(void*) * ptrs.size(), cudaMemcpyHostToDevice, ctx.stream()));
     }
     ctx.fork_lanes();
     int lane = 0;
@@ -117,11 +117,12 @@ void run_problems(Context<Cuda>& ctx, const std::vector<GemmProblem>& ps, cudaDa
     }
     // The pointer arrays must be in device memory; copied from pageable memory (staged before return).
     auto* dptrs = static_cast<const void**>(ctx.workspace(sizeof(void*) * 3 * g));
-    MOECAST_CUDA_CHECK(cudaMemcpyAsync(dptrs, ptrs.data(), sizeof(void*) * 3 * g, cudaMemcpyHostToDevice, ctx.stream()));
-    MOECAST_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
-        ctx.cublas(), ta.data(), tb.data(), m.data(), n.data(), k.data(), alpha.data(), dptrs, ty, lda.data(),
-        dptrs + g, ty, ldb.data(), beta.data(), const_cast<void* const*>(dptrs + 2 * g), ty, ldc.data(),
-        static_cast<int>(g), size.data(), CUBLAS_COMPUTE_32F));
+    MOECAST_CUDA_CHECK(
+        cudaMemcpyAsync(dptrs, ptrs.data(), sizeof(void*) * 3 * g, cudaMemcpyHostToDevice, ctx.stream()));
+    MOECAST_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(ctx.cublas(), ta.data(), tb.data(), m.data(), n.data(), k.data(),
+                                                    alpha.data(), dptrs, ty, lda.data(), dptrs + g, ty, ldb.data(),
+                                                    beta.data(), const_cast<void* const*>(dptrs + 2 * g), ty,
+                                                    ldc.data(), static_cast<int>(g), size.data(), CUBLAS_COMPUTE_32F));
 }
 
 template <class T>
@@ -150,7 +151,8 @@ void dgrad(Context<Cuda>& ctx, const T* dy, const T* w, const int32_t* offsets, 
     std::vector<GemmProblem> ps;
     for (int64_t ex = 0; ex < e; ++ex) {
         const int64_t m = off[ex + 1] - off[ex];
-        if (m > 0) ps.push_back({false, true, m, kd, n, dy + off[ex] * n, n, w + ex * kd * n, n, dx + off[ex] * kd, kd});
+        if (m > 0)
+            ps.push_back({false, true, m, kd, n, dy + off[ex] * n, n, w + ex * kd * n, n, dx + off[ex] * kd, kd});
     }
     run_problems(ctx, ps, cuda_type<dev_t<T>>(), true);
 }

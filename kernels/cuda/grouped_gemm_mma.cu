@@ -14,7 +14,7 @@ constexpr int kPadA = BK + 8;   // A stage row stride (elements): [BM][kPadA]
 constexpr int kPadB = BN + 8;   // B stage row stride, row-major B: [BK][kPadB]
 constexpr int kPadBt = BK + 8;  // B stage row stride, transposed B: [BN][kPadBt]
 constexpr int kStageA = BM * kPadA;
-constexpr int kStageB = BK * kPadB > BN * kPadBt ? BK * kPadB : BN * kPadBt;
+constexpr int kStageB = BK * kPadB > BN* kPadBt ? BK* kPadB : BN* kPadBt;
 constexpr int kMaxExperts = 1024;  // tile_start in static shared memory (with the stages < 48 KB)
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pred) {
@@ -23,8 +23,7 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pr
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 template <bool TransB>
 __device__ void load_stage(__nv_bfloat16* as, __nv_bfloat16* bs, const __nv_bfloat16* a, const __nv_bfloat16* b,
@@ -71,15 +70,18 @@ __device__ __forceinline__ int expert_of(const int* tile_start, int e, int tile)
     int lo = 0, hi = e - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) / 2;
-        if (tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
+        if (tile_start[mid] <= tile)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo;
 }
 
 // One BK slice of this warp's 64x32 tile from a shared-memory stage: acc += A_s . B_s.
 template <bool TransB>
-__device__ __forceinline__ void mma_stage(Acc (&acc)[4][2], const __nv_bfloat16* as, const __nv_bfloat16* bs,
-                                          int wm, int wn) {
+__device__ __forceinline__ void mma_stage(Acc (&acc)[4][2], const __nv_bfloat16* as, const __nv_bfloat16* bs, int wm,
+                                          int wn) {
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[4];
@@ -112,8 +114,8 @@ __device__ __forceinline__ void mma_tile(Acc (&acc)[4][2], __nv_bfloat16* smem, 
     for (int64_t kt = 0; kt < k_tiles; ++kt) {
         const int s = static_cast<int>(kt & 1);
         if (kt + 1 < k_tiles) {
-            load_stage<TransB>(smem + (s ^ 1) * kStageA, smem + 2 * kStageA + (s ^ 1) * kStageB, a, bx, row0,
-                               row_end, col0, (kt + 1) * BK, kc, no);
+            load_stage<TransB>(smem + (s ^ 1) * kStageA, smem + 2 * kStageA + (s ^ 1) * kStageB, a, bx, row0, row_end,
+                               col0, (kt + 1) * BK, kc, no);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -150,10 +152,10 @@ __device__ __forceinline__ void store_tile(Acc (&acc)[4][2], __nv_bfloat16* smem
 }
 
 template <bool TransB>
-__global__ void __launch_bounds__(kThreads, 2) grouped_mma_kernel(const __nv_bfloat16* __restrict__ a,
-                                                               const __nv_bfloat16* __restrict__ b,
-                                                               const int32_t* __restrict__ offsets, int e, int64_t kc,
-                                                               int64_t no, __nv_bfloat16* __restrict__ c) {
+__global__ void __launch_bounds__(kThreads, 2)
+    grouped_mma_kernel(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ b,
+                       const int32_t* __restrict__ offsets, int e, int64_t kc, int64_t no,
+                       __nv_bfloat16* __restrict__ c) {
     __shared__ alignas(128) __nv_bfloat16 smem[2 * kStageA + 2 * kStageB];
     __shared__ int tile_start[kMaxExperts + 1];  // first tile of each expert (prefix sum)
     const int n_tiles = static_cast<int>((no + BN - 1) / BN);

@@ -122,11 +122,11 @@ void gather_impl(Context<Cuda>& ctx, const T* x, const int32_t* r2s, int64_t t, 
     using D = dev_t<T>;
     const int64_t rows = t * k;
     if (vec_ok<T>(d, x, out)) {
-        gather_kernel<D, true><<<grid_for(rows * d / kVec<T>), 256, 0, ctx.stream()>>>(dev(x), r2s, rows,
-                                                                                      static_cast<int>(k), d, dev(out));
+        gather_kernel<D, true><<<grid_for(rows * d / kVec<T>), 256, 0, ctx.stream()>>>(
+            dev(x), r2s, rows, static_cast<int>(k), d, dev(out));
     } else {
-        gather_kernel<D, false><<<grid_for(rows * d), 256, 0, ctx.stream()>>>(dev(x), r2s, rows, static_cast<int>(k),
-                                                                             d, dev(out));
+        gather_kernel<D, false>
+            <<<grid_for(rows * d), 256, 0, ctx.stream()>>>(dev(x), r2s, rows, static_cast<int>(k), d, dev(out));
     }
     MOECAST_LAUNCH_CHECK();
 }
@@ -136,11 +136,11 @@ void gather_backward_impl(Context<Cuda>& ctx, const T* dxp, const int32_t* s2r, 
                           T* dx) {
     using D = dev_t<T>;
     if (vec_ok<T>(d, dxp, dx)) {
-        gather_backward_kernel<D, true><<<grid_for(t * d / kVec<T>), 256, 0, ctx.stream()>>>(
-            dev(dxp), s2r, t, static_cast<int>(k), d, dev(dx));
+        gather_backward_kernel<D, true>
+            <<<grid_for(t * d / kVec<T>), 256, 0, ctx.stream()>>>(dev(dxp), s2r, t, static_cast<int>(k), d, dev(dx));
     } else {
-        gather_backward_kernel<D, false><<<grid_for(t * d), 256, 0, ctx.stream()>>>(dev(dxp), s2r, t,
-                                                                                   static_cast<int>(k), d, dev(dx));
+        gather_backward_kernel<D, false>
+            <<<grid_for(t * d), 256, 0, ctx.stream()>>>(dev(dxp), s2r, t, static_cast<int>(k), d, dev(dx));
     }
     MOECAST_LAUNCH_CHECK();
 }
@@ -172,8 +172,8 @@ void permute_gather<Cuda, float>(Context<Cuda>& ctx, const float* x, const int32
     gather_impl(ctx, x, r2s, t, k, d, out);
 }
 template <>
-void permute_gather<Cuda, bf16>(Context<Cuda>& ctx, const bf16* x, const int32_t* r2s, int64_t t, int64_t k,
-                                int64_t d, bf16* out) {
+void permute_gather<Cuda, bf16>(Context<Cuda>& ctx, const bf16* x, const int32_t* r2s, int64_t t, int64_t k, int64_t d,
+                                bf16* out) {
     gather_impl(ctx, x, r2s, t, k, d, out);
 }
 template <>
@@ -182,8 +182,8 @@ void permute_gather_backward<Cuda, float>(Context<Cuda>& ctx, const float* dxp, 
     gather_backward_impl(ctx, dxp, s2r, t, k, d, dx);
 }
 template <>
-void permute_gather_backward<Cuda, bf16>(Context<Cuda>& ctx, const bf16* dxp, const int32_t* s2r, int64_t t,
-                                         int64_t k, int64_t d, bf16* dx) {
+void permute_gather_backward<Cuda, bf16>(Context<Cuda>& ctx, const bf16* dxp, const int32_t* s2r, int64_t t, int64_t k,
+                                         int64_t d, bf16* dx) {
     gather_backward_impl(ctx, dxp, s2r, t, k, d, dx);
 }
 

@@ -11,8 +11,7 @@ constexpr int kWarps = 8;  // warps per block in the per-token kernels
 
 // One warp per token: probs (T, E), top-K (idx, weight). `taken` is per-warp shared flags (E).
 __global__ void softmax_topk_kernel(const float* __restrict__ logits, int64_t t, int e, int k, bool renorm,
-                                    float* __restrict__ probs, int32_t* __restrict__ idx,
-                                    float* __restrict__ weights) {
+                                    float* __restrict__ probs, int32_t* __restrict__ idx, float* __restrict__ weights) {
     extern __shared__ unsigned char taken_all[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
@@ -61,9 +60,8 @@ __global__ void softmax_topk_kernel(const float* __restrict__ logits, int64_t t,
 }
 
 __global__ void softmax_topk_backward_kernel(const float* __restrict__ probs, const int32_t* __restrict__ idx,
-                                             const float* __restrict__ dweights,
-                                             const float* __restrict__ dprobs_aux, int64_t t, int e, int k,
-                                             bool renorm, float* __restrict__ dlogits) {
+                                             const float* __restrict__ dweights, const float* __restrict__ dprobs_aux,
+                                             int64_t t, int e, int k, bool renorm, float* __restrict__ dlogits) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
     if (row >= t) return;
@@ -118,8 +116,8 @@ __device__ float block_sum(float v, float* scratch) {
     return total;  // valid in thread 0
 }
 
-__global__ void lb_loss_kernel(const float* __restrict__ part, int chunks, const int32_t* __restrict__ idx,
-                               int64_t t, int e, int k, float coeff, float* __restrict__ loss) {
+__global__ void lb_loss_kernel(const float* __restrict__ part, int chunks, const int32_t* __restrict__ idx, int64_t t,
+                               int e, int k, float coeff, float* __restrict__ loss) {
     extern __shared__ int count[];
     __shared__ float scratch[32];
     block_counts(idx, t * k, e, count);
@@ -148,8 +146,8 @@ __global__ void broadcast_rows_kernel(const float* __restrict__ g, int64_t t, in
 }
 
 // One warp per row: lse (T); if dlogits, adds the z-loss gradient instead.
-__global__ void lse_kernel(const float* __restrict__ logits, int64_t t, int e, float* __restrict__ lse,
-                           float zscale, float* __restrict__ dlogits) {
+__global__ void lse_kernel(const float* __restrict__ logits, int64_t t, int e, float* __restrict__ lse, float zscale,
+                           float* __restrict__ dlogits) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
     if (row >= t) return;
@@ -187,17 +185,17 @@ void check_sizes(int64_t t, int64_t e, int64_t k) {
 template <class T>
 static void router_logits_impl(Context<Cuda>& ctx, const T* x, const T* w, int64_t t, int64_t d, int64_t e,
                                float* logits) {
-    gemm_row_major(ctx, false, false, t, e, d, x, cuda_type<dev_t<T>>(), d, w, cuda_type<dev_t<T>>(), e,
-                   logits, CUDA_R_32F, e);
+    gemm_row_major(ctx, false, false, t, e, d, x, cuda_type<dev_t<T>>(), d, w, cuda_type<dev_t<T>>(), e, logits,
+                   CUDA_R_32F, e);
 }
 template <>
-void router_logits<Cuda, float>(Context<Cuda>& ctx, const float* x, const float* w, int64_t t, int64_t d,
-                                int64_t e, float* logits) {
+void router_logits<Cuda, float>(Context<Cuda>& ctx, const float* x, const float* w, int64_t t, int64_t d, int64_t e,
+                                float* logits) {
     router_logits_impl(ctx, x, w, t, d, e, logits);
 }
 template <>
-void router_logits<Cuda, bf16>(Context<Cuda>& ctx, const bf16* x, const bf16* w, int64_t t, int64_t d,
-                               int64_t e, float* logits) {
+void router_logits<Cuda, bf16>(Context<Cuda>& ctx, const bf16* x, const bf16* w, int64_t t, int64_t d, int64_t e,
+                               float* logits) {
     router_logits_impl(ctx, x, w, t, d, e, logits);
 }
 
@@ -209,8 +207,8 @@ __global__ void to_bf16_kernel(const float* __restrict__ in, int64_t n, __nv_bfl
 }  // namespace
 
 template <class T>
-static void router_logits_backward_impl(Context<Cuda>& ctx, const T* x, const T* w, const float* dlogits,
-                                        int64_t t, int64_t d, int64_t e, T* dx, T* dw) {
+static void router_logits_backward_impl(Context<Cuda>& ctx, const T* x, const T* w, const float* dlogits, int64_t t,
+                                        int64_t d, int64_t e, T* dx, T* dw) {
     const void* g = dlogits;
     if constexpr (!std::is_same_v<T, float>) {  // cuBLAS wants A and B of one type: cast dlogits
         auto* gb = static_cast<__nv_bfloat16*>(ctx.workspace(sizeof(__nv_bfloat16) * t * e));
@@ -223,9 +221,8 @@ static void router_logits_backward_impl(Context<Cuda>& ctx, const T* x, const T*
     gemm_row_major(ctx, true, false, d, e, t, x, ty, d, g, ty, e, dw, ty, e);  // dw = x^T . dlogits
 }
 template <>
-void router_logits_backward<Cuda, float>(Context<Cuda>& ctx, const float* x, const float* w,
-                                         const float* dlogits, int64_t t, int64_t d, int64_t e, float* dx,
-                                         float* dw) {
+void router_logits_backward<Cuda, float>(Context<Cuda>& ctx, const float* x, const float* w, const float* dlogits,
+                                         int64_t t, int64_t d, int64_t e, float* dx, float* dw) {
     router_logits_backward_impl(ctx, x, w, dlogits, t, d, e, dx, dw);
 }
 template <>
@@ -247,18 +244,17 @@ void router_softmax_topk<Cuda>(Context<Cuda>& ctx, const float* logits, int64_t 
 
 template <>
 void router_softmax_topk_backward<Cuda>(Context<Cuda>& ctx, const float* probs, const int32_t* expert_idx,
-                                        const float* dweights, const float* dprobs_aux, int64_t t, int64_t e,
-                                        int64_t k, bool renormalize, float* dlogits) {
+                                        const float* dweights, const float* dprobs_aux, int64_t t, int64_t e, int64_t k,
+                                        bool renormalize, float* dlogits) {
     check_sizes(t, e, k);
     softmax_topk_backward_kernel<<<blocks_for(t, kWarps), kWarps * 32, 0, ctx.stream()>>>(
-        probs, expert_idx, dweights, dprobs_aux, t, static_cast<int>(e), static_cast<int>(k), renormalize,
-        dlogits);
+        probs, expert_idx, dweights, dprobs_aux, t, static_cast<int>(e), static_cast<int>(k), renormalize, dlogits);
     MOECAST_LAUNCH_CHECK();
 }
 
 template <>
-void load_balancing_loss<Cuda>(Context<Cuda>& ctx, const float* probs, const int32_t* expert_idx, int64_t t,
-                               int64_t e, int64_t k, float coeff, float* loss) {
+void load_balancing_loss<Cuda>(Context<Cuda>& ctx, const float* probs, const int32_t* expert_idx, int64_t t, int64_t e,
+                               int64_t k, float coeff, float* loss) {
     check_sizes(t, e, k);
     const int chunks = static_cast<int>((t + kChunkRows - 1) / kChunkRows);
     auto* part = static_cast<float*>(ctx.workspace(sizeof(float) * chunks * e));
@@ -270,12 +266,12 @@ void load_balancing_loss<Cuda>(Context<Cuda>& ctx, const float* probs, const int
 }
 
 template <>
-void load_balancing_loss_backward<Cuda>(Context<Cuda>& ctx, const int32_t* expert_idx, int64_t t, int64_t e,
-                                        int64_t k, float coeff, float* dprobs) {
+void load_balancing_loss_backward<Cuda>(Context<Cuda>& ctx, const int32_t* expert_idx, int64_t t, int64_t e, int64_t k,
+                                        float coeff, float* dprobs) {
     check_sizes(t, e, k);
     auto* g = static_cast<float*>(ctx.workspace(sizeof(float) * e));
-    lb_grad_kernel<<<1, 256, sizeof(int) * e, ctx.stream()>>>(expert_idx, t, static_cast<int>(e),
-                                                              static_cast<int>(k), coeff, g);
+    lb_grad_kernel<<<1, 256, sizeof(int) * e, ctx.stream()>>>(expert_idx, t, static_cast<int>(e), static_cast<int>(k),
+                                                              coeff, g);
     MOECAST_LAUNCH_CHECK();
     broadcast_rows_kernel<<<blocks_for(t * e, 256), 256, 0, ctx.stream()>>>(g, t, static_cast<int>(e), dprobs);
     MOECAST_LAUNCH_CHECK();
@@ -285,8 +281,8 @@ template <>
 void router_z_loss<Cuda>(Context<Cuda>& ctx, const float* logits, int64_t t, int64_t e, float coeff, float* loss) {
     check_sizes(t, e, 1);
     auto* lse = static_cast<float*>(ctx.workspace(sizeof(float) * t));
-    lse_kernel<<<blocks_for(t, kWarps), kWarps * 32, 0, ctx.stream()>>>(logits, t, static_cast<int>(e), lse,
-                                                                        0.0f, nullptr);
+    lse_kernel<<<blocks_for(t, kWarps), kWarps * 32, 0, ctx.stream()>>>(logits, t, static_cast<int>(e), lse, 0.0f,
+                                                                        nullptr);
     MOECAST_LAUNCH_CHECK();
     z_loss_kernel<<<1, 256, 0, ctx.stream()>>>(lse, t, coeff, loss);
     MOECAST_LAUNCH_CHECK();
@@ -296,8 +292,8 @@ template <>
 void router_z_loss_backward<Cuda>(Context<Cuda>& ctx, const float* logits, int64_t t, int64_t e, float coeff,
                                   float* dlogits) {
     check_sizes(t, e, 1);
-    lse_kernel<<<blocks_for(t, kWarps), kWarps * 32, 0, ctx.stream()>>>(
-        logits, t, static_cast<int>(e), nullptr, coeff / static_cast<float>(t), dlogits);
+    lse_kernel<<<blocks_for(t, kWarps), kWarps * 32, 0, ctx.stream()>>>(logits, t, static_cast<int>(e), nullptr,
+                                                                        coeff / static_cast<float>(t), dlogits);
     MOECAST_LAUNCH_CHECK();
 }
 

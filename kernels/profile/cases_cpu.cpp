@@ -40,8 +40,10 @@ struct LayerSet {
         LayerPointers<float> p;
         for (int i = 0; i < kBufferCount; ++i) {
             float* ptr = data[static_cast<size_t>(i)].empty() ? nullptr : data[static_cast<size_t>(i)].data();
-            if (is_fp32(static_cast<Buffer>(i))) p.fp32[static_cast<size_t>(i) - static_cast<size_t>(Buffer::logits)] = ptr;
-            else p.typed[static_cast<size_t>(i)] = ptr;
+            if (is_fp32(static_cast<Buffer>(i)))
+                p.fp32[static_cast<size_t>(i) - static_cast<size_t>(Buffer::logits)] = ptr;
+            else
+                p.typed[static_cast<size_t>(i)] = ptr;
         }
         p.idx = idx.data(), p.tokens = tokens.data(), p.offsets = offsets.data();
         p.row_to_slot = row_to_slot.data(), p.slot_to_row = slot_to_row.data();
@@ -98,7 +100,8 @@ CaseSpec gemm_spec(const GemmCase& c, const Grid& grid, CpuContext& ctx, uint64_
         };
         auto sets = std::make_shared<std::vector<Set>>();
         for (int64_t i = 0; i < slots; ++i)
-            sets->push_back({random_floats(m * kd, state), random_floats(kd * n, state), Floats(static_cast<size_t>(m * n))});
+            sets->push_back(
+                {random_floats(m * kd, state), random_floats(kd * n, state), Floats(static_cast<size_t>(m * n))});
         CaseRunner runner;
         runner.slots = slots;
         runner.run = [sets, &ctx, m, n, kd](int64_t slot) {
@@ -157,8 +160,8 @@ void run_dense(const DenseOp& o, CpuContext& ctx, DenseSet& s) {
                                      s.out[0].data(), s.out[1].data());
     else if (o.attention)
         causal_attention_backward<Cpu, float>(ctx, s.in[0].data(), s.in[1].data(), s.in[2].data(), s.out[0].data(),
-                                              s.out[1].data(), s.in[3].data(), t, o.seq, o.heads, o.hd,
-                                              s.out[2].data(), s.out[3].data(), s.out[4].data());
+                                              s.out[1].data(), s.in[3].data(), t, o.seq, o.heads, o.hd, s.out[2].data(),
+                                              s.out[3].data(), s.out[4].data());
     else if (!o.backward)
         rmsnorm<Cpu, float>(ctx, s.in[0].data(), s.in[1].data(), t, d, 1e-6, s.out[0].data(), s.out[1].data());
     else
@@ -213,14 +216,14 @@ ElementwiseOp elementwise_op(const DenseCase& c) {
     o.rows = dim("rows"), o.d = dim("D"), o.v = dim("V"), o.heads = dim("H"), o.hd = dim("hd"), o.seq = dim("S");
     const int64_t rows = o.rows, d = o.d, v = o.v;
     switch (c.op) {
-        case sim::OpId::residual_add: o.a_n = o.b_n = rows * d; break;                      // dst, src
-        case sim::OpId::rope:
-        case sim::OpId::rope_bwd: o.a_n = rows * o.heads * o.hd; break;                     // x, in place
-        case sim::OpId::embedding: o.a_n = v * d, o.b_n = rows * d, o.indices = true; break;  // table, out
-        case sim::OpId::embedding_bwd: o.a_n = rows * d, o.b_n = v * d, o.indices = true; break;  // dout, dtable
-        case sim::OpId::cross_entropy: o.a_n = rows * v, o.indices = true; break;           // logits, in place
-        case sim::OpId::adamw: o.a_n = 3 * dim("n"), o.b_n = dim("n"); break;               // p, m, v; g
-        default: throw std::invalid_argument(std::string("no CPU case for elementwise op '") + sim::op_name(c.op) + "'");
+    case sim::OpId::residual_add: o.a_n = o.b_n = rows * d; break;  // dst, src
+    case sim::OpId::rope:
+    case sim::OpId::rope_bwd: o.a_n = rows * o.heads * o.hd; break;                           // x, in place
+    case sim::OpId::embedding: o.a_n = v * d, o.b_n = rows * d, o.indices = true; break;      // table, out
+    case sim::OpId::embedding_bwd: o.a_n = rows * d, o.b_n = v * d, o.indices = true; break;  // dout, dtable
+    case sim::OpId::cross_entropy: o.a_n = rows * v, o.indices = true; break;                 // logits, in place
+    case sim::OpId::adamw: o.a_n = 3 * dim("n"), o.b_n = dim("n"); break;                     // p, m, v; g
+    default: throw std::invalid_argument(std::string("no CPU case for elementwise op '") + sim::op_name(c.op) + "'");
     }
     return o;
 }
@@ -232,26 +235,26 @@ struct ElementwiseSet {
 
 void run_elementwise(const ElementwiseOp& o, CpuContext& ctx, ElementwiseSet& s, const AdamWStep& step) {
     switch (o.op) {
-        case sim::OpId::residual_add: add_to<Cpu, float>(ctx, s.a.data(), s.b.data(), o.rows * o.d); return;
-        case sim::OpId::rope:
-        case sim::OpId::rope_bwd:
-            rope<Cpu, float>(ctx, s.a.data(), o.rows, o.heads, o.hd, o.seq, 10000.0, o.op == sim::OpId::rope_bwd);
-            return;
-        case sim::OpId::embedding: embedding<Cpu, float>(ctx, s.idx.data(), s.a.data(), o.rows, o.d, s.b.data()); return;
-        case sim::OpId::embedding_bwd:
-            embedding_backward<Cpu, float>(ctx, s.idx.data(), s.a.data(), o.rows, o.d, s.b.data());
-            return;
-        case sim::OpId::adamw: {
-            const int64_t n = static_cast<int64_t>(s.b.size());
-            float* p = s.a.data();
-            adamw_update<Cpu>(ctx, p, p + n, p + 2 * n, s.b.data(), n, step);
-            return;
-        }
-        default: {
-            double loss = 0;
-            cross_entropy<Cpu, float>(ctx, s.a.data(), s.idx.data(), o.rows, o.v, 1.0 / static_cast<double>(o.rows),
-                                      &loss, s.a.data());
-        }
+    case sim::OpId::residual_add: add_to<Cpu, float>(ctx, s.a.data(), s.b.data(), o.rows * o.d); return;
+    case sim::OpId::rope:
+    case sim::OpId::rope_bwd:
+        rope<Cpu, float>(ctx, s.a.data(), o.rows, o.heads, o.hd, o.seq, 10000.0, o.op == sim::OpId::rope_bwd);
+        return;
+    case sim::OpId::embedding: embedding<Cpu, float>(ctx, s.idx.data(), s.a.data(), o.rows, o.d, s.b.data()); return;
+    case sim::OpId::embedding_bwd:
+        embedding_backward<Cpu, float>(ctx, s.idx.data(), s.a.data(), o.rows, o.d, s.b.data());
+        return;
+    case sim::OpId::adamw: {
+        const int64_t n = static_cast<int64_t>(s.b.size());
+        float* p = s.a.data();
+        adamw_update<Cpu>(ctx, p, p + n, p + 2 * n, s.b.data(), n, step);
+        return;
+    }
+    default: {
+        double loss = 0;
+        cross_entropy<Cpu, float>(ctx, s.a.data(), s.idx.data(), o.rows, o.v, 1.0 / static_cast<double>(o.rows), &loss,
+                                  s.a.data());
+    }
     }
 }
 

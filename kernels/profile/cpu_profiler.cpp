@@ -88,8 +88,7 @@ int64_t cache_level_bytes(int64_t level = 0) {
         try {
             bytes = std::stoll(size) * scale;
             best_level = own;
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
     }
     return bytes;
 }
@@ -121,8 +120,7 @@ public:
         return p;
     }
 
-    sim::KernelSample measure(const CaseSpec& spec, const CaseRunner& runner,
-                              const MeasureOptions& options) override {
+    sim::KernelSample measure(const CaseSpec& spec, const CaseRunner& runner, const MeasureOptions& options) override {
         using clock = std::chrono::steady_clock;
         const int64_t slots = std::max<int64_t>(runner.slots, 1);
         int64_t slot = 0;
@@ -134,8 +132,8 @@ public:
             runner.run(next());
             single_s = std::chrono::duration<double>(clock::now() - t0).count();
         }
-        const int64_t batch =
-            std::clamp<int64_t>(static_cast<int64_t>(std::ceil(options.min_timing_s / std::max(single_s, 1e-9))), 1, 4096);
+        const int64_t batch = std::clamp<int64_t>(
+            static_cast<int64_t>(std::ceil(options.min_timing_s / std::max(single_s, 1e-9))), 1, 4096);
         std::vector<double> times, cpu_times;
         for (int64_t r = 0; r < options.reps; ++r) {
             const double c0 = process_cpu_s();

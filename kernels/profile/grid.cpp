@@ -32,8 +32,7 @@ void check_histogram(const std::string& h, const sim::TomlReader& r) {
             size_t used = 0;
             const double s = std::stod(h.substr(5), &used);
             if (used == h.size() - 5 && s >= 0 && std::isfinite(s)) return;
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
     }
     r.fail("histograms", "expected \"uniform\" or \"zipf:<exponent >= 0>\", got \"" + h + "\"");
 }
@@ -158,8 +157,9 @@ AttentionGrid read_attention(const toml::table& t, const std::string& path, int 
     a.head_dim = positive_array(ar, "head_dim", {});
     for (int64_t tk : a.tokens)
         for (int64_t sq : a.seq)
-            if (tk % sq != 0) ar.fail("tokens", "tokens must be whole sequences: " + std::to_string(tk) +
-                                                    " is not a multiple of seq " + std::to_string(sq));
+            if (tk % sq != 0)
+                ar.fail("tokens", "tokens must be whole sequences: " + std::to_string(tk) +
+                                      " is not a multiple of seq " + std::to_string(sq));
     ar.finish();
     return a;
 }
@@ -189,8 +189,8 @@ ElementwiseGrid read_elementwise(const toml::table& t, const Grid& g, int index)
     if (e.seq <= 0) er.fail("seq", "expected a positive sequence length");
     for (int64_t d : e.d)
         if (d % e.head_dim != 0)
-            er.fail("d", "every d must be a multiple of head_dim " + std::to_string(e.head_dim) + " (RoPE heads), got " +
-                             std::to_string(d));
+            er.fail("d", "every d must be a multiple of head_dim " + std::to_string(e.head_dim) +
+                             " (RoPE heads), got " + std::to_string(d));
     er.finish();
     return e;
 }
@@ -210,11 +210,13 @@ Grid load_grid(const std::string& path) {
     index = 0;
     for (const toml::table& t : tables(root, path, "gemm")) g.gemms.push_back(read_gemm(t, path, index++));
     index = 0;
-    for (const toml::table& t : tables(root, path, "attention")) g.attention.push_back(read_attention(t, path, index++));
+    for (const toml::table& t : tables(root, path, "attention"))
+        g.attention.push_back(read_attention(t, path, index++));
     index = 0;
     for (const toml::table& t : tables(root, path, "norm")) g.norms.push_back(read_norm(t, path, index++));
     index = 0;
-    for (const toml::table& t : tables(root, path, "elementwise")) g.elementwise.push_back(read_elementwise(t, g, index++));
+    for (const toml::table& t : tables(root, path, "elementwise"))
+        g.elementwise.push_back(read_elementwise(t, g, index++));
     if (g.layers.empty() && g.gemms.empty() && g.attention.empty() && g.norms.empty() && g.elementwise.empty())
         r.fail("layer", "the grid has no [[layer]], [[gemm]], [[attention]], [[norm]] or [[elementwise]] tables");
     return g;
@@ -223,9 +225,9 @@ Grid load_grid(const std::string& path) {
 std::vector<int64_t> expert_histogram(int64_t rows, int64_t e, int64_t cap, const std::string& histogram,
                                       const std::string& source) {
     if (e <= 0 || rows < 0 || rows > e * cap)
-        throw sim::InputError(source, 0, "histograms", "cannot place " + std::to_string(rows) + " rows on " +
-                                                           std::to_string(e) + " experts of at most " +
-                                                           std::to_string(cap));
+        throw sim::InputError(source, 0, "histograms",
+                              "cannot place " + std::to_string(rows) + " rows on " + std::to_string(e) +
+                                  " experts of at most " + std::to_string(cap));
     std::vector<double> p(static_cast<size_t>(e), 1.0);
     if (histogram.rfind("zipf:", 0) == 0) {
         const double s = std::stod(histogram.substr(5));
@@ -264,7 +266,8 @@ std::vector<int64_t> expert_histogram(int64_t rows, int64_t e, int64_t cap, cons
         assigned += out[u];
         remainders.emplace_back(exact - std::floor(exact), i);
     }
-    std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::stable_sort(remainders.begin(), remainders.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
     for (int64_t i = 0; i < left - assigned; ++i) ++out[static_cast<size_t>(remainders[static_cast<size_t>(i)].second)];
     return out;
 }

@@ -16,11 +16,11 @@
 
 namespace moecast::kernels::profile {
 
-struct LayerGrid {             // one [[layer]] table
-    std::string label;         // the model's name or the table's label
-    int64_t d = 0;             // D d_model
-    int64_t f = 0;             // F expert width
-    bool glu = true;           // GLU experts (FC1 width 2F, SwiGLU) or 2-matrix MLP (GELU)
+struct LayerGrid {                           // one [[layer]] table
+    std::string label;                       // the model's name or the table's label
+    int64_t d = 0;                           // D d_model
+    int64_t f = 0;                           // F expert width
+    bool glu = true;                         // GLU experts (FC1 width 2F, SwiGLU) or 2-matrix MLP (GELU)
     std::vector<int64_t> experts;            // E values
     std::vector<int64_t> top_k;              // K values
     std::vector<int64_t> tokens_per_expert;  // mean tokens per expert; T = mean * E / K
@@ -28,20 +28,20 @@ struct LayerGrid {             // one [[layer]] table
     std::vector<sim::OpId> ops;              // see layer_ops()
 };
 
-struct GemmGrid {              // one [[gemm]] table: C (M, N) = A (M, Kd) x B (Kd, N), all combinations
+struct GemmGrid {  // one [[gemm]] table: C (M, N) = A (M, Kd) x B (Kd, N), all combinations
     std::string label;
     std::vector<int64_t> m, n, kd;
 };
 
-struct AttentionGrid {         // one [[attention]] table: causal attention over sequences of seq tokens
+struct AttentionGrid {  // one [[attention]] table: causal attention over sequences of seq tokens
     std::string label;
-    std::vector<int64_t> tokens;     // T = sequences x seq (a micro-batch)
-    std::vector<int64_t> seq;        // S
-    std::vector<int64_t> heads;      // H
-    std::vector<int64_t> head_dim;   // hd
+    std::vector<int64_t> tokens;    // T = sequences x seq (a micro-batch)
+    std::vector<int64_t> seq;       // S
+    std::vector<int64_t> heads;     // H
+    std::vector<int64_t> head_dim;  // hd
 };
 
-struct NormGrid {              // one [[norm]] table: RMSNorm over rows x d
+struct NormGrid {  // one [[norm]] table: RMSNorm over rows x d
     std::string label;
     std::vector<int64_t> rows, d;
 };
@@ -60,14 +60,14 @@ struct ElementwiseGrid {
 
 struct Grid {
     std::string path;
-    std::string device;        // "cpu" or "cuda": the backend the grid is sized for
-    std::string dtype;         // "fp32" (cpu, cuda) or "bf16" (cuda)
+    std::string device;  // "cpu" or "cuda": the backend the grid is sized for
+    std::string dtype;   // "fp32" (cpu, cuda) or "bf16" (cuda)
     int64_t warmup = 3;
     int64_t reps = 20;
     int64_t rotate_bytes = 0;  // rotate inputs through at least this many bytes (0: none)
     int64_t threads = 0;       // CPU threads (0: all hardware threads)
     int64_t seed = 1;
-    bool counters = false;     // CUDA: one Range Profiler pass per case
+    bool counters = false;  // CUDA: one Range Profiler pass per case
     std::vector<LayerGrid> layers;
     std::vector<GemmGrid> gemms;
     std::vector<AttentionGrid> attention;

@@ -22,16 +22,16 @@ struct CaseRunner {
 };
 
 struct CaseSpec {
-    sim::KernelSample meta;                 // kernel, class, shape, dims, analytic FLOPs and bytes
-    std::function<CaseRunner()> build;      // allocates the case's buffers (freed with the runner)
-    int64_t bytes_per_set = 0;              // bytes of one input/output set (for rotation)
+    sim::KernelSample meta;             // kernel, class, shape, dims, analytic FLOPs and bytes
+    std::function<CaseRunner()> build;  // allocates the case's buffers (freed with the runner)
+    int64_t bytes_per_set = 0;          // bytes of one input/output set (for rotation)
 };
 
 struct MeasureOptions {
-    int64_t warmup_reps = 3;       // untimed launches before timing
-    int64_t reps = 20;             // timed repetitions (each one sample of the median)
-    double min_timing_s = 20e-6;   // CPU: launches are batched so one timing is at least this long
-    bool counters = false;         // CUDA: one extra Range Profiler pass per case
+    int64_t warmup_reps = 3;      // untimed launches before timing
+    int64_t reps = 20;            // timed repetitions (each one sample of the median)
+    double min_timing_s = 20e-6;  // CPU: launches are batched so one timing is at least this long
+    bool counters = false;        // CUDA: one extra Range Profiler pass per case
 };
 
 class Profiler {

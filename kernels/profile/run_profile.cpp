@@ -35,8 +35,8 @@ std::string utc_now() {
 // One line, redrawn in place on a terminal; every ~10 % as plain lines otherwise (logs).
 class ProgressBar {
 public:
-    ProgressBar(size_t total, bool enabled) : total_(total), enabled_(enabled), tty_(isatty(2) != 0),
-                                              start_(std::chrono::steady_clock::now()) {}
+    ProgressBar(size_t total, bool enabled)
+        : total_(total), enabled_(enabled), tty_(isatty(2) != 0), start_(std::chrono::steady_clock::now()) {}
     void update(size_t done, const std::string& what) {
         if (!enabled_ || total_ == 0) return;
         const double frac = static_cast<double>(done) / static_cast<double>(total_);
@@ -45,7 +45,8 @@ public:
         const int width = 30, fill = static_cast<int>(frac * width);
         if (tty_) {
             std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu %3.0f%% %5.0fs left  %-40.40s", fill,
-                         "##############################", width - fill, "", done, total_, 100 * frac, eta, what.c_str());
+                         "##############################", width - fill, "", done, total_, 100 * frac, eta,
+                         what.c_str());
             if (done == total_) std::fprintf(stderr, "\n");
         } else if (done == total_ || static_cast<int>(frac * 10) > last_decile_) {
             last_decile_ = static_cast<int>(frac * 10);
@@ -89,8 +90,9 @@ sim::MeasuredProfile run_profile(const RunOptions& o) {
     std::vector<CaseSpec> cases;
     int64_t threads = 0;
     if (o.device == "cpu") {
-        threads = o.threads > 0 ? o.threads : grid.threads > 0 ? grid.threads
-                                                             : std::max(1u, std::thread::hardware_concurrency());
+        threads = o.threads > 0      ? o.threads
+                  : grid.threads > 0 ? grid.threads
+                                     : std::max(1u, std::thread::hardware_concurrency());
         cpu_ctx = std::make_unique<CpuContext>(static_cast<int>(threads));
         profiler = make_cpu_profiler(static_cast<int>(threads));
         cases = cpu_cases(grid, *cpu_ctx);
@@ -113,8 +115,8 @@ sim::MeasuredProfile run_profile(const RunOptions& o) {
     for (size_t i = 0; i < cases.size(); ++i) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (o.max_seconds > 0 && elapsed > o.max_seconds) {
-            std::fprintf(stderr, "\nprofile: time limit of %.0f s reached: %zu of %zu cases measured\n",
-                         o.max_seconds, i, cases.size());
+            std::fprintf(stderr, "\nprofile: time limit of %.0f s reached: %zu of %zu cases measured\n", o.max_seconds,
+                         i, cases.size());
             out.provenance.tool += " (stopped by --max-seconds after " + std::to_string(i) + " of " +
                                    std::to_string(cases.size()) + " cases)";
             break;

@@ -11,15 +11,15 @@
 namespace moecast::kernels::profile {
 
 struct RunOptions {
-    std::string device = "cpu";   // "cpu" or "cuda"
+    std::string device = "cpu";  // "cpu" or "cuda"
     std::string grid_path;
-    int64_t reps = 0;             // 0: the grid's
-    int64_t threads = 0;          // CPU; 0: the grid's, else all hardware threads
-    bool counters = false;        // CUDA: Range Profiler pass (also if the grid asks for it)
+    int64_t reps = 0;       // 0: the grid's
+    int64_t threads = 0;    // CPU; 0: the grid's, else all hardware threads
+    bool counters = false;  // CUDA: Range Profiler pass (also if the grid asks for it)
     bool progress = true;
-    std::string only_class;       // profile only this kernel class ("" = all)
-    double max_seconds = 0;       // stop starting new cases after this long (0: no limit)
-    int64_t rotate_bytes = -1;    // inputs rotated over this many bytes; < 0: the grid's
+    std::string only_class;     // profile only this kernel class ("" = all)
+    double max_seconds = 0;     // stop starting new cases after this long (0: no limit)
+    int64_t rotate_bytes = -1;  // inputs rotated over this many bytes; < 0: the grid's
 };
 
 // Throws sim::InputError for a bad grid, DeviceUnavailable (profiler.h) for a missing device.

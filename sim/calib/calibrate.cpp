@@ -159,7 +159,8 @@ std::vector<double> judge_class(ClassReport& rep, const ClassSplit& split, const
     rep.worst = held_err;
     std::map<std::string, std::vector<double>> bias;
     for (const auto* set : {&split.fit, &split.held})
-        for (const auto& e : sample_errors(*set, rep.cls, c)) bias[e.kernel].push_back(e.predicted_s / e.measured_s - 1);
+        for (const auto& e : sample_errors(*set, rep.cls, c))
+            bias[e.kernel].push_back(e.predicted_s / e.measured_s - 1);
     for (const auto& [kernel, v] : bias) rep.kernel_bias[kernel] = median(v);
     return apes;
 }
@@ -238,7 +239,8 @@ std::set<std::string> heldout_shapes(const std::set<std::string>& shape_keys, in
     std::set<std::string> out;
     if (heldout_every <= 1) return out;
     for (size_t i = 0; i < order.size(); ++i)
-        if (static_cast<int64_t>(i % static_cast<size_t>(heldout_every)) == heldout_every - 1) out.insert(order[i].second);
+        if (static_cast<int64_t>(i % static_cast<size_t>(heldout_every)) == heldout_every - 1)
+            out.insert(order[i].second);
     return out;
 }
 
@@ -301,7 +303,8 @@ Calibration calibrate(const MeasuredProfile& measured, const std::vector<std::st
     if (pooled_generic) by_class[KernelClass::elementwise] = fallback;
     const ClassFitContext context{options, src, run_spread, pooled_generic};
     std::vector<double> all_heldout;  // Calibration::heldout_median_ape
-    for (const auto& [cls, samples] : by_class) c.classes.push_back(calibrate_class(cls, samples, c, context, all_heldout));
+    for (const auto& [cls, samples] : by_class)
+        c.classes.push_back(calibrate_class(cls, samples, c, context, all_heldout));
     c.heldout_samples = static_cast<int64_t>(all_heldout.size());
     c.heldout_median_ape = median(all_heldout);
     c.heldout_mean_ape = all_heldout.empty() ? 0.0
@@ -340,15 +343,16 @@ double two_level_cache_bytes(const std::vector<std::pair<std::string, ProfilePro
                 throw InputError(path, 0, "provenance.device",
                                  "measured on \"" + prov.device + "\", but the DRAM-cold profiles on \"" +
                                      cold.front().second.device + "\"");
-    const double cache = cache_bytes > 0 ? cache_bytes
-                                         : recorded_size({&resident, &cold}, &ProfileProvenance::cache_bytes,
-                                                         "provenance.cache_bytes",
-                                                         "measured with a different last-level cache than the other "
-                                                         "profiles");
+    const double cache =
+        cache_bytes > 0 ? cache_bytes
+                        : recorded_size({&resident, &cold}, &ProfileProvenance::cache_bytes, "provenance.cache_bytes",
+                                        "measured with a different last-level cache than the other "
+                                        "profiles");
     if (cache <= 0) {
-        const std::string& path = resident.empty() ? (cold.empty() ? std::string("calibrate") : cold.front().first)
-                                                   : resident.front().first;
-        throw InputError(path, 0, "provenance.cache_bytes", "no last-level cache size recorded; give it with --cache-mib");
+        const std::string& path =
+            resident.empty() ? (cold.empty() ? std::string("calibrate") : cold.front().first) : resident.front().first;
+        throw InputError(path, 0, "provenance.cache_bytes",
+                         "no last-level cache size recorded; give it with --cache-mib");
     }
     for (const auto& [path, prov] : resident)
         if (static_cast<double>(prov.rotate_bytes) > cache)
@@ -371,10 +375,10 @@ double resident_private_cache_bytes(const std::vector<std::pair<std::string, Pro
                                  kib(cache_bytes) + ")");
         return given;
     }
-    const double bytes = recorded_size({&resident}, &ProfileProvenance::private_cache_bytes,
-                                       "provenance.private_cache_bytes",
-                                       "measured with a different private cache than the other cache-resident "
-                                       "profiles");
+    const double bytes =
+        recorded_size({&resident}, &ProfileProvenance::private_cache_bytes, "provenance.private_cache_bytes",
+                      "measured with a different private cache than the other cache-resident "
+                      "profiles");
     if (bytes > 0 && bytes >= cache_bytes) {
         if (note)
             *note = "the profiles' private cache (" + kib(bytes) + ") is not smaller than the last-level cache (" +

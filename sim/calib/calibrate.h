@@ -49,15 +49,15 @@ struct ClassReport {
     // per-shape model would still show against one run (0 when every shape ran once).
     int64_t runs = 1;
     double run_spread_median = 0;
-    std::vector<SampleError> worst;  // worst held-out samples, largest error first
+    std::vector<SampleError> worst;    // worst held-out samples, largest error first
     std::vector<SampleError> samples;  // every timed sample, fit set first (calibrate --residuals)
     // Median signed error (predicted / measured - 1) per kernel over all the class's samples:
     // shows which ops of a class the one class model over- or under-predicts.
     std::map<std::string, double> kernel_bias;
     // Counter checks (profiles with counters): medians of measured / analytic.
     int64_t counter_samples = 0;
-    double dram_bytes_ratio = 0;     // (DRAM read + write) / sim/cost/ops.h bytes
-    double tensor_ops_ratio = 0;     // BF16 tensor-pipe ops / sim/cost/ops.h FLOPs
+    double dram_bytes_ratio = 0;  // (DRAM read + write) / sim/cost/ops.h bytes
+    double tensor_ops_ratio = 0;  // BF16 tensor-pipe ops / sim/cost/ops.h FLOPs
 };
 
 struct CalibrationOptions {
@@ -92,12 +92,12 @@ struct Calibration {
     ProfileProvenance provenance;
     std::vector<std::string> profile_paths;
     Precision precision = Precision::fp32;
-    HardwareProfile hardware;          // the base profile with the fitted efficiencies
+    HardwareProfile hardware;  // the base profile with the fitted efficiencies
     std::vector<ClassReport> classes;
-    int64_t samples = 0;               // as measured (less oversized ones), before pooling runs
-    bool cpu_time = false;             // fitted to cpu_s (see CalibrationOptions)
-    bool pooled_runs = false;          // repeated runs pooled per shape (see CalibrationOptions)
-    int64_t oversized_samples = 0;     // left out by CalibrationOptions::max_sample_bytes
+    int64_t samples = 0;            // as measured (less oversized ones), before pooling runs
+    bool cpu_time = false;          // fitted to cpu_s (see CalibrationOptions)
+    bool pooled_runs = false;       // repeated runs pooled per shape (see CalibrationOptions)
+    int64_t oversized_samples = 0;  // left out by CalibrationOptions::max_sample_bytes
     // Over every held-out sample of the classes with samples of their own (the generic class
     // counted only when fitted on its own ops, not when it pools the specific classes' samples).
     int64_t heldout_samples = 0;
@@ -125,9 +125,9 @@ Calibration calibrate(const MeasuredProfile& profile, const std::vector<std::str
 // (tile, launch and overlap modes) is judged with a factor per kernel fitted to it
 // (Efficiency::kernel_scale), and the best choice keeps its factors.
 // `tier_bound` > 1 caps the private-cache speedup (Calibration::private_cache_stream_speedup).
-Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates = {},
-                     bool kernel_scales = false, double tier_bound = 0);
+Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw, Precision p,
+                     const std::vector<std::pair<int64_t, int64_t>>& tile_candidates = {}, bool kernel_scales = false,
+                     double tier_bound = 0);
 
 // What a core's own cache gives a pure stream over the level beyond it, measured: the residual
 // add's best rate (bytes / median_s) with its operands (OpCost::touched) within
@@ -166,6 +166,7 @@ std::string calibration_table(const Calibration& c);
 // Every timed sample of the calibration (and of its cache-resident part, if any) as CSV: level
 // (cold or resident; "cold" for a one-level calibration), class, kernel, shape, set (fit or
 // heldout), measured_s, predicted_s, error (predicted / measured - 1).
-std::string calibration_residuals_csv(const Calibration& c, const Calibration* resident = nullptr);  // human-readable report
+std::string calibration_residuals_csv(const Calibration& c,
+                                      const Calibration* resident = nullptr);  // human-readable report
 
 }  // namespace moecast::sim

@@ -59,8 +59,7 @@ void apply_theta(const Theta& th, Efficiency& e, const FitParams& l) {
     e.memory_half_bytes = std::exp(th[3]);
     e.launch_s = std::exp(th[4]);
     e.row_s = l.row ? std::exp(th[kBaseParams]) : 0.0;
-    e.write_cost =
-        l.write ? kMinWriteCost * std::pow(kMaxWriteCost / kMinWriteCost, logistic(th[l.write_at()])) : 1.0;
+    e.write_cost = l.write ? kMinWriteCost * std::pow(kMaxWriteCost / kMinWriteCost, logistic(th[l.write_at()])) : 1.0;
     e.private_cache_speedup = l.tier ? 1.0 + (l.tier_max(e) - 1.0) * logistic(th[th.size() - 1]) : 1.0;
 }
 
@@ -229,7 +228,7 @@ constexpr size_t kMinScaleSamples = 2;
 // kernel's factor: Efficiency::kernel_scale); the private-cache tier where the hardware has that
 // cache. None of it depends on the class's discrete choices (tile, launch and overlap modes).
 FitParams fit_params_for(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                       Precision p, double tier_bound) {
+                         Precision p, double tier_bound) {
     FitParams l;
     l.tier = has_tier(hw);
     l.tier_bound = tier_bound;
@@ -318,9 +317,9 @@ double private_cache_stream_speedup(const std::vector<KernelSample>& samples, do
     return std::max(1.0, (inside / beyond - beyond_share) / (1.0 - beyond_share));
 }
 
-Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw,
-                     Precision p, const std::vector<std::pair<int64_t, int64_t>>& tile_candidates,
-                     bool kernel_scales, double tier_bound) {
+Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, const HardwareProfile& hw, Precision p,
+                     const std::vector<std::pair<int64_t, int64_t>>& tile_candidates, bool kernel_scales,
+                     double tier_bound) {
     HardwareProfile work = hw;
     const Efficiency start = hw.eff(cls);
     bool matmul = false, grouped = false;
@@ -332,14 +331,15 @@ Efficiency fit_class(const std::vector<KernelSample>& samples, KernelClass cls, 
     // The router's GEMM is tiled in the gemm class's tile (router_gemm_efficiency); its own would price nothing.
     const bool tiled = matmul && cls != KernelClass::router;
     if (!tiled || tiles.empty()) tiles = {{start.tile_m, start.tile_n}};
-    std::vector<bool> launch_modes = grouped && matmul ? std::vector<bool>{false, true}
-                                                       : std::vector<bool>{start.launch_per_group};
+    std::vector<bool> launch_modes =
+        grouped && matmul ? std::vector<bool>{false, true} : std::vector<bool>{start.launch_per_group};
     // Dense GEMMs keep the roofline; other kernels may not overlap their index work with their
     // copies, and a grouped GEMM run as one library GEMM per expert may not overlap each expert's
     // weight traffic (a CPU GEMM packs its operands before it multiplies them) with its arithmetic.
     const std::vector<OverlapMode> work_modes =
-        matmul && cls != KernelClass::grouped_gemm ? std::vector<OverlapMode>{start.work_overlap}
-               : std::vector<OverlapMode>{OverlapMode::full, OverlapMode::partial, OverlapMode::none};
+        matmul && cls != KernelClass::grouped_gemm
+            ? std::vector<OverlapMode>{start.work_overlap}
+            : std::vector<OverlapMode>{OverlapMode::full, OverlapMode::partial, OverlapMode::none};
     const FitParams params = fit_params_for(samples, cls, hw, p, tier_bound);
     Efficiency best = start;
     double best_cost = std::numeric_limits<double>::infinity();

@@ -14,16 +14,16 @@
 namespace moecast::sim {
 
 struct KernelSample {
-    std::string kernel;        // op name: "expert_fc1", "permute", "gemm", ...
-    std::string kernel_class;  // efficiency-model class: gemm, grouped_gemm, attention, memory, router
-                               // (calibrate fits activation, permute, combine samples in their own class)
-    std::string shape_key;     // canonical shape string; the held-out split groups by it
+    std::string kernel;                      // op name: "expert_fc1", "permute", "gemm", ...
+    std::string kernel_class;                // efficiency-model class: gemm, grouped_gemm, attention, memory, router
+                                             // (calibrate fits activation, permute, combine samples in their own class)
+    std::string shape_key;                   // canonical shape string; the held-out split groups by it
     std::map<std::string, int64_t> dims;     // T, D, F, E, K, M, N, ... as the op needs
     std::vector<int64_t> tokens_per_expert;  // grouped ops only: (E,)
     std::string histogram;                   // "uniform", "zipf:1.2", ... ("" if none)
     std::string dtype;                       // "fp32", "bf16"
-    double flops = 0;          // analytic (sim/cost/ops.h)
-    double bytes = 0;          // analytic minimum bytes (sim/cost/ops.h)
+    double flops = 0;                        // analytic (sim/cost/ops.h)
+    double bytes = 0;                        // analytic minimum bytes (sim/cost/ops.h)
     bool matmul = false;
     // Time of one launch of the op, over `reps` timed repetitions after warm-up.
     double median_s = 0;
@@ -43,18 +43,18 @@ struct ProfileProvenance {
     std::string device_kind;  // "cpu" or "cuda"
     std::string device;       // "Intel(R) Xeon(R) ..." or "NVIDIA H200"
     std::string host;
-    std::string driver;       // CUDA driver/runtime versions, or the kernel release on CPU
-    std::string clocks;       // e.g. "cpu MHz 2600 (before) 2600 (after)"; SM clock on CUDA
-    std::string date;         // ISO 8601 UTC
-    std::string commit;       // git commit of the build
-    std::string tool;         // "moecast profile <version>" + backend
-    std::string grid;         // grid file
-    int64_t threads = 0;      // CPU threads used by the kernels
+    std::string driver;          // CUDA driver/runtime versions, or the kernel release on CPU
+    std::string clocks;          // e.g. "cpu MHz 2600 (before) 2600 (after)"; SM clock on CUDA
+    std::string date;            // ISO 8601 UTC
+    std::string commit;          // git commit of the build
+    std::string tool;            // "moecast profile <version>" + backend
+    std::string grid;            // grid file
+    int64_t threads = 0;         // CPU threads used by the kernels
     int64_t parallel_units = 0;  // SMs (CUDA) or threads (CPU): wave quantization unit
     int64_t warmup_reps = 0;
     int64_t reps = 0;
-    int64_t rotate_bytes = 0;  // inputs rotated through buffers of this many bytes in total
-    int64_t cache_bytes = 0;   // last-level cache (CPU L3 from sysfs, GPU L2); 0 = unknown
+    int64_t rotate_bytes = 0;         // inputs rotated through buffers of this many bytes in total
+    int64_t cache_bytes = 0;          // last-level cache (CPU L3 from sysfs, GPU L2); 0 = unknown
     int64_t private_cache_bytes = 0;  // a CPU core's own cache below the last level (L2); 0 = unknown
 };
 

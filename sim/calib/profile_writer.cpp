@@ -33,22 +33,26 @@ toml::table measured_provenance(const toml::table& base, const toml::table& t, c
     auto base_type = old_prov["type"].value_or(std::string("assumed"));
     auto base_source = old_prov["source"].value_or(std::string(""));
     auto mark = [&](const char* key) {
-        values.insert_or_assign(key, toml::table{{"type", base_type}, {"source", "from the base profile: " + base_source}});
+        values.insert_or_assign(key,
+                                toml::table{{"type", base_type}, {"source", "from the base profile: " + base_source}});
     };
     if (v.device_kind != "cpu")
         for (const char* k : {"compute.matmul_fp32_tflops", "compute.matmul_tf32_tflops", "compute.matmul_bf16_tflops",
                               "compute.matmul_fp8_tflops", "compute.vector_fp32_tflops", "memory.bandwidth_tb_per_s"})
             if (t.at_path(k)) mark(k);
-    for (const char* k : {"compute.launch_us", "memory.capacity_gb", "price.usd_per_device_hour",
-                          "link.intra_node.bandwidth_gb_per_s", "link.intra_node.latency_us", "link.intra_node.efficiency",
-                          "link.inter_node.bandwidth_gb_per_s", "link.inter_node.latency_us", "link.inter_node.efficiency",
-                          "node.devices_per_node"})
+    for (const char* k :
+         {"compute.launch_us", "memory.capacity_gb", "price.usd_per_device_hour", "link.intra_node.bandwidth_gb_per_s",
+          "link.intra_node.latency_us", "link.intra_node.efficiency", "link.inter_node.bandwidth_gb_per_s",
+          "link.inter_node.latency_us", "link.inter_node.efficiency", "node.devices_per_node"})
         if (t.at_path(k)) mark(k);
-    toml::table prov{{"type", "measured"}, {"device", v.device}, {"date", v.date.substr(0, 10)},
+    toml::table prov{{"type", "measured"},
+                     {"device", v.device},
+                     {"date", v.date.substr(0, 10)},
                      {"source", "moecast profile (" + v.tool + ", grid " + v.grid + ") on host " + v.host +
                                     (c.cpu_time ? "; fitted to process CPU time per launch / threads" : "") +
                                     (c.pooled_runs ? "; repeated runs of a shape pooled at their median" : "")},
-                     {"tool", "moecast calibrate (commit " + v.commit + ")"}, {"samples", c.samples}};
+                     {"tool", "moecast calibrate (commit " + v.commit + ")"},
+                     {"samples", c.samples}};
     if (!values.empty()) prov.insert("values", values);
     return prov;
 }
@@ -93,9 +97,12 @@ toml::table efficiency_table(const Efficiency& e, KernelClass cls) {
 
 // [calibration.<class>]: the class's errors, counter checks and worst held-out samples.
 toml::table calibration_report_table(const ClassReport& r) {
-    toml::table k{{"fit_samples", r.fit_samples},         {"heldout_samples", r.heldout_samples},
-                  {"fit_shapes", r.fit_shapes},           {"heldout_shapes", r.heldout_shapes},
-                  {"fit_median_ape", r.fit_median_ape},   {"heldout_median_ape", r.heldout_median_ape},
+    toml::table k{{"fit_samples", r.fit_samples},
+                  {"heldout_samples", r.heldout_samples},
+                  {"fit_shapes", r.fit_shapes},
+                  {"heldout_shapes", r.heldout_shapes},
+                  {"fit_median_ape", r.fit_median_ape},
+                  {"heldout_median_ape", r.heldout_median_ape},
                   {"heldout_mean_ape", r.heldout_mean_ape}};
     if (r.runs > 1) {
         k.insert("runs_per_shape", r.runs);
@@ -111,8 +118,11 @@ toml::table calibration_report_table(const ClassReport& r) {
     k.insert("kernel_median_error", bias);
     toml::array worst;
     for (const auto& w : r.worst)
-        worst.push_back(toml::table{{"kernel", w.kernel}, {"shape", w.shape_key}, {"measured_s", w.measured_s},
-                                    {"predicted_s", w.predicted_s}, {"ape", w.ape}});
+        worst.push_back(toml::table{{"kernel", w.kernel},
+                                    {"shape", w.shape_key},
+                                    {"measured_s", w.measured_s},
+                                    {"predicted_s", w.predicted_s},
+                                    {"ape", w.ape}});
     k.insert("worst", worst);
     return k;
 }
@@ -142,7 +152,8 @@ toml::table calibrated_profile_toml(const toml::table& base, const Calibration& 
 toml::table cache_aware_profile_toml(const toml::table& base, const Calibration& cold, const Calibration& resident,
                                      double cache_bytes, const std::string& name) {
     if (cache_bytes <= 0)
-        throw InputError(name, 0, "cache_bytes", "a cache-resident part needs the size of the cache it was measured in");
+        throw InputError(name, 0, "cache_bytes",
+                         "a cache-resident part needs the size of the cache it was measured in");
     toml::table t = calibrated_profile_toml(base, cold, name);
     const toml::table w = calibrated_profile_toml(base, resident, name);
     toml::table cr;
@@ -172,7 +183,8 @@ std::string calibrated_profile_string(const toml::table& base, const Calibration
            << "# [calibration.<class>] holds the error on held-out shapes (fractions).\n"
            << cache_aware_profile_toml(base, c, *resident, cache_bytes, name) << "\n";
     else
-        os << "# [efficiency.<class>] were fitted to measured kernel times (sim/calib/calibrate.h); [calibration.<class>]\n"
+        os << "# [efficiency.<class>] were fitted to measured kernel times (sim/calib/calibrate.h); "
+              "[calibration.<class>]\n"
            << "# holds the error on held-out shapes (fractions). "
            << (c.provenance.device_kind == "cpu" ? "CPU peaks are the best rates measured in the profile.\n"
                                                  : "Peaks are the base profile's datasheet figures.\n")
@@ -189,9 +201,9 @@ std::string calibration_table(const Calibration& c) {
     os << "calibration of " << paths << " (" << c.provenance.device_kind << ": " << c.provenance.device << ", "
        << c.provenance.date << ", " << c.samples << " samples"
        << (runs > 1 ? ", up to " + std::to_string(runs) + " runs per shape pooled at their median" : std::string())
-       << (c.oversized_samples > 0 ? ", " + std::to_string(c.oversized_samples) +
-                                         " left out whose operands overflow the cache"
-                                   : std::string())
+       << (c.oversized_samples > 0
+               ? ", " + std::to_string(c.oversized_samples) + " left out whose operands overflow the cache"
+               : std::string())
        << ")\n";
     if (c.private_cache_stream_speedup > 0)
         os << fmt::format("private cache {:.0f} KiB: the residual add streams x{:.2f} faster with its operands in it "
@@ -201,32 +213,36 @@ std::string calibration_table(const Calibration& c) {
         os << fmt::format("private cache {:.0f} KiB: no residual add timed both within it and at 4x its size or more "
                           "([[elementwise]] grids), so the classes' speedups are bounded only by the peak bandwidth\n",
                           c.hardware.private_cache_bytes / 1024.0);
-    std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s %8s  %s\n", "class", "fit", "held", "fit med", "held med",
-                  "held mean", "run dev", "fitted efficiency");
+    std::snprintf(line, sizeof line, "%-13s %5s %5s %8s %9s %9s %8s  %s\n", "class", "fit", "held", "fit med",
+                  "held med", "held mean", "run dev", "fitted efficiency");
     os << line;
     for (const auto& r : c.classes) {
         const Efficiency& e = r.efficiency;
-        std::snprintf(line, sizeof line,
-                      "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%% %8s  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
-                      "launch %.3g us%s%s, %s%s%stile %lldx%lld%s\n",
-                      to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
-                      100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
-                      r.runs > 1 ? fmt::format("{:.1f}%", 100 * r.run_spread_median).c_str() : "-", e.compute,
-                      e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
-                      e.launch_per_group ? " per expert" : "", e.launch_overlap == OverlapMode::none ? "" : e.launch_overlap == OverlapMode::full ? " overlapped" : " partly overlapped",
-                      e.row_s > 0 ? fmt::format("row {:.3g} ns, ", e.row_s * 1e9).c_str() : "",
-                      e.write_cost != 1 ? fmt::format("writes x{:.2f}, ", e.write_cost).c_str() : "",
-                      e.private_cache_speedup > 1
-                          ? fmt::format("private cache x{:.2f}, ", e.private_cache_speedup).c_str()
-                          : "",
-                      static_cast<long long>(e.tile_m),
-                      static_cast<long long>(e.tile_n),
-                      e.work_overlap == OverlapMode::full ? "" : e.work_overlap == OverlapMode::none ? ", compute + memory" : ", compute and memory partly overlapped");
+        std::snprintf(
+            line, sizeof line,
+            "%-13s %5lld %5lld %7.1f%% %8.1f%% %8.1f%% %8s  compute %.3f (half %.3g FLOP), memory %.3f (half %.3g B), "
+            "launch %.3g us%s%s, %s%s%stile %lldx%lld%s\n",
+            to_string(r.cls), static_cast<long long>(r.fit_samples), static_cast<long long>(r.heldout_samples),
+            100 * r.fit_median_ape, 100 * r.heldout_median_ape, 100 * r.heldout_mean_ape,
+            r.runs > 1 ? fmt::format("{:.1f}%", 100 * r.run_spread_median).c_str() : "-", e.compute,
+            e.compute_half_flops, e.memory, e.memory_half_bytes, e.launch_s * 1e6,
+            e.launch_per_group ? " per expert" : "",
+            e.launch_overlap == OverlapMode::none   ? ""
+            : e.launch_overlap == OverlapMode::full ? " overlapped"
+                                                    : " partly overlapped",
+            e.row_s > 0 ? fmt::format("row {:.3g} ns, ", e.row_s * 1e9).c_str() : "",
+            e.write_cost != 1 ? fmt::format("writes x{:.2f}, ", e.write_cost).c_str() : "",
+            e.private_cache_speedup > 1 ? fmt::format("private cache x{:.2f}, ", e.private_cache_speedup).c_str() : "",
+            static_cast<long long>(e.tile_m), static_cast<long long>(e.tile_n),
+            e.work_overlap == OverlapMode::full   ? ""
+            : e.work_overlap == OverlapMode::none ? ", compute + memory"
+                                                  : ", compute and memory partly overlapped");
         os << line;
         if (r.counter_samples > 0) {
-            std::snprintf(line, sizeof line,
-                          "  counters (%lld samples): DRAM bytes / analytic %.3f, BF16 tensor ops / analytic FLOPs %.3f\n",
-                          static_cast<long long>(r.counter_samples), r.dram_bytes_ratio, r.tensor_ops_ratio);
+            std::snprintf(
+                line, sizeof line,
+                "  counters (%lld samples): DRAM bytes / analytic %.3f, BF16 tensor ops / analytic FLOPs %.3f\n",
+                static_cast<long long>(r.counter_samples), r.dram_bytes_ratio, r.tensor_ops_ratio);
             os << line;
         }
         if (!e.kernel_scale.empty()) {
@@ -243,15 +259,17 @@ std::string calibration_table(const Calibration& c) {
             os << "\n";
         }
         for (const auto& w : r.worst) {
-            std::snprintf(line, sizeof line, "  worst held-out: %-11s %-44s measured %9.3g s predicted %9.3g s (%+.1f%%)\n",
+            std::snprintf(line, sizeof line,
+                          "  worst held-out: %-11s %-44s measured %9.3g s predicted %9.3g s (%+.1f%%)\n",
                           w.kernel.c_str(), w.shape_key.c_str(), w.measured_s, w.predicted_s,
                           100 * (w.predicted_s - w.measured_s) / w.measured_s);
             os << line;
         }
     }
-    std::snprintf(line, sizeof line, "%-13s %5s %5lld %8s %8.1f%% %8.1f%%  (every class's held-out samples%s)\n",
-                  "all", "", static_cast<long long>(c.heldout_samples), "", 100 * c.heldout_median_ape,
-                  100 * c.heldout_mean_ape, c.classes.size() > 1 ? "; the generic class only when fitted on its own ops" : "");
+    std::snprintf(line, sizeof line, "%-13s %5s %5lld %8s %8.1f%% %8.1f%%  (every class's held-out samples%s)\n", "all",
+                  "", static_cast<long long>(c.heldout_samples), "", 100 * c.heldout_median_ape,
+                  100 * c.heldout_mean_ape,
+                  c.classes.size() > 1 ? "; the generic class only when fitted on its own ops" : "");
     os << line;
     return os.str();
 }

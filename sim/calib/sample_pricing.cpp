@@ -27,8 +27,10 @@ std::vector<SampleKernel> part_kernels(const KernelSample& s, std::span<const Op
         k.cls = part.cls;
         k.router_gemm = part.router_gemm;
         k.cost = part.cost(shape, elem);
-        if (part.router_gemm) k.shape = router_gemm_shape(shape.t, static_cast<double>(shape.e), p, hw);
-        else k.shape.precision = Precision::fp32;
+        if (part.router_gemm)
+            k.shape = router_gemm_shape(shape.t, static_cast<double>(shape.e), p, hw);
+        else
+            k.shape.precision = Precision::fp32;
         k.shape.launches = part.launches;
         if (!out.empty()) others += part.launches;
         out.push_back(k);

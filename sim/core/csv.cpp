@@ -73,8 +73,9 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
             continue;
         }
         if (fields.size() != t.header.size())
-            throw InputError(source, lineno, "", "expected " + std::to_string(t.header.size()) +
-                                                     " fields, got " + std::to_string(fields.size()));
+            throw InputError(source, lineno, "",
+                             "expected " + std::to_string(t.header.size()) + " fields, got " +
+                                 std::to_string(fields.size()));
         t.rows.push_back(std::move(fields));
         t.lines.push_back(lineno);
     }
@@ -100,8 +101,7 @@ double CsvTable::number(size_t row, int col) const {
         used = 0;
     }
     if (used != s.size() || s.empty() || !std::isfinite(v))
-        throw InputError(source, lines[row], header[static_cast<size_t>(col)],
-                         "expected a number, got \"" + s + "\"");
+        throw InputError(source, lines[row], header[static_cast<size_t>(col)], "expected a number, got \"" + s + "\"");
     return v;
 }
 

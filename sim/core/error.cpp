@@ -4,8 +4,7 @@
 namespace moecast::sim {
 namespace {
 
-std::string format(const std::string& source, int line, const std::string& key,
-                   const std::string& what) {
+std::string format(const std::string& source, int line, const std::string& key, const std::string& what) {
     std::string s;
     s.append(source);
     if (line > 0) s.append(":").append(std::to_string(line));

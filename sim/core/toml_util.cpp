@@ -112,9 +112,12 @@ std::vector<double> TomlReader::get_double_array(const std::string& key) {
     const toml::array* arr = n->as_array();
     if (!arr) fail(key, "expected an array of numbers");
     for (const auto& e : *arr) {
-        if (auto d = e.value_exact<double>()) out.push_back(*d);
-        else if (auto v = e.value_exact<int64_t>()) out.push_back(static_cast<double>(*v));
-        else fail(key, "expected an array of numbers");
+        if (auto d = e.value_exact<double>())
+            out.push_back(*d);
+        else if (auto v = e.value_exact<int64_t>())
+            out.push_back(static_cast<double>(*v));
+        else
+            fail(key, "expected an array of numbers");
     }
     return out;
 }

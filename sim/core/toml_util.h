@@ -40,8 +40,7 @@ public:
 
     // A string key that must be one of `choices`.
     template <typename Enum>
-    Enum get_enum(const std::string& key, Enum fallback,
-                  std::initializer_list<std::pair<const char*, Enum>> choices) {
+    Enum get_enum(const std::string& key, Enum fallback, std::initializer_list<std::pair<const char*, Enum>> choices) {
         if (!has(key)) return fallback;
         const std::string v = get_string(key, "");
         std::string expected;

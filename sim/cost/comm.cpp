@@ -7,9 +7,9 @@
 namespace moecast::sim {
 namespace {
 
-constexpr double kAct = 2.0;         // bf16 activations on the wire
-constexpr double kGradWire = 4.0;    // fp32 gradient reduction (Megatron accumulates/reduces bf16 runs in fp32)
-constexpr double kParamWire = 2.0;   // bf16 parameter all-gather
+constexpr double kAct = 2.0;        // bf16 activations on the wire
+constexpr double kGradWire = 4.0;   // fp32 gradient reduction (Megatron accumulates/reduces bf16 runs in fp32)
+constexpr double kParamWire = 2.0;  // bf16 parameter all-gather
 
 double xfer(double bytes, const LinkTier& link) {
     if (bytes <= 0) return 0.0;
@@ -33,35 +33,35 @@ CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const Ha
     const double nd = static_cast<double>(n), qd = static_cast<double>(q), Nd = static_cast<double>(nodes);
     double alpha = 0;
     switch (c) {
-        case Collective::all_gather:
-        case Collective::reduce_scatter:
-        case Collective::all_reduce: {
-            // Ring over nodes: each node takes in (N-1)/N of the tensor through its q NICs; the rest
-            // of the (n-1)/n moves over NVLink.
-            r.inter_bytes = nodes > 1 ? bytes * (Nd - 1) / Nd / qd : 0.0;
-            r.intra_bytes = bytes * (nd - 1) / nd - r.inter_bytes;
-            alpha = hw.intra_node.latency_s * (qd - 1) + (nodes > 1 ? hw.inter_node.latency_s * (Nd - 1) : 0.0);
-            if (c == Collective::all_reduce) {
-                r.inter_bytes *= 2;
-                r.intra_bytes *= 2;
-                alpha *= 2;
-            }
-            break;
+    case Collective::all_gather:
+    case Collective::reduce_scatter:
+    case Collective::all_reduce: {
+        // Ring over nodes: each node takes in (N-1)/N of the tensor through its q NICs; the rest
+        // of the (n-1)/n moves over NVLink.
+        r.inter_bytes = nodes > 1 ? bytes * (Nd - 1) / Nd / qd : 0.0;
+        r.intra_bytes = bytes * (nd - 1) / nd - r.inter_bytes;
+        alpha = hw.intra_node.latency_s * (qd - 1) + (nodes > 1 ? hw.inter_node.latency_s * (Nd - 1) : 0.0);
+        if (c == Collective::all_reduce) {
+            r.inter_bytes *= 2;
+            r.intra_bytes *= 2;
+            alpha *= 2;
         }
-        case Collective::all_to_all:
-            r.intra_bytes = bytes * (qd - 1) / nd;
-            r.inter_bytes = bytes * (nd - qd) / nd;
-            alpha = hw.intra_node.latency_s + (nodes > 1 ? hw.inter_node.latency_s : 0.0);
-            break;
-        case Collective::p2p:
-            if (g.stride >= hw.devices_per_node) {
-                r.inter_bytes = bytes;
-                alpha = hw.inter_node.latency_s;
-            } else {
-                r.intra_bytes = bytes;
-                alpha = hw.intra_node.latency_s;
-            }
-            break;
+        break;
+    }
+    case Collective::all_to_all:
+        r.intra_bytes = bytes * (qd - 1) / nd;
+        r.inter_bytes = bytes * (nd - qd) / nd;
+        alpha = hw.intra_node.latency_s + (nodes > 1 ? hw.inter_node.latency_s : 0.0);
+        break;
+    case Collective::p2p:
+        if (g.stride >= hw.devices_per_node) {
+            r.inter_bytes = bytes;
+            alpha = hw.inter_node.latency_s;
+        } else {
+            r.intra_bytes = bytes;
+            alpha = hw.intra_node.latency_s;
+        }
+        break;
     }
     r.time_s = std::max(xfer(r.intra_bytes, hw.intra_node), xfer(r.inter_bytes, hw.inter_node)) + alpha;
     return r;
@@ -72,12 +72,13 @@ double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
     const double e = static_cast<double>(experts);
     const double g = e / static_cast<double>(nodes);
     double none = 1.0;  // P(a given node holds none of the K experts)
-    for (int64_t i = 0; i < top_k; ++i) none *= std::max(0.0, (e - g - static_cast<double>(i)) / (e - static_cast<double>(i)));
+    for (int64_t i = 0; i < top_k; ++i)
+        none *= std::max(0.0, (e - g - static_cast<double>(i)) / (e - static_cast<double>(i)));
     return static_cast<double>(nodes - 1) * (1.0 - none);
 }
 
-CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k,
-                             GroupSpan ep, bool hierarchical, const HardwareProfile& hw) {
+CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k, GroupSpan ep,
+                             bool hierarchical, const HardwareProfile& hw) {
     CollectiveTime r;
     const int64_t n = ep.size;
     if (n <= 1 || rows <= 0) return r;
@@ -106,8 +107,7 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
     const double d = static_cast<double>(m.d_model);
     const double fwd_repeats = l.recompute == Recompute::full ? 2.0 : 1.0;  // full recompute re-runs forward
     // Recomputing the MoE block re-runs its dispatch and combine too.
-    const double ep_fwd_repeats =
-        l.recompute == Recompute::selective && l.modules.moe ? 2.0 : fwd_repeats;
+    const double ep_fwd_repeats = l.recompute == Recompute::selective && l.modules.moe ? 2.0 : fwd_repeats;
 
     // EP all-to-all: per MoE layer and micro-batch, dispatch and combine forward, and their
     // transposes in backward.
@@ -152,10 +152,11 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
     // with the attention blocks it feeds (reported, not exposed).
     if (l.cp > 1) {
         const auto& a = m.attention;
-        const double kv_dim = a.kind == AttentionKind::mla
-                                  ? static_cast<double>(a.heads) * static_cast<double>(a.mla.qk_nope_head_dim +
-                                                                                       a.mla.qk_rope_head_dim + a.mla.v_head_dim)
-                                  : 2.0 * static_cast<double>(a.kv_heads * head_dim(m));
+        const double kv_dim =
+            a.kind == AttentionKind::mla
+                ? static_cast<double>(a.heads) *
+                      static_cast<double>(a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim + a.mla.v_head_dim)
+                : 2.0 * static_cast<double>(a.kv_heads * head_dim(m));
         const double chunk = s.tokens_mb * kv_dim * kAct / static_cast<double>(l.tp);
         const CollectiveTime hop = collective_time(Collective::p2p, chunk, s.cp_group, hw);
         const double hops = static_cast<double>(l.cp - 1) * (fwd_repeats + 2.0) * s.layers * micro;
@@ -167,7 +168,10 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
     // DP: gradients reduced once per step over the dense (dp*cp) and expert-data-parallel groups.
     const GroupSpan dense_dp{l.dp * l.cp, l.tp};
     const double dense = s.dense_params + s.end_params;
-    struct Part { double params; GroupSpan g; };
+    struct Part {
+        double params;
+        GroupSpan g;
+    };
     for (const Part& p : {Part{dense, dense_dp}, Part{s.expert_params, s.edp_group}}) {
         if (p.g.size <= 1 || p.params <= 0) continue;
         if (l.zero == 0) {

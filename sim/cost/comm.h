@@ -27,8 +27,8 @@ CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const Ha
 // busiest rank: `rows` rows of `row_bytes` leave or arrive. Flat: each row goes to its expert's
 // rank. Hierarchical: a token crosses the network once per distinct remote node among its K
 // experts, then fans out over NVLink.
-CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k,
-                             GroupSpan ep, bool hierarchical, const HardwareProfile& hw);
+CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k, GroupSpan ep,
+                             bool hierarchical, const HardwareProfile& hw);
 
 // Expected distinct remote nodes among a token's K distinct experts, E experts spread evenly over
 // `nodes` nodes, one of which is local: (nodes - 1) * (1 - C(E - E/nodes, K) / C(E, K)).
@@ -45,8 +45,8 @@ struct CommBreakdown {
     CollectiveCost ep_combine;
     CollectiveCost tp;
     CollectiveCost cp;
-    CollectiveCost dp_grad;      // reduce-scatter (ZeRO >= 1) or all-reduce (ZeRO 0)
-    CollectiveCost dp_param;     // all-gather of updated (ZeRO 1-2) or working (ZeRO 3) weights
+    CollectiveCost dp_grad;   // reduce-scatter (ZeRO >= 1) or all-reduce (ZeRO 0)
+    CollectiveCost dp_param;  // all-gather of updated (ZeRO 1-2) or working (ZeRO 3) weights
     CollectiveCost pp;
     // Per micro-batch per stage, split fwd/bwd, for the timing model (exposed parts only).
     double ep_fwd_exposed_s = 0, ep_bwd_exposed_s = 0;

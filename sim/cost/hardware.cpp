@@ -22,43 +22,43 @@ const char* to_string(DeviceKind k) { return k == DeviceKind::gpu ? "gpu" : "cpu
 
 const char* to_string(Precision p) {
     switch (p) {
-        case Precision::fp32: return "fp32";
-        case Precision::tf32: return "tf32";
-        case Precision::bf16: return "bf16";
-        case Precision::fp8: return "fp8";
+    case Precision::fp32: return "fp32";
+    case Precision::tf32: return "tf32";
+    case Precision::bf16: return "bf16";
+    case Precision::fp8: return "fp8";
     }
     return "?";
 }
 
 const char* to_string(KernelClass c) {
     switch (c) {
-        case KernelClass::gemm: return "gemm";
-        case KernelClass::grouped_gemm: return "grouped_gemm";
-        case KernelClass::attention: return "attention";
-        case KernelClass::elementwise: return "elementwise";
-        case KernelClass::router: return "router";
-        case KernelClass::activation: return "activation";
-        case KernelClass::permute: return "permute";
-        case KernelClass::combine: return "combine";
-        case KernelClass::norm: return "norm";
+    case KernelClass::gemm: return "gemm";
+    case KernelClass::grouped_gemm: return "grouped_gemm";
+    case KernelClass::attention: return "attention";
+    case KernelClass::elementwise: return "elementwise";
+    case KernelClass::router: return "router";
+    case KernelClass::activation: return "activation";
+    case KernelClass::permute: return "permute";
+    case KernelClass::combine: return "combine";
+    case KernelClass::norm: return "norm";
     }
     return "?";
 }
 
 const char* to_string(OverlapMode o) {
     switch (o) {
-        case OverlapMode::none: return "none";
-        case OverlapMode::partial: return "partial";
-        case OverlapMode::full: return "full";
+    case OverlapMode::none: return "none";
+    case OverlapMode::partial: return "partial";
+    case OverlapMode::full: return "full";
     }
     return "?";
 }
 
 int64_t element_bytes(Precision p) {
     switch (p) {
-        case Precision::fp8: return 1;
-        case Precision::bf16: return 2;
-        default: return 4;
+    case Precision::fp8: return 1;
+    case Precision::bf16: return 2;
+    default: return 4;
     }
 }
 
@@ -66,8 +66,9 @@ namespace {
 
 Provenance read_provenance(TomlReader& r, const Provenance& fallback) {
     Provenance p = fallback;
-    p.type = r.get_enum<std::string>("type", fallback.type,
-                                     {{"datasheet", "datasheet"}, {"measured", "measured"}, {"fitted", "fitted"}, {"assumed", "assumed"}});
+    p.type = r.get_enum<std::string>(
+        "type", fallback.type,
+        {{"datasheet", "datasheet"}, {"measured", "measured"}, {"fitted", "fitted"}, {"assumed", "assumed"}});
     p.device = r.get_string("device", fallback.device);
     p.date = r.get_string("date", fallback.date);
     p.source = r.get_string("source", fallback.source);
@@ -113,8 +114,7 @@ public:
     void check_overrides_used(const std::string& source) const {
         for (const auto& [key, p] : overrides_)
             if (!used_.count(key))
-                throw InputError(source, 0, "provenance.values." + key,
-                                 "names no numeric key of this profile");
+                throw InputError(source, 0, "provenance.values." + key, "names no numeric key of this profile");
     }
 
 private:
@@ -333,9 +333,7 @@ HardwareProfile hardware_from_toml_string(const std::string& text, const std::st
     return hardware_from_table(parse_toml_string(text, source), source);
 }
 
-HardwareProfile load_hardware_file(const std::string& path) {
-    return hardware_from_table(parse_toml_file(path), path);
-}
+HardwareProfile load_hardware_file(const std::string& path) { return hardware_from_table(parse_toml_file(path), path); }
 
 std::string profiles_dir() {
     if (const char* home = std::getenv("MOECAST_HOME")) return std::string(home) + "/profiles";

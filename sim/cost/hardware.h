@@ -72,18 +72,18 @@ enum class OverlapMode { none, partial, full };
 const char* to_string(OverlapMode o);
 
 struct Efficiency {
-    double compute = 0.7;            // asymptotic fraction of the matmul (or vector) peak
-    double compute_fp8 = 0.0;        // same for fp8 GEMMs; 0 = use `compute`
-    double memory = 0.8;             // asymptotic fraction of the memory bandwidth
-    double compute_half_flops = 0;   // F at which eta_c is half of `compute`
-    double memory_half_bytes = 0;    // B at which eta_m is half of `memory`
+    double compute = 0.7;           // asymptotic fraction of the matmul (or vector) peak
+    double compute_fp8 = 0.0;       // same for fp8 GEMMs; 0 = use `compute`
+    double memory = 0.8;            // asymptotic fraction of the memory bandwidth
+    double compute_half_flops = 0;  // F at which eta_c is half of `compute`
+    double memory_half_bytes = 0;   // B at which eta_m is half of `memory`
     int64_t tile_m = 128;
     int64_t tile_n = 128;
-    int64_t ctas_per_unit = 1;       // concurrent tiles per SM (per core on a CPU)
+    int64_t ctas_per_unit = 1;  // concurrent tiles per SM (per core on a CPU)
     bool wave_quantization = true;
-    double launch_s = -1;            // per-class launch overhead; < 0 = the profile's compute.launch_us
-    double row_s = 0;                // per indexed row (OpCost::rows), added to the compute term
-    bool launch_per_group = false;   // grouped GEMM run as one launch per expert (cuBLAS loop)
+    double launch_s = -1;           // per-class launch overhead; < 0 = the profile's compute.launch_us
+    double row_s = 0;               // per indexed row (OpCost::rows), added to the compute term
+    bool launch_per_group = false;  // grouped GEMM run as one launch per expert (cuBLAS loop)
     // How launch overhead combines with the work (timing.h op_time_s); a discrete choice per
     // class, picked by calibration.
     OverlapMode launch_overlap = OverlapMode::none;
@@ -132,22 +132,22 @@ struct HardwareProfile {
     std::string name;
     std::string source;  // the file it came from
     DeviceKind kind = DeviceKind::gpu;
-    Provenance provenance;  // file default; per-value overrides are in `values`
+    Provenance provenance;                                     // file default; per-value overrides are in `values`
     std::array<double, kPrecisionCount> matmul_flops_per_s{};  // by Precision; 0 = unsupported
-    double vector_flops_per_s = 0;       // fp32 non-matmul (elementwise) peak
-    int64_t compute_units = 1;           // SMs, or cores on a CPU
-    double launch_s = 0;                 // per-kernel launch overhead
+    double vector_flops_per_s = 0;                             // fp32 non-matmul (elementwise) peak
+    int64_t compute_units = 1;                                 // SMs, or cores on a CPU
+    double launch_s = 0;                                       // per-kernel launch overhead
     // Per kernel replayed from a CUDA graph (ParallelLayout::cuda_graphs): the device's gap between
     // kernels, the host's launch work gone. 0 = launch_s (compute.graph_launch_us, optional).
     double graph_launch_s = 0;
-    double memory_bytes = 0;             // capacity per device
+    double memory_bytes = 0;  // capacity per device
     double memory_bandwidth_bytes_per_s = 0;
     int64_t devices_per_node = 1;
-    LinkTier intra_node;                 // NVLink-class
-    LinkTier inter_node;                 // network between nodes
+    LinkTier intra_node;  // NVLink-class
+    LinkTier inter_node;  // network between nodes
     double usd_per_device_hour = 0;
     std::array<Efficiency, kKernelClassCount> efficiency{};
-    std::vector<ProfileValue> values;    // every numeric value read, with its provenance
+    std::vector<ProfileValue> values;  // every numeric value read, with its provenance
     // Last-level cache of the device (CPU: the L3 its cores share; memory.cache_mib), 0 = not given.
     double cache_bytes = 0;
     // The cache-resident level only: a core's own cache below the last level (CPU L2,

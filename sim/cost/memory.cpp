@@ -33,7 +33,7 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
         k_dim = v_dim = static_cast<double>(at.kv_heads) * hd;
     }
     const double out_dim = heads * (at.kind == AttentionKind::mla ? static_cast<double>(at.mla.v_head_dim)
-                                                                   : static_cast<double>(head_dim(m)));
+                                                                  : static_cast<double>(head_dim(m)));
 
     if (l.recompute == Recompute::full) {
         // Only the layer input survives; the working set of one layer is added once by the caller.
@@ -42,8 +42,10 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
     }
     // Selective recompute drops what its modules rebuild in backward (none: nothing).
     RecomputeModules redo;
-    if (l.recompute == Recompute::selective) redo = l.modules;
-    else redo = parse_recompute_modules("");
+    if (l.recompute == Recompute::selective)
+        redo = l.modules;
+    else
+        redo = parse_recompute_modules("");
     const double norm_out = redo.layernorm ? 0.0 : t * d * kAct / sp;  // a norm's output, the next GEMM's input
     // (t, D) norm input and QKV input; (t, q+k+v) projections (MLA: kept unless its up-projections
     // are recomputed from the latents); (t, H*dv) output + fp32 LSE per head.
@@ -54,8 +56,8 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
     const bool up_proj = at.kind == AttentionKind::mla && redo.mla_up_proj;
     const double norm_and_qkv_in = fp8 ? t * d * kAct / sp + (redo.layernorm ? 0.0 : t * d * gemm_in / sp)
                                        : (redo.layernorm ? 1.0 : 2.0) * t * d * kAct / sp;
-    a.attention = norm_and_qkv_in + t * latent * kAct +
-                  (up_proj ? 0.0 : t * (q_dim + k_dim + v_dim) * kAct / tp) + t * heads * kFp32 / tp;
+    a.attention = norm_and_qkv_in + t * latent * kAct + (up_proj ? 0.0 : t * (q_dim + k_dim + v_dim) * kAct / tp) +
+                  t * heads * kFp32 / tp;
     if (!redo.core_attn) a.attention += t * out_dim * gemm_in / tp;
     a.attention += t * d * kAct / sp;  // second norm input (residual)
 
@@ -71,27 +73,32 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
         const double block_in = t * d * kAct / sp;
         a.router = redo.moe ? block_in : norm_out + tm * e * (kFp32 + kFp32 + 1.0) + tm * k * 8.0;
         if (!redo.moe) {
-            a.dispatch = rows * d * gemm_in;                                // (rows, D) FC1 input
-            a.experts = rows * (glu ? 2.0 : 1.0) * f * kAct;                // (rows, 2F) pre-activation
-            if (!redo.moe_act) a.experts += rows * f * gemm_in;             // (rows, F) FC2 input
-            a.combine = rows * d * kAct;                                    // (rows, D) FC2 output
+            a.dispatch = rows * d * gemm_in;                     // (rows, D) FC1 input
+            a.experts = rows * (glu ? 2.0 : 1.0) * f * kAct;     // (rows, 2F) pre-activation
+            if (!redo.moe_act) a.experts += rows * f * gemm_in;  // (rows, F) FC2 input
+            a.combine = rows * d * kAct;                         // (rows, D) FC2 output
         }
         if (m.moe.shared_experts > 0 && !redo.moe && !redo.shared_experts) {
             const double fs = static_cast<double>(m.moe.shared_experts * m.moe.shared_ffn);
             // (t, 2F) pre-activation and (t, F) FC2 input
-            a.shared = fp8 ? t * ((glu ? 2.0 : 1.0) * fs * kAct + fs * gemm_in) / tp : t * (glu ? 3.0 : 2.0) * fs * kAct / tp;
+            a.shared =
+                fp8 ? t * ((glu ? 2.0 : 1.0) * fs * kAct + fs * gemm_in) / tp : t * (glu ? 3.0 : 2.0) * fs * kAct / tp;
         }
     } else {
         const double f = static_cast<double>(m.ffn);
         const bool glu = m.ffn_kind == FfnKind::glu;
-        if (redo.mlp) a.dense_ffn = t * d * kAct / sp;
-        else if (fp8) a.dense_ffn = norm_out / kAct * gemm_in + t * ((glu ? 2.0 : 1.0) * f * kAct + f * gemm_in) / tp;
-        else a.dense_ffn = norm_out + t * (glu ? 3.0 : 2.0) * f * kAct / tp;
+        if (redo.mlp)
+            a.dense_ffn = t * d * kAct / sp;
+        else if (fp8)
+            a.dense_ffn = norm_out / kAct * gemm_in + t * ((glu ? 2.0 : 1.0) * f * kAct + f * gemm_in) / tp;
+        else
+            a.dense_ffn = norm_out + t * (glu ? 3.0 : 2.0) * f * kAct / tp;
     }
     return a;
 }
 
-MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, const StepShape& s, const HardwareProfile& hw) {
+MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, const StepShape& s,
+                               const HardwareProfile& hw) {
     MemoryBreakdown r;
     const double dense_shard = l.zero >= 1 ? static_cast<double>(l.dp * l.cp) : 1.0;
     const double expert_shard = l.zero >= 1 ? static_cast<double>(s.edp_group.size) : 1.0;
@@ -112,8 +119,7 @@ MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, co
     r.dense_layer = layer_activations(m, l, s, false);
     const double per_mb = s.moe_layers * r.moe_layer.total() + s.dense_layers * r.dense_layer.total();
     double in_flight = std::min<double>(static_cast<double>(l.pp), static_cast<double>(s.micro_batches));
-    if (l.vp > 1)
-        in_flight *= 1.0 + static_cast<double>(l.pp - 1) / static_cast<double>(l.pp * l.vp);
+    if (l.vp > 1) in_flight *= 1.0 + static_cast<double>(l.pp - 1) / static_cast<double>(l.pp * l.vp);
     r.in_flight_micro_batches = std::max(1.0, in_flight);
     double working = 0;  // full recompute: one layer's activations rebuilt at a time
     if (l.recompute == Recompute::full) {

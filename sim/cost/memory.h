@@ -13,35 +13,36 @@ namespace moecast::sim {
 
 // Activation bytes of ONE layer and ONE micro-batch, by part (after TP/SP/EP sharding).
 struct LayerActivations {
-    double attention = 0;   // norm input, QKV input, Q/K/V, core-attention output and softmax stats
-    double router = 0;      // router input, fp32 logits and probabilities, routing map, top-K indices/weights
-    double dispatch = 0;    // permuted tokens received by this rank (FC1 input / all-to-all buffer)
-    double experts = 0;     // FC1 output (pre-activation) and activation output, K*tokens rows
-    double combine = 0;     // FC2 output kept for the routing-weight gradient
-    double shared = 0;      // shared experts' intermediates
-    double dense_ffn = 0;   // dense FFN layer: input, FC1 output, activation output
+    double attention = 0;  // norm input, QKV input, Q/K/V, core-attention output and softmax stats
+    double router = 0;     // router input, fp32 logits and probabilities, routing map, top-K indices/weights
+    double dispatch = 0;   // permuted tokens received by this rank (FC1 input / all-to-all buffer)
+    double experts = 0;    // FC1 output (pre-activation) and activation output, K*tokens rows
+    double combine = 0;    // FC2 output kept for the routing-weight gradient
+    double shared = 0;     // shared experts' intermediates
+    double dense_ffn = 0;  // dense FFN layer: input, FC1 output, activation output
     double total() const { return attention + router + dispatch + experts + combine + shared + dense_ffn; }
 };
 
 struct MemoryBreakdown {
-    double params = 0;            // parameters held by this GPU (before ZeRO-3 sharding)
+    double params = 0;  // parameters held by this GPU (before ZeRO-3 sharding)
     double weights_bytes = 0;
     double gradients_bytes = 0;
-    double master_bytes = 0;      // fp32 master weights
+    double master_bytes = 0;  // fp32 master weights
     double adam_m_bytes = 0;
     double adam_v_bytes = 0;
-    LayerActivations moe_layer;   // one MoE layer, one micro-batch
-    LayerActivations dense_layer; // one dense layer, one micro-batch
+    LayerActivations moe_layer;          // one MoE layer, one micro-batch
+    LayerActivations dense_layer;        // one dense layer, one micro-batch
     double in_flight_micro_batches = 1;  // on the first stage (1F1B; interleaving adds (pp-1)/(pp*vp))
-    double activations_bytes = 0; // all layers of the stage, all in-flight micro-batches
-    double logits_bytes = 0;      // fp32 LM-head logits (last stage)
-    double total_bytes = 0;       // the busier of the first and last stage
+    double activations_bytes = 0;        // all layers of the stage, all in-flight micro-batches
+    double logits_bytes = 0;             // fp32 LM-head logits (last stage)
+    double total_bytes = 0;              // the busier of the first and last stage
     double capacity_bytes = 0;
     bool fits = false;
     double optimizer_bytes() const { return master_bytes + adam_m_bytes + adam_v_bytes; }
 };
 
-MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, const StepShape& s, const HardwareProfile& hw);
+MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, const StepShape& s,
+                               const HardwareProfile& hw);
 
 // One layer's activations (exposed for tests; memory_per_gpu sums them).
 LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l, const StepShape& s, bool moe_layer);

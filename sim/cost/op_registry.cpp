@@ -45,8 +45,7 @@ std::span<const OpId> op_parts(OpId id) { return registry_index().parts[static_c
 
 const char* recorded_class(const OpInfo& op) { return memory_bound_class(op.cls) ? "elementwise" : to_string(op.cls); }
 
-std::optional<OpShape> shape_from_dims(const OpInfo& op, const std::map<std::string, int64_t>& dims,
-                                       bool recomputes) {
+std::optional<OpShape> shape_from_dims(const OpInfo& op, const std::map<std::string, int64_t>& dims, bool recomputes) {
     if (!op.sample_dims) return std::nullopt;
     const auto get = [&](const std::string& key) {
         const auto it = dims.find(key);

@@ -21,11 +21,11 @@ namespace moecast::sim {
 
 enum class OpId : uint8_t {
     // The MoE layer's profiled ops, in the order a [[layer]] grid times them by default.
-    router,          // the logits GEMM and softmax/top-K, timed as one op (its parts follow below)
-    router_aux,      // load-balancing and z-loss
+    router,      // the logits GEMM and softmax/top-K, timed as one op (its parts follow below)
+    router_aux,  // load-balancing and z-loss
     router_aux_bwd,
-    permute,         // plan (histogram, offsets, scatter) and gather
-    fc1,             // expert GEMMs: M-grouped forward, M-grouped dgrad, K-grouped wgrad
+    permute,  // plan (histogram, offsets, scatter) and gather
+    fc1,      // expert GEMMs: M-grouped forward, M-grouped dgrad, K-grouped wgrad
     activation,
     fc2,
     combine,
@@ -34,9 +34,9 @@ enum class OpId : uint8_t {
     fc2_dgrad,
     fc2_wgrad,
     combine_bwd,
-    permute_bwd,     // the gather's backward: sums each token's K rows
+    permute_bwd,  // the gather's backward: sums each token's K rows
     // Kernels of the step that the profiler times within another op, or not at all.
-    router_gemm,     // router's logits GEMM (T, E) = (T, D) x (D, E)
+    router_gemm,  // router's logits GEMM (T, E) = (T, D) x (D, E)
     softmax_topk,
     router_gemm_bwd,  // its dgrad and wgrad
     softmax_topk_bwd,
@@ -55,11 +55,11 @@ enum class OpId : uint8_t {
     cross_entropy,
     adamw,
     // Once per step on the fp32 gradients, and fp8 quantization.
-    grad_zero,       // the accumulation buffer zeroed
-    grad_clip,       // gradient-norm clipping: a pass that squares and sums, a pass that scales
-    grad_sum,        // a lane's gradients added into another's (the CPU trainer's reduction)
-    fp8_cast,        // a GEMM input quantized (amax pass, then the cast and its transpose)
-    fp8_cast_bwd,    // an output gradient quantized
+    grad_zero,     // the accumulation buffer zeroed
+    grad_clip,     // gradient-norm clipping: a pass that squares and sums, a pass that scales
+    grad_sum,      // a lane's gradients added into another's (the CPU trainer's reduction)
+    fp8_cast,      // a GEMM input quantized (amax pass, then the cast and its transpose)
+    fp8_cast_bwd,  // an output gradient quantized
 };
 inline constexpr int kOpCount = static_cast<int>(OpId::fp8_cast_bwd) + 1;
 
@@ -69,15 +69,15 @@ enum class GridTable : uint8_t { none, layer, gemm, attention, norm, elementwise
 // What an op's cost reads; each op reads its own fields (OpInfo::cost) and ignores the rest.
 // Counts that are whole numbers in a kernel (tokens, widths) are rounded to the nearest one.
 struct OpShape {
-    double t = 0;        // T tokens: the router's, permute's and combine's, attention's query rows
-    double rows = 0;     // rows of a row-wise op: a norm's, the activation's (T*K expert rows), RoPE's,
-                         // the embedding's, the loss's
+    double t = 0;         // T tokens: the router's, permute's and combine's, attention's query rows
+    double rows = 0;      // rows of a row-wise op: a norm's, the activation's (T*K expert rows), RoPE's,
+                          // the embedding's, the loss's
     double elements = 0;  // elements of a flat op: residual add, casts, optimizer, gradient passes
-    int64_t d = 0;       // D d_model (a norm's row width)
-    int64_t e = 0;       // E experts
-    int64_t k = 0;       // K top-k
-    double f = 0;        // F activation width (expert or dense FFN, per GPU)
-    bool glu = true;     // SwiGLU (2F in, F out) or GELU (F in, F out)
+    int64_t d = 0;        // D d_model (a norm's row width)
+    int64_t e = 0;        // E experts
+    int64_t k = 0;        // K top-k
+    double f = 0;         // F activation width (expert or dense FFN, per GPU)
+    bool glu = true;      // SwiGLU (2F in, F out) or GELU (F in, F out)
     // A GEMM's own output C (M, N) and contraction Kd, as a sample records them: a dgrad's N is
     // its forward's Kd (expert_gemm_dims). Grouped GEMMs: M = the rows of all experts together.
     double m = 0, n = 0, kd = 0;
@@ -87,24 +87,24 @@ struct OpShape {
     int64_t active_experts = 0;
     // Attention (and RoPE: heads x qk_dim per row).
     int64_t heads = 0, kv_heads = 0, qk_dim = 0, v_dim = 0;
-    double mean_keys = 0;        // keys a query row attends to on average (count.h mean_attended_keys)
-    bool recomputes = true;      // the kernel's form (Efficiency::backward_recomputes, ops.h)
-    int64_t vocab = 0;           // V: the loss's logits per row; the embedding's table rows (0 = unknown)
+    double mean_keys = 0;    // keys a query row attends to on average (count.h mean_attended_keys)
+    bool recomputes = true;  // the kernel's form (Efficiency::backward_recomputes, ops.h)
+    int64_t vocab = 0;       // V: the loss's logits per row; the embedding's table rows (0 = unknown)
 };
 
 struct OpInfo {
     OpId id;
-    const char* name;   // as the profiler records it (KernelSample::kernel, Efficiency::kernel_scale)
-    KernelClass cls;    // the efficiency curve that prices it
-    int launches;       // device kernels per call as kernels/cuda runs it (ops.h's constants)
+    const char* name;  // as the profiler records it (KernelSample::kernel, Efficiency::kernel_scale)
+    KernelClass cls;   // the efficiency curve that prices it
+    int launches;      // device kernels per call as kernels/cuda runs it (ops.h's constants)
     // FLOPs and bytes; `elem` bytes per element of its activations (GEMMs: of their operands).
     OpCost (*cost)(const OpShape& s, int64_t elem);
     // The sample dims calibration prices it from (each > 0), space-separated ("T D K"); null:
     // calibration prices its samples by the counts the profiler stored (GEMMs, whose counts are
     // exact at measurement; the activation, whose dims do not say GLU).
     const char* sample_dims;
-    OpId profiled_as;   // the profiled op it is timed within (the router's two parts: router)
-    bool router_gemm;   // priced by router_gemm_efficiency (sim/cost/timing.h), not its class alone
+    OpId profiled_as;    // the profiled op it is timed within (the router's two parts: router)
+    bool router_gemm;    // priced by router_gemm_efficiency (sim/cost/timing.h), not its class alone
     bool reads_routing;  // its work depends on the expert histogram (measured_profile.h work_shape_key)
     GridTable grid;
 };
@@ -169,8 +169,7 @@ constexpr bool kReads = true;  // reads_routing
 //   permute 4: chunk_count, chunk_base, scatter (the plan), gather; permute_bwd: gather_backward
 //   activation, combine and their backwards: one kernel each
 inline constexpr std::array<OpInfo, kOpCount> kOpTable = {{
-    {OpId::router, "router", C::router, 2, router_cost, "T D E K",
-     OpId::router, false, false, G::layer},
+    {OpId::router, "router", C::router, 2, router_cost, "T D E K", OpId::router, false, false, G::layer},
     {OpId::router_aux, "router_aux", C::router, 4,
      [](const OpShape& s, int64_t) { return router_aux_loss_cost(whole(s.t), s.e, s.k, false); }, "T E K",
      OpId::router_aux, false, kReads, G::layer},
@@ -181,18 +180,16 @@ inline constexpr std::array<OpInfo, kOpCount> kOpTable = {{
      [](const OpShape& s, int64_t elem) { return permute_cost(whole(s.t), s.k, s.d, elem); }, "T D K", OpId::permute,
      false, kReads, G::layer},
     {OpId::fc1, "fc1", C::grouped_gemm, 1, grouped_cost, nullptr, OpId::fc1, false, kReads, G::layer},
-    {OpId::activation, "activation", C::activation, 1, activation_op_cost, nullptr,
-     OpId::activation, false, false, G::layer},
+    {OpId::activation, "activation", C::activation, 1, activation_op_cost, nullptr, OpId::activation, false, false,
+     G::layer},
     {OpId::fc2, "fc2", C::grouped_gemm, 1, grouped_cost, nullptr, OpId::fc2, false, kReads, G::layer},
     {OpId::combine, "combine", C::combine, 1,
      [](const OpShape& s, int64_t elem) { return combine_cost(whole(s.t), s.k, s.d, elem); }, "T D K", OpId::combine,
      false, kReads, G::layer},
-    {OpId::fc1_dgrad, "fc1_dgrad", C::grouped_gemm, 1, grouped_cost, nullptr, OpId::fc1_dgrad, false, kReads,
-     G::layer},
+    {OpId::fc1_dgrad, "fc1_dgrad", C::grouped_gemm, 1, grouped_cost, nullptr, OpId::fc1_dgrad, false, kReads, G::layer},
     {OpId::fc1_wgrad, "fc1_wgrad", C::grouped_gemm, 1, grouped_wgrad_cost, nullptr, OpId::fc1_wgrad, false, kReads,
      G::layer},
-    {OpId::fc2_dgrad, "fc2_dgrad", C::grouped_gemm, 1, grouped_cost, nullptr, OpId::fc2_dgrad, false, kReads,
-     G::layer},
+    {OpId::fc2_dgrad, "fc2_dgrad", C::grouped_gemm, 1, grouped_cost, nullptr, OpId::fc2_dgrad, false, kReads, G::layer},
     {OpId::fc2_wgrad, "fc2_wgrad", C::grouped_gemm, 1, grouped_wgrad_cost, nullptr, OpId::fc2_wgrad, false, kReads,
      G::layer},
     // Both backwards are combine's loop (the gather's without the weights): the combine class
@@ -211,8 +208,8 @@ inline constexpr std::array<OpInfo, kOpCount> kOpTable = {{
     {OpId::softmax_topk, "softmax_topk", C::router, 1,
      [](const OpShape& s, int64_t) { return softmax_topk_cost(whole(s.t), s.e, s.k); }, nullptr, OpId::router, false,
      false, G::none},
-    {OpId::router_gemm_bwd, "router_gemm_bwd", C::router, 3, router_gemm_backward_cost, nullptr,
-     OpId::router_gemm_bwd, true, false, G::none},
+    {OpId::router_gemm_bwd, "router_gemm_bwd", C::router, 3, router_gemm_backward_cost, nullptr, OpId::router_gemm_bwd,
+     true, false, G::none},
     {OpId::softmax_topk_bwd, "softmax_topk_bwd", C::router, 1,
      [](const OpShape& s, int64_t) { return softmax_topk_backward_cost(whole(s.t), s.e, s.k); }, nullptr,
      OpId::softmax_topk_bwd, false, false, G::none},
@@ -224,8 +221,8 @@ inline constexpr std::array<OpInfo, kOpCount> kOpTable = {{
      OpId::gemm, false, false, G::gemm},
     {OpId::attention, "attention", C::attention, 1, attention_op_cost, "T S H hd", OpId::attention, false, false,
      G::attention},
-    {OpId::attention_bwd, "attention_bwd", C::attention, 1, attention_backward_op_cost, "T S H hd",
-     OpId::attention_bwd, false, false, G::attention},
+    {OpId::attention_bwd, "attention_bwd", C::attention, 1, attention_backward_op_cost, "T S H hd", OpId::attention_bwd,
+     false, false, G::attention},
     {OpId::rmsnorm, "rmsnorm", C::norm, 1, norm_op_cost, "rows D", OpId::rmsnorm, false, false, G::norm},
     {OpId::rmsnorm_bwd, "rmsnorm_bwd", C::norm, 1,
      [](const OpShape& s, int64_t elem) { return elementwise_backward_cost(norm_op_cost(s, elem)); }, "rows D",
@@ -233,11 +230,11 @@ inline constexpr std::array<OpInfo, kOpCount> kOpTable = {{
     // The generic elementwise class's ops (grids' [[elementwise]] tables). The residual add's
     // backward is the same add.
     {OpId::residual_add, "residual_add", C::elementwise, 1,
-     [](const OpShape& s, int64_t elem) { return residual_add_cost(s.elements, elem); }, "rows D",
-     OpId::residual_add, false, false, G::elementwise},
+     [](const OpShape& s, int64_t elem) { return residual_add_cost(s.elements, elem); }, "rows D", OpId::residual_add,
+     false, false, G::elementwise},
     {OpId::rope, "rope", C::elementwise, 1,
-     [](const OpShape& s, int64_t elem) { return rope_cost(s.rows, s.heads, s.qk_dim, elem); }, "rows H hd",
-     OpId::rope, false, false, G::elementwise},
+     [](const OpShape& s, int64_t elem) { return rope_cost(s.rows, s.heads, s.qk_dim, elem); }, "rows H hd", OpId::rope,
+     false, false, G::elementwise},
     {OpId::rope_bwd, "rope_bwd", C::elementwise, 1,
      [](const OpShape& s, int64_t elem) { return rope_cost(s.rows, s.heads, s.qk_dim, elem); }, "rows H hd",
      OpId::rope_bwd, false, false, G::elementwise},
@@ -250,8 +247,8 @@ inline constexpr std::array<OpInfo, kOpCount> kOpTable = {{
     {OpId::cross_entropy, "cross_entropy", C::elementwise, 1,
      [](const OpShape& s, int64_t) { return cross_entropy_cost(s.rows, s.vocab); }, "rows V", OpId::cross_entropy,
      false, false, G::elementwise},
-    {OpId::adamw, "adamw", C::elementwise, 1, [](const OpShape& s, int64_t) { return adam_step_cost(s.elements); },
-     "n", OpId::adamw, false, false, G::elementwise},
+    {OpId::adamw, "adamw", C::elementwise, 1, [](const OpShape& s, int64_t) { return adam_step_cost(s.elements); }, "n",
+     OpId::adamw, false, false, G::elementwise},
     // fp32 gradients, whatever the training precision.
     {OpId::grad_zero, "grad_zero", C::elementwise, 1,
      [](const OpShape& s, int64_t) { return elementwise_cost(s.elements, 0, 1, 0.0, 4); }, nullptr, OpId::grad_zero,

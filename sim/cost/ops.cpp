@@ -13,8 +13,7 @@ constexpr double kExpOps = 16;
 }  // namespace
 
 OpCost gemm_cost(int64_t m, int64_t n, int64_t kd, int64_t elem) {
-    return {2.0 * dbl(m) * dbl(n) * dbl(kd), dbl(elem) * (dbl(m) * dbl(kd) + dbl(kd) * dbl(n) + dbl(m) * dbl(n)),
-            true};
+    return {2.0 * dbl(m) * dbl(n) * dbl(kd), dbl(elem) * (dbl(m) * dbl(kd) + dbl(kd) * dbl(n) + dbl(m) * dbl(n)), true};
 }
 
 OpCost router_logits_cost(int64_t t, int64_t d, int64_t e, int64_t elem) {
@@ -91,8 +90,8 @@ OpCost grouped_gemm_wgrad_cost(std::span<const int64_t> tokens, int64_t n, int64
 }
 
 OpCost grouped_gemm_cost(double rows, int64_t active, int64_t n, int64_t kd, int64_t elem) {
-    return {2.0 * rows * dbl(n) * dbl(kd), dbl(elem) * (rows * dbl(kd) + dbl(active) * dbl(kd) * dbl(n) + rows * dbl(n)),
-            true};
+    return {2.0 * rows * dbl(n) * dbl(kd),
+            dbl(elem) * (rows * dbl(kd) + dbl(active) * dbl(kd) * dbl(n) + rows * dbl(n)), true};
 }
 
 OpCost grouped_gemm_wgrad_cost(double rows, int64_t active, int64_t n, int64_t kd, int64_t elem) {
@@ -103,8 +102,8 @@ double attention_kernel_keys(double mean_keys, bool backward_recomputes) {
     return backward_recomputes ? mean_keys : mean_keys + 0.5 * dbl(kCpuAttentionQueryBlock - 1);
 }
 
-OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem, bool backward_recomputes) {
+OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads, double mean_keys,
+                          int64_t elem, bool backward_recomputes) {
     const double h = dbl(heads);
     const double keys = attention_kernel_keys(mean_keys, backward_recomputes);
     const double flops = 2.0 * t * keys * h * dbl(qk_dim + v_dim);
@@ -116,15 +115,14 @@ OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim
     return {flops, dbl(elem) * io + saved, true, t * h * keys};
 }
 
-OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem, bool backward_recomputes) {
+OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads, double mean_keys,
+                          int64_t elem, bool backward_recomputes) {
     const OpCost f = attention_fwd_cost(t, heads, qk_dim, v_dim, kv_heads, mean_keys, elem, backward_recomputes);
     const double h = dbl(heads);
     // Reads Q, K, V, O, dO (+LSE or P), writes dQ, dK, dV.
     const double io = t * (2.0 * h * dbl(qk_dim) + 2.0 * dbl(kv_heads) * dbl(qk_dim + v_dim) + 2.0 * h * dbl(v_dim));
-    const double saved = backward_recomputes
-                             ? 4.0 * t * h
-                             : dbl(elem) * t * h * attention_kernel_keys(mean_keys, backward_recomputes);
+    const double saved =
+        backward_recomputes ? 4.0 * t * h : dbl(elem) * t * h * attention_kernel_keys(mean_keys, backward_recomputes);
     return {(backward_recomputes ? 2.5 : 2.0) * f.flops, dbl(elem) * io + saved, true, f.rows};
 }
 
@@ -132,9 +130,7 @@ OpCost norm_cost(double rows, int64_t d, int64_t elem) {
     return {5.0 * rows * dbl(d), dbl(elem) * (2.0 * rows * dbl(d) + dbl(d)), false, rows};
 }
 
-OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem) {
-    return {2.0 * n, n * dbl(in_elem + out_elem), false};
-}
+OpCost cast_cost(double n, int64_t in_elem, int64_t out_elem) { return {2.0 * n, n * dbl(in_elem + out_elem), false}; }
 
 OpCost cross_entropy_cost(double rows, int64_t vocab) {
     // Per logit: the max, the shift, the exponential, the sum and the gradient's scale.

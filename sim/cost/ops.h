@@ -11,8 +11,8 @@
 namespace moecast::sim {
 
 struct OpCost {
-    double flops = 0;   // matmul FLOPs (2mnk) for GEMMs; elementwise operations otherwise
-    double bytes = 0;   // minimum DRAM traffic
+    double flops = 0;     // matmul FLOPs (2mnk) for GEMMs; elementwise operations otherwise
+    double bytes = 0;     // minimum DRAM traffic
     bool matmul = false;  // priced against matmul (tensor-core) peak rather than vector peak
     // Rows the op handles one at a time: the rows it moves through an index (permute's gather,
     // combine's weighted sum, their backwards: T*K each), a norm's rows (each a reduction and
@@ -94,12 +94,12 @@ double attention_kernel_keys(double mean_keys, bool backward_recomputes);
 // keys on average (count.h mean_attended_keys): QK^T and AV matmuls over attention_kernel_keys.
 // Bytes: Q, K, V read and O written once, plus the fp32 log-sum-exp per head (recomputing form) or
 // P written, `elem` bytes per (query row, head, multiplied key) (stored-probabilities form).
-OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem, bool backward_recomputes = true);
+OpCost attention_fwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads, double mean_keys,
+                          int64_t elem, bool backward_recomputes = true);
 // Backward: reads Q, K, V, O, dO and the LSE (recomputing) or P (stored), writes dQ, dK, dV;
 // 2.5 x (recomputing) or 2 x (stored) the forward's matmul FLOPs.
-OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads,
-                          double mean_keys, int64_t elem, bool backward_recomputes = true);
+OpCost attention_bwd_cost(double t, int64_t heads, int64_t qk_dim, int64_t v_dim, int64_t kv_heads, double mean_keys,
+                          int64_t elem, bool backward_recomputes = true);
 // RMSNorm/LayerNorm over `rows` rows of d: reads x and the weight, writes y (~5 FLOPs/element);
 // `rows` rows (OpCost::rows).
 OpCost norm_cost(double rows, int64_t d, int64_t elem);

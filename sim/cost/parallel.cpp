@@ -10,9 +10,9 @@ namespace moecast::sim {
 
 const char* to_string(Recompute r) {
     switch (r) {
-        case Recompute::none: return "none";
-        case Recompute::selective: return "selective";
-        case Recompute::full: return "full";
+    case Recompute::none: return "none";
+    case Recompute::selective: return "selective";
+    case Recompute::full: return "full";
     }
     return "?";
 }
@@ -27,8 +27,8 @@ std::vector<KeyValue> split_key_values(const std::string& spec) {
         pos = end + 1;
         if (item.empty()) continue;
         const size_t eq = item.find('=');
-        out.push_back({item.substr(0, eq), eq == std::string::npos ? "" : item.substr(eq + 1),
-                       eq != std::string::npos});
+        out.push_back(
+            {item.substr(0, eq), eq == std::string::npos ? "" : item.substr(eq + 1), eq != std::string::npos});
     }
     return out;
 }
@@ -44,28 +44,46 @@ ParallelLayout parse_parallel(const std::string& spec, ParallelLayout l) {
         const long long v = std::strtoll(text.c_str(), &stop, 10);
         if (text.empty() || *stop != '\0' || v < 0)
             throw InputError("--parallel", 0, key, "expected a non-negative integer, got \"" + text + "\"");
-        if (key == "tp") l.tp = v;
-        else if (key == "pp") l.pp = v;
-        else if (key == "vp") l.vp = v;
-        else if (key == "ep") l.ep = v;
-        else if (key == "etp") l.etp = v;
-        else if (key == "cp") l.cp = v;
-        else if (key == "dp") l.dp = v;
-        else if (key == "zero") l.zero = static_cast<int>(v);
-        else if (key == "sp") l.sequence_parallel = v != 0;
-        else if (key == "pp_embedding") l.embedding_in_split = v != 0;
-        else if (key == "pp_loss") l.loss_in_split = v != 0;
+        if (key == "tp")
+            l.tp = v;
+        else if (key == "pp")
+            l.pp = v;
+        else if (key == "vp")
+            l.vp = v;
+        else if (key == "ep")
+            l.ep = v;
+        else if (key == "etp")
+            l.etp = v;
+        else if (key == "cp")
+            l.cp = v;
+        else if (key == "dp")
+            l.dp = v;
+        else if (key == "zero")
+            l.zero = static_cast<int>(v);
+        else if (key == "sp")
+            l.sequence_parallel = v != 0;
+        else if (key == "pp_embedding")
+            l.embedding_in_split = v != 0;
+        else if (key == "pp_loss")
+            l.loss_in_split = v != 0;
         else
-            throw InputError("--parallel", 0, key,
-                             "unknown key; expected one of tp, pp, vp, ep, etp, cp, dp, zero, sp, pp_embedding, pp_loss");
+            throw InputError(
+                "--parallel", 0, key,
+                "unknown key; expected one of tp, pp, vp, ep, etp, cp, dp, zero, sp, pp_embedding, pp_loss");
     }
     return l;
 }
 
 std::string check_layout(ParallelLayout& l, const ModelConfig& m, const HardwareProfile& hw) {
     auto bad = [](const char* key, const std::string& why) { return std::string(key) + ": " + why; };
-    for (auto [key, v] : {std::pair{"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"ep", l.ep}, {"etp", l.etp},
-                          {"cp", l.cp}, {"micro_batch", l.micro_batch}, {"gpus", l.gpus}})
+    for (auto [key, v] : {std::pair{"tp", l.tp},
+                          {"pp", l.pp},
+                          {"vp", l.vp},
+                          {"ep", l.ep},
+                          {"etp", l.etp},
+                          {"cp", l.cp},
+                          {"micro_batch", l.micro_batch},
+                          {"gpus", l.gpus}})
         if (v < 1) return bad(key, "must be >= 1");
     if (l.zero < 0 || l.zero > 3) return bad("zero", "ZeRO stage must be 0, 1, 2 or 3");
     const int64_t model_parallel = l.tp * l.pp * l.cp;
@@ -73,8 +91,8 @@ std::string check_layout(ParallelLayout& l, const ModelConfig& m, const Hardware
         return bad("gpus", "tp*pp*cp = " + std::to_string(model_parallel) + " is larger than the GPU count " +
                                std::to_string(l.gpus));
     if (l.gpus % model_parallel != 0)
-        return bad("gpus", std::to_string(l.gpus) + " GPUs are not a multiple of tp*pp*cp = " +
-                               std::to_string(model_parallel));
+        return bad("gpus",
+                   std::to_string(l.gpus) + " GPUs are not a multiple of tp*pp*cp = " + std::to_string(model_parallel));
     const int64_t dp = l.gpus / model_parallel;
     if (l.dp != 0 && l.dp != dp)
         return bad("dp", "dp=" + std::to_string(l.dp) + " but gpus/(tp*pp*cp) = " + std::to_string(dp));
@@ -84,7 +102,8 @@ std::string check_layout(ParallelLayout& l, const ModelConfig& m, const Hardware
     if (l.global_batch == 0) l.global_batch = l.dp * l.micro_batch;
     const auto& a = m.attention;
     if (a.heads % l.tp != 0)
-        return bad("tp", "attention heads " + std::to_string(a.heads) + " are not divisible by tp=" + std::to_string(l.tp));
+        return bad("tp",
+                   "attention heads " + std::to_string(a.heads) + " are not divisible by tp=" + std::to_string(l.tp));
     if (a.kind != AttentionKind::mla && a.kv_heads % l.tp != 0 && l.tp % a.kv_heads != 0)
         return bad("tp", "kv heads " + std::to_string(a.kv_heads) + " and tp=" + std::to_string(l.tp) +
                              " do not divide one another");
@@ -92,29 +111,34 @@ std::string check_layout(ParallelLayout& l, const ModelConfig& m, const Hardware
     // --account-for-embedding/loss-in-pipeline-split); then the slots must split evenly.
     const int64_t slots = pipeline_slots(m, l);
     const std::string counted = slots > m.layers ? " (layers, embedding and loss)" : "";
-    if (l.pp > slots) return bad("pp", "pp=" + std::to_string(l.pp) + " exceeds the layer count " + std::to_string(slots) + counted);
+    if (l.pp > slots)
+        return bad("pp", "pp=" + std::to_string(l.pp) + " exceeds the layer count " + std::to_string(slots) + counted);
     if (l.vp > 1 && l.pp == 1) return bad("vp", "virtual stages need pp > 1");
     if (l.pp * l.vp > slots)
-        return bad("vp", "pp*vp = " + std::to_string(l.pp * l.vp) + " exceeds the layer count " + std::to_string(slots) + counted);
+        return bad("vp", "pp*vp = " + std::to_string(l.pp * l.vp) + " exceeds the layer count " +
+                             std::to_string(slots) + counted);
     if (slots > m.layers && slots % (l.pp * l.vp) != 0)
-        return bad("pp", std::to_string(slots) + " pipeline slots" + counted + " do not split evenly into pp*vp = " +
-                             std::to_string(l.pp * l.vp));
+        return bad("pp", std::to_string(slots) + " pipeline slots" + counted +
+                             " do not split evenly into pp*vp = " + std::to_string(l.pp * l.vp));
     if (l.seq_len % l.cp != 0) return bad("cp", "seq_len is not divisible by cp=" + std::to_string(l.cp));
     if (l.global_batch % (l.dp * l.micro_batch) != 0)
-        return bad("global_batch", "global batch " + std::to_string(l.global_batch) + " is not a multiple of dp*micro_batch = " +
-                                       std::to_string(l.dp * l.micro_batch));
+        return bad("global_batch",
+                   "global batch " + std::to_string(l.global_batch) +
+                       " is not a multiple of dp*micro_batch = " + std::to_string(l.dp * l.micro_batch));
     const int64_t micro = l.global_batch / (l.dp * l.micro_batch);
     if (l.vp > 1 && micro % l.pp != 0)
         return bad("vp", "the interleaved schedule needs micro-batches (" + std::to_string(micro) +
                              ") to be a multiple of pp=" + std::to_string(l.pp));
     if (is_moe(m)) {
         if (l.ep > m.moe.experts)
-            return bad("ep", "ep=" + std::to_string(l.ep) + " exceeds the expert count " + std::to_string(m.moe.experts));
+            return bad("ep",
+                       "ep=" + std::to_string(l.ep) + " exceeds the expert count " + std::to_string(m.moe.experts));
         if (m.moe.experts % l.ep != 0)
-            return bad("ep", "experts " + std::to_string(m.moe.experts) + " are not divisible by ep=" + std::to_string(l.ep));
+            return bad("ep",
+                       "experts " + std::to_string(m.moe.experts) + " are not divisible by ep=" + std::to_string(l.ep));
         if ((l.tp * l.cp * l.dp) % (l.ep * l.etp) != 0)
-            return bad("ep", "ep*etp = " + std::to_string(l.ep * l.etp) + " must divide tp*cp*dp = " +
-                                 std::to_string(l.tp * l.cp * l.dp));
+            return bad("ep", "ep*etp = " + std::to_string(l.ep * l.etp) +
+                                 " must divide tp*cp*dp = " + std::to_string(l.tp * l.cp * l.dp));
         if (m.moe.expert_ffn % l.etp != 0) return bad("etp", "expert width is not divisible by etp");
     } else if (l.ep > 1 || l.etp > 1) {
         return bad("ep", "a dense model has no experts to shard");
@@ -202,11 +226,16 @@ Overlap parse_overlap(const std::string& spec, Overlap o, const std::string& sou
         const double v = std::strtod(text.c_str(), &stop);
         if (text.empty() || *stop != '\0' || !(v >= 0 && v <= 1))
             throw InputError(source, line, key, "expected key=fraction in [0, 1] (e.g. ep=0.5,dp=0.9)");
-        if (key == "ep") o.ep = v;
-        else if (key == "tp") o.tp = v;
-        else if (key == "dp") o.dp = v;
-        else if (key == "pp") o.pp = v;
-        else throw InputError(source, line, key, "unknown key; expected ep, tp, dp or pp");
+        if (key == "ep")
+            o.ep = v;
+        else if (key == "tp")
+            o.tp = v;
+        else if (key == "dp")
+            o.dp = v;
+        else if (key == "pp")
+            o.pp = v;
+        else
+            throw InputError(source, line, key, "unknown key; expected ep, tp, dp or pp");
     }
     return o;
 }
@@ -218,9 +247,12 @@ struct ModuleName {
     bool RecomputeModules::*flag;
 };
 constexpr ModuleName kRecomputeModules[] = {
-    {"core_attn", &RecomputeModules::core_attn}, {"moe_act", &RecomputeModules::moe_act},
-    {"layernorm", &RecomputeModules::layernorm}, {"mla_up_proj", &RecomputeModules::mla_up_proj},
-    {"mlp", &RecomputeModules::mlp},             {"moe", &RecomputeModules::moe},
+    {"core_attn", &RecomputeModules::core_attn},
+    {"moe_act", &RecomputeModules::moe_act},
+    {"layernorm", &RecomputeModules::layernorm},
+    {"mla_up_proj", &RecomputeModules::mla_up_proj},
+    {"mlp", &RecomputeModules::mlp},
+    {"moe", &RecomputeModules::moe},
     {"shared_experts", &RecomputeModules::shared_experts},
 };
 

@@ -27,13 +27,13 @@ const char* to_string(Recompute r);
 // activations, named as Megatron-Core's --recompute-modules. The default is core attention and
 // the expert activation function.
 struct RecomputeModules {
-    bool core_attn = true;       // attention's output (flash attention keeps no scores)
-    bool moe_act = true;         // the routed experts' activation function (its output, FC2's input)
-    bool layernorm = false;      // both norms (their outputs, the QKV and MLP inputs)
-    bool mla_up_proj = false;    // MLA's up-projections (q, k, v from the latents)
-    bool mlp = false;            // dense FFN layers (keeps their input)
-    bool moe = false;            // the whole MoE block: router, dispatch, experts, combine
-    bool shared_experts = false; // the shared experts (keeps their input)
+    bool core_attn = true;        // attention's output (flash attention keeps no scores)
+    bool moe_act = true;          // the routed experts' activation function (its output, FC2's input)
+    bool layernorm = false;       // both norms (their outputs, the QKV and MLP inputs)
+    bool mla_up_proj = false;     // MLA's up-projections (q, k, v from the latents)
+    bool mlp = false;             // dense FFN layers (keeps their input)
+    bool moe = false;             // the whole MoE block: router, dispatch, experts, combine
+    bool shared_experts = false;  // the shared experts (keeps their input)
 };
 // "core_attn,moe_act,layernorm,mla_up_proj,mlp,moe,shared_experts": any subset, separated by commas
 // or spaces.
@@ -56,18 +56,18 @@ struct Overlap {
 struct ParallelLayout {
     int64_t gpus = 1;
     int64_t tp = 1, pp = 1, vp = 1, ep = 1, etp = 1, cp = 1;
-    int64_t dp = 0;                  // derived: gpus / (tp * pp * cp)
-    int zero = 1;                    // 0 none, 1 optimizer states (distributed optimizer), 2 + grads, 3 + weights
-    bool sequence_parallel = true;   // with tp > 1
-    int64_t micro_batch = 1;         // sequences per micro-batch
-    int64_t global_batch = 0;        // sequences per step; 0 = dp * micro_batch
-    int64_t seq_len = 0;             // 0 = the model's
+    int64_t dp = 0;                 // derived: gpus / (tp * pp * cp)
+    int zero = 1;                   // 0 none, 1 optimizer states (distributed optimizer), 2 + grads, 3 + weights
+    bool sequence_parallel = true;  // with tp > 1
+    int64_t micro_batch = 1;        // sequences per micro-batch
+    int64_t global_batch = 0;       // sequences per step; 0 = dp * micro_batch
+    int64_t seq_len = 0;            // 0 = the model's
     Precision precision = Precision::bf16;  // GEMM inputs; activations and weights stay bf16
     Recompute recompute = Recompute::none;
-    RecomputeModules modules;        // with Recompute::selective
+    RecomputeModules modules;  // with Recompute::selective
     RoutingSpec routing;
     Overlap overlap;
-    bool hierarchical_a2a = true;    // inter-node EP traffic sent once per destination node (DeepEP-style)
+    bool hierarchical_a2a = true;  // inter-node EP traffic sent once per destination node (DeepEP-style)
     // The embedding and the loss each take a layer's slot in the pipeline split (Megatron's
     // --account-for-embedding-in-pipeline-split and --account-for-loss-in-pipeline-split): the
     // first and last stages hold one layer fewer and the middle stages (L + 2) / pp layers.
@@ -78,9 +78,6 @@ struct ParallelLayout {
     // time. Dropless MoE's token-dependent kernels (permute, expert GEMMs, combine) stay outside.
     bool cuda_graphs = false;
 };
-// The parallel layout's former name, still used by sim/study/backtest.*; drop once they say ParallelLayout.
-using Layout = ParallelLayout;
-
 // Layers of the pipeline split, counting the embedding and the loss where they take a slot.
 int64_t pipeline_slots(const ModelConfig& m, const ParallelLayout& l);
 
@@ -117,19 +114,19 @@ struct GroupSpan {
 // Per-GPU quantities of one layout on the busiest pipeline stage (layers split evenly; the
 // embedding and LM head counted on the first/last stage for memory, averaged for time).
 struct StepShape {
-    int64_t micro_batches = 1;          // per step per pipeline
+    int64_t micro_batches = 1;  // per step per pipeline
     double seq_len = 0;
-    double tokens_mb = 0;               // tokens of one micro-batch on one CP rank: b * s / cp
-    double tokens_moe = 0;              // tokens one GPU routes per MoE layer: tokens_mb / tp (SP)
-    double layers = 0;                  // layers per pipeline stage (L / pp)
+    double tokens_mb = 0;   // tokens of one micro-batch on one CP rank: b * s / cp
+    double tokens_moe = 0;  // tokens one GPU routes per MoE layer: tokens_mb / tp (SP)
+    double layers = 0;      // layers per pipeline stage (L / pp)
     double moe_layers = 0;
     double dense_layers = 0;
-    int64_t experts_per_rank = 0;       // E / ep
-    RoutingLoad routing;                // rows of one MoE layer, one micro-batch
+    int64_t experts_per_rank = 0;  // E / ep
+    RoutingLoad routing;           // rows of one MoE layer, one micro-batch
     // Parameters held by one GPU (busiest stage): non-expert, expert, embedding/LM head.
-    double dense_params = 0;            // attention, norms, dense FFN, router, shared experts (/ tp / pp)
-    double expert_params = 0;           // routed experts (/ (ep * etp) / pp)
-    double end_params = 0;              // max(embedding, LM head) / tp on the first / last stage
+    double dense_params = 0;   // attention, norms, dense FFN, router, shared experts (/ tp / pp)
+    double expert_params = 0;  // routed experts (/ (ep * etp) / pp)
+    double end_params = 0;     // max(embedding, LM head) / tp on the first / last stage
     GroupSpan tp_group, cp_group, dp_group, ep_group, edp_group, pp_group;
 };
 

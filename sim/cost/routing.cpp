@@ -21,12 +21,12 @@ double normal_pdf(double z) { return kInvSqrt2Pi * std::exp(-0.5 * z * z); }
 
 // Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9).
 double normal_quantile(double p) {
-    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-                               1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
+                               1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
     static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
                                6.680131188771972e+01, -1.328068155288572e+01};
     static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-                               -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+                               -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
     static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
                                3.754408661907416e+00};
     const double lo = 0.02425;
@@ -66,7 +66,10 @@ double expected_max_heterogeneous(const std::vector<double>& mu, const std::vect
         double log_g = 0;
         for (size_t i = 0; i < mu.size(); ++i) {
             if (sd[i] <= 0) {
-                if (x < mu[i]) { log_g = -INFINITY; break; }
+                if (x < mu[i]) {
+                    log_g = -INFINITY;
+                    break;
+                }
                 continue;
             }
             log_g += std::log(std::max(1e-300, normal_cdf((x - mu[i]) / sd[i])));
@@ -81,10 +84,10 @@ double expected_max_heterogeneous(const std::vector<double>& mu, const std::vect
 
 const char* to_string(RoutingKind k) {
     switch (k) {
-        case RoutingKind::balanced: return "balanced";
-        case RoutingKind::uniform: return "uniform";
-        case RoutingKind::zipf: return "zipf";
-        case RoutingKind::histogram: return "histogram";
+    case RoutingKind::balanced: return "balanced";
+    case RoutingKind::uniform: return "uniform";
+    case RoutingKind::zipf: return "zipf";
+    case RoutingKind::histogram: return "histogram";
     }
     return "?";
 }
@@ -113,13 +116,12 @@ double expected_max_approx(double n, double mu, double sigma, double gamma) {
     return mu + sigma * (z + (z * z - 1.0) * gamma / 6.0);
 }
 
-RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64_t top_k, int64_t experts,
-                         int64_t ep) {
+RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64_t top_k, int64_t experts, int64_t ep) {
     RoutingLoad r;
     const double t = static_cast<double>(tokens_per_rank) * static_cast<double>(ep);  // tokens in the group
     const double k = static_cast<double>(top_k), e = static_cast<double>(experts);
     const double g = e / static_cast<double>(ep);  // experts per rank
-    const double n = t * k;                         // assignments
+    const double n = t * k;                        // assignments
     r.mean_expert_rows = n / e;
     r.mean_rank_rows = static_cast<double>(tokens_per_rank) * k;
     double expert_sd = 0;  // sd of one expert's rows (for capacity)
@@ -139,7 +141,8 @@ RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64
         // only shrink the variance, which rank_sd already carries).
         const double rank_skew = t * k * q * (1 - q) > 0 ? (1 - 2 * q) / std::sqrt(t * k * q * (1 - q)) : 0.0;
         r.max_expert_rows = std::min(t, expected_max_approx(e, r.mean_expert_rows, expert_sd, expert_skew));
-        r.max_rank_rows = std::min(n, expected_max_approx(static_cast<double>(ep), r.mean_rank_rows, rank_sd, rank_skew));
+        r.max_rank_rows =
+            std::min(n, expected_max_approx(static_cast<double>(ep), r.mean_rank_rows, rank_sd, rank_skew));
     } else {
         // Multinomial(T*K, p) marginals, normal approximation, heterogeneous maxima by integration.
         std::vector<double> p(static_cast<size_t>(experts));
@@ -209,7 +212,8 @@ double expected_row_tiles(double rows, int64_t experts, int64_t tile_m, bool bal
     double sum = p_nonzero;
     const double j_lo = std::max(1.0, std::floor((mu - 6 * sigma) / tm));
     sum += std::max(0.0, j_lo - 1.0);  // terms 1 .. j_lo-1 are ~1
-    for (double j = j_lo; j * tm < mu + 6 * sigma; j += 1.0) sum += 1.0 - normal_cdf_approx((j * tm + 0.5 - mu) / sigma);
+    for (double j = j_lo; j * tm < mu + 6 * sigma; j += 1.0)
+        sum += 1.0 - normal_cdf_approx((j * tm + 0.5 - mu) / sigma);
     return e * sum;
 }
 

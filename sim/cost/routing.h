@@ -32,18 +32,17 @@ const char* to_string(RoutingKind k);
 // Rows of one MoE layer inside one EP group of `ep` ranks, each rank contributing
 // `tokens_per_rank` tokens (so T = ep * tokens_per_rank tokens route to E experts).
 struct RoutingLoad {
-    double mean_expert_rows = 0;     // T*K/E
-    double max_expert_rows = 0;      // E[max_e rows_e] after capacity clipping
-    double mean_rank_rows = 0;       // tokens_per_rank * K
-    double max_rank_rows = 0;        // E[max_r rows_r] after capacity clipping: the busiest rank
-    double rank_rows_computed = 0;   // rows the busiest rank's GEMMs process (padded to capacity if set)
-    double drop_fraction = 0;        // expected fraction of the T*K assignments dropped
-    double padding_fraction = 0;     // padded rows / computed rows on the busiest rank
+    double mean_expert_rows = 0;    // T*K/E
+    double max_expert_rows = 0;     // E[max_e rows_e] after capacity clipping
+    double mean_rank_rows = 0;      // tokens_per_rank * K
+    double max_rank_rows = 0;       // E[max_r rows_r] after capacity clipping: the busiest rank
+    double rank_rows_computed = 0;  // rows the busiest rank's GEMMs process (padded to capacity if set)
+    double drop_fraction = 0;       // expected fraction of the T*K assignments dropped
+    double padding_fraction = 0;    // padded rows / computed rows on the busiest rank
     double imbalance() const { return mean_rank_rows > 0 ? max_rank_rows / mean_rank_rows : 1.0; }
 };
 
-RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64_t top_k, int64_t experts,
-                         int64_t ep);
+RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64_t top_k, int64_t experts, int64_t ep);
 
 // Expected maximum of n independent variables with mean mu, sd sigma and skewness gamma:
 // mu + sigma * (z + (z^2 - 1) gamma / 6), z = Phi^-1((n - 0.375) / (n + 0.25)) (Blom's score,

@@ -16,7 +16,8 @@ double predict_kernel_time(KernelClass cls, const OpCost& cost, const KernelShap
     return predict_kernel_time(hw.eff(cls), cost, shape, hw);
 }
 
-double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw) {
+double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape,
+                           const HardwareProfile& hw) {
     return op_time_s(kernel_time_parts(e, cost, shape, hw), e.launch_overlap);
 }
 
@@ -207,13 +208,13 @@ Kernel& Builder::add(const char* name, OpId op, const Efficiency& eff, StepPart 
 
 // What every block reads: one micro-batch on one GPU of the busiest stage.
 struct StepDims {
-    double tp = 1, sp = 1;     // tensor-parallel ranks; the sequence split (tp with SP, else 1)
-    double t = 0;              // tokens of the micro-batch
-    int64_t d = 0;             // D
-    double dd = 0;             // D as a double
+    double tp = 1, sp = 1;  // tensor-parallel ranks; the sequence split (tp with SP, else 1)
+    double t = 0;           // tokens of the micro-batch
+    int64_t d = 0;          // D
+    double dd = 0;          // D as a double
     int64_t qk_dim = 0, v_dim = 0, heads_gpu = 0, kv_gpu = 0;
-    double qkv_width = 0;      // QKV projection's output width (all GPUs)
-    double mean_keys = 0;      // keys per query row
+    double qkv_width = 0;        // QKV projection's output width (all GPUs)
+    double mean_keys = 0;        // keys per query row
     bool attn_recompute = true;  // the attention kernel's form (ops.h)
     // Bytes per element of the tensors between GEMMs (norms, attention and its probabilities,
     // activations, permute/combine, residuals): the training precision's storage (timing.h).
@@ -295,16 +296,16 @@ void attention_block(Builder& b, const ModelConfig& m, const StepDims& x, double
 
 // One MoE layer's routing and expert work on the busiest EP rank.
 struct MoeDims {
-    double ml = 0;          // MoE layers per stage
-    double tm = 0;          // tokens routed by this GPU
+    double ml = 0;  // MoE layers per stage
+    double tm = 0;  // tokens routed by this GPU
     int64_t e = 0, k = 0;
     bool glu = true;
-    int64_t f_gpu = 0;      // expert width per expert-TP rank
-    double rows = 0;        // rows the busiest rank's expert GEMMs process
-    int64_t active = 0;     // experts with rows on that rank
-    double tail = 1;        // K-grouped wgrad: share of the launch the slowest expert's rows fill
+    int64_t f_gpu = 0;   // expert width per expert-TP rank
+    double rows = 0;     // rows the busiest rank's expert GEMMs process
+    int64_t active = 0;  // experts with rows on that rank
+    double tail = 1;     // K-grouped wgrad: share of the launch the slowest expert's rows fill
     double group_launches = 1;
-    double row_tiles = 0;   // its row tiles (the same for FC1, FC2 and their dgrads)
+    double row_tiles = 0;  // its row tiles (the same for FC1, FC2 and their dgrads)
     Precision router_precision = Precision::bf16;
 };
 
@@ -345,10 +346,9 @@ void router_forward(Builder& b, const StepDims& x, const MoeDims& y, const Effic
     const KernelShape gemm_shape = router_gemm_shape(y.tm, static_cast<double>(y.e), y.router_precision, hw);
     Kernel& rg = b.add("router_gemm", OpId::router_gemm, router_eff, StepPart::router, Pass::forward,
                        op_cost(OpId::router_gemm, r, element_bytes(y.router_precision)), gemm_shape, y.ml);
-    Kernel& rs = b.add("softmax_topk", OpId::softmax_topk, StepPart::router, Pass::forward,
-                       op_cost(OpId::softmax_topk, r, 4),
-                       KernelShape{Precision::fp32, 0, 1, static_cast<double>(op_info(OpId::softmax_topk).launches)},
-                       y.ml);
+    Kernel& rs =
+        b.add("softmax_topk", OpId::softmax_topk, StepPart::router, Pass::forward, op_cost(OpId::softmax_topk, r, 4),
+              KernelShape{Precision::fp32, 0, 1, static_cast<double>(op_info(OpId::softmax_topk).launches)}, y.ml);
     if (router_eff.launch_overlap != OverlapMode::none) {
         // One op, as calibration prices its samples (sim/calib/sample_pricing.h predict_sample_s):
         // the two kernels' work and launches combine together; the op's time is split in their own
@@ -451,8 +451,9 @@ void moe_block(Builder& b, const ModelConfig& m, const StepDims& x, const MoeDim
     b.cast_grad += y.rows * (static_cast<double>(fc1_n) + x.dd) * y.ml;
     const auto& moe = m.moe;
     if (moe.shared_experts > 0) {
-        static const char* const names[8] = {"shared_fc1", "shared_fc1_dgrad", "shared_fc1_wgrad", "shared_act",
-                                             "shared_act_bwd", "shared_fc2", "shared_fc2_dgrad", "shared_fc2_wgrad"};
+        static const char* const names[8] = {"shared_fc1",       "shared_fc1_dgrad", "shared_fc1_wgrad",
+                                             "shared_act",       "shared_act_bwd",   "shared_fc2",
+                                             "shared_fc2_dgrad", "shared_fc2_wgrad"};
         ffn(b, names, x, static_cast<double>(moe.shared_experts * moe.shared_ffn) / x.tp, y.glu, y.ml);
     }
 }
@@ -514,9 +515,9 @@ void head_and_loss(Builder& b, const ModelConfig& m, const StepDims& x, const Pa
 // share, and the optimizer step.
 void optimizer(Builder& b, const ParallelLayout& l, const StepShape& s) {
     const double dense = s.dense_params + s.end_params;
-    const double opt_params = l.zero >= 1 ? dense / static_cast<double>(l.dp * l.cp) +
-                                                s.expert_params / static_cast<double>(s.edp_group.size)
-                                          : dense + s.expert_params;
+    const double opt_params =
+        l.zero >= 1 ? dense / static_cast<double>(l.dp * l.cp) + s.expert_params / static_cast<double>(s.edp_group.size)
+                    : dense + s.expert_params;
     b.elementwise("grad_zero", OpId::grad_zero, StepPart::optimizer, Pass::step, flat(dense + s.expert_params), 4, 1.0);
     b.elementwise("grad_clip", OpId::grad_clip, StepPart::optimizer, Pass::step, flat(opt_params), 4, 1.0);
     b.elementwise("adam_step", OpId::adamw, StepPart::optimizer, Pass::step, flat(opt_params), 4, 1.0);

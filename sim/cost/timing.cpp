@@ -11,32 +11,31 @@ namespace moecast::sim {
 
 const char* to_string(StepPart p) {
     switch (p) {
-        case StepPart::attention: return "attention";
-        case StepPart::dense_gemm: return "dense_gemm";
-        case StepPart::elementwise: return "elementwise";
-        case StepPart::router: return "router";
-        case StepPart::dispatch: return "dispatch";
-        case StepPart::expert_gemm: return "expert_gemm";
-        case StepPart::combine: return "combine";
-        case StepPart::optimizer: return "optimizer";
+    case StepPart::attention: return "attention";
+    case StepPart::dense_gemm: return "dense_gemm";
+    case StepPart::elementwise: return "elementwise";
+    case StepPart::router: return "router";
+    case StepPart::dispatch: return "dispatch";
+    case StepPart::expert_gemm: return "expert_gemm";
+    case StepPart::combine: return "combine";
+    case StepPart::optimizer: return "optimizer";
     }
     return "?";
 }
 
 double part_seconds(const StepBreakdown& b, StepPart p) {
     switch (p) {
-        case StepPart::attention: return b.attention_s;
-        case StepPart::dense_gemm: return b.dense_gemm_s;
-        case StepPart::elementwise: return b.elementwise_s;
-        case StepPart::router: return b.router_s;
-        case StepPart::dispatch: return b.dispatch_s;
-        case StepPart::expert_gemm: return b.expert_gemm_s;
-        case StepPart::combine: return b.combine_s;
-        case StepPart::optimizer: return b.optimizer_s;
+    case StepPart::attention: return b.attention_s;
+    case StepPart::dense_gemm: return b.dense_gemm_s;
+    case StepPart::elementwise: return b.elementwise_s;
+    case StepPart::router: return b.router_s;
+    case StepPart::dispatch: return b.dispatch_s;
+    case StepPart::expert_gemm: return b.expert_gemm_s;
+    case StepPart::combine: return b.combine_s;
+    case StepPart::optimizer: return b.optimizer_s;
     }
     return 0;
 }
-
 
 void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPerToken& flops,
                   const HardwareProfile& hw, const ParallelLayout& l, double train_tokens, CostPrediction& out) {
@@ -56,10 +55,16 @@ void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPe
         const Kernel& k = out.kernels.items[static_cast<size_t>(i)];
         const double time = k.time_s * k.per_micro;
         switch (k.pass) {
-            case Pass::forward: fwd += time; part[static_cast<size_t>(k.part)] += time; break;
-            case Pass::backward: bwd += time; part[static_cast<size_t>(k.part)] += time; break;
-            case Pass::recompute: recompute += time; break;
-            case Pass::step: step_once += time; break;
+        case Pass::forward:
+            fwd += time;
+            part[static_cast<size_t>(k.part)] += time;
+            break;
+        case Pass::backward:
+            bwd += time;
+            part[static_cast<size_t>(k.part)] += time;
+            break;
+        case Pass::recompute: recompute += time; break;
+        case Pass::step: step_once += time; break;
         }
     }
     const CommBreakdown& c = out.comm;

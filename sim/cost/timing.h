@@ -77,9 +77,9 @@ KernelTimeParts kernel_time_parts(const Efficiency& e, const OpCost& cost, const
 // work and launch overhead (Efficiency::launch_overlap).
 inline double overlap_s(double a, double b, OverlapMode overlap) {
     switch (overlap) {
-        case OverlapMode::none: return a + b;
-        case OverlapMode::partial: return std::hypot(a, b);
-        case OverlapMode::full: return std::max(a, b);
+    case OverlapMode::none: return a + b;
+    case OverlapMode::partial: return std::hypot(a, b);
+    case OverlapMode::full: return std::max(a, b);
     }
     return a + b;
 }
@@ -88,7 +88,8 @@ inline double op_time_s(const KernelTimeParts& p, OverlapMode overlap) {
     return overlap_s(p.work_s, p.launch_s, overlap);
 }
 // The same with an explicit efficiency (a class's, or the router GEMM's composite below).
-double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape, const HardwareProfile& hw);
+double predict_kernel_time(const Efficiency& e, const OpCost& cost, const KernelShape& shape,
+                           const HardwareProfile& hw);
 // One GEMM with an (m, n) output: tiles = ceil(m/BM) ceil(n/BN), u = m n / (tiles BM BN).
 KernelShape gemm_shape(KernelClass cls, double m, double n, Precision p, const HardwareProfile& hw);
 // The router's logits GEMM (T, E) = (T, D) x (D, E), part of class router (its softmax/top-K is
@@ -149,19 +150,19 @@ struct KernelList {
 
 // Seconds per step on one GPU of the busiest stage. Parts sum to step_s.
 struct StepBreakdown {
-    double attention_s = 0;     // core attention fwd + bwd
-    double dense_gemm_s = 0;    // QKV, out-proj, dense FFN, shared experts, LM head
-    double elementwise_s = 0;   // norms, dense/shared activations, fp8 casts, loss
-    double router_s = 0;        // router GEMM, softmax/top-K
-    double dispatch_s = 0;      // permute kernels + exposed dispatch all-to-all
-    double expert_gemm_s = 0;   // expert FC1, activation, FC2 (grouped) on the busiest EP rank
-    double combine_s = 0;       // unpermute/combine kernels + exposed combine all-to-all
-    double recompute_s = 0;     // forward work repeated in backward
-    double tp_comm_s = 0;       // exposed
-    double pp_comm_s = 0;       // exposed
-    double dp_comm_s = 0;       // exposed
-    double bubble_s = 0;        // pipeline fill and drain
-    double optimizer_s = 0;        // gradient zeroing, clipping and the optimizer step
+    double attention_s = 0;    // core attention fwd + bwd
+    double dense_gemm_s = 0;   // QKV, out-proj, dense FFN, shared experts, LM head
+    double elementwise_s = 0;  // norms, dense/shared activations, fp8 casts, loss
+    double router_s = 0;       // router GEMM, softmax/top-K
+    double dispatch_s = 0;     // permute kernels + exposed dispatch all-to-all
+    double expert_gemm_s = 0;  // expert FC1, activation, FC2 (grouped) on the busiest EP rank
+    double combine_s = 0;      // unpermute/combine kernels + exposed combine all-to-all
+    double recompute_s = 0;    // forward work repeated in backward
+    double tp_comm_s = 0;      // exposed
+    double pp_comm_s = 0;      // exposed
+    double dp_comm_s = 0;      // exposed
+    double bubble_s = 0;       // pipeline fill and drain
+    double optimizer_s = 0;    // gradient zeroing, clipping and the optimizer step
     double step_s = 0;
     double forward_s = 0, backward_s = 0;  // one micro-batch on this stage, comm included
 };
@@ -197,16 +198,16 @@ void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPe
 // recompute none/selective/full, ZeRO 1, cp 1; keeps layouts that pass check_layout and fit in
 // memory; returns the one with the lowest step time (ties: fewer model-parallel GPUs).
 struct SearchOptions {
-    int64_t global_batch = 0;          // sequences per step; 0 = smallest valid for each layout
-    int64_t seq_len = 0;               // 0 = the model's
+    int64_t global_batch = 0;  // sequences per step; 0 = smallest valid for each layout
+    int64_t seq_len = 0;       // 0 = the model's
     Precision precision = Precision::bf16;
     RoutingSpec routing;
     int64_t max_micro_batch = 4;
 };
 struct BestLayout {
     bool found = false;
-    int64_t evaluated = 0;             // layouts priced
-    CostPrediction prediction;         // step time, tokens/s, GPU-hours and dollars for train_tokens
+    int64_t evaluated = 0;      // layouts priced
+    CostPrediction prediction;  // step time, tokens/s, GPU-hours and dollars for train_tokens
 };
 BestLayout best_layout(const ModelConfig& m, const HardwareProfile& hw, int64_t gpus, double train_tokens,
                        const SearchOptions& opt);

@@ -18,8 +18,8 @@ public:
 
     void event(const std::string& name, const char* cat, int tid, double dur_s, nlohmann::json args = {}) {
         if (dur_s <= 0) return;
-        nlohmann::json e = {{"name", name}, {"cat", cat}, {"ph", "X"}, {"pid", 0}, {"tid", tid},
-                            {"ts", now_s_ * 1e6}, {"dur", dur_s * 1e6}};
+        nlohmann::json e = {{"name", name}, {"cat", cat},         {"ph", "X"},         {"pid", 0},
+                            {"tid", tid},   {"ts", now_s_ * 1e6}, {"dur", dur_s * 1e6}};
         if (!args.is_null()) e["args"] = std::move(args);
         events_.push_back(std::move(e));
         now_s_ += dur_s;
@@ -34,8 +34,11 @@ private:
 };
 
 nlohmann::json kernel_args(const Kernel& k) {
-    return {{"class", to_string(k.cls)}, {"part", to_string(k.part)}, {"flops", k.cost.flops},
-            {"bytes", k.cost.bytes}, {"precision", to_string(k.shape.precision)}};
+    return {{"class", to_string(k.cls)},
+            {"part", to_string(k.part)},
+            {"flops", k.cost.flops},
+            {"bytes", k.cost.bytes},
+            {"precision", to_string(k.shape.precision)}};
 }
 
 bool in_layer(const Kernel& k, bool moe) {
@@ -53,8 +56,8 @@ void micro_batch(Timeline& tl, const CostPrediction& p, bool forward) {
     const double fwd_repeats = p.layout.recompute == Recompute::full ? 2.0 : 1.0;
     // Exposed collectives per layer (the comm model gives per-micro-batch totals).
     const double a2a = s.moe_layers > 0 ? c.ep_bwd_exposed_s / (2.0 * s.moe_layers) : 0.0;
-    const double tp_layer = s.layers > 0 ? (forward ? c.tp_fwd_exposed_s / fwd_repeats : c.tp_bwd_exposed_s) / s.layers
-                                         : 0.0;
+    const double tp_layer =
+        s.layers > 0 ? (forward ? c.tp_fwd_exposed_s / fwd_repeats : c.tp_bwd_exposed_s) / s.layers : 0.0;
     auto stage_kernels = [&](Pass pass) {
         for (int i = 0; i < ks.size; ++i) {
             const Kernel& k = ks.items[static_cast<size_t>(i)];
@@ -71,7 +74,8 @@ void micro_batch(Timeline& tl, const CostPrediction& p, bool forward) {
             for (int i = 0; i < ks.size; ++i) {
                 const Kernel& k = ks.items[static_cast<size_t>(i)];
                 if (k.pass == Pass::recompute && in_layer(k, moe))
-                    tl.event(std::string(k.name) + " (recompute)" + suffix, "recompute", kCompute, k.time_s, kernel_args(k));
+                    tl.event(std::string(k.name) + " (recompute)" + suffix, "recompute", kCompute, k.time_s,
+                             kernel_args(k));
             }
             if (fwd_repeats > 1) {  // full recompute repeats the layer's forward collectives
                 if (moe) tl.event("ep_a2a (recompute)" + suffix, "comm", kComm, 2.0 * a2a);
@@ -102,8 +106,12 @@ nlohmann::json chrome_trace(const CostPrediction& p, const std::string& title, i
     const StepBreakdown& t = p.time;
     const ParallelLayout& l = p.layout;
     events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", title}}}});
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", kCompute}, {"args", {{"name", "compute"}}}});
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", kComm},
+    events.push_back(
+        {{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", kCompute}, {"args", {{"name", "compute"}}}});
+    events.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", 0},
+                      {"tid", kComm},
                       {"args", {{"name", "exposed communication"}}}});
     const double fill = l.pp > 1 ? static_cast<double>(l.pp - 1) / static_cast<double>(l.vp) * t.forward_s : 0.0;
     tl.event("pipeline fill (bubble)", "bubble", kCompute, fill);
@@ -123,8 +131,10 @@ nlohmann::json chrome_trace(const CostPrediction& p, const std::string& title, i
         const Kernel& k = p.kernels.items[static_cast<size_t>(i)];
         if (k.pass == Pass::step) tl.event(k.name, "kernel", kCompute, k.time_s * k.per_micro, kernel_args(k));
     }
-    return {{"traceEvents", events}, {"displayTimeUnit", "ms"},
-            {"otherData", {{"step_s", t.step_s}, {"note", "predicted by moecast; one GPU of the busiest pipeline stage"}}}};
+    return {
+        {"traceEvents", events},
+        {"displayTimeUnit", "ms"},
+        {"otherData", {{"step_s", t.step_s}, {"note", "predicted by moecast; one GPU of the busiest pipeline stage"}}}};
 }
 
 void write_chrome_trace(const CostPrediction& p, const std::string& title, const std::string& path) {

@@ -25,13 +25,13 @@ double workspace_elements(const ModelConfig& m, int64_t tokens) {
         n += 2 * t * d + 2 * t;  // normalised inputs and their rstd (attention, FFN)
         n += 4 * t * hd;         // q, k, v, attention output
         if (m.attention.qk_norm != QkNorm::none) n += 2 * t * hd + 2 * t * h;
-        n += t * h * s;          // probabilities (T/S, H, S, S)
+        n += t * h * s;  // probabilities (T/S, H, S, S)
         if (is_moe_layer(m, l)) {
             const double e = static_cast<double>(m.moe.experts), k = static_cast<double>(m.moe.top_k);
             const double f = static_cast<double>(m.moe.expert_ffn);
             const double n1 = m.moe.expert_kind == FfnKind::glu ? 2 * f : f, r = t * k;
             n += 2 * t * e + 2 * t * k + e + (e + 1) + 2 * r;  // logits, probs, weights, idx, counts, maps
-            n += r * d + r * n1 + r * f + r * d;             // x_perm, h, a, y_perm
+            n += r * d + r * n1 + r * f + r * d;               // x_perm, h, a, y_perm
             max_r = std::max(max_r, r);
             max_n1 = std::max(max_n1, n1);
             max_f = std::max(max_f, f);
@@ -44,7 +44,7 @@ double workspace_elements(const ModelConfig& m, int64_t tokens) {
         }
     }
     n += t + t * d + t + t * static_cast<double>(m.vocab);  // positions, final norm, LM-head logits
-    n += 3 * t * d + 3 * t * hd + 4 * t * hd;                // backward scratch d, dxn, tmp; qkv; dq dk dv datt
+    n += 3 * t * d + 3 * t * hd + 4 * t * hd;               // backward scratch d, dxn, tmp; qkv; dq dk dv datt
     if (is_moe(m)) n += 2 * t * static_cast<double>(m.moe.experts) + t * static_cast<double>(m.moe.top_k);
     n += 2 * max_r * d + max_r * max_f + max_r * max_n1 + max_w;  // dy/dx_perm, da, dh, dw_tmp
     return n;

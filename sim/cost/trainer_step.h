@@ -44,8 +44,8 @@ struct TrainerStepPrediction {
     double step_s = 0;
     StepBreakdown breakdown;
     int64_t kernels = 0;
-    double footprint_bytes = 0;     // trainer_footprint(...).total_bytes
-    double resident_fraction = 0;   // h; 0 when the profile has no cache-resident part
+    double footprint_bytes = 0;    // trainer_footprint(...).total_bytes
+    double resident_fraction = 0;  // h; 0 when the profile has no cache-resident part
 };
 TrainerStepPrediction predict_trainer_step(const ModelConfig& m, const HardwareProfile& cpu, int64_t batch_tokens,
                                            int64_t micro_batch_tokens, int threads);

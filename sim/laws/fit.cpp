@@ -40,8 +40,7 @@ public:
             x_[1][i] = std::log(p.d);
             x_[2][i] = std::log1p(-p.s);
             if (form.uses_n_active && !(p.n_active > 0))
-                throw InputError(data.source, 0, "N_a",
-                                 "form " + form.name + " needs every run's active parameters");
+                throw InputError(data.source, 0, "N_a", "form " + form.name + " needs every run's active parameters");
             x_[3][i] = form.uses_n_active ? std::log(p.n_active) : 0.0;
             y_[i] = std::log(p.loss);
             if (!weights.empty()) w_[i] = weights[static_cast<size_t>(i)];
@@ -67,8 +66,7 @@ public:
         }
         r_ = m_ + s_.log() - y_;
         const ArrayXd a = r_.abs();
-        const double f =
-            (w_ * (a <= delta_).select(0.5 * r_.square(), delta_ * (a - 0.5 * delta_))).sum();
+        const double f = (w_ * (a <= delta_).select(0.5 * r_.square(), delta_ * (a - 0.5 * delta_))).sum();
         if (!std::isfinite(f)) return std::numeric_limits<double>::infinity();
         if (grad) {
             std::fill(grad, grad + form_.params.size(), 0.0);
@@ -128,8 +126,7 @@ struct Scaled {
     }
 };
 
-double run_lbfgs(Objective& obj, double delta, int max_iterations, std::vector<double>& theta,
-                 bool* failed) {
+double run_lbfgs(Objective& obj, double delta, int max_iterations, std::vector<double>& theta, bool* failed) {
     LBFGSpp::LBFGSParam<double> param;
     param.m = 10;
     param.epsilon = 1e-10;
@@ -154,7 +151,6 @@ double run_lbfgs(Objective& obj, double delta, int max_iterations, std::vector<d
     std::copy(f.best_x.data(), f.best_x.data() + f.best_x.size(), theta.begin());
     return f.best_f / f.scale;
 }
-
 
 // Polishes a minimum by iteratively reweighted Gauss-Newton with Levenberg-Marquardt damping: the
 // Huber weights min(1, δ/|r|) make each step minimise the standard quadratic majoriser of the Huber
@@ -238,8 +234,8 @@ std::vector<double> steps(double lo, double hi, double step) {
 
 }  // namespace
 
-double huber_objective(const LawForm& form, const FitData& data, const std::vector<double>& theta,
-                       double huber_delta, std::vector<double>* grad) {
+double huber_objective(const LawForm& form, const FitData& data, const std::vector<double>& theta, double huber_delta,
+                       std::vector<double>* grad) {
     Objective obj(form, data, {}, huber_delta);
     if (grad) grad->assign(theta.size(), 0.0);
     return obj.value(theta.data(), grad ? grad->data() : nullptr);
@@ -279,9 +275,8 @@ size_t grid_size(const std::vector<std::vector<double>>& grid) {
     return n;
 }
 
-double minimize_from(const LawForm& form, const FitData& data, const std::vector<double>& weights,
-                     double huber_delta, int max_iterations, std::vector<double>& theta,
-                     bool* line_search_failed) {
+double minimize_from(const LawForm& form, const FitData& data, const std::vector<double>& weights, double huber_delta,
+                     int max_iterations, std::vector<double>& theta, bool* line_search_failed) {
     Objective obj(form, data, weights, huber_delta);
     return run_full(obj, huber_delta, max_iterations, theta, line_search_failed);
 }
@@ -299,20 +294,18 @@ struct End {
 
 void check_fit_inputs(const LawForm& form, const FitData& fit) {
     if (fit.points.size() < form.params.size())
-        throw InputError(fit.source, 0, "", "need at least " + std::to_string(form.params.size()) +
-                                                " runs to fit form " + form.name + ", got " +
-                                                std::to_string(fit.points.size()));
+        throw InputError(fit.source, 0, "",
+                         "need at least " + std::to_string(form.params.size()) + " runs to fit form " + form.name +
+                             ", got " + std::to_string(fit.points.size()));
     // Checked here, not only in Objective: the fit's worker threads must not throw.
     if (form.uses_n_active)
         for (const FitPoint& p : fit.points)
             if (!(p.n_active > 0))
-                throw InputError(fit.source, 0, "N_a",
-                                 "form " + form.name + " needs every run's active parameters");
+                throw InputError(fit.source, 0, "N_a", "form " + form.name + " needs every run's active parameters");
 }
 
 // Runs body(tid) on `threads` threads (the caller's is tid 0) and joins them.
-template <class Body>
-void on_threads(int threads, Body body) {
+template <class Body> void on_threads(int threads, Body body) {
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(body, t);
     body(0);
@@ -323,8 +316,7 @@ void on_threads(int threads, Body body) {
 // `keep` end points after `screen` L-BFGS iterations; returns the best `keep` of all, sorted, and
 // counts the starts whose line search failed.
 std::vector<End> screen_starts(const LawForm& form, const FitData& fit, const std::vector<std::vector<double>>& grid,
-                               const FitOptions& options, int threads, int screen, size_t keep,
-                               size_t* failed) {
+                               const FitOptions& options, int threads, int screen, size_t keep, size_t* failed) {
     const size_t starts = grid_size(grid);
     std::vector<std::vector<End>> ends(static_cast<size_t>(threads));
     std::vector<size_t> failed_by(static_cast<size_t>(threads), 0);
@@ -427,28 +419,26 @@ void bootstrap_intervals(const LawForm& form, const FitData& fit, const FitOptio
         const bool log_scale = static_cast<int>(j) < form.scale_count;
         std::vector<double> v;
         for (const auto& s : samples) v.push_back(log_scale ? std::exp(s[j]) : s[j]);
-        res.intervals.push_back({form.params[j], res.law.coefficient(form.params[j]), percentile(v, 0.025),
-                                 percentile(v, 0.975)});
+        res.intervals.push_back(
+            {form.params[j], res.law.coefficient(form.params[j]), percentile(v, 0.025), percentile(v, 0.975)});
     }
 }
 
 }  // namespace
 
-FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldout,
-                  const FitOptions& options) {
+FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldout, const FitOptions& options) {
     check_fit_inputs(form, fit);
     const auto grid = options.grid.empty() ? default_start_grid(form) : options.grid;
-    if (grid.size() != form.params.size())
-        throw std::invalid_argument("start grid has the wrong number of parameters");
+    if (grid.size() != form.params.size()) throw std::invalid_argument("start grid has the wrong number of parameters");
     const size_t starts = grid_size(grid);
     const int threads = std::max(1, options.threads);
 
     // Grids too large to run every start to convergence are screened with a few L-BFGS
     // iterations per start; the best `keep` are then finished.
     const int screen = options.screen_iterations > 0 ? options.screen_iterations
-                       : starts > kFullRunStarts       ? 10
-                                                       : options.max_iterations;
-    const size_t keep = options.polish_starts > 0 ? static_cast<size_t>(options.polish_starts)
+                       : starts > kFullRunStarts     ? 10
+                                                     : options.max_iterations;
+    const size_t keep = options.polish_starts > 0         ? static_cast<size_t>(options.polish_starts)
                         : screen < options.max_iterations ? 256
                                                           : 16;
     size_t failed = 0;
@@ -461,8 +451,8 @@ FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldou
     res.law.name = options.law_name;
     res.law.form = &form;
     res.law.theta = winner.theta;
-    res.law.provenance = "fitted by moecast fit (Huber delta " + std::to_string(options.huber_delta) +
-                         ", " + std::to_string(starts) + " starts) on " + fit.source;
+    res.law.provenance = "fitted by moecast fit (Huber delta " + std::to_string(options.huber_delta) + ", " +
+                         std::to_string(starts) + " starts) on " + fit.source;
     std::vector<double> g;
     res.objective = huber_objective(form, fit, winner.theta, options.huber_delta, &g);
 

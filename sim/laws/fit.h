@@ -16,12 +16,12 @@ namespace moecast::sim {
 
 // One training run's outcome.
 struct FitPoint {
-    double n = 0;       // total parameters
+    double n = 0;         // total parameters
     double n_active = 0;  // active parameters (0 if unknown)
-    double d = 0;       // training tokens
-    double s = 0;       // sparsity (E − K)/E
-    double flops = 0;   // training compute C (0 if unknown)
-    double loss = 0;    // nats/token
+    double d = 0;         // training tokens
+    double s = 0;         // sparsity (E − K)/E
+    double flops = 0;     // training compute C (0 if unknown)
+    double loss = 0;      // nats/token
 };
 
 struct FitData {
@@ -42,8 +42,8 @@ void split_points(const FitData& all, const PointPredicate& held, FitData& fit, 
 
 // The objective Σ w_i Huber_δ(LSE_i(θ) − log L_i) (w_i = 1 unless bootstrap weights are given),
 // and its gradient in θ when grad != nullptr. θ is the law's fit-space vector (law.h).
-double huber_objective(const LawForm& form, const FitData& data, const std::vector<double>& theta,
-                       double huber_delta, std::vector<double>* grad = nullptr);
+double huber_objective(const LawForm& form, const FitData& data, const std::vector<double>& theta, double huber_delta,
+                       std::vector<double>* grad = nullptr);
 
 // The published start grid of a form, one list of values per parameter (fit-space order).
 // chinchilla: 6·6·5·5·5 = 4500 starts; abnar2025: 3^4·6^3·5^2 = 437,400 starts (log e = 1.5).
@@ -54,31 +54,31 @@ struct FitOptions {
     double huber_delta = 1e-3;
     std::vector<std::vector<double>> grid;  // empty: default_start_grid(form)
     int threads = 2;
-    int max_iterations = 1000;              // per L-BFGS run
+    int max_iterations = 1000;  // per L-BFGS run
     // Phase 1 iterations per start; 0: to convergence for grids up to 20,000 starts, else 10
     // (screening, e.g. Abnar's 437,400). Phase 2 runs the best `polish_starts` end points to
     // convergence and polishes them; 0: 16 after full runs, 256 after screening (on noise-free
     // Abnar data 16 screened end points all sit in one wrong basin; 256 recover the truth).
     int screen_iterations = 0;
     int polish_starts = 0;
-    int bootstrap = 0;                      // resamples (0: none)
-    uint64_t seed = 20240417;               // bootstrap RNG seed
+    int bootstrap = 0;         // resamples (0: none)
+    uint64_t seed = 20240417;  // bootstrap RNG seed
     std::string law_name = "fitted";
 };
 
 struct FitQuality {
     int n_fit = 0;
     int n_heldout = 0;
-    double rmse = 0;          // raw loss units, fit points
+    double rmse = 0;  // raw loss units, fit points
     double mae = 0;
     double r2 = 0;
-    double heldout_mse = 0;   // raw loss units; 0 when nothing is held out
+    double heldout_mse = 0;  // raw loss units; 0 when nothing is held out
     double heldout_rmse = 0;
-    double grad_norm = 0;     // |∇ objective| at the optimum
+    double grad_norm = 0;  // |∇ objective| at the optimum
     size_t starts = 0;
-    size_t starts_failed = 0;  // line search gave up; the best point it reached was kept
-    int screen_iterations = 0; // L-BFGS iterations per start in phase 1
-    size_t polished = 0;       // end points run to convergence and polished in phase 2
+    size_t starts_failed = 0;   // line search gave up; the best point it reached was kept
+    int screen_iterations = 0;  // L-BFGS iterations per start in phase 1
+    size_t polished = 0;        // end points run to convergence and polished in phase 2
     bool best_start_on_grid_boundary = false;
     std::vector<std::string> params_outside_grid;  // optimum at/beyond the grid's range
 };
@@ -86,8 +86,8 @@ struct FitQuality {
 struct ParamInterval {
     std::string name;  // natural units: A = exp(log A), exponents as they are
     double value = 0;
-    double lo = 0;     // 2.5th percentile of the bootstrap
-    double hi = 0;     // 97.5th percentile
+    double lo = 0;  // 2.5th percentile of the bootstrap
+    double hi = 0;  // 97.5th percentile
 };
 
 struct FitResult {
@@ -98,13 +98,11 @@ struct FitResult {
     std::vector<ParamInterval> intervals;  // empty without bootstrap
 };
 
-FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldout,
-                  const FitOptions& options);
+FitResult fit_law(const LawForm& form, const FitData& fit, const FitData& heldout, const FitOptions& options);
 
 // One L-BFGS run from `theta` (in place) on weighted data; returns the objective. Exposed for the
 // bootstrap, benches and tests. weights empty = all ones.
-double minimize_from(const LawForm& form, const FitData& data, const std::vector<double>& weights,
-                     double huber_delta, int max_iterations, std::vector<double>& theta,
-                     bool* line_search_failed = nullptr);
+double minimize_from(const LawForm& form, const FitData& data, const std::vector<double>& weights, double huber_delta,
+                     int max_iterations, std::vector<double>& theta, bool* line_search_failed = nullptr);
 
 }  // namespace moecast::sim

@@ -20,7 +20,8 @@ FitData load_fit_data(const std::string& path) {
     const int cl = t.column({"loss", "eval_loss", "val_loss"});
     if (cn < 0) throw InputError(path, 1, "N", "no column for total parameters (N, params, total_params, Model Size)");
     if (cl < 0) throw InputError(path, 1, "loss", "no column for the loss (loss, eval_loss, val_loss)");
-    if (cd < 0 && cc < 0) throw InputError(path, 1, "D", "need a token column (D, tokens) or a compute column (C, flops)");
+    if (cd < 0 && cc < 0)
+        throw InputError(path, 1, "D", "need a token column (D, tokens) or a compute column (C, flops)");
     FitData data;
     data.source = path;
     for (size_t r = 0; r < t.rows.size(); ++r) {
@@ -75,13 +76,20 @@ PointPredicate parse_holdout(const std::string& expr, const FitData& data) {
         }
         if (used != val.size() || val.empty()) return fail("expected a number after " + std::string(op));
         double FitPoint::*field = nullptr;
-        if (var == "N") field = &FitPoint::n;
-        else if (var == "N_a") field = &FitPoint::n_active;
-        else if (var == "D") field = &FitPoint::d;
-        else if (var == "C") field = &FitPoint::flops;
-        else if (var == "S") field = &FitPoint::s;
-        else if (var == "loss") field = &FitPoint::loss;
-        else return fail("unknown variable '" + var + "' (expected N, N_a, D, C, S or loss)");
+        if (var == "N")
+            field = &FitPoint::n;
+        else if (var == "N_a")
+            field = &FitPoint::n_active;
+        else if (var == "D")
+            field = &FitPoint::d;
+        else if (var == "C")
+            field = &FitPoint::flops;
+        else if (var == "S")
+            field = &FitPoint::s;
+        else if (var == "loss")
+            field = &FitPoint::loss;
+        else
+            return fail("unknown variable '" + var + "' (expected N, N_a, D, C, S or loss)");
         const std::string o = op;
         return [field, o, v](const FitPoint& p) {
             const double x = p.*field;

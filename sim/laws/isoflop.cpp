@@ -31,8 +31,7 @@ double eval(const IsoflopSurface& f, double xs, double zs) {
 }
 
 // Minimises a 1-D function on [lo, hi]: a 401-point scan, then golden-section around the best.
-template <typename F>
-double argmin_1d(F f, double lo, double hi) {
+template <typename F> double argmin_1d(F f, double lo, double hi) {
     if (!(hi > lo)) return lo;
     const int n = 400;
     int best = 0;
@@ -48,7 +47,10 @@ double argmin_1d(F f, double lo, double hi) {
     const double g = (std::sqrt(5.0) - 1) / 2;
     for (int it = 0; it < 60; ++it) {
         const double c = b - g * (b - a), d = a + g * (b - a);
-        if (f(c) < f(d)) b = d; else a = c;
+        if (f(c) < f(d))
+            b = d;
+        else
+            a = c;
     }
     return 0.5 * (a + b);
 }
@@ -71,8 +73,9 @@ double IsoflopSurface::optimal_s(double n_params) const {
 
 IsoflopSurface fit_isoflop_surface(const std::vector<FitPoint>& runs, int max_degree) {
     const int n = static_cast<int>(runs.size());
-    if (n < 4) throw InputError("isoflop", 0, "", "an IsoFLOP surface needs at least 4 runs at a budget, got " +
-                                                       std::to_string(n));
+    if (n < 4)
+        throw InputError("isoflop", 0, "",
+                         "an IsoFLOP surface needs at least 4 runs at a budget, got " + std::to_string(n));
     IsoflopSurface f;
     f.n = n;
     Eigen::VectorXd x(n), z(n), y(n);
@@ -126,7 +129,8 @@ IsoflopSurface fit_isoflop_surface(const std::vector<FitPoint>& runs, int max_de
             f.loo_rmse = loo_rmse;
         }
     }
-    if (f.degree == 0) throw InputError("isoflop", 0, "", "runs at budget do not determine a surface (too few distinct N, S)");
+    if (f.degree == 0)
+        throw InputError("isoflop", 0, "", "runs at budget do not determine a surface (too few distinct N, S)");
     return f;
 }
 
@@ -146,8 +150,8 @@ nlohmann::json isoflop_json(const IsoflopSurface& s) {
     for (const auto& [i, j] : s.monomials) mono.push_back({i, j});
     nlohmann::json cv = nlohmann::json::array();
     for (const auto& [d, e] : s.cv) cv.push_back({{"degree", d}, {"loo_rmse", e}});
-    return {{"budget_flops", s.budget}, {"runs", s.n},       {"degree", s.degree},     {"monomials_x_z", mono},
-            {"coefficients", s.coef},   {"x_mean", s.x_mean}, {"x_scale", s.x_scale}, {"z_mean", s.z_mean},
+    return {{"budget_flops", s.budget}, {"runs", s.n},        {"degree", s.degree},     {"monomials_x_z", mono},
+            {"coefficients", s.coef},   {"x_mean", s.x_mean}, {"x_scale", s.x_scale},   {"z_mean", s.z_mean},
             {"z_scale", s.z_scale},     {"rmse", s.rmse},     {"loo_rmse", s.loo_rmse}, {"cv", cv}};
 }
 

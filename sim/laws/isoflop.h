@@ -13,20 +13,20 @@
 namespace moecast::sim {
 
 struct IsoflopSurface {
-    double budget = 0;      // FLOPs (the group's median C)
-    int degree = 0;         // total degree in (x, z), chosen by LOO-CV
+    double budget = 0;                           // FLOPs (the group's median C)
+    int degree = 0;                              // total degree in (x, z), chosen by LOO-CV
     std::vector<std::pair<int, int>> monomials;  // (power of x, power of z)
     std::vector<double> coef;
     double x_mean = 0, x_scale = 1, z_mean = 0, z_scale = 1;  // inputs are standardised
     double x_min = 0, x_max = 0, z_min = 0, z_max = 0;        // support of the data
     int n = 0;
-    double rmse = 0;        // in-sample, loss units
-    double loo_rmse = 0;    // leave-one-out, loss units (the CV score of the chosen degree)
+    double rmse = 0;                         // in-sample, loss units
+    double loo_rmse = 0;                     // leave-one-out, loss units (the CV score of the chosen degree)
     std::vector<std::pair<int, double>> cv;  // (degree, LOO RMSE) of every degree tried
 
     double loss(double n_params, double s) const;
     // Minimisers inside the data's support (a boundary value means the optimum lies beyond it).
-    double optimal_n(double s) const;  // N*(S)
+    double optimal_n(double s) const;         // N*(S)
     double optimal_s(double n_params) const;  // S*(N)
 };
 

@@ -60,9 +60,7 @@ LawForm make_chinchilla_sparse() {
     f.params = {"A", "B", "E", "alpha", "beta", "delta"};
     f.scale_count = 3;
     f.uses_sparsity = true;
-    f.terms = {{0, {{LawVar::log_n, 3}, {LawVar::log_one_minus_s, 5}}},
-               {1, {{LawVar::log_d, 4}}},
-               {2, {}}};
+    f.terms = {{0, {{LawVar::log_n, 3}, {LawVar::log_one_minus_s, 5}}}, {1, {{LawVar::log_d, 4}}}, {2, {}}};
     return f;
 }
 
@@ -86,9 +84,8 @@ LawForm make_active_sparse() {
 }
 
 const std::vector<LawForm>& forms() {
-    static const std::vector<LawForm> all = {make_chinchilla(), make_abnar(),
-                                             make_chinchilla_active(), make_chinchilla_sparse(),
-                                             make_active_sparse()};
+    static const std::vector<LawForm> all = {make_chinchilla(), make_abnar(), make_chinchilla_active(),
+                                             make_chinchilla_sparse(), make_active_sparse()};
     return all;
 }
 
@@ -169,8 +166,7 @@ double Law::coefficient(const std::string& param) const {
 
 double Law::loss(double n, double d, double s, double n_active) const {
     if (form->uses_n_active && !(n_active > 0))
-        throw std::invalid_argument("law " + name + " (form " + form->name +
-                                    ") needs the active parameter count N_a");
+        throw std::invalid_argument("law " + name + " (form " + form->name + ") needs the active parameter count N_a");
     const double x[kLawVars] = {std::log(n), std::log(d), std::log1p(-s),
                                 form->uses_n_active ? std::log(n_active) : 0.0};
     double sum = 0.0;
@@ -221,8 +217,7 @@ bool has_closed_form_frontier(const Law& law) { return law.form->name == "chinch
 
 FrontierPoint chinchilla_frontier(const Law& law, double flops) {
     if (!has_closed_form_frontier(law))
-        throw std::invalid_argument("law " + law.name + " (form " + law.form->name +
-                                    ") has no closed-form frontier");
+        throw std::invalid_argument("law " + law.name + " (form " + law.form->name + ") has no closed-form frontier");
     const double a = law.coefficient("A"), b = law.coefficient("B"), e = law.coefficient("E");
     const double alpha = law.coefficient("alpha"), beta = law.coefficient("beta");
     const double g = std::pow(alpha * a / (beta * b), 1.0 / (alpha + beta));

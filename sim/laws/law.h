@@ -16,8 +16,8 @@ enum class LawVar { log_n = 0, log_d = 1, log_one_minus_s = 2, log_n_active = 3 
 constexpr int kLawVars = 4;
 
 struct LawTerm {
-    int coefficient = 0;                          // index into params (stored as a log)
-    std::vector<std::pair<LawVar, int>> powers;   // (variable, index of its exponent in params)
+    int coefficient = 0;                         // index into params (stored as a log)
+    std::vector<std::pair<LawVar, int>> powers;  // (variable, index of its exponent in params)
 };
 
 struct LawForm {
@@ -27,7 +27,7 @@ struct LawForm {
     int scale_count = 0;              // params[0, scale_count) are coefficients held as logs
     std::vector<LawTerm> terms;
     bool uses_sparsity = false;
-    bool uses_n_active = false;       // needs N_a (Law::loss throws without it)
+    bool uses_n_active = false;  // needs N_a (Law::loss throws without it)
 };
 
 // The built-in forms; throws InputError naming `source` and key 'form' for an unknown name.
@@ -35,13 +35,13 @@ const LawForm& law_form(const std::string& name, const std::string& source = "<b
 std::vector<std::string> law_form_names();
 
 struct Law {
-    std::string name;        // e.g. "chinchilla-hoffmann2022"
+    std::string name;  // e.g. "chinchilla-hoffmann2022"
     const LawForm* form = nullptr;
     std::vector<double> theta;  // fit-space values: logs of scale coefficients, then exponents
-    std::string source;      // citation
-    std::string provenance;  // "primary: ..." / "secondary: ..." / "fitted by moecast fit ..."
-    bool secondary = false;  // coefficients read second-hand (see paper-notes.md)
-    std::string file;        // where it was loaded from
+    std::string source;         // citation
+    std::string provenance;     // "primary: ..." / "secondary: ..." / "fitted by moecast fit ..."
+    bool secondary = false;     // coefficients read second-hand (see paper-notes.md)
+    std::string file;           // where it was loaded from
 
     // Natural value of a coefficient by name (A = exp(log A); exponents as they are).
     double coefficient(const std::string& param) const;

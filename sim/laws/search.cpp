@@ -47,9 +47,9 @@ bool spend(const Law& law, const ArchSearchOptions& o, const ModelConfig& m, Can
     const double per_token_s = c.has_cost ? c.cost.time_s_per_token() : 0.0;
     const double usd_per_s = c.has_cost ? c.cost.gpus * c.cost.usd_per_gpu_hour / 3600.0 : 0.0;
     switch (o.unit) {
-        case BudgetUnit::flops: c.tokens = o.budget / c.train_flops_per_token; break;
-        case BudgetUnit::gpu_hours: c.tokens = o.budget * 3600.0 / (c.cost.gpus * per_token_s); break;
-        case BudgetUnit::usd: c.tokens = o.budget / (usd_per_s * per_token_s); break;
+    case BudgetUnit::flops: c.tokens = o.budget / c.train_flops_per_token; break;
+    case BudgetUnit::gpu_hours: c.tokens = o.budget * 3600.0 / (c.cost.gpus * per_token_s); break;
+    case BudgetUnit::usd: c.tokens = o.budget / (usd_per_s * per_token_s); break;
     }
     c.train_flops = c.tokens * c.train_flops_per_token;
     if (c.has_cost) {
@@ -76,9 +76,9 @@ double token_bound(const ArchSearchOptions& o, double train_fpt) {
 
 const char* to_string(BudgetUnit u) {
     switch (u) {
-        case BudgetUnit::flops: return "flops";
-        case BudgetUnit::gpu_hours: return "gpu-hours";
-        case BudgetUnit::usd: return "usd";
+    case BudgetUnit::flops: return "flops";
+    case BudgetUnit::gpu_hours: return "gpu-hours";
+    case BudgetUnit::usd: return "usd";
     }
     return "?";
 }
@@ -87,8 +87,9 @@ namespace {
 
 void check_search_options(const ArchSearchOptions& o) {
     if (o.unit != BudgetUnit::flops && !o.cost)
-        throw InputError("--budget-unit", 0, "", std::string("a budget in ") + to_string(o.unit) +
-                                                     " requires the cost model (--hardware and --gpus)");
+        throw InputError("--budget-unit", 0, "",
+                         std::string("a budget in ") + to_string(o.unit) +
+                             " requires the cost model (--hardware and --gpus)");
     if (!(o.budget > 0)) throw InputError("--budget", 0, "", "expected a positive budget");
     if (std::isfinite(o.max_memory_bytes_per_gpu) && !o.cost)
         throw InputError("--max-memory-gb", 0, "", "a memory limit requires the cost model (--hardware and --gpus)");
@@ -111,8 +112,9 @@ public:
                     const ModelConfig m = build_architecture(family_, l, d, choice);
                     const ParamCounts p = count_params(m);
                     const FlopsPerToken f = count_flops(m);
-                    Counted k{l, d, choice, static_cast<double>(p.total), static_cast<double>(p.active), f.training,
-                              f.forward, 0.0};
+                    Counted k{
+                        l,          d,         choice, static_cast<double>(p.total), static_cast<double>(p.active),
+                        f.training, f.forward, 0.0};
                     if (k.n > o_.max_params || k.forward_fpt > o_.max_inference_flops_per_token) continue;
                     if (!priced_) {
                         consider(k);
@@ -273,15 +275,15 @@ std::string search_table(const ArchSearchResult& r) {
     std::string s = fmt::format("law {}, family {}, budget {:.3g} {}; {} architectures, {} feasible", r.law, r.family,
                                 r.budget, to_string(r.unit), r.candidates, r.feasible);
     s += r.costed > 0 ? fmt::format(", {} priced by the cost model\n", r.costed) : "\n";
-    s += fmt::format("{:>6} {:>4} {:>3} {:>4} {:>6} {:>10} {:>10} {:>10} {:>8} {:>10} {:>8}", "S", "E", "K", "L",
-                     "d", "N*", "N_a*", "D*", "D*/N_a*", "C_train", "loss");
+    s += fmt::format("{:>6} {:>4} {:>3} {:>4} {:>6} {:>10} {:>10} {:>10} {:>8} {:>10} {:>8}", "S", "E", "K", "L", "d",
+                     "N*", "N_a*", "D*", "D*/N_a*", "C_train", "loss");
     if (cost) s += fmt::format(" {:>9} {:>10} {:>10}", "step_s", "GPU-h", "USD");
     s += "\n";
     const auto row = [&](const Candidate& c, const char* mark) {
-        std::string line = fmt::format(
-            "{:>6.4f} {:>4} {:>3} {:>4} {:>6} {:>10.4g} {:>10.4g} {:>10.4g} {:>8.1f} {:>10.4g} {:>8.4f}",
-            c.sparsity, c.choice.experts, c.choice.top_k, c.layers, c.d_model, c.n, c.n_active, c.tokens,
-            c.tokens / c.n_active, c.train_flops, c.loss);
+        std::string line =
+            fmt::format("{:>6.4f} {:>4} {:>3} {:>4} {:>6} {:>10.4g} {:>10.4g} {:>10.4g} {:>8.1f} {:>10.4g} {:>8.4f}",
+                        c.sparsity, c.choice.experts, c.choice.top_k, c.layers, c.d_model, c.n, c.n_active, c.tokens,
+                        c.tokens / c.n_active, c.train_flops, c.loss);
         if (cost) line += fmt::format(" {:>9.4g} {:>10.4g} {:>10.4g}", c.cost.step_time_s, c.gpu_hours, c.usd);
         return line + mark + "\n";
     };
@@ -312,13 +314,21 @@ nlohmann::json search_json(const ArchSearchResult& r) {
                             {"train_flops", c.train_flops},
                             {"loss", c.loss}};
         if (c.has_cost)
-            j["cost"] = {{"step_time_s", c.cost.step_time_s}, {"time_s", c.time_s},   {"gpu_hours", c.gpu_hours},
-                         {"usd", c.usd},                      {"gpus", c.cost.gpus}, {"layout", c.cost.layout},
+            j["cost"] = {{"step_time_s", c.cost.step_time_s},
+                         {"time_s", c.time_s},
+                         {"gpu_hours", c.gpu_hours},
+                         {"usd", c.usd},
+                         {"gpus", c.cost.gpus},
+                         {"layout", c.cost.layout},
                          {"memory_bytes_per_gpu", c.cost.memory_bytes_per_gpu}};
         return j;
     };
-    nlohmann::json j = {{"law", r.law},           {"family", r.family},   {"budget", r.budget},
-                        {"budget_unit", to_string(r.unit)}, {"candidates", r.candidates}, {"feasible", r.feasible},
+    nlohmann::json j = {{"law", r.law},
+                        {"family", r.family},
+                        {"budget", r.budget},
+                        {"budget_unit", to_string(r.unit)},
+                        {"candidates", r.candidates},
+                        {"feasible", r.feasible},
                         {"costed", r.costed}};
     j["by_sparsity"] = nlohmann::json::array();
     for (const Candidate& c : r.best_per_sparsity) j["by_sparsity"].push_back(cand(c));

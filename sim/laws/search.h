@@ -25,13 +25,13 @@ const char* to_string(BudgetUnit u);
 // (with the best parallel layout it found). Plugged in by the caller: sim/cost/search_pricing.h
 // implements it with the step-time model, so the laws never include the cost model.
 struct CostRate {
-    bool feasible = true;             // some layout fits in memory
-    double step_time_s = 0;           // one optimizer step
+    bool feasible = true;    // some layout fits in memory
+    double step_time_s = 0;  // one optimizer step
     double tokens_per_step = 0;
     double gpus = 0;
     double usd_per_gpu_hour = 0;
     double memory_bytes_per_gpu = 0;
-    std::string layout;               // e.g. "tp1 ep8 pp1 dp32"
+    std::string layout;  // e.g. "tp1 ep8 pp1 dp32"
     double time_s_per_token() const { return step_time_s / tokens_per_step; }
 };
 using CostModel = std::function<CostRate(const ModelConfig&)>;
@@ -42,7 +42,7 @@ struct ArchSearchOptions {
     double max_params = std::numeric_limits<double>::infinity();
     double max_inference_flops_per_token = std::numeric_limits<double>::infinity();
     double max_memory_bytes_per_gpu = std::numeric_limits<double>::infinity();  // needs a cost model
-    CostModel cost;         // required for gpu_hours / usd; optional (adds time and $) for flops
+    CostModel cost;  // required for gpu_hours / usd; optional (adds time and $) for flops
     // With a cost budget: the per-GPU peak FLOP/s and price bound the tokens any architecture can
     // afford (MFU ≤ 1), so candidates whose loss bound cannot win skip the cost model. 0: no pruning.
     double peak_flops_per_gpu_s = 0;
@@ -56,12 +56,12 @@ struct Candidate {
     int64_t d_model = 0;
     ExpertChoice choice;
     double sparsity = 0;
-    double n = 0;                      // total parameters
+    double n = 0;  // total parameters
     double n_active = 0;
     double train_flops_per_token = 0;  // forward + backward, exact (sim/model/count)
     double forward_flops_per_token = 0;
-    double tokens = 0;                 // D
-    double train_flops = 0;            // D × training FLOPs per token
+    double tokens = 0;       // D
+    double train_flops = 0;  // D × training FLOPs per token
     double loss = std::numeric_limits<double>::infinity();
     bool has_cost = false;
     CostRate cost;
@@ -75,9 +75,9 @@ struct ArchSearchResult {
     std::string family;
     double budget = 0;
     BudgetUnit unit = BudgetUnit::flops;
-    size_t candidates = 0;  // architectures evaluated
-    size_t feasible = 0;    // passing every constraint
-    size_t costed = 0;      // architectures priced by the cost model
+    size_t candidates = 0;                     // architectures evaluated
+    size_t feasible = 0;                       // passing every constraint
+    size_t costed = 0;                         // architectures priced by the cost model
     std::vector<Candidate> best_per_sparsity;  // ascending S; one per distinct S with a feasible candidate
     Candidate best;
     std::vector<Candidate> all;  // with keep_all

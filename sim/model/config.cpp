@@ -11,8 +11,7 @@ bool is_moe(const ModelConfig& m) { return m.moe.experts > 0; }
 
 bool is_moe_layer(const ModelConfig& m, int64_t layer) {
     if (!is_moe(m)) return false;
-    if (!m.moe.layers.empty())
-        return std::find(m.moe.layers.begin(), m.moe.layers.end(), layer) != m.moe.layers.end();
+    if (!m.moe.layers.empty()) return std::find(m.moe.layers.begin(), m.moe.layers.end(), layer) != m.moe.layers.end();
     return layer >= m.moe.first_dense && layer % m.moe.every == m.moe.phase;
 }
 
@@ -68,9 +67,8 @@ void validate_config(const ModelConfig& m, const std::string& src) {
                 "a divisor of d_model (" + std::to_string(m.d_model) + ") when head_dim is not set, got " +
                     std::to_string(a.heads));
         require(a.head_dim >= 0, src, "attention.head_dim", "a positive head size");
-        require(a.kv_heads > 0 && a.kv_heads <= a.heads && a.heads % a.kv_heads == 0, src,
-                "attention.kv_heads", "a positive divisor of heads (" + std::to_string(a.heads) +
-                                          "), got " + std::to_string(a.kv_heads));
+        require(a.kv_heads > 0 && a.kv_heads <= a.heads && a.heads % a.kv_heads == 0, src, "attention.kv_heads",
+                "a positive divisor of heads (" + std::to_string(a.heads) + "), got " + std::to_string(a.kv_heads));
         require(a.kind != AttentionKind::mha || a.kv_heads == a.heads, src, "attention.kv_heads",
                 "equal to heads for kind = \"mha\" (use \"gqa\" for fewer KV heads)");
     }

@@ -11,7 +11,7 @@
 namespace moecast::sim {
 
 enum class AttentionKind { mha, gqa, mla };
-enum class FfnKind { glu, mlp };         // GLU: gate, up, down (3 matrices); MLP: up, down (2)
+enum class FfnKind { glu, mlp };  // GLU: gate, up, down (3 matrices); MLP: up, down (2)
 enum class NormKind { rmsnorm, layernorm };
 enum class QkNorm { none, head, full };  // head: weight of head_dim (Qwen3); full: of H*head_dim (OLMoE)
 enum class PositionKind { rope, learned, none };
@@ -35,24 +35,24 @@ struct AttentionConfig {
     QkNorm qk_norm = QkNorm::none;
     bool qkv_bias = false;
     bool out_bias = false;
-    bool sinks = false;           // one learned sink logit per head (gpt-oss)
+    bool sinks = false;  // one learned sink logit per head (gpt-oss)
     WindowKind window = WindowKind::none;
-    int64_t window_tokens = 0;    // sliding window or chunk length
-    int64_t global_every = 0;     // with a window: layer i is full attention if i % n == n-1 (0: none)
+    int64_t window_tokens = 0;  // sliding window or chunk length
+    int64_t global_every = 0;   // with a window: layer i is full attention if i % n == n-1 (0: none)
 };
 
 // Which layers carry an MoE block: layers below first_dense are dense; of the rest, layer i is MoE
 // if i % every == phase. A non-empty explicit list overrides both.
 struct MoeConfig {
-    int64_t experts = 0;          // E routed experts; 0 = dense model
-    int64_t top_k = 0;            // K
-    int64_t expert_ffn = 0;       // F, width of one routed expert
+    int64_t experts = 0;     // E routed experts; 0 = dense model
+    int64_t top_k = 0;       // K
+    int64_t expert_ffn = 0;  // F, width of one routed expert
     FfnKind expert_kind = FfnKind::glu;
-    int64_t shared_experts = 0;   // always-active experts
-    int64_t shared_ffn = 0;       // width of one shared expert
-    bool shared_gate = false;     // sigmoid gate d_model -> 1 on the shared expert (Qwen2-MoE)
-    bool router_bias = false;     // E bias (or DeepSeek-V3's score-correction bias)
-    bool expert_bias = false;     // biases inside each expert's linear layers
+    int64_t shared_experts = 0;  // always-active experts
+    int64_t shared_ffn = 0;      // width of one shared expert
+    bool shared_gate = false;    // sigmoid gate d_model -> 1 on the shared expert (Qwen2-MoE)
+    bool router_bias = false;    // E bias (or DeepSeek-V3's score-correction bias)
+    bool expert_bias = false;    // biases inside each expert's linear layers
     int64_t first_dense = 0;
     int64_t every = 1;
     int64_t phase = 0;
@@ -61,11 +61,11 @@ struct MoeConfig {
 
 struct ModelConfig {
     std::string name;
-    int64_t vocab = 0;     // V
-    int64_t d_model = 0;   // D
-    int64_t layers = 0;    // L
+    int64_t vocab = 0;    // V
+    int64_t d_model = 0;  // D
+    int64_t layers = 0;   // L
     AttentionConfig attention;
-    int64_t ffn = 0;       // width of the dense FFN (dense layers, or the whole model if dense)
+    int64_t ffn = 0;  // width of the dense FFN (dense layers, or the whole model if dense)
     FfnKind ffn_kind = FfnKind::glu;
     bool mlp_bias = false;
     MoeConfig moe;
@@ -81,7 +81,7 @@ struct ModelConfig {
 bool is_moe(const ModelConfig& m);
 bool is_moe_layer(const ModelConfig& m, int64_t layer);
 int64_t moe_layer_count(const ModelConfig& m);
-double sparsity(const ModelConfig& m);     // S = (E - K) / E; 0 for dense
+double sparsity(const ModelConfig& m);  // S = (E - K) / E; 0 for dense
 // G = dense FFN width / expert width, the dense width being `ffn` if set, else 4 * d_model.
 double granularity(const ModelConfig& m);
 int64_t head_dim(const ModelConfig& m);

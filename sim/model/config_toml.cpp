@@ -40,14 +40,14 @@ void read_attention(TomlReader& r, ModelConfig& m) {
     a.heads = positive(r, "heads", 0, true);
     a.kv_heads = positive(r, "kv_heads", a.heads, false);
     a.head_dim = positive(r, "head_dim", 0, false);
-    a.qk_norm = r.get_enum("qk_norm", QkNorm::none,
-                           {{"none", QkNorm::none}, {"head", QkNorm::head}, {"full", QkNorm::full}});
+    a.qk_norm =
+        r.get_enum("qk_norm", QkNorm::none, {{"none", QkNorm::none}, {"head", QkNorm::head}, {"full", QkNorm::full}});
     a.qkv_bias = r.get_bool("qkv_bias", false);
     a.out_bias = r.get_bool("out_bias", false);
     a.sinks = r.get_bool("sinks", false);
-    a.window = r.get_enum("window", WindowKind::none,
-                          {{"none", WindowKind::none}, {"sliding", WindowKind::sliding},
-                           {"chunked", WindowKind::chunked}});
+    a.window =
+        r.get_enum("window", WindowKind::none,
+                   {{"none", WindowKind::none}, {"sliding", WindowKind::sliding}, {"chunked", WindowKind::chunked}});
     a.window_tokens = non_negative(r, "window_tokens", 0);
     a.global_every = non_negative(r, "global_every", 0);
     a.mla.q_lora_rank = non_negative(r, "q_lora_rank", 0);
@@ -88,14 +88,14 @@ ModelConfig model_from_toml(const toml::table& table, const std::string& source)
     m.ffn = non_negative(r, "ffn", 0);
     m.ffn_kind = ffn_kind(r, "ffn_kind", FfnKind::glu);
     m.mlp_bias = r.get_bool("mlp_bias", false);
-    m.norm = r.get_enum("norm", NormKind::rmsnorm,
-                        {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}});
+    m.norm =
+        r.get_enum("norm", NormKind::rmsnorm, {{"rmsnorm", NormKind::rmsnorm}, {"layernorm", NormKind::layernorm}});
     m.norm_bias = r.get_bool("norm_bias", true);
     m.tied_embeddings = r.get_bool("tied_embeddings", false);
     m.lm_head_bias = r.get_bool("lm_head_bias", false);
-    m.positions = r.get_enum("positions", PositionKind::rope,
-                             {{"rope", PositionKind::rope}, {"learned", PositionKind::learned},
-                              {"none", PositionKind::none}});
+    m.positions =
+        r.get_enum("positions", PositionKind::rope,
+                   {{"rope", PositionKind::rope}, {"learned", PositionKind::learned}, {"none", PositionKind::none}});
     m.seq_len = positive(r, "seq_len", 4096, false);
 
     auto attention = r.table("attention");
@@ -110,11 +110,16 @@ ModelConfig model_from_toml(const toml::table& table, const std::string& source)
 
 toml::table model_to_toml(const ModelConfig& m) {
     const auto& a = m.attention;
-    toml::table att{{"kind", to_string(a.kind)},   {"heads", a.heads},
-                    {"kv_heads", a.kv_heads},      {"qk_norm", to_string(a.qk_norm)},
-                    {"qkv_bias", a.qkv_bias},      {"out_bias", a.out_bias},
-                    {"sinks", a.sinks},            {"window", to_string(a.window)},
-                    {"window_tokens", a.window_tokens}, {"global_every", a.global_every}};
+    toml::table att{{"kind", to_string(a.kind)},
+                    {"heads", a.heads},
+                    {"kv_heads", a.kv_heads},
+                    {"qk_norm", to_string(a.qk_norm)},
+                    {"qkv_bias", a.qkv_bias},
+                    {"out_bias", a.out_bias},
+                    {"sinks", a.sinks},
+                    {"window", to_string(a.window)},
+                    {"window_tokens", a.window_tokens},
+                    {"global_every", a.global_every}};
     if (a.head_dim > 0) att.insert("head_dim", a.head_dim);
     if (a.kind == AttentionKind::mla) {
         att.insert("q_lora_rank", a.mla.q_lora_rank);
@@ -139,12 +144,18 @@ toml::table model_to_toml(const ModelConfig& m) {
                   {"attention", std::move(att)}};
     if (is_moe(m)) {
         const auto& e = m.moe;
-        toml::table moe{{"experts", e.experts},         {"top_k", e.top_k},
-                        {"expert_ffn", e.expert_ffn},   {"expert_kind", to_string(e.expert_kind)},
-                        {"shared_experts", e.shared_experts}, {"shared_ffn", e.shared_ffn},
-                        {"shared_gate", e.shared_gate}, {"router_bias", e.router_bias},
-                        {"expert_bias", e.expert_bias}, {"first_dense", e.first_dense},
-                        {"every", e.every},             {"phase", e.phase}};
+        toml::table moe{{"experts", e.experts},
+                        {"top_k", e.top_k},
+                        {"expert_ffn", e.expert_ffn},
+                        {"expert_kind", to_string(e.expert_kind)},
+                        {"shared_experts", e.shared_experts},
+                        {"shared_ffn", e.shared_ffn},
+                        {"shared_gate", e.shared_gate},
+                        {"router_bias", e.router_bias},
+                        {"expert_bias", e.expert_bias},
+                        {"first_dense", e.first_dense},
+                        {"every", e.every},
+                        {"phase", e.phase}};
         if (!e.layers.empty()) {
             toml::array layers;
             for (int64_t l : e.layers) layers.push_back(l);
@@ -178,14 +189,15 @@ std::string resolve(const std::string& path_or_name) {
 std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::string& source) {
     const toml::node* n = t.get("reference");
     if (!n) return std::nullopt;
-    if (!n->as_table()) throw InputError(source, static_cast<int>(n->source().begin.line), "reference", "expected a table");
+    if (!n->as_table())
+        throw InputError(source, static_cast<int>(n->source().begin.line), "reference", "expected a table");
     TomlReader r(*n->as_table(), source, "reference");
     ReferenceCounts ref;
     ref.total_params = r.get_double("total_params", 0.0);
     ref.active_params = r.get_double("active_params", 0.0);
     ref.source = r.get_string("source", "");
-    ref.active_convention = r.get_enum<std::string>(
-        "active_convention", "all", {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});
+    ref.active_convention = r.get_enum<std::string>("active_convention", "all",
+                                                    {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});
     r.finish();
     return ref;
 }

@@ -18,9 +18,9 @@ struct ParamCounts;  // sim/model/count.h
 
 // Official figures recorded next to a bundled model ([reference] table), for checks and tables.
 struct ReferenceCounts {
-    double total_params = 0;   // as published (often rounded, e.g. 46.7e9)
+    double total_params = 0;  // as published (often rounded, e.g. 46.7e9)
     double active_params = 0;
-    std::string source;        // where the figures come from
+    std::string source;  // where the figures come from
     // What the published active figure includes: "all" (input embedding and LM head, e.g. Mixtral)
     // or "no_input_embedding" (DeepSeek-V2/V3, gpt-oss, Granite: the lookup is left out).
     std::string active_convention = "all";
@@ -40,8 +40,7 @@ ModelConfig model_from_toml(const toml::table& table, const std::string& source)
 toml::table model_to_toml(const ModelConfig& m);
 
 // overrides: "key=value" strings with dotted TOML keys (moe.experts=64).
-LoadedModel load_model(const std::string& path_or_name,
-                       const std::vector<std::string>& overrides = {});
+LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides = {});
 
 // Directory of bundled configs (configs/); MOECAST_HOME overrides the build-time default.
 std::string configs_dir();

@@ -13,8 +13,7 @@ int64_t attention_matmul_params(const ModelConfig& m) {
     if (a.kind == AttentionKind::mla) {
         const auto& l = a.mla;
         const int64_t qk = l.qk_nope_head_dim + l.qk_rope_head_dim;
-        const int64_t q = l.q_lora_rank > 0 ? d * l.q_lora_rank + l.q_lora_rank * a.heads * qk
-                                            : d * a.heads * qk;
+        const int64_t q = l.q_lora_rank > 0 ? d * l.q_lora_rank + l.q_lora_rank * a.heads * qk : d * a.heads * qk;
         const int64_t kv_a = d * (l.kv_lora_rank + l.qk_rope_head_dim);
         const int64_t kv_b = l.kv_lora_rank * a.heads * (l.qk_nope_head_dim + l.v_head_dim);
         const int64_t o = a.heads * l.v_head_dim * d;
@@ -58,9 +57,7 @@ int64_t ffn_params(int64_t d_model, int64_t width, FfnKind kind, bool bias) {
     return n;
 }
 
-int64_t dense_ffn_params(const ModelConfig& m) {
-    return ffn_params(m.d_model, m.ffn, m.ffn_kind, m.mlp_bias);
-}
+int64_t dense_ffn_params(const ModelConfig& m) { return ffn_params(m.d_model, m.ffn, m.ffn_kind, m.mlp_bias); }
 
 int64_t expert_params(const ModelConfig& m) {
     return ffn_params(m.d_model, m.moe.expert_ffn, m.moe.expert_kind, m.moe.expert_bias);
@@ -72,8 +69,7 @@ int64_t router_params(const ModelConfig& m) {
 
 int64_t shared_expert_params(const ModelConfig& m) {
     if (m.moe.shared_experts == 0) return 0;
-    return m.moe.shared_experts *
-               ffn_params(m.d_model, m.moe.shared_ffn, m.moe.expert_kind, m.moe.expert_bias) +
+    return m.moe.shared_experts * ffn_params(m.d_model, m.moe.shared_ffn, m.moe.expert_kind, m.moe.expert_bias) +
            (m.moe.shared_gate ? m.d_model : 0);
 }
 
@@ -102,8 +98,7 @@ ParamCounts count_params(const ModelConfig& m) {
     }
     c.embedding = embedding_params(m);
     c.lm_head = lm_head_params(m);
-    c.non_embedding =
-        c.attention + c.norms + c.dense_ffn + c.router + c.routed_experts + c.shared_experts;
+    c.non_embedding = c.attention + c.norms + c.dense_ffn + c.router + c.routed_experts + c.shared_experts;
     c.active_non_embedding = c.non_embedding - c.routed_experts + c.active_routed_experts;
     c.total = c.non_embedding + c.embedding + c.lm_head;
     c.active = c.active_non_embedding + c.embedding + c.lm_head;
@@ -145,28 +140,25 @@ FlopsPerToken count_flops(const ModelConfig& m) {
     const double full_keys = mean_attended_keys(m.seq_len, WindowKind::none, 0);
     const double window_keys = mean_attended_keys(m.seq_len, a.window, a.window_tokens);
     int64_t global_layers = m.layers;
-    if (a.window != WindowKind::none)
-        global_layers = a.global_every > 0 ? m.layers / a.global_every : 0;
+    if (a.window != WindowKind::none) global_layers = a.global_every > 0 ? m.layers / a.global_every : 0;
     const int64_t window_layers = m.layers - global_layers;
-    f.attention_scores = per_key * (static_cast<double>(global_layers) * full_keys +
-                                    static_cast<double>(window_layers) * window_keys);
+    f.attention_scores =
+        per_key * (static_cast<double>(global_layers) * full_keys + static_cast<double>(window_layers) * window_keys);
 
-    f.dense_ffn = 2.0 * static_cast<double>(dense_layers) * ffn_matrices(m.ffn_kind) * d *
-                  static_cast<double>(m.ffn);
+    f.dense_ffn = 2.0 * static_cast<double>(dense_layers) * ffn_matrices(m.ffn_kind) * d * static_cast<double>(m.ffn);
     if (moe_layers > 0) {
         const double ml = static_cast<double>(moe_layers);
         const double expert = ffn_matrices(m.moe.expert_kind) * d * static_cast<double>(m.moe.expert_ffn);
         f.router = 2.0 * ml * d * static_cast<double>(m.moe.experts);
         f.experts = 2.0 * ml * static_cast<double>(m.moe.top_k) * expert;
-        f.shared_experts =
-            2.0 * ml *
-            (static_cast<double>(m.moe.shared_experts) * ffn_matrices(m.moe.expert_kind) * d *
-                 static_cast<double>(m.moe.shared_ffn) +
-             (m.moe.shared_gate ? d : 0.0));
+        f.shared_experts = 2.0 * ml *
+                           (static_cast<double>(m.moe.shared_experts) * ffn_matrices(m.moe.expert_kind) * d *
+                                static_cast<double>(m.moe.shared_ffn) +
+                            (m.moe.shared_gate ? d : 0.0));
     }
     f.lm_head = 2.0 * d * static_cast<double>(m.vocab);
-    f.forward = f.attention_proj + f.attention_scores + f.dense_ffn + f.router + f.experts +
-                f.shared_experts + f.lm_head;
+    f.forward =
+        f.attention_proj + f.attention_scores + f.dense_ffn + f.router + f.experts + f.shared_experts + f.lm_head;
     f.training = 3.0 * f.forward;
 
     const ParamCounts p = count_params(m);
@@ -185,8 +177,7 @@ double paper_eq9_flops(const ModelConfig& m) {
     const double width = is_moe(m) ? static_cast<double>(m.moe.expert_ffn) : static_cast<double>(m.ffn);
     const double n_ctx = static_cast<double>(m.seq_len);
     // 12 K / G d^2 with 4d/G = width is 3 K width d.
-    return 6.0 * l * d * d *
-           (4.0 + 2.0 * n_ctx / d + 3.0 * k * width / d + static_cast<double>(m.vocab) / (d * l));
+    return 6.0 * l * d * d * (4.0 + 2.0 * n_ctx / d + 3.0 * k * width / d + static_cast<double>(m.vocab) / (d * l));
 }
 
 }  // namespace moecast::sim

@@ -12,15 +12,15 @@
 namespace moecast::sim {
 
 // Per-layer and per-block parameter counts.
-int64_t attention_params(const ModelConfig& m);   // one layer: projections, biases, QK-norm, sinks
-int64_t norm_params(const ModelConfig& m);        // one norm over d_model
+int64_t attention_params(const ModelConfig& m);  // one layer: projections, biases, QK-norm, sinks
+int64_t norm_params(const ModelConfig& m);       // one norm over d_model
 int64_t ffn_params(int64_t d_model, int64_t width, FfnKind kind, bool bias);
-int64_t dense_ffn_params(const ModelConfig& m);   // one dense FFN layer
-int64_t expert_params(const ModelConfig& m);      // one routed expert
-int64_t router_params(const ModelConfig& m);      // one MoE layer's router
+int64_t dense_ffn_params(const ModelConfig& m);      // one dense FFN layer
+int64_t expert_params(const ModelConfig& m);         // one routed expert
+int64_t router_params(const ModelConfig& m);         // one MoE layer's router
 int64_t shared_expert_params(const ModelConfig& m);  // all shared experts of one MoE layer (+gate)
-int64_t embedding_params(const ModelConfig& m);   // input embedding (+ learned positions)
-int64_t lm_head_params(const ModelConfig& m);     // untied output projection (+bias); 0 if tied
+int64_t embedding_params(const ModelConfig& m);      // input embedding (+ learned positions)
+int64_t lm_head_params(const ModelConfig& m);        // untied output projection (+bias); 0 if tied
 
 struct ParamCounts {
     int64_t total = 0;
@@ -31,11 +31,11 @@ struct ParamCounts {
     int64_t active_non_embedding = 0;  // active - embedding - lm_head
     // Parts of non_embedding, summed over layers.
     int64_t attention = 0;
-    int64_t norms = 0;                 // layer norms and the final norm
+    int64_t norms = 0;  // layer norms and the final norm
     int64_t dense_ffn = 0;
     int64_t router = 0;
-    int64_t routed_experts = 0;        // all E experts of every MoE layer
-    int64_t active_routed_experts = 0; // K experts of every MoE layer
+    int64_t routed_experts = 0;         // all E experts of every MoE layer
+    int64_t active_routed_experts = 0;  // K experts of every MoE layer
     int64_t shared_experts = 0;
 };
 
@@ -53,7 +53,7 @@ struct FlopsPerToken {
     double attention_scores = 0;  // QK^T and AV, causal
     double dense_ffn = 0;
     double router = 0;
-    double experts = 0;           // K routed experts
+    double experts = 0;  // K routed experts
     double shared_experts = 0;
     double lm_head = 0;
     // The paper's approximations, side by side (docs/references.md).

@@ -21,8 +21,8 @@ Family family_from_table(const toml::table& t, const std::string& source) {
     f.vocab = r.get_int("vocab", f.vocab);
     f.seq_len = r.get_int("seq_len", f.seq_len);
     f.tied_embeddings = r.get_bool("tied_embeddings", f.tied_embeddings);
-    f.qk_norm = r.get_enum("qk_norm", f.qk_norm,
-                           {{"none", QkNorm::none}, {"head", QkNorm::head}, {"full", QkNorm::full}});
+    f.qk_norm =
+        r.get_enum("qk_norm", f.qk_norm, {{"none", QkNorm::none}, {"head", QkNorm::head}, {"full", QkNorm::full}});
     if (f.vocab <= 0) r.fail("vocab", "expected a positive integer");
     if (f.seq_len <= 0) r.fail("seq_len", "expected a positive integer");
 
@@ -91,8 +91,8 @@ std::vector<int64_t> d_model_values(const Family& f, int64_t layers) {
     const double lo = f.min_aspect_ratio * static_cast<double>(layers);
     const double hi = f.max_aspect_ratio * static_cast<double>(layers);
     std::vector<int64_t> out;
-    for (int64_t d = static_cast<int64_t>(std::ceil(lo / static_cast<double>(m))) * m;
-         static_cast<double>(d) <= hi; d += m)
+    for (int64_t d = static_cast<int64_t>(std::ceil(lo / static_cast<double>(m))) * m; static_cast<double>(d) <= hi;
+         d += m)
         if (d > 0) out.push_back(d);
     if (out.empty()) {
         const double mid = 0.5 * (lo + hi);

@@ -33,71 +33,55 @@ public:
     }
 
     int64_t require_int(const char* key) const {
-        if (!has(key))
-            fail(key, "missing required key (a positive integer)");
+        if (!has(key)) fail(key, "missing required key (a positive integer)");
         const int64_t v = get_int(key, 0);
-        if (v <= 0)
-            fail(key, "expected a positive integer, got " + std::to_string(v));
+        if (v <= 0) fail(key, "expected a positive integer, got " + std::to_string(v));
         return v;
     }
     int64_t get_int(const char* key, int64_t fallback) const {
-        if (!has(key))
-            return fallback;
+        if (!has(key)) return fallback;
         const json& v = j_.at(key);
-        if (!v.is_number_integer())
-            fail(key, "expected an integer, got " + v.dump());
+        if (!v.is_number_integer()) fail(key, "expected an integer, got " + v.dump());
         return v.get<int64_t>();
     }
     bool get_bool(const char* key, bool fallback) const {
-        if (!has(key))
-            return fallback;
+        if (!has(key)) return fallback;
         const json& v = j_.at(key);
-        if (!v.is_boolean())
-            fail(key, "expected true or false, got " + v.dump());
+        if (!v.is_boolean()) fail(key, "expected true or false, got " + v.dump());
         return v.get<bool>();
     }
     std::string get_string(const char* key, const std::string& fallback) const {
-        if (!has(key))
-            return fallback;
+        if (!has(key)) return fallback;
         const json& v = j_.at(key);
-        if (!v.is_string())
-            fail(key, "expected a string, got " + v.dump());
+        if (!v.is_string()) fail(key, "expected a string, got " + v.dump());
         return v.get<std::string>();
     }
     std::vector<int64_t> get_int_array(const char* key) const {
         std::vector<int64_t> out;
-        if (!has(key))
-            return out;
+        if (!has(key)) return out;
         const json& v = j_.at(key);
-        if (!v.is_array())
-            fail(key, "expected an array of integers, got " + v.dump());
+        if (!v.is_array()) fail(key, "expected an array of integers, got " + v.dump());
         for (const json& e : v) {
-            if (!e.is_number_integer())
-                fail(key, "expected an array of integers, got " + v.dump());
+            if (!e.is_number_integer()) fail(key, "expected an array of integers, got " + v.dump());
             out.push_back(e.get<int64_t>());
         }
         return out;
     }
     std::vector<std::string> get_string_array(const char* key) const {
         std::vector<std::string> out;
-        if (!has(key))
-            return out;
+        if (!has(key)) return out;
         const json& v = j_.at(key);
-        if (!v.is_array())
-            fail(key, "expected an array of strings, got " + v.dump());
+        if (!v.is_array()) fail(key, "expected an array of strings, got " + v.dump());
         for (const json& e : v) {
-            if (!e.is_string())
-                fail(key, "expected an array of strings, got " + v.dump());
+            if (!e.is_string()) fail(key, "expected an array of strings, got " + v.dump());
             out.push_back(e.get<std::string>());
         }
         return out;
     }
     // A nested object (DBRX's ffn_config, Llama 4's text_config).
     JsonReader sub(const char* key) const {
-        if (!has(key))
-            fail(key, "missing required object");
-        if (!j_.at(key).is_object())
-            fail(key, "expected a JSON object, got " + j_.at(key).dump());
+        if (!has(key)) fail(key, "missing required object");
+        if (!j_.at(key).is_object()) fail(key, "expected a JSON object, got " + j_.at(key).dump());
         return JsonReader(j_.at(key), source_, prefix_.empty() ? key : prefix_ + "." + key);
     }
 
@@ -108,8 +92,7 @@ private:
 };
 
 void set_attention_kind(ModelConfig& m) {
-    m.attention.kind =
-        m.attention.kv_heads == m.attention.heads ? AttentionKind::mha : AttentionKind::gqa;
+    m.attention.kind = m.attention.kv_heads == m.attention.heads ? AttentionKind::mha : AttentionKind::gqa;
 }
 
 // The keys every Llama-style decoder shares. tie_word_embeddings defaults to false: the class
@@ -134,14 +117,11 @@ void set_moe_layers(ModelConfig& m, int64_t every, int64_t phase, int64_t first_
     m.moe.every = every;
     m.moe.phase = phase;
     m.moe.first_dense = first_dense;
-    if (dense_layers.empty())
-        return;
+    if (dense_layers.empty()) return;
     std::vector<int64_t> layers;
     for (int64_t i = 0; i < m.layers; ++i) {
-        const bool dense =
-            std::find(dense_layers.begin(), dense_layers.end(), i) != dense_layers.end();
-        if (!dense && is_moe_layer(m, i))
-            layers.push_back(i);
+        const bool dense = std::find(dense_layers.begin(), dense_layers.end(), i) != dense_layers.end();
+        if (!dense && is_moe_layer(m, i)) layers.push_back(i);
     }
     if (layers.empty()) {  // every layer listed as dense: a dense model
         m.moe = MoeConfig{};
@@ -156,8 +136,7 @@ void set_moe_layers(ModelConfig& m, int64_t every, int64_t phase, int64_t first_
 // The dense FFN width only matters when some layer is dense; 0 otherwise keeps the derived
 // granularity on its 4 * d_model default.
 void set_dense_ffn(ModelConfig& m, const JsonReader& r, const char* key) {
-    if (moe_layer_count(m) < m.layers)
-        m.ffn = r.require_int(key);
+    if (moe_layer_count(m) < m.layers) m.ffn = r.require_int(key);
 }
 
 ModelConfig dense(const JsonReader& r) {  // llama, mistral, qwen2
@@ -200,8 +179,7 @@ void qwen_moe_block(ModelConfig& m, const JsonReader& r) {
     m.moe.top_k = r.require_int("num_experts_per_tok");
     m.moe.expert_ffn = r.require_int("moe_intermediate_size");
     const int64_t step = r.get_int("decoder_sparse_step", 1);
-    if (step <= 0)
-        r.fail("decoder_sparse_step", "expected a positive integer, got " + std::to_string(step));
+    if (step <= 0) r.fail("decoder_sparse_step", "expected a positive integer, got " + std::to_string(step));
     set_moe_layers(m, step, step - 1, 0, r.get_int_array("mlp_only_layers"));
     set_dense_ffn(m, r, "intermediate_size");
 }
@@ -237,8 +215,7 @@ void deepseek_moe_block(ModelConfig& m, const JsonReader& r) {
     m.moe.shared_experts = r.get_int("n_shared_experts", 0);
     m.moe.shared_ffn = m.moe.shared_experts > 0 ? m.moe.expert_ffn : 0;
     const int64_t freq = r.get_int("moe_layer_freq", 1);
-    if (freq <= 0)
-        r.fail("moe_layer_freq", "expected a positive integer, got " + std::to_string(freq));
+    if (freq <= 0) r.fail("moe_layer_freq", "expected a positive integer, got " + std::to_string(freq));
     set_moe_layers(m, freq, 0, r.get_int("first_k_dense_replace", 0), {});
     set_dense_ffn(m, r, "intermediate_size");
 }
@@ -288,11 +265,10 @@ ModelConfig olmoe(const JsonReader& r) {
 
 // A per-layer full/windowed pattern (from `key`) as moecast's period: full attention exactly at
 // layers i % n == n - 1 (n = 0: no full layer).
-void set_global_period(ModelConfig& m, const JsonReader& r, const char* key,
-                       const std::vector<bool>& full) {
+void set_global_period(ModelConfig& m, const JsonReader& r, const char* key, const std::vector<bool>& full) {
     if (static_cast<int64_t>(full.size()) != m.layers)
-        r.fail(key, "expected one entry per layer (" + std::to_string(m.layers) + "), got " +
-                        std::to_string(full.size()));
+        r.fail(key,
+               "expected one entry per layer (" + std::to_string(m.layers) + "), got " + std::to_string(full.size()));
     const int64_t count = std::count(full.begin(), full.end(), true);
     const int64_t n = count > 0 ? m.layers / count : 0;
     for (int64_t i = 0; i < m.layers; ++i) {
@@ -309,15 +285,13 @@ void set_layer_types(ModelConfig& m, const JsonReader& r) {
     std::vector<bool> full;
     for (const std::string& t : r.get_string_array("layer_types")) {
         if (t != "full_attention" && t != "sliding_attention")
-            r.fail("layer_types",
-                   "expected \"sliding_attention\" or \"full_attention\", got \"" + t + "\"");
+            r.fail("layer_types", "expected \"sliding_attention\" or \"full_attention\", got \"" + t + "\"");
         full.push_back(t == "full_attention");
     }
     if (static_cast<int64_t>(full.size()) != m.layers)
-        r.fail("layer_types", "expected one entry per layer (" + std::to_string(m.layers) +
-                                  "), got " + std::to_string(full.size()));
-    if (std::count(full.begin(), full.end(), false) == 0)
-        return;  // all full: no window
+        r.fail("layer_types",
+               "expected one entry per layer (" + std::to_string(m.layers) + "), got " + std::to_string(full.size()));
+    if (std::count(full.begin(), full.end(), false) == 0) return;  // all full: no window
     m.attention.window = WindowKind::sliding;
     m.attention.window_tokens = r.require_int("sliding_window");
     set_global_period(m, r, "layer_types", full);
@@ -329,8 +303,8 @@ ModelConfig gpt_oss(const JsonReader& r) {
     a.qkv_bias = a.out_bias = r.get_bool("attention_bias", true);
     a.sinks = true;  // one learned sink logit per head
     m.moe.experts = r.require_int("num_local_experts");
-    m.moe.top_k = r.has("num_experts_per_tok") ? r.require_int("num_experts_per_tok")
-                                               : r.require_int("experts_per_token");
+    m.moe.top_k =
+        r.has("num_experts_per_tok") ? r.require_int("num_experts_per_tok") : r.require_int("experts_per_token");
     m.moe.expert_ffn = r.require_int("intermediate_size");
     m.moe.router_bias = true;
     m.moe.expert_bias = true;  // gate_up_proj_bias and down_proj_bias
@@ -399,9 +373,7 @@ ModelConfig llama4(const JsonReader& outer) {
         m.moe.layers = listed;
     } else {
         const int64_t step = r.get_int("interleave_moe_layer_step", 1);
-        if (step <= 0)
-            r.fail("interleave_moe_layer_step",
-                   "expected a positive integer, got " + std::to_string(step));
+        if (step <= 0) r.fail("interleave_moe_layer_step", "expected a positive integer, got " + std::to_string(step));
         set_moe_layers(m, step, step - 1, 0, {});
     }
     set_dense_ffn(m, r, "intermediate_size_mlp");
@@ -414,8 +386,7 @@ ModelConfig llama4(const JsonReader& outer) {
             m.attention.global_every = r.get_int("no_rope_layer_interval", 4);
         } else {
             std::vector<bool> full;
-            for (int64_t v : rope)
-                full.push_back(v == 0);
+            for (int64_t v : rope) full.push_back(v == 0);
             set_global_period(m, r, "no_rope_layers", full);
         }
     }
@@ -449,32 +420,27 @@ const std::map<std::string, Family>& families() {
 // 1-based line of a byte offset (nlohmann reports the byte after the error).
 int line_of_byte(const std::string& text, size_t byte) {
     const size_t end = std::min(byte > 0 ? byte - 1 : 0, text.size());
-    return 1 + static_cast<int>(
-                   std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
+    return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
 }
 
 }  // namespace
 
 std::vector<std::string> supported_hf_model_types() {
     std::vector<std::string> out;
-    for (const auto& [k, v] : families())
-        out.push_back(k);
+    for (const auto& [k, v] : families()) out.push_back(k);
     return out;
 }
 
 HfImport import_hf_config(const json& config, const std::string& source) {
-    if (!config.is_object())
-        throw InputError(source, 0, "", "expected a JSON object");
+    if (!config.is_object()) throw InputError(source, 0, "", "expected a JSON object");
     if (!config.contains("model_type") || !config["model_type"].is_string())
         throw InputError(source, 0, "model_type", "missing: cannot tell the model family");
     const std::string type = config["model_type"].get<std::string>();
     const auto it = families().find(type);
     if (it == families().end()) {
         std::string list;
-        for (const auto& t : supported_hf_model_types())
-            list += (list.empty() ? "" : ", ") + t;
-        throw InputError(source, 0, "model_type",
-                         "unsupported model_type \"" + type + "\"; supported: " + list);
+        for (const auto& t : supported_hf_model_types()) list += (list.empty() ? "" : ", ") + t;
+        throw InputError(source, 0, "model_type", "unsupported model_type \"" + type + "\"; supported: " + list);
     }
     HfImport out{it->second(JsonReader(config, source)), type};
     // Name: _name_or_path when the file has one, else the file name unless it is just "config".
@@ -490,8 +456,7 @@ HfImport import_hf_config(const json& config, const std::string& source) {
 
 HfImport load_hf_config(const std::string& path) {
     std::ifstream in(path);
-    if (!in)
-        throw InputError(path, 0, "", "cannot open file");
+    if (!in) throw InputError(path, 0, "", "cannot open file");
     std::stringstream buffer;
     buffer << in.rdbuf();
     const std::string text = buffer.str();
@@ -499,8 +464,7 @@ HfImport load_hf_config(const std::string& path) {
     try {
         j = json::parse(text);
     } catch (const json::parse_error& e) {
-        throw InputError(path, line_of_byte(text, e.byte), "",
-                         std::string("malformed JSON: ") + e.what());
+        throw InputError(path, line_of_byte(text, e.byte), "", std::string("malformed JSON: ") + e.what());
     }
     return import_hf_config(j, path);
 }
@@ -508,8 +472,7 @@ HfImport load_hf_config(const std::string& path) {
 std::string hf_config_to_toml(const std::string& path) {
     const HfImport imported = load_hf_config(path);
     std::ostringstream out;
-    out << "# Imported by `moecast import` from " << path << " (model_type \""
-        << imported.model_type
+    out << "# Imported by `moecast import` from " << path << " (model_type \"" << imported.model_type
         << "\").\n# Keys and defaults: configs/README.md. seq_len is moecast's default, not from "
            "config.json.\n";
     out << model_to_toml(imported.model) << "\n";

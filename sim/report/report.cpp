@@ -26,12 +26,14 @@ nlohmann::json to_json(const ModelPrediction& p) {
     const ParamCounts& c = p.params;
     const FlopsPerToken& f = p.flops;
     nlohmann::json j;
-    j["model"] = {{"name", m.name}, {"source", p.loaded.source}, {"format", p.loaded.format},
-                  {"seq_len", m.seq_len}, {"layers", m.layers}, {"moe_layers", moe_layer_count(m)},
+    j["model"] = {{"name", m.name},       {"source", p.loaded.source}, {"format", p.loaded.format},
+                  {"seq_len", m.seq_len}, {"layers", m.layers},        {"moe_layers", moe_layer_count(m)},
                   {"d_model", m.d_model}, {"vocab", m.vocab}};
     if (is_moe(m))
-        j["model"]["moe"] = {{"experts", m.moe.experts}, {"top_k", m.moe.top_k},
-                             {"expert_ffn", m.moe.expert_ffn}, {"shared_experts", m.moe.shared_experts}};
+        j["model"]["moe"] = {{"experts", m.moe.experts},
+                             {"top_k", m.moe.top_k},
+                             {"expert_ffn", m.moe.expert_ffn},
+                             {"shared_experts", m.moe.shared_experts}};
     j["params"] = {{"total", c.total},
                    {"active", c.active},
                    {"embedding", c.embedding},
@@ -77,13 +79,10 @@ nlohmann::json to_json(const ModelPrediction& p) {
 namespace {
 
 std::string row(const std::string& name, double value, const std::string& note = "") {
-    return fmt::format("  {:<28}{:>18}  {:>10}  {}\n", name, fmt::format("{:.0f}", value),
-                       human_count(value), note);
+    return fmt::format("  {:<28}{:>18}  {:>10}  {}\n", name, fmt::format("{:.0f}", value), human_count(value), note);
 }
 
-std::string pct(double part, double whole) {
-    return whole > 0 ? fmt::format("{:5.1f} %", 100.0 * part / whole) : "";
-}
+std::string pct(double part, double whole) { return whole > 0 ? fmt::format("{:5.1f} %", 100.0 * part / whole) : ""; }
 
 }  // namespace
 
@@ -93,12 +92,11 @@ std::string to_table(const ModelPrediction& p) {
     const FlopsPerToken& f = p.flops;
     std::string s;
     s += fmt::format("{}  ({}, {})\n", m.name, p.loaded.source, p.loaded.format);
-    s += fmt::format("  L={} D={} H={} KV={} V={} seq_len={} attention={}", m.layers, m.d_model,
-                     m.attention.heads, m.attention.kv_heads, m.vocab, m.seq_len, to_string(m.attention.kind));
+    s += fmt::format("  L={} D={} H={} KV={} V={} seq_len={} attention={}", m.layers, m.d_model, m.attention.heads,
+                     m.attention.kv_heads, m.vocab, m.seq_len, to_string(m.attention.kind));
     if (is_moe(m))
-        s += fmt::format("  E={} K={} F={} shared={} moe_layers={}  S={:.4f} G={:.3g}", m.moe.experts,
-                         m.moe.top_k, m.moe.expert_ffn, m.moe.shared_experts, moe_layer_count(m),
-                         sparsity(m), granularity(m));
+        s += fmt::format("  E={} K={} F={} shared={} moe_layers={}  S={:.4f} G={:.3g}", m.moe.experts, m.moe.top_k,
+                         m.moe.expert_ffn, m.moe.shared_experts, moe_layer_count(m), sparsity(m), granularity(m));
     else
         s += fmt::format("  dense ffn={}  S=0", m.ffn);
     s += "\n\nParameters                              count       human\n";

@@ -26,9 +26,9 @@ std::string to_table(const ModelPrediction& p);
 
 // The hardware part of `moecast predict --hardware ...`: options as given on the command line.
 struct CostRequest {
-    std::string hardware;             // profile name or path
+    std::string hardware;  // profile name or path
     int64_t gpus = 1;
-    std::string parallel;             // "tp=2,pp=4,ep=8,..."
+    std::string parallel;  // "tp=2,pp=4,ep=8,..."
     int64_t micro_batch = 1;
     int64_t global_batch = 0;         // 0 = dp * micro_batch
     std::string precision = "bf16";   // GEMM precision: bf16, fp8, tf32, fp32

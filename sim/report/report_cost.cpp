@@ -17,8 +17,8 @@ nlohmann::json cost_json(const CollectiveCost& c) {
 }
 
 nlohmann::json activations_json(const LayerActivations& a) {
-    return {{"attention", a.attention}, {"router", a.router},   {"dispatch", a.dispatch},  {"experts", a.experts},
-            {"combine", a.combine},     {"shared", a.shared},   {"dense_ffn", a.dense_ffn}, {"total", a.total()}};
+    return {{"attention", a.attention}, {"router", a.router}, {"dispatch", a.dispatch},   {"experts", a.experts},
+            {"combine", a.combine},     {"shared", a.shared}, {"dense_ffn", a.dense_ffn}, {"total", a.total()}};
 }
 
 std::string gb(double bytes) { return fmt::format("{:.2f} GB", bytes / 1e9); }
@@ -65,7 +65,8 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     }
     l.cuda_graphs = r.cuda_graphs;
     l.routing = parse_routing(r.routing, "--routing", "routing");
-    if (r.capacity_factor < 0) throw InputError("--capacity-factor", 0, "capacity_factor", "expected >= 0 (0 = dropless)");
+    if (r.capacity_factor < 0)
+        throw InputError("--capacity-factor", 0, "capacity_factor", "expected >= 0 (0 = dropless)");
     l.routing.capacity_factor = r.capacity_factor;
     l.overlap = parse_overlap(r.overlap, l.overlap);
     l = parse_parallel(r.parallel, l);
@@ -86,77 +87,125 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
     j["hardware"] = {{"name", hw.name},
                      {"source", hw.source},
                      {"kind", to_string(hw.kind)},
-                     {"provenance", {{"type", hw.provenance.type}, {"device", hw.provenance.device},
-                                     {"date", hw.provenance.date}, {"source", hw.provenance.source}}},
+                     {"provenance",
+                      {{"type", hw.provenance.type},
+                       {"device", hw.provenance.device},
+                       {"date", hw.provenance.date},
+                       {"source", hw.provenance.source}}},
                      {"matmul_flops_per_s", hw.matmul_peak(l.precision)},
                      {"memory_bandwidth_bytes_per_s", hw.memory_bandwidth_bytes_per_s},
                      {"memory_bytes", hw.memory_bytes},
                      {"usd_per_device_hour", hw.usd_per_device_hour}};
     nlohmann::json values = nlohmann::json::array();
     for (const ProfileValue& v : hw.values)
-        values.push_back({{"key", v.key}, {"value", v.value}, {"type", v.provenance.type},
-                          {"device", v.provenance.device}, {"date", v.provenance.date}, {"source", v.provenance.source}});
+        values.push_back({{"key", v.key},
+                          {"value", v.value},
+                          {"type", v.provenance.type},
+                          {"device", v.provenance.device},
+                          {"date", v.provenance.date},
+                          {"source", v.provenance.source}});
     j["hardware"]["values"] = values;
-    j["layout"] = {{"gpus", l.gpus}, {"tp", l.tp}, {"pp", l.pp}, {"vp", l.vp}, {"ep", l.ep}, {"etp", l.etp},
-                   {"cp", l.cp}, {"dp", l.dp}, {"zero", l.zero}, {"sequence_parallel", l.sequence_parallel},
-                   {"micro_batch", l.micro_batch}, {"global_batch", l.global_batch}, {"seq_len", l.seq_len},
-                   {"micro_batches", c.shape.micro_batches}, {"precision", to_string(l.precision)},
-                   {"recompute", to_string(l.recompute)},
-                   {"recompute_modules", l.recompute == Recompute::selective ? to_string(l.modules) : ""},
-                   {"cuda_graphs", l.cuda_graphs}, {"pp_embedding", l.embedding_in_split}, {"pp_loss", l.loss_in_split},
-                   {"overlap", {{"ep", l.overlap.ep}, {"tp", l.overlap.tp}, {"dp", l.overlap.dp}, {"pp", l.overlap.pp}}}};
+    j["layout"] = {
+        {"gpus", l.gpus},
+        {"tp", l.tp},
+        {"pp", l.pp},
+        {"vp", l.vp},
+        {"ep", l.ep},
+        {"etp", l.etp},
+        {"cp", l.cp},
+        {"dp", l.dp},
+        {"zero", l.zero},
+        {"sequence_parallel", l.sequence_parallel},
+        {"micro_batch", l.micro_batch},
+        {"global_batch", l.global_batch},
+        {"seq_len", l.seq_len},
+        {"micro_batches", c.shape.micro_batches},
+        {"precision", to_string(l.precision)},
+        {"recompute", to_string(l.recompute)},
+        {"recompute_modules", l.recompute == Recompute::selective ? to_string(l.modules) : ""},
+        {"cuda_graphs", l.cuda_graphs},
+        {"pp_embedding", l.embedding_in_split},
+        {"pp_loss", l.loss_in_split},
+        {"overlap", {{"ep", l.overlap.ep}, {"tp", l.overlap.tp}, {"dp", l.overlap.dp}, {"pp", l.overlap.pp}}}};
     const RoutingLoad& rl = c.shape.routing;
-    j["routing"] = {{"kind", to_string(l.routing.kind)}, {"capacity_factor", l.routing.capacity_factor},
-                    {"mean_rank_rows", rl.mean_rank_rows}, {"max_rank_rows", rl.max_rank_rows},
-                    {"mean_expert_rows", rl.mean_expert_rows}, {"max_expert_rows", rl.max_expert_rows},
-                    {"imbalance", rl.imbalance()}, {"drop_fraction", rl.drop_fraction},
+    j["routing"] = {{"kind", to_string(l.routing.kind)},
+                    {"capacity_factor", l.routing.capacity_factor},
+                    {"mean_rank_rows", rl.mean_rank_rows},
+                    {"max_rank_rows", rl.max_rank_rows},
+                    {"mean_expert_rows", rl.mean_expert_rows},
+                    {"max_expert_rows", rl.max_expert_rows},
+                    {"imbalance", rl.imbalance()},
+                    {"drop_fraction", rl.drop_fraction},
                     {"padding_fraction", rl.padding_fraction}};
-    j["memory"] = {{"per_gpu_bytes", m.total_bytes},
-                   {"capacity_bytes", m.capacity_bytes},
-                   {"fits", m.fits},
-                   {"params_per_gpu", m.params},
-                   {"breakdown",
-                    {{"weights", m.weights_bytes},
-                     {"gradients", m.gradients_bytes},
-                     {"optimizer", {{"master", m.master_bytes}, {"adam_m", m.adam_m_bytes}, {"adam_v", m.adam_v_bytes}}},
-                     {"activations", m.activations_bytes},
-                     {"logits", m.logits_bytes}}},
-                   {"in_flight_micro_batches", m.in_flight_micro_batches},
-                   {"moe_layer_activations", activations_json(m.moe_layer)},
-                   {"dense_layer_activations", activations_json(m.dense_layer)}};
+    j["memory"] = {
+        {"per_gpu_bytes", m.total_bytes},
+        {"capacity_bytes", m.capacity_bytes},
+        {"fits", m.fits},
+        {"params_per_gpu", m.params},
+        {"breakdown",
+         {{"weights", m.weights_bytes},
+          {"gradients", m.gradients_bytes},
+          {"optimizer", {{"master", m.master_bytes}, {"adam_m", m.adam_m_bytes}, {"adam_v", m.adam_v_bytes}}},
+          {"activations", m.activations_bytes},
+          {"logits", m.logits_bytes}}},
+        {"in_flight_micro_batches", m.in_flight_micro_batches},
+        {"moe_layer_activations", activations_json(m.moe_layer)},
+        {"dense_layer_activations", activations_json(m.dense_layer)}};
     const CommBreakdown& cm = c.comm;
-    j["comm"] = {{"ep_dispatch", cost_json(cm.ep_dispatch)}, {"ep_combine", cost_json(cm.ep_combine)},
-                 {"tp", cost_json(cm.tp)},                   {"cp", cost_json(cm.cp)},
-                 {"dp_grad", cost_json(cm.dp_grad)},         {"dp_param", cost_json(cm.dp_param)},
-                 {"pp", cost_json(cm.pp)},                   {"total_bytes", cm.total_bytes()}};
+    j["comm"] = {{"ep_dispatch", cost_json(cm.ep_dispatch)},
+                 {"ep_combine", cost_json(cm.ep_combine)},
+                 {"tp", cost_json(cm.tp)},
+                 {"cp", cost_json(cm.cp)},
+                 {"dp_grad", cost_json(cm.dp_grad)},
+                 {"dp_param", cost_json(cm.dp_param)},
+                 {"pp", cost_json(cm.pp)},
+                 {"total_bytes", cm.total_bytes()}};
     j["time"] = {{"step_s", t.step_s},
                  {"forward_s", t.forward_s},
                  {"backward_s", t.backward_s},
                  {"breakdown",
-                  {{"attention_s", t.attention_s}, {"dense_gemm_s", t.dense_gemm_s}, {"elementwise_s", t.elementwise_s},
-                   {"router_s", t.router_s}, {"dispatch_s", t.dispatch_s}, {"expert_gemm_s", t.expert_gemm_s},
-                   {"combine_s", t.combine_s}, {"recompute_s", t.recompute_s}, {"tp_comm_s", t.tp_comm_s},
-                   {"pp_comm_s", t.pp_comm_s}, {"dp_comm_s", t.dp_comm_s}, {"bubble_s", t.bubble_s},
+                  {{"attention_s", t.attention_s},
+                   {"dense_gemm_s", t.dense_gemm_s},
+                   {"elementwise_s", t.elementwise_s},
+                   {"router_s", t.router_s},
+                   {"dispatch_s", t.dispatch_s},
+                   {"expert_gemm_s", t.expert_gemm_s},
+                   {"combine_s", t.combine_s},
+                   {"recompute_s", t.recompute_s},
+                   {"tp_comm_s", t.tp_comm_s},
+                   {"pp_comm_s", t.pp_comm_s},
+                   {"dp_comm_s", t.dp_comm_s},
+                   {"bubble_s", t.bubble_s},
                    {"optimizer_s", t.optimizer_s}}}};
     nlohmann::json kernels = nlohmann::json::array();
     for (int i = 0; i < c.kernels.size; ++i) {
         const Kernel& k = c.kernels.items[static_cast<size_t>(i)];
         static const char* passes[] = {"forward", "backward", "recompute", "step"};
-        kernels.push_back({{"name", k.name}, {"class", to_string(k.cls)}, {"part", to_string(k.part)},
-                           {"pass", passes[static_cast<int>(k.pass)]}, {"flops", k.cost.flops}, {"bytes", k.cost.bytes},
-                           {"time_s", k.time_s}, {"per_micro_batch", k.per_micro}});
+        kernels.push_back({{"name", k.name},
+                           {"class", to_string(k.cls)},
+                           {"part", to_string(k.part)},
+                           {"pass", passes[static_cast<int>(k.pass)]},
+                           {"flops", k.cost.flops},
+                           {"bytes", k.cost.bytes},
+                           {"time_s", k.time_s},
+                           {"per_micro_batch", k.per_micro}});
     }
     j["time"]["kernels"] = kernels;
-    j["throughput"] = {{"tokens_per_s_per_gpu", c.tokens_per_s_per_gpu}, {"tokens_per_step", c.tokens_per_step},
+    j["throughput"] = {{"tokens_per_s_per_gpu", c.tokens_per_s_per_gpu},
+                       {"tokens_per_step", c.tokens_per_step},
                        {"model_tflops_per_gpu", c.model_tflops_per_gpu},
                        {"model_flops_per_token", c.model_flops_per_token}};
     j["mfu"] = c.mfu;
-    j["training"] = {{"tokens", c.train_tokens}, {"time_s", c.train_time_s}, {"gpu_hours", c.gpu_hours}, {"usd", c.usd}};
+    j["training"] = {
+        {"tokens", c.train_tokens}, {"time_s", c.train_time_s}, {"gpu_hours", c.gpu_hours}, {"usd", c.usd}};
     const BacktestError& b = r.backtest;
     j["uncertainty"] = {{"source", "moecast backtest: tokens/s/GPU of published runs (configs/validation)"},
-                        {"runs", b.rows},          {"mape", b.mape},
-                        {"gpu_runs", b.gpu_rows},  {"gpu_mape", b.gpu_mape},
-                        {"model_runs", b.model_rows}, {"model_mape", b.model_mape}};
+                        {"runs", b.rows},
+                        {"mape", b.mape},
+                        {"gpu_runs", b.gpu_rows},
+                        {"gpu_mape", b.gpu_mape},
+                        {"model_runs", b.model_rows},
+                        {"model_mape", b.model_mape}};
     return j;
 }
 
@@ -171,16 +220,18 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
                      hw.provenance.date, l.gpus);
     int assumed = 0;
     for (const ProfileValue& v : hw.values) assumed += v.provenance.type == "assumed";
-    s += fmt::format("  {} profile values, {} of them assumed (not datasheet or measured; see --json hardware.values)\n",
-                     hw.values.size(), assumed);
+    s +=
+        fmt::format("  {} profile values, {} of them assumed (not datasheet or measured; see --json hardware.values)\n",
+                    hw.values.size(), assumed);
     s += fmt::format("  layout tp={} pp={} vp={} ep={} etp={} cp={} dp={} zero={}  micro-batch {} x {} per step, "
                      "global batch {}, seq {}, {} GEMMs, recompute {}\n",
                      l.tp, l.pp, l.vp, l.ep, l.etp, l.cp, l.dp, l.zero, l.micro_batch, c.shape.micro_batches,
                      l.global_batch, l.seq_len, to_string(l.precision), to_string(l.recompute));
     const RoutingLoad& rl = c.shape.routing;
-    s += fmt::format("  routing {}: busiest EP rank {:.0f} rows vs mean {:.0f} (x{:.3f}); drop {:.2f} %, padding {:.2f} %\n",
-                     to_string(l.routing.kind), rl.max_rank_rows, rl.mean_rank_rows, rl.imbalance(),
-                     100 * rl.drop_fraction, 100 * rl.padding_fraction);
+    s += fmt::format(
+        "  routing {}: busiest EP rank {:.0f} rows vs mean {:.0f} (x{:.3f}); drop {:.2f} %, padding {:.2f} %\n",
+        to_string(l.routing.kind), rl.max_rank_rows, rl.mean_rank_rows, rl.imbalance(), 100 * rl.drop_fraction,
+        100 * rl.padding_fraction);
     s += fmt::format("\nMemory per GPU {:>12}  of {}  {}\n", gb(m.total_bytes), gb(m.capacity_bytes),
                      m.fits ? "fits" : "DOES NOT FIT");
     s += fmt::format("  weights {}  gradients {}  optimizer {} (master {}, Adam m {}, v {})\n", gb(m.weights_bytes),
@@ -192,7 +243,8 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
     s += "\nCommunication per step      bytes/GPU        time      exposed\n";
     auto comm_row = [&](const char* name, const CollectiveCost& cc) {
         if (cc.bytes > 0)
-            s += fmt::format("  {:<22}{:>12}  {:>10}  {:>10}\n", name, gb(cc.bytes), seconds(cc.time_s), seconds(cc.exposed_s));
+            s += fmt::format("  {:<22}{:>12}  {:>10}  {:>10}\n", name, gb(cc.bytes), seconds(cc.time_s),
+                             seconds(cc.exposed_s));
     };
     comm_row("EP dispatch a2a", cm.ep_dispatch);
     comm_row("EP combine a2a", cm.ep_combine);

@@ -10,17 +10,22 @@
 namespace moecast::sim {
 namespace {
 
-const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                         "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
 std::string escape(const std::string& s) {
     std::string o;
     for (char c : s) {
-        if (c == '<') o += "&lt;";
-        else if (c == '>') o += "&gt;";
-        else if (c == '&') o += "&amp;";
-        else if (c == '"') o += "&quot;";
-        else o += c;
+        if (c == '<')
+            o += "&lt;";
+        else if (c == '>')
+            o += "&gt;";
+        else if (c == '&')
+            o += "&amp;";
+        else if (c == '"')
+            o += "&quot;";
+        else
+            o += c;
     }
     return o;
 }
@@ -85,10 +90,11 @@ std::string panel(const Plot& p, double ox, double oy, double w, double h) {
     const auto px = [&](double v) { return l + (ax.t(v) - ax.lo) / (ax.hi - ax.lo) * (r - l); };
     const auto py = [&](double v) { return b - (ay.t(v) - ay.lo) / (ay.hi - ay.lo) * (b - t); };
     std::string s = fmt::format("<g font-family=\"sans-serif\" font-size=\"11\">\n");
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" text-anchor=\"middle\">{}</text>\n",
-                     (l + r) / 2, oy + 18, escape(p.title));
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" stroke=\"#333\"/>\n",
-                     l, t, r - l, b - t);
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" text-anchor=\"middle\">{}</text>\n", (l + r) / 2,
+                     oy + 18, escape(p.title));
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" stroke=\"#333\"/>\n", l, t,
+        r - l, b - t);
     for (const auto& [v, label] : ticks(ax)) {
         const double x = l + (v - ax.lo) / (ax.hi - ax.lo) * (r - l);
         s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#ddd\"/>"
@@ -118,15 +124,16 @@ std::string panel(const Plot& p, double ox, double oy, double w, double h) {
                                  py(se.y[i]), color);
         }
         if (se.line && !pts.empty())
-            s += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>\n", color, pts);
+            s +=
+                fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>\n", color, pts);
         for (size_t i : se.highlight)
             if (i < se.x.size() && std::isfinite(se.y[i]))
                 s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4.5\" fill=\"{}\" stroke=\"#000\"/>\n",
                                  px(se.x[i]), py(se.y[i]), color);
         s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"10\" height=\"3\" fill=\"{}\"/>"
                          "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\">{}</text>\n",
-                         r - 92, t + 8 + 12 * static_cast<double>(k), color, r - 78, t + 12 + 12 * static_cast<double>(k),
-                         escape(se.name));
+                         r - 92, t + 8 + 12 * static_cast<double>(k), color, r - 78,
+                         t + 12 + 12 * static_cast<double>(k), escape(se.name));
     }
     return s + "</g>\n";
 }
@@ -136,10 +143,10 @@ std::string panel(const Plot& p, double ox, double oy, double w, double h) {
 std::string render_svg(const std::vector<Plot>& panels, int columns, int width_px, int height_px) {
     const int cols = std::max(1, std::min(columns, static_cast<int>(panels.size())));
     const int rows = (static_cast<int>(panels.size()) + cols - 1) / cols;
-    std::string s = fmt::format(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\">\n"
-        "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-        cols * width_px, std::max(1, rows) * height_px);
+    std::string s =
+        fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\">\n"
+                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+                    cols * width_px, std::max(1, rows) * height_px);
     for (size_t i = 0; i < panels.size(); ++i)
         s += panel(panels[i], static_cast<double>(static_cast<int>(i) % cols * width_px),
                    static_cast<double>(static_cast<int>(i) / cols * height_px), width_px, height_px);

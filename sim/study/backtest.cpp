@@ -67,7 +67,7 @@ struct PreparedRow {
     ParamCounts params;
     FlopsPerToken flops;
     HardwareProfile hw;
-    Layout layout;
+    ParallelLayout layout;
 };
 
 PreparedRow prepare(const BacktestRow& row) {
@@ -81,7 +81,7 @@ PreparedRow prepare(const BacktestRow& row) {
     p.hw = load_hardware(profile);
     p.model = load_model(row.model).model;
     if (row.seq_len > 0) p.model.seq_len = row.seq_len;
-    Layout& l = p.layout;
+    ParallelLayout& l = p.layout;
     l.gpus = row.gpus;
     l.tp = row.tp, l.pp = row.pp, l.vp = row.vp, l.ep = row.ep, l.etp = row.etp, l.cp = row.cp;
     l.zero = row.fsdp ? 3 : 1;
@@ -98,14 +98,20 @@ PreparedRow prepare(const BacktestRow& row) {
     l.embedding_in_split = row.embedding_in_split;
     l.loss_in_split = row.loss_in_split;
     l.cuda_graphs = row.cuda_graphs;
-    if (row.dispatcher == "alltoall" || row.dispatcher == "allgather") l.hierarchical_a2a = false;
-    else if (row.dispatcher == "deepep" || row.dispatcher == "flex") l.hierarchical_a2a = true;
+    if (row.dispatcher == "alltoall" || row.dispatcher == "allgather")
+        l.hierarchical_a2a = false;
+    else if (row.dispatcher == "deepep" || row.dispatcher == "flex")
+        l.hierarchical_a2a = true;
     else if (!row.dispatcher.empty())
         throw InputError(row.file, row.line, "dispatcher",
                          "expected alltoall, allgather, deepep or flex, got \"" + row.dispatcher + "\"");
-    if (row.routing == "balanced") l.routing.kind = RoutingKind::balanced;
-    else if (row.routing == "dropless") l.routing.kind = RoutingKind::uniform;
-    else throw InputError(row.file, row.line, "routing_kind", "expected balanced or dropless, got \"" + row.routing + "\"");
+    if (row.routing == "balanced")
+        l.routing.kind = RoutingKind::balanced;
+    else if (row.routing == "dropless")
+        l.routing.kind = RoutingKind::uniform;
+    else
+        throw InputError(row.file, row.line, "routing_kind",
+                         "expected balanced or dropless, got \"" + row.routing + "\"");
     if (row.ep_overlap) l.overlap.ep = 1.0;
     if (const std::string why = check_layout(l, p.model, p.hw); !why.empty()) {
         p.result.skipped = "layout refused: " + why;
@@ -201,9 +207,16 @@ std::vector<BacktestRow> load_backtest_rows(const std::string& path) {
         row.measured_tokens_per_s_per_gpu = t.number(r, tc);
         if (!(row.measured_tokens_per_s_per_gpu > 0))
             throw InputError(path, row.line, "tokens_per_s_per_gpu", "expected > 0");
-        for (const auto& [key, v] : {std::pair{"gpus", row.gpus}, {"tp", row.tp}, {"pp", row.pp}, {"vp", row.vp},
-                                     {"ep", row.ep}, {"etp", row.etp}, {"cp", row.cp}, {"micro_batch", row.micro_batch},
-                                     {"global_batch", row.global_batch}, {"seq_len", row.seq_len}})
+        for (const auto& [key, v] : {std::pair{"gpus", row.gpus},
+                                     {"tp", row.tp},
+                                     {"pp", row.pp},
+                                     {"vp", row.vp},
+                                     {"ep", row.ep},
+                                     {"etp", row.etp},
+                                     {"cp", row.cp},
+                                     {"micro_batch", row.micro_batch},
+                                     {"global_batch", row.global_batch},
+                                     {"seq_len", row.seq_len}})
             if (v < 1) throw InputError(path, row.line, key, "expected >= 1");
         rows.push_back(row);
     }
@@ -242,8 +255,11 @@ void apply_stack_constants(const StackConstants& c, HardwareProfile& hw) {
 }
 
 StackConstants stack_constants_of(const HardwareProfile& hw) {
-    return {hw.eff(KernelClass::gemm).compute, hw.eff(KernelClass::grouped_gemm).compute,
-            hw.eff(KernelClass::attention).compute, hw.inter_node.efficiency, hw.launch_s * 1e6,
+    return {hw.eff(KernelClass::gemm).compute,
+            hw.eff(KernelClass::grouped_gemm).compute,
+            hw.eff(KernelClass::attention).compute,
+            hw.inter_node.efficiency,
+            hw.launch_s * 1e6,
             (hw.graph_launch_s > 0 ? hw.graph_launch_s : hw.launch_s) * 1e6};
 }
 
@@ -257,8 +273,9 @@ double logit(double x) { return std::log(x / (1 - x)); }
 double sigmoid(double y) { return 1 / (1 + std::exp(-y)); }
 
 Point to_point(const StackConstants& c) {
-    return {logit(c.gemm_compute), logit(c.grouped_gemm_compute), logit(c.attention_compute),
-            logit(c.network_efficiency), std::log(std::max(c.launch_us, 0.1)), std::log(std::max(c.graph_launch_us, 0.1))};
+    return {
+        logit(c.gemm_compute),       logit(c.grouped_gemm_compute),        logit(c.attention_compute),
+        logit(c.network_efficiency), std::log(std::max(c.launch_us, 0.1)), std::log(std::max(c.graph_launch_us, 0.1))};
 }
 StackConstants from_point(const Point& p) {
     return {sigmoid(p[0]), sigmoid(p[1]), sigmoid(p[2]), sigmoid(p[3]), std::exp(p[4]), std::exp(p[5])};
@@ -281,7 +298,8 @@ double objective(const std::vector<PreparedRow>& rows, const std::vector<bool>& 
 }
 
 // Nelder-Mead simplex (reflection 1, expansion 2, contraction 1/2, shrink 1/2) from `start`.
-Point minimise(const std::vector<PreparedRow>& rows, const std::vector<bool>& use, const Point& start, int& evaluations) {
+Point minimise(const std::vector<PreparedRow>& rows, const std::vector<bool>& use, const Point& start,
+               int& evaluations) {
     CostPrediction work;
     std::array<Point, kConstants + 1> x;
     std::array<double, kConstants + 1> f;
@@ -315,8 +333,10 @@ Point minimise(const std::vector<PreparedRow>& rows, const std::vector<bool>& us
         if (fr < f[best]) {
             const Point expanded = along(centre, x[worst], -2.0);
             const double fe = eval(expanded);
-            if (fe < fr) x[worst] = expanded, f[worst] = fe;
-            else x[worst] = reflected, f[worst] = fr;
+            if (fe < fr)
+                x[worst] = expanded, f[worst] = fe;
+            else
+                x[worst] = reflected, f[worst] = fr;
         } else if (fr < f[second]) {
             x[worst] = reflected, f[worst] = fr;
         } else {
@@ -413,17 +433,17 @@ std::string backtest_table(const BacktestReport& r) {
                                 "gpus", "layout", "measured", "predicted", "error", "memory per GPU");
     for (const BacktestResult& x : r.results) {
         const BacktestRow& w = x.row;
-        const std::string layout = fmt::format("tp{} pp{} vp{} ep{} cp{}{}", w.tp, w.pp, w.vp, w.ep, w.cp,
-                                               w.fsdp ? " fsdp" : "");
+        const std::string layout =
+            fmt::format("tp{} pp{} vp{} ep{} cp{}{}", w.tp, w.pp, w.vp, w.ep, w.cp, w.fsdp ? " fsdp" : "");
         if (!x.priced) {
-            s += fmt::format("{:<6} {:<18} {:<10} {:>5} {:<24} {:>10.0f} {:>10} {:>7}  {}\n", w.id, w.model, w.gpu, w.gpus,
-                             layout, w.measured_tokens_per_s_per_gpu, "-", "-", x.skipped);
+            s += fmt::format("{:<6} {:<18} {:<10} {:>5} {:<24} {:>10.0f} {:>10} {:>7}  {}\n", w.id, w.model, w.gpu,
+                             w.gpus, layout, w.measured_tokens_per_s_per_gpu, "-", "-", x.skipped);
             continue;
         }
-        s += fmt::format("{:<6} {:<18} {:<10} {:>5} {:<24} {:>10.0f} {:>10.0f} {:>+6.1f}%  {:.1f} / {:.1f} GB{}\n", w.id,
-                         w.model, w.gpu, w.gpus, layout, w.measured_tokens_per_s_per_gpu,
-                         x.predicted_tokens_per_s_per_gpu, 100 * x.error, x.memory_bytes / 1e9,
-                         x.capacity_bytes / 1e9, x.fits ? "" : "  does not fit");
+        s += fmt::format("{:<6} {:<18} {:<10} {:>5} {:<24} {:>10.0f} {:>10.0f} {:>+6.1f}%  {:.1f} / {:.1f} GB{}\n",
+                         w.id, w.model, w.gpu, w.gpus, layout, w.measured_tokens_per_s_per_gpu,
+                         x.predicted_tokens_per_s_per_gpu, 100 * x.error, x.memory_bytes / 1e9, x.capacity_bytes / 1e9,
+                         x.fits ? "" : "  does not fit");
     }
     s += "\nthroughput: tokens/s per GPU; error: predicted / measured - 1\n";
     const auto line = [](const std::string& name, const ErrorSummary& e) {
@@ -446,9 +466,15 @@ nlohmann::json backtest_json(const BacktestReport& r) {
     nlohmann::json rows = nlohmann::json::array();
     for (const BacktestResult& x : r.results) {
         const BacktestRow& w = x.row;
-        nlohmann::json j = {{"id", w.id},         {"model", w.model},   {"gpu", w.gpu},
-                            {"gpus", w.gpus},     {"file", w.file},     {"line", w.line},
-                            {"source", w.source}, {"priced", x.priced}, {"measured_tokens_per_s_per_gpu", w.measured_tokens_per_s_per_gpu}};
+        nlohmann::json j = {{"id", w.id},
+                            {"model", w.model},
+                            {"gpu", w.gpu},
+                            {"gpus", w.gpus},
+                            {"file", w.file},
+                            {"line", w.line},
+                            {"source", w.source},
+                            {"priced", x.priced},
+                            {"measured_tokens_per_s_per_gpu", w.measured_tokens_per_s_per_gpu}};
         if (x.priced) {
             j["predicted_tokens_per_s_per_gpu"] = x.predicted_tokens_per_s_per_gpu;
             j["error"] = x.error;
@@ -461,9 +487,13 @@ nlohmann::json backtest_json(const BacktestReport& r) {
         }
         rows.push_back(j);
     }
-    nlohmann::json j = {{"format", "moecast-backtest-1"}, {"rows", rows}, {"overall", summary_json(r.overall)},
-                        {"not_fitting", r.not_fitting}, {"skipped", r.skipped}};
-    for (const auto& [name, group] : {std::pair{"by_model", &r.by_model}, {"by_gpu", &r.by_gpu}, {"by_source", &r.by_source}})
+    nlohmann::json j = {{"format", "moecast-backtest-1"},
+                        {"rows", rows},
+                        {"overall", summary_json(r.overall)},
+                        {"not_fitting", r.not_fitting},
+                        {"skipped", r.skipped}};
+    for (const auto& [name, group] :
+         {std::pair{"by_model", &r.by_model}, {"by_gpu", &r.by_gpu}, {"by_source", &r.by_source}})
         for (const auto& [k, e] : *group) j[name][k] = summary_json(e);
     return j;
 }

@@ -34,13 +34,13 @@ struct BacktestRow {
     bool sequence_parallel = true;    // with tp > 1
     bool embedding_in_split = false;  // the embedding and the loss take a pipeline slot each
     bool loss_in_split = false;
-    bool cuda_graphs = false;         // the layers' fixed-shape kernels replayed from CUDA graphs
-    std::string dispatcher;           // alltoall, allgather (every row sent per expert) or deepep,
-                                      // flex (once per destination node); empty: Layout's default
-    std::string routing = "dropless"; // balanced (forced), dropless (a trained router)
-    bool ep_overlap = false;          // EP all-to-all overlapped with the other micro-batch's compute
+    bool cuda_graphs = false;          // the layers' fixed-shape kernels replayed from CUDA graphs
+    std::string dispatcher;            // alltoall, allgather (every row sent per expert) or deepep,
+                                       // flex (once per destination node); empty: ParallelLayout's default
+    std::string routing = "dropless";  // balanced (forced), dropless (a trained router)
+    bool ep_overlap = false;           // EP all-to-all overlapped with the other micro-batch's compute
     double measured_tokens_per_s_per_gpu = 0;
-    std::string source;               // URL or repository path of the measurement
+    std::string source;  // URL or repository path of the measurement
 };
 
 // Reads a backtest CSV (columns: configs/validation/README.md); InputError names file, line, column.
@@ -53,10 +53,10 @@ struct BacktestResult {
     bool priced = false;
     std::string skipped;  // why a row was not priced (no bundled profile for its GPU, ...)
     double predicted_tokens_per_s_per_gpu = 0;
-    double error = 0;     // predicted / measured - 1 (positive: predicted too fast)
-    double step_s = 0;    // predicted
+    double error = 0;   // predicted / measured - 1 (positive: predicted too fast)
+    double step_s = 0;  // predicted
     double memory_bytes = 0, capacity_bytes = 0;
-    bool fits = false;    // predicted to fit in memory (every published run trained)
+    bool fits = false;  // predicted to fit in memory (every published run trained)
     StepBreakdown time;
 };
 
@@ -96,10 +96,10 @@ BacktestReport run_backtest(const std::vector<BacktestRow>& rows, const StackCon
 // Fits the constants on rows (least squares on log(predicted / measured)) and judges them on rows
 // they did not see: each model's rows predicted by constants fitted on the other models.
 struct BacktestFit {
-    StackConstants start;               // the profiles' values
-    StackConstants fitted;              // on every row
-    BacktestReport in_sample;           // rows priced with `fitted`
-    ErrorSummary leave_one_model_out;   // each row priced with constants fitted without its model
+    StackConstants start;              // the profiles' values
+    StackConstants fitted;             // on every row
+    BacktestReport in_sample;          // rows priced with `fitted`
+    ErrorSummary leave_one_model_out;  // each row priced with constants fitted without its model
     std::map<std::string, StackConstants> by_held_out_model;
     int evaluations = 0;
 };

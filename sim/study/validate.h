@@ -25,19 +25,18 @@ struct StudyRunRecord {
     bool holdout = false;
     double budget_flops = 0;
     int64_t layers = 0, d_model = 0, experts = 1, top_k = 1;
-    double sparsity = 0;                 // S = (E - K) / E
-    int sparsity_index = 0;              // position in the study's sparsity grid
+    double sparsity = 0;                   // S = (E - K) / E
+    int sparsity_index = 0;                // position in the study's sparsity grid
     double params = 0, active_params = 0;  // N and N_a (sim/model/count)
-    double tokens = 0;                   // D, training tokens
-    double flops = 0;            // spent
-    double loss = 0;             // validation loss, nats/byte
+    double tokens = 0;                     // D, training tokens
+    double flops = 0;                      // spent
+    double loss = 0;                       // validation loss, nats/byte
     double literary_loss = -1;
     int64_t steps = 0;
     int threads = 1;
-    double train_time_s = 0;  // sum of step times over sessions (trainer's result.json)
-    double cpu_s =
-        0;  // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
-    double predicted_step_s = 0;           // from a calibrated CPU profile; 0 = no prediction
+    double train_time_s = 0;      // sum of step times over sessions (trainer's result.json)
+    double cpu_s = 0;             // user + system CPU of the run's processes (driver's sessions.jsonl; 0 if unknown)
+    double predicted_step_s = 0;  // from a calibrated CPU profile; 0 = no prediction
     // A two-level profile's cache-resident share of the run's step (sim/cost/trainer_step.h); < 0 = the
     // profile has one level.
     double resident_fraction = -1;
@@ -61,7 +60,7 @@ struct ValidationOptions {
     // all fitting budgets.
     std::string law_form = "abnar2025";
     std::vector<std::string> candidates;  // "auto" only; empty: every built-in form
-    int cv_folds = 2;  // the last cv_folds fitting budgets, each predicted from the budgets below
+    int cv_folds = 2;                     // the last cv_folds fitting budgets, each predicted from the budgets below
     // Fitting windows, a recipe option chosen by the same cross-validation as the form: fit on the
     // W largest fitting budgets below the predicted one (0: all of them; else W >= 2, since at one
     // budget N and D = C/(6 N_a) are collinear). Under "auto" every (candidate, window) pair is
@@ -80,8 +79,7 @@ struct ValidationOptions {
 };
 
 // The start grid used: the form's default, or "coarse" (every other value of each list, ends kept).
-std::vector<std::vector<double>> validation_start_grid(const LawForm& form,
-                                                       const std::string& grid);
+std::vector<std::vector<double>> validation_start_grid(const LawForm& form, const std::string& grid);
 
 // Forward-chaining cross-validation of one form: fit on the fitting budgets below
 // `predict_budget`, predict that budget's runs. Hold-out runs are never read.
@@ -118,8 +116,7 @@ std::vector<double> fit_window_budgets(std::vector<double> budgets, int window);
 // `cv_folds` fitting budgets and picks the lowest score.
 // Reads only runs with holdout = false and status "done". Throws InputError when no candidate can
 // be scored (fewer than two fitting budgets, or every fit failed).
-LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
-                             const ValidationOptions& options);
+LawSelection select_law_form(const std::vector<StudyRunRecord>& runs, const ValidationOptions& options);
 
 struct HoldoutPoint {
     StudyRunRecord run;
@@ -138,8 +135,8 @@ struct FindingCheck {
 };
 
 struct Validation {
-    std::string law_form;  // the form fitted (the chosen one under "auto")
-    int fit_window = 0;    // the fitting window used (the chosen one under "auto")
+    std::string law_form;             // the form fitted (the chosen one under "auto")
+    int fit_window = 0;               // the fitting window used (the chosen one under "auto")
     std::vector<double> fit_budgets;  // the fitting budgets the law was fitted on
     LawSelection selection;
     FitResult fit;
@@ -150,10 +147,9 @@ struct Validation {
     // measured.
     bool have_optimum = false;
     HoldoutPoint predicted_optimum, measured_optimum;
-    int optimum_grid_steps = 0;  // |index of predicted S - index of measured S|
-    double optimum_n_ratio = 0;  // predicted N / measured N
-    double optimum_loss_error =
-        0;  // (law's loss at its optimum - measured best loss) / measured best
+    int optimum_grid_steps = 0;     // |index of predicted S - index of measured S|
+    double optimum_n_ratio = 0;     // predicted N / measured N
+    double optimum_loss_error = 0;  // (law's loss at its optimum - measured best loss) / measured best
     double holdout_mean_abs_error = 0;
     // Continuous optimum of the law over every buildable architecture of the study's family.
     bool have_search = false;
@@ -162,7 +158,7 @@ struct Validation {
     // Step time: runs with both a measurement and a prediction.
     int timed_runs = 0;
     double step_time_median_abs_error = 0, step_time_mean_abs_error = 0;
-    double cpu_step_time_median_abs_error = 0;           // measured = CPU seconds / steps / threads
+    double cpu_step_time_median_abs_error = 0;  // measured = CPU seconds / steps / threads
     // Runs with part timing, and per step part the medians over them of predicted and measured
     // seconds per step and of predicted / measured - 1 (runs where the part is measured).
     int part_timed_runs = 0;
@@ -178,9 +174,8 @@ struct Validation {
 // family: the study's architectures (for the law's optimum and finding 2); may have no choices.
 // prefit: a law already fitted to the same fitting runs (skips the fit and, under "auto", the
 // selection, whose result `selection` then carries).
-Validation validate_study(const std::vector<StudyRunRecord>& runs,
-                          const std::vector<double>& sparsity_grid, const Family& family,
-                          const ValidationOptions& options, const FitResult* prefit = nullptr,
+Validation validate_study(const std::vector<StudyRunRecord>& runs, const std::vector<double>& sparsity_grid,
+                          const Family& family, const ValidationOptions& options, const FitResult* prefit = nullptr,
                           const LawSelection* selection = nullptr);
 // The fit alone (the fitting budgets' finished runs, within the fitting window), e.g. to predict
 // before the hold-out is trained. Under law_form "auto" it selects the form and window first and

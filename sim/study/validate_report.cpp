@@ -72,8 +72,7 @@ nlohmann::json selection_json(const LawSelection& sel) {
         }
         cands.push_back({{"form", c.form},
                          {"fit_window", c.fit_window},
-                         {"score", std::isfinite(c.score) ? nlohmann::json(c.score)
-                                                          : nlohmann::json(nullptr)},
+                         {"score", std::isfinite(c.score) ? nlohmann::json(c.score) : nlohmann::json(nullptr)},
                          {"folds", folds}});
     }
     return {{"method", "forward-chaining cross-validation on the fitting budgets: fit on the "
@@ -109,13 +108,11 @@ std::string selection_text(const LawSelection& sel) {
             s += f.ok ? fmt::format("  | fit {:>2} runs  {:>6.2f} %  {:>+6.2f} %", f.n_train,
                                     100 * f.mean_abs_log_error, 100 * f.optimum_loss_error)
                       : fmt::format("  | failed: {}", f.error);
-        s += c.form == sel.chosen && c.fit_window == sel.chosen_fit_window ? "  <- chosen\n"
-                                                                             : "\n";
+        s += c.form == sel.chosen && c.fit_window == sel.chosen_fit_window ? "  <- chosen\n" : "\n";
     }
     s += "  (score: mean |log(predicted/measured)| over the folds; opt.err: law's best run vs "
          "measured best at that budget)\n";
-    if (windows)
-        s += "  (last W: fitted on the W largest fitting budgets below the predicted one only)\n";
+    if (windows) s += "  (last W: fitted on the W largest fitting budgets below the predicted one only)\n";
     return s;
 }
 
@@ -129,8 +126,7 @@ nlohmann::json coefficients_json(const Validation& v) {
     for (size_t j = 0; j < law.form->params.size(); ++j) {
         const std::string& p = law.form->params[j];
         nlohmann::json c = {{"value", law.coefficient(p)}};
-        if (j < v.fit.intervals.size())
-            c["ci95"] = {v.fit.intervals[j].lo, v.fit.intervals[j].hi};
+        if (j < v.fit.intervals.size()) c["ci95"] = {v.fit.intervals[j].lo, v.fit.intervals[j].hi};
         coefs[p] = c;
     }
     return coefs;
@@ -175,8 +171,7 @@ nlohmann::json step_time_json(const Validation& v) {
 nlohmann::json validation_json(const Validation& v) {
     const Law& law = v.fit.law;
     nlohmann::json holdout = nlohmann::json::array();
-    for (const HoldoutPoint& p : v.holdout)
-        holdout.push_back(point_json(p));
+    for (const HoldoutPoint& p : v.holdout) holdout.push_back(point_json(p));
     nlohmann::json j = {
         {"format", "moecast-validation-1"},
         {"runs", {{"fit", v.n_fit}, {"holdout", v.n_holdout}, {"not_done", v.n_missing}}},
@@ -198,18 +193,12 @@ nlohmann::json validation_json(const Validation& v) {
         {"selection", v.selection.done ? selection_json(v.selection) : nlohmann::json(nullptr)},
         {"holdout", holdout},
         {"holdout_mean_abs_loss_error", v.holdout_mean_abs_error},
-        {"totals",
-         {{"flops", v.total_flops},
-          {"train_time_s", v.total_train_time_s},
-          {"cpu_s", v.total_cpu_s}}},
+        {"totals", {{"flops", v.total_flops}, {"train_time_s", v.total_train_time_s}, {"cpu_s", v.total_cpu_s}}},
         {"findings", findings_json(v)}};
     if (v.have_optimum)
-        j["optimum"] = {{"predicted", point_json(v.predicted_optimum)},
-                        {"measured", point_json(v.measured_optimum)},
-                        {"sparsity_grid_steps", v.optimum_grid_steps},
-                        {"n_ratio", v.optimum_n_ratio},
-                        {"loss_error", v.optimum_loss_error},
-                        {"within_target_grid_steps", v.target_optimum},
+        j["optimum"] = {{"predicted", point_json(v.predicted_optimum)}, {"measured", point_json(v.measured_optimum)},
+                        {"sparsity_grid_steps", v.optimum_grid_steps},  {"n_ratio", v.optimum_n_ratio},
+                        {"loss_error", v.optimum_loss_error},           {"within_target_grid_steps", v.target_optimum},
                         {"within_target_loss", v.target_loss}};
     if (v.have_search)
         j["law_optimum_any_architecture"] = {{"layers", v.search_layers},
@@ -232,30 +221,25 @@ std::string fit_text(const Validation& v) {
     const Law& law = v.fit.law;
     std::string s;
     if (v.fit_window > 0)
-        s += fmt::format("law {} fitted on the {} largest fitting budgets ({:.3g}; {} runs): {}\n",
-                         law.form->name, v.fit_window, fmt::join(v.fit_budgets, ", "),
-                         v.fit.quality.n_fit, law.form->formula);
+        s += fmt::format("law {} fitted on the {} largest fitting budgets ({:.3g}; {} runs): {}\n", law.form->name,
+                         v.fit_window, fmt::join(v.fit_budgets, ", "), v.fit.quality.n_fit, law.form->formula);
     else
-        s += fmt::format("law {} fitted on the fitting budgets: {}\n", law.form->name,
-                         law.form->formula);
+        s += fmt::format("law {} fitted on the fitting budgets: {}\n", law.form->name, law.form->formula);
     for (size_t j = 0; j < law.form->params.size(); ++j) {
         const std::string& p = law.form->params[j];
         s += fmt::format("  {:>6} = {:<12.5g}", p, law.coefficient(p));
         if (j < v.fit.intervals.size())
-            s += fmt::format(" 95% CI [{:.4g}, {:.4g}]", v.fit.intervals[j].lo,
-                             v.fit.intervals[j].hi);
+            s += fmt::format(" 95% CI [{:.4g}, {:.4g}]", v.fit.intervals[j].lo, v.fit.intervals[j].hi);
         s += "\n";
     }
-    s += fmt::format("  fit RMSE {:.4f} nats/byte, R^2 {:.3f}, {} starts\n", v.fit.quality.rmse,
-                     v.fit.quality.r2, v.fit.quality.starts);
+    s += fmt::format("  fit RMSE {:.4f} nats/byte, R^2 {:.3f}, {} starts\n", v.fit.quality.rmse, v.fit.quality.r2,
+                     v.fit.quality.starts);
     // A coefficient at or beyond its start grid (or overflowing) means the data do not pin the
     // form down: the fit is degenerate in those directions and its extrapolation is suspect.
     std::string degenerate;
-    for (const std::string& p : v.fit.quality.params_outside_grid)
-        degenerate += " " + p;
+    for (const std::string& p : v.fit.quality.params_outside_grid) degenerate += " " + p;
     for (const std::string& p : law.form->params)
-        if (!std::isfinite(law.coefficient(p)))
-            degenerate += " " + p + "(overflow)";
+        if (!std::isfinite(law.coefficient(p))) degenerate += " " + p + "(overflow)";
     if (!degenerate.empty())
         s += "  WARNING: coefficients at or beyond the start grid:" + degenerate +
              " -- the data do not determine the form; treat extrapolation with care\n";
@@ -268,29 +252,26 @@ std::string holdout_text(const Validation& v) {
     std::string s;
     if (v.have_optimum) {
         const HoldoutPoint &p = v.predicted_optimum, &m = v.measured_optimum;
-        s += fmt::format("hold-out C = {:.3g} FLOPs ({} runs), mean |loss error| {:.2f} %\n",
-                         v.holdout_budget, v.holdout.size(), 100 * v.holdout_mean_abs_error);
+        s += fmt::format("hold-out C = {:.3g} FLOPs ({} runs), mean |loss error| {:.2f} %\n", v.holdout_budget,
+                         v.holdout.size(), 100 * v.holdout_mean_abs_error);
         s += fmt::format("  predicted optimum: S {:.4f} (E {} K {}), {}x{}, N {:.4g}, loss {:.4f} "
                          "(measured {:.4f})\n",
-                         p.run.sparsity, p.run.experts, p.run.top_k, p.run.layers, p.run.d_model,
-                         p.run.params, p.predicted_loss, p.run.loss);
-        s += fmt::format("  measured optimum:  S {:.4f} (E {} K {}), {}x{}, N {:.4g}, loss {:.4f}\n",
-                         m.run.sparsity, m.run.experts, m.run.top_k, m.run.layers, m.run.d_model,
-                         m.run.params, m.run.loss);
+                         p.run.sparsity, p.run.experts, p.run.top_k, p.run.layers, p.run.d_model, p.run.params,
+                         p.predicted_loss, p.run.loss);
+        s += fmt::format("  measured optimum:  S {:.4f} (E {} K {}), {}x{}, N {:.4g}, loss {:.4f}\n", m.run.sparsity,
+                         m.run.experts, m.run.top_k, m.run.layers, m.run.d_model, m.run.params, m.run.loss);
         s += fmt::format("  optimal S off by {} grid step(s) (target <= 1: {}), N ratio {:.3f}, "
                          "loss error {:+.2f} % (target 1 %: {})\n",
-                         v.optimum_grid_steps, v.target_optimum ? "met" : "missed",
-                         v.optimum_n_ratio, 100 * v.optimum_loss_error,
-                         v.target_loss ? "met" : "missed");
+                         v.optimum_grid_steps, v.target_optimum ? "met" : "missed", v.optimum_n_ratio,
+                         100 * v.optimum_loss_error, v.target_loss ? "met" : "missed");
     } else {
         s += "hold-out: no finished hold-out runs\n";
     }
     if (v.have_search)
-        s += fmt::format(
-            "  law's optimum over all study architectures: {}x{} E {} K {} (S {:.4f}), N {:.4g}, "
-            "N_a {:.4g}, loss {:.4f}\n",
-            v.search_layers, v.search_d_model, v.search_experts, v.search_top_k, v.search_s,
-            v.search_n, v.search_n_active, v.search_loss);
+        s += fmt::format("  law's optimum over all study architectures: {}x{} E {} K {} (S {:.4f}), N {:.4g}, "
+                         "N_a {:.4g}, loss {:.4f}\n",
+                         v.search_layers, v.search_d_model, v.search_experts, v.search_top_k, v.search_s, v.search_n,
+                         v.search_n_active, v.search_loss);
     return s;
 }
 
@@ -298,13 +279,12 @@ std::string holdout_text(const Validation& v) {
 std::string step_time_text(const Validation& v) {
     std::string s;
     if (v.timed_runs > 0)
-        s += fmt::format(
-            "step time: {} runs, median |error| {:.1f} % vs wall step time (mean {:.1f} %), "
-            "{:.1f} % vs CPU time per step; train time measured {:.1f} s, predicted {:.1f} s "
-            "(target 10 %: {})\n",
-            v.timed_runs, 100 * v.step_time_median_abs_error, 100 * v.step_time_mean_abs_error,
-            100 * v.cpu_step_time_median_abs_error, v.measured_train_s, v.predicted_train_s,
-            v.target_step_time ? "met" : "missed");
+        s += fmt::format("step time: {} runs, median |error| {:.1f} % vs wall step time (mean {:.1f} %), "
+                         "{:.1f} % vs CPU time per step; train time measured {:.1f} s, predicted {:.1f} s "
+                         "(target 10 %: {})\n",
+                         v.timed_runs, 100 * v.step_time_median_abs_error, 100 * v.step_time_mean_abs_error,
+                         100 * v.cpu_step_time_median_abs_error, v.measured_train_s, v.predicted_train_s,
+                         v.target_step_time ? "met" : "missed");
     else
         s += "step time: no predictions (the study names no calibrated CPU profile)\n";
     if (v.resident_fraction_min >= 0)
@@ -312,13 +292,13 @@ std::string step_time_text(const Validation& v) {
                          "working set against the profile's last-level cache)\n",
                          v.resident_fraction_min, v.resident_fraction_max);
     if (v.part_timed_runs > 0) {
-        s += fmt::format("  by part over the {} runs with part timing (medians; ms per step, predicted / measured - 1):",
-                         v.part_timed_runs);
+        s +=
+            fmt::format("  by part over the {} runs with part timing (medians; ms per step, predicted / measured - 1):",
+                        v.part_timed_runs);
         for (int i = 0; i < kStepPartCount; ++i)
             if (v.part_predicted_s[i] > 0 || v.part_measured_s[i] > 0)
                 s += fmt::format(" {} {:.3g}/{:.3g} ({:+.0f} %)", to_string(static_cast<StepPart>(i)),
-                                 1e3 * v.part_predicted_s[i], 1e3 * v.part_measured_s[i],
-                                 100 * v.part_median_error[i]);
+                                 1e3 * v.part_predicted_s[i], 1e3 * v.part_measured_s[i], 100 * v.part_median_error[i]);
         s += "\n";
     }
     return s;
@@ -332,8 +312,7 @@ std::string findings_text(const Validation& v) {
                          : f.reproduced ? "REPRODUCED"
                                         : "NOT REPRODUCED",
                          f.method);
-        for (const std::string& e : f.evidence)
-            s += "  " + e + "\n";
+        for (const std::string& e : f.evidence) s += "  " + e + "\n";
     }
     return s;
 }
@@ -341,15 +320,13 @@ std::string findings_text(const Validation& v) {
 }  // namespace
 
 std::string validation_text(const Validation& v) {
-    std::string s = fmt::format("runs: {} fitting, {} hold-out, {} not done\n", v.n_fit,
-                                v.n_holdout, v.n_missing);
-    if (v.selection.done)
-        s += selection_text(v.selection);
+    std::string s = fmt::format("runs: {} fitting, {} hold-out, {} not done\n", v.n_fit, v.n_holdout, v.n_missing);
+    if (v.selection.done) s += selection_text(v.selection);
     s += fit_text(v);
     s += holdout_text(v);
     s += step_time_text(v);
-    s += fmt::format("total: {:.4g} FLOPs, {:.1f} s training time, {:.1f} s CPU\n", v.total_flops,
-                     v.total_train_time_s, v.total_cpu_s);
+    s += fmt::format("total: {:.4g} FLOPs, {:.1f} s training time, {:.1f} s CPU\n", v.total_flops, v.total_train_time_s,
+                     v.total_cpu_s);
     s += findings_text(v);
     return s;
 }

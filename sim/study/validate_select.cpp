@@ -23,8 +23,7 @@ CvFold run_fold(const LawForm& form, int window, const std::vector<const StudyRu
                 const std::vector<double>& budgets, double budget, const ValidationOptions& o) {
     std::vector<double> below;
     for (double b : budgets)
-        if (b < budget)
-            below.push_back(b);
+        if (b < budget) below.push_back(b);
     const std::vector<double> used = fit_window_budgets(below, window);
     std::vector<const StudyRunRecord*> train, predict;
     for (const StudyRunRecord* r : fitting) {
@@ -43,8 +42,7 @@ CvFold run_fold(const LawForm& form, int window, const std::vector<const StudyRu
     fo.law_name = "cv-" + form.name;
     FitResult fit;
     try {
-        fit = fit_law(form, points_of(train, "study runs (fitting budgets below the fold)"), {},
-                      fo);
+        fit = fit_law(form, points_of(train, "study runs (fitting budgets below the fold)"), {}, fo);
     } catch (const InputError& e) {
         f.error = e.what();
         return f;
@@ -82,13 +80,11 @@ std::vector<double> fit_window_budgets(std::vector<double> budgets, int window) 
                          "0 (all fitting budgets) or 2 and more, got " + std::to_string(window));
     std::sort(budgets.begin(), budgets.end());
     budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
-    if (window > 0 && budgets.size() > size_t(window))
-        budgets.erase(budgets.begin(), budgets.end() - window);
+    if (window > 0 && budgets.size() > size_t(window)) budgets.erase(budgets.begin(), budgets.end() - window);
     return budgets;
 }
 
-LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
-                             const ValidationOptions& o) {
+LawSelection select_law_form(const std::vector<StudyRunRecord>& runs, const ValidationOptions& o) {
     // Fitting runs only: the hold-out budget takes no part in choosing the form.
     std::vector<const StudyRunRecord*> fitting;
     std::vector<double> budgets;
@@ -100,17 +96,14 @@ LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
     std::sort(budgets.begin(), budgets.end());
     budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
     if (budgets.size() < 2)
-        throw InputError("[fit]", 0, "law",
-                         "\"auto\" needs finished runs at two fitting budgets or more");
+        throw InputError("[fit]", 0, "law", "\"auto\" needs finished runs at two fitting budgets or more");
     const size_t folds = std::min(budgets.size() - 1, size_t(std::max(1, o.cv_folds)));
 
     LawSelection sel;
     sel.done = true;
-    const std::vector<std::string> names =
-        o.candidates.empty() ? law_form_names() : o.candidates;
+    const std::vector<std::string> names = o.candidates.empty() ? law_form_names() : o.candidates;
     const std::vector<int> windows = o.fit_windows.empty() ? std::vector<int>{0} : o.fit_windows;
-    for (int w : windows)
-        fit_window_budgets({}, w);  // rejects a bad window before any fit runs
+    for (int w : windows) fit_window_budgets({}, w);  // rejects a bad window before any fit runs
     double best = std::numeric_limits<double>::infinity();
     for (const std::string& name : names) {
         const LawForm& form = law_form(name, "[fit] candidates");
@@ -121,17 +114,14 @@ LawSelection select_law_form(const std::vector<StudyRunRecord>& runs,
             double sum = 0;
             for (size_t k = budgets.size() - folds; k < budgets.size(); ++k) {
                 c.folds.push_back(run_fold(form, window, fitting, budgets, budgets[k], o));
-                sum += c.folds.back().ok ? c.folds.back().mean_abs_log_error
-                                         : std::numeric_limits<double>::infinity();
+                sum += c.folds.back().ok ? c.folds.back().mean_abs_log_error : std::numeric_limits<double>::infinity();
             }
             c.score = sum / double(folds);
-            if (c.score < best)
-                best = c.score, sel.chosen = name, sel.chosen_fit_window = window;
+            if (c.score < best) best = c.score, sel.chosen = name, sel.chosen_fit_window = window;
             sel.candidates.push_back(std::move(c));
         }
     }
-    if (sel.chosen.empty())
-        throw InputError("[fit]", 0, "candidates", "no candidate form could be cross-validated");
+    if (sel.chosen.empty()) throw InputError("[fit]", 0, "candidates", "no candidate form could be cross-validated");
     return sel;
 }
 

@@ -41,9 +41,8 @@ TEST(Cli, PredictTableByDefault) {
 }
 
 TEST(Cli, BadInputExitsTwoWithFileAndKey) {
-    const std::string bad = write_temp("bad_topk.toml",
-                                       "vocab = 10\nd_model = 8\nlayers = 1\n[attention]\nheads = 2\n"
-                                       "[moe]\nexperts = 2\ntop_k = 3\nexpert_ffn = 4\n");
+    const std::string bad = write_temp("bad_topk.toml", "vocab = 10\nd_model = 8\nlayers = 1\n[attention]\nheads = 2\n"
+                                                        "[moe]\nexperts = 2\ntop_k = 3\nexpert_ffn = 4\n");
     Result r = run("predict " + bad);
     EXPECT_EQ(r.rc, 2);
     EXPECT_NE(r.out.find("bad_topk.toml"), std::string::npos) << r.out;
@@ -169,7 +168,8 @@ TEST(Cli, FitHoldoutAndBadInput) {
 TEST(Cli, PredictHardwareJsonTraceAndInvalidLayout) {
     const std::string trace = testing::TempDir() + "qwen_trace.json";
     Result r = run("predict qwen3-30b-a3b --hardware h100-sxm --gpus 16 --parallel tp=1,pp=2,vp=12,ep=8 "
-                   "--global-batch 1024 --precision fp8 --routing balanced --tokens 1e12 --json --trace " + trace);
+                   "--global-batch 1024 --precision fp8 --routing balanced --tokens 1e12 --json --trace " +
+                   trace);
     ASSERT_EQ(r.rc, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["params"]["total"].get<int64_t>(), 30'532'122'624);  // counts unchanged by --hardware

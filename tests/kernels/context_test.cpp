@@ -27,9 +27,11 @@ TEST(CpuContext, RangesCoverEachIndexOnce) {
 
 TEST(CpuContext, ExceptionsPropagateAndPoolStaysUsable) {
     CpuContext ctx(3);
-    EXPECT_THROW(ctx.parallel_for(9, [](int64_t b, int64_t) {
-        if (b > 0) throw std::runtime_error("boom");
-    }), std::runtime_error);
+    EXPECT_THROW(ctx.parallel_for(9,
+                                  [](int64_t b, int64_t) {
+                                      if (b > 0) throw std::runtime_error("boom");
+                                  }),
+                 std::runtime_error);
     int64_t total = 0;
     std::mutex m;
     ctx.parallel_for(10, [&](int64_t b, int64_t e) {

@@ -35,19 +35,17 @@ VecF round_bf16(const VecF& v) {
 }
 
 // Device buffer of T filled from / read into host vectors of float (T = float or bf16) or int32.
-template <class T>
-class Buf {
+template <class T> class Buf {
 public:
     explicit Buf(size_t n) : n_(n) {
-        if (cudaMalloc(reinterpret_cast<void**>(&p_), sizeof(T) * std::max<size_t>(n, 1)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+        if (cudaMalloc(reinterpret_cast<void**>(&p_), sizeof(T) * std::max<size_t>(n, 1)) != cudaSuccess)
+            throw std::runtime_error("cudaMalloc");
         cudaMemset(p_, 0xff, sizeof(T) * std::max<size_t>(n, 1));  // poison: NaN for float/bf16, -1 for int
     }
-    template <class H>
-    explicit Buf(const std::vector<H>& h) : Buf(h.size()) { upload(h); }
+    template <class H> explicit Buf(const std::vector<H>& h) : Buf(h.size()) { upload(h); }
     ~Buf() { cudaFree(p_); }
     T* get() { return p_; }
-    template <class H>
-    void upload(const std::vector<H>& h) {
+    template <class H> void upload(const std::vector<H>& h) {
         std::vector<T> tmp(h.size());
         for (size_t i = 0; i < h.size(); ++i) tmp[i] = convert(h[i]);
         cudaMemcpy(p_, tmp.data(), sizeof(T) * h.size(), cudaMemcpyHostToDevice);
@@ -63,10 +61,16 @@ public:
 
 private:
     template <class H> static T convert(H x) {
-        if constexpr (std::is_same_v<T, bf16>) return to_bf16(static_cast<float>(x)); else return static_cast<T>(x);
+        if constexpr (std::is_same_v<T, bf16>)
+            return to_bf16(static_cast<float>(x));
+        else
+            return static_cast<T>(x);
     }
     static auto back(T x) {
-        if constexpr (std::is_same_v<T, bf16>) return from_bf16(x); else return x;
+        if constexpr (std::is_same_v<T, bf16>)
+            return from_bf16(x);
+        else
+            return x;
     }
     T* p_ = nullptr;
     size_t n_;
@@ -195,8 +199,7 @@ TEST_F(CudaOps, PermutePlanIsIdenticalToCpu) {
 
 // Gather, gather backward, combine, combine backward in fp32 and bf16, at a 16-byte-aligned
 // width (vector path) and an odd one (scalar path).
-template <class T>
-void permute_combine_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, int64_t d) {
+template <class T> void permute_combine_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, int64_t d) {
     const int64_t t = 700, e = 6, k = 2, r = t * k;
     const double tol = std::is_same_v<T, float> ? 1e-5 : 1.2e-2;
     const VecI idx = random_routing(rng, t, e, k, 5);
@@ -204,7 +207,8 @@ void permute_combine_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, int64_t d
     permute_plan(cpu, idx.data(), t, e, k, tok.data(), off.data(), r2s.data(), s2r.data());
     VecF x = rng.normal(t * d), y = rng.normal(r * d), g = rng.normal(t * d), gp = rng.normal(r * d);
     const VecF w = rng.normal(t * k);
-    if constexpr (!std::is_same_v<T, float>) x = round_bf16(x), y = round_bf16(y), g = round_bf16(g), gp = round_bf16(gp);
+    if constexpr (!std::is_same_v<T, float>)
+        x = round_bf16(x), y = round_bf16(y), g = round_bf16(g), gp = round_bf16(gp);
     VecF xp(r * d), dx(t * d), out(t * d), dy(r * d), dw(t * k);
     permute_gather(cpu, x.data(), r2s.data(), t, k, d, xp.data());
     permute_gather_backward(cpu, gp.data(), s2r.data(), t, k, d, dx.data());
@@ -295,8 +299,7 @@ TEST_F(CudaOps, GroupedGemmBf16OwnMmaPath) {
     gpu_->set_grouped_gemm_path(GroupedGemmPath::cublas);
 }
 
-template <class T>
-void activation_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, Activation act) {
+template <class T> void activation_case(CudaContext& gpu, CpuContext& cpu, Rng& rng, Activation act) {
     const int64_t rows = 333, f = 72, hw = act == Activation::swiglu ? 2 * f : f;
     const double tol = std::is_same_v<T, float> ? 1e-5 : 1.2e-2;
     VecF h = rng.normal(rows * hw, 2.0), g = rng.normal(rows * f);

@@ -61,10 +61,10 @@ TEST_P(GroupedGemmTest, SameThreadCountGivesIdenticalResults) {
 INSTANTIATE_TEST_SUITE_P(Routings, GroupedGemmTest,
                          ::testing::Values(GemmShape{{3, 0, 5, 1, 0, 2, 4}, 6, 5, 1},  // E = 7, empty experts
                                            GemmShape{{3, 0, 5, 1, 0, 2, 4}, 6, 5, 3},  // same, 3 threads
-                                           GemmShape{{0, 12, 0}, 4, 7, 2},           // all rows to one expert
-                                           GemmShape{{4, 4, 4, 4, 4, 4}, 8, 8, 2},   // balanced, E = 6
-                                           GemmShape{{1, 0}, 3, 2, 4},               // fewer rows than threads
-                                           GemmShape{{0, 0, 0}, 3, 2, 2}));          // no rows at all
+                                           GemmShape{{0, 12, 0}, 4, 7, 2},             // all rows to one expert
+                                           GemmShape{{4, 4, 4, 4, 4, 4}, 8, 8, 2},     // balanced, E = 6
+                                           GemmShape{{1, 0}, 3, 2, 4},                 // fewer rows than threads
+                                           GemmShape{{0, 0, 0}, 3, 2, 2}));            // no rows at all
 
 }  // namespace
 }  // namespace moecast::kernels::test

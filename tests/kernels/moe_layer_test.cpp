@@ -84,8 +84,8 @@ TEST(MoeLayer, BackwardOfTheComposedOpsMatchesFiniteDifferences) {
     auto fd = [&](int which) {
         VecD v = which == 0 ? xd : which == 1 ? wrd : which == 2 ? w1d : w2d;
         return finite_diff(v, [&](const VecD& u) {
-            return ref_layer_loss(which == 0 ? u : xd, which == 1 ? u : wrd, which == 2 ? u : w1d,
-                                  which == 3 ? u : w2d, gd, idx);
+            return ref_layer_loss(which == 0 ? u : xd, which == 1 ? u : wrd, which == 2 ? u : w1d, which == 3 ? u : w2d,
+                                  gd, idx);
         });
     };
     EXPECT_LT(rel_err(dx, fd(0)), 1e-4);

@@ -56,7 +56,8 @@ TEST_P(PermuteTest, GatherAndBackward) {
     const VecF g = rng.normal(t * k * d);
     VecF dx = poisoned(t * d);
     permute_gather_backward(ctx, g.data(), p.slot_to_row.data(), t, k, d, dx.data());
-    const VecD fd = finite_diff(to_d(x), [&](const VecD& v) { return dot(ref_gather(v, p.row_to_slot, k, d), to_d(g)); });
+    const VecD fd =
+        finite_diff(to_d(x), [&](const VecD& v) { return dot(ref_gather(v, p.row_to_slot, k, d), to_d(g)); });
     EXPECT_LT(rel_err(dx, fd), 1e-6);
 }
 
@@ -75,19 +76,21 @@ TEST_P(PermuteTest, CombineAndBackward) {
     VecF dy = poisoned(t * k * d), dw = poisoned(t * k);
     combine_backward(ctx, g.data(), y.data(), w.data(), p.slot_to_row.data(), t, k, d, dy.data(), dw.data());
     const VecD yd = to_d(y), wd = to_d(w), gd = to_d(g);
-    EXPECT_LT(rel_err(dy, finite_diff(yd, [&](const VecD& v) { return dot(ref_combine(v, wd, p.slot_to_row, t, k, d), gd); })),
+    EXPECT_LT(rel_err(dy, finite_diff(
+                              yd, [&](const VecD& v) { return dot(ref_combine(v, wd, p.slot_to_row, t, k, d), gd); })),
               1e-6);
-    EXPECT_LT(rel_err(dw, finite_diff(wd, [&](const VecD& v) { return dot(ref_combine(yd, v, p.slot_to_row, t, k, d), gd); })),
+    EXPECT_LT(rel_err(dw, finite_diff(
+                              wd, [&](const VecD& v) { return dot(ref_combine(yd, v, p.slot_to_row, t, k, d), gd); })),
               1e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Routings, PermuteTest,
-                         ::testing::Values(PermuteShape{17, 8, 7, 2, 7, 1},    // E not a power of 2
-                                           PermuteShape{17, 8, 7, 2, 4, 2},    // experts 4..6 get no tokens
-                                           PermuteShape{11, 5, 6, 1, 1, 3},    // K = 1, all tokens to expert 0
-                                           PermuteShape{9, 4, 5, 5, 5, 2},     // K = E: every expert gets every token
-                                           PermuteShape{64, 16, 16, 4, 16, 2}, // power of 2
-                                           PermuteShape{1, 3, 4, 2, 2, 4}));   // one token, more threads than rows
+                         ::testing::Values(PermuteShape{17, 8, 7, 2, 7, 1},     // E not a power of 2
+                                           PermuteShape{17, 8, 7, 2, 4, 2},     // experts 4..6 get no tokens
+                                           PermuteShape{11, 5, 6, 1, 1, 3},     // K = 1, all tokens to expert 0
+                                           PermuteShape{9, 4, 5, 5, 5, 2},      // K = E: every expert gets every token
+                                           PermuteShape{64, 16, 16, 4, 16, 2},  // power of 2
+                                           PermuteShape{1, 3, 4, 2, 2, 4}));    // one token, more threads than rows
 
 TEST(PermuteErrors, ExpertIndexOutOfRangeIsRejected) {
     CpuContext ctx(1);

@@ -22,7 +22,8 @@ using VecI = std::vector<int32_t>;
 
 inline uint64_t test_seed() {
     static const uint64_t seed = [] {
-        if (const char* s = std::getenv("MOECAST_TEST_SEED")) return static_cast<uint64_t>(std::strtoull(s, nullptr, 10));
+        if (const char* s = std::getenv("MOECAST_TEST_SEED"))
+            return static_cast<uint64_t>(std::strtoull(s, nullptr, 10));
         return (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
     }();
     return seed;

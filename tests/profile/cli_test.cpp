@@ -55,7 +55,8 @@ TEST(ProfileCli, CpuProfileThenCalibrate) {
     ASSERT_EQ(r.rc, 0) << r.out;
     EXPECT_NE(r.out.find("grouped_gemm"), std::string::npos) << r.out;
     // The JSON report carries each class's write cost and the level's measured stream bound.
-    const Result j = run("calibrate " + measured + " --cpu-time --json -o " + testing::TempDir() + "cpu-tiny-json.toml");
+    const Result j =
+        run("calibrate " + measured + " --cpu-time --json -o " + testing::TempDir() + "cpu-tiny-json.toml");
     ASSERT_EQ(j.rc, 0) << j.out;
     EXPECT_NE(j.out.find("\"write_cost\""), std::string::npos) << j.out;
     EXPECT_NE(j.out.find("\"private_cache_stream_speedup\""), std::string::npos) << j.out;
@@ -94,20 +95,22 @@ TEST(ProfileCli, CalibrateCacheResidentPartBesideTheColdProfile) {
     EXPECT_DOUBLE_EQ(hw.private_cache_bytes, 0.0);  // the cold level has none
     // A private cache given: the resident level records it (and its classes fit a speedup >= 1).
     const std::string tiered = testing::TempDir() + "cpu-two-level-l2.toml";
-    r = run("calibrate " + cold + " --cache-resident " + warm + " --cache-mib 1 --private-cache-kib 128 --cpu-time -o " +
-            tiered);
+    r = run("calibrate " + cold + " --cache-resident " + warm +
+            " --cache-mib 1 --private-cache-kib 128 --cpu-time -o " + tiered);
     ASSERT_EQ(r.rc, 0) << r.out;
     const moecast::sim::HardwareProfile t = moecast::sim::load_hardware_file(tiered);
     ASSERT_TRUE(t.cache_resident);
     EXPECT_DOUBLE_EQ(t.cache_resident->private_cache_bytes, 128.0 * 1024.0);
-    EXPECT_NE(r.out.find("no residual add timed both within it"), std::string::npos) << r.out;  // the tiny grid has none
+    EXPECT_NE(r.out.find("no residual add timed both within it"), std::string::npos)
+        << r.out;  // the tiny grid has none
     for (const auto& e : t.cache_resident->efficiency) EXPECT_GE(e.private_cache_speedup, 1.0);
     r = run("calibrate " + cold + " --cache-resident " + warm + " --cache-mib 1 --private-cache-kib 1024 -o " +
             testing::TempDir() + "never.toml");
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find("--private-cache-kib"), std::string::npos) << r.out;
     // Swapped: the cold profile rotates beyond the cache, so it is not cache-resident.
-    r = run("calibrate " + warm + " --cache-resident " + cold + " --cache-mib 1 -o " + testing::TempDir() + "never.toml");
+    r = run("calibrate " + warm + " --cache-resident " + cold + " --cache-mib 1 -o " + testing::TempDir() +
+            "never.toml");
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find("provenance.rotate_bytes"), std::string::npos) << r.out;
 }
@@ -120,7 +123,8 @@ TEST(ProfileCli, CudaWithoutGpuExitsTwo) {
 }
 
 TEST(ProfileCli, GridForAnotherDeviceExitsTwo) {
-    const std::string grid = write_temp("cuda_grid.toml", "[grid]\ndevice = \"cuda\"\n[[gemm]]\nm=[1]\nn=[1]\nkd=[1]\n");
+    const std::string grid =
+        write_temp("cuda_grid.toml", "[grid]\ndevice = \"cuda\"\n[[gemm]]\nm=[1]\nn=[1]\nkd=[1]\n");
     const Result r = run("profile --device cpu --grid " + grid + " -o " + testing::TempDir() + "never.toml");
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find("grid.device"), std::string::npos) << r.out;

@@ -42,11 +42,11 @@ TEST(CuptiHost, ReportsUnknownMetricsAndMultiPassSets) {
     EXPECT_EQ(bad.missing, std::vector<std::string>{"no__such_metric.sum"});
     // Pass counts checked with the Host API (docs/references.md, CUPTI): adding FP32 instruction
     // counters to DRAM bytes needs a second pass; sm__throughput alone needs 8.
-    const MetricCheck two = cupti_check_metrics(
-        "GH100", {"gpu__time_duration.sum", "dram__bytes_read.sum", "dram__bytes_write.sum",
-                  "smsp__sass_thread_inst_executed_op_ffma_pred_on.sum",
-                  "smsp__sass_thread_inst_executed_op_fadd_pred_on.sum",
-                  "smsp__sass_thread_inst_executed_op_fmul_pred_on.sum"});
+    const MetricCheck two =
+        cupti_check_metrics("GH100", {"gpu__time_duration.sum", "dram__bytes_read.sum", "dram__bytes_write.sum",
+                                      "smsp__sass_thread_inst_executed_op_ffma_pred_on.sum",
+                                      "smsp__sass_thread_inst_executed_op_fadd_pred_on.sum",
+                                      "smsp__sass_thread_inst_executed_op_fmul_pred_on.sum"});
     EXPECT_EQ(two.passes, 2) << two.error;
     EXPECT_EQ(cupti_check_metrics("GH100", {"sm__throughput.avg.pct_of_peak_sustained_elapsed"}).passes, 8);
 }

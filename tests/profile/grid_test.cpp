@@ -130,8 +130,9 @@ TEST(Grid, ElementwiseTablesExpandTheTrainersOps) {
 }
 
 TEST(Grid, ModelShapesComeFromBundledConfigs) {
-    const Grid g = load_grid(write_temp("grid_model.toml", "[grid]\ndevice = \"cuda\"\ndtype = \"bf16\"\n"
-                                                           "[[layer]]\nmodel = \"mixtral-8x7b\"\ntokens_per_expert = [1]\n"));
+    const Grid g =
+        load_grid(write_temp("grid_model.toml", "[grid]\ndevice = \"cuda\"\ndtype = \"bf16\"\n"
+                                                "[[layer]]\nmodel = \"mixtral-8x7b\"\ntokens_per_expert = [1]\n"));
     ASSERT_EQ(g.layers.size(), 1u);
     EXPECT_EQ(g.layers[0].d, 4096);
     EXPECT_EQ(g.layers[0].f, 14336);
@@ -154,13 +155,15 @@ TEST(Grid, BadInputNamesFileAndKey) {
     expect_error("[grid]\nreps = 5\nrepz = 3\n[[gemm]]\nm=[1]\nn=[1]\nkd=[1]\n", "grid.repz");
     expect_error("[grid]\n[[layer]]\nd=8\nf=8\nexperts=[2]\ntop_k=[4]\ntokens_per_expert=[1]\n", "top_k");
     expect_error("[grid]\n[[layer]]\nd=8\nf=8\nexperts=[2]\ntop_k=[1]\ntokens_per_expert=[1]\nops=[\"fc3\"]\n", "ops");
-    expect_error("[grid]\n[[layer]]\nd=8\nf=8\nexperts=[2]\ntop_k=[1]\ntokens_per_expert=[1]\nhistograms=[\"zipf:x\"]\n",
-                 "histograms");
+    expect_error(
+        "[grid]\n[[layer]]\nd=8\nf=8\nexperts=[2]\ntop_k=[1]\ntokens_per_expert=[1]\nhistograms=[\"zipf:x\"]\n",
+        "histograms");
     expect_error("[grid]\ndtype = \"bf16\"\n[[gemm]]\nm=[1]\nn=[1]\nkd=[1]\n", "dtype");
     expect_error("[grid]\n[[gemm]]\nm=[0]\nn=[1]\nkd=[1]\n", "m");
     expect_error("[grid]\n", "layer");
     expect_error("[grid]\n[[elementwise]]\nrows=[512]\nd=[24]\n", "elementwise[0].d");  // not a multiple of 16
-    expect_error("[grid]\ndevice = \"cuda\"\ndtype = \"bf16\"\n[[elementwise]]\nrows=[512]\nd=[32]\n", "CPU grids only");
+    expect_error("[grid]\ndevice = \"cuda\"\ndtype = \"bf16\"\n[[elementwise]]\nrows=[512]\nd=[32]\n",
+                 "CPU grids only");
 }
 
 TEST(Histogram, UniformSplitsEvenly) {

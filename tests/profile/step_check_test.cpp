@@ -29,11 +29,11 @@ double cpu_seconds() {
 // The tiny study model: D 64, 1 layer, 1 head of 64, GLU experts of 4 D, E 4, K 1, sequences of 128.
 train::TrainConfig tiny_config() {
     const std::string root = MOECAST_SOURCE_DIR;
-    return train::load_train_config(
-        root + "/configs/train/default.toml",
-        {"data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]", "model.d_model=64", "model.layers=1",
-         "model.attention.heads=1", "model.moe.expert_ffn=256", "model.seq_len=128", "train.batch_tokens=2048",
-         "train.micro_batch_tokens=512", "train.threads=2"});
+    return train::load_train_config(root + "/configs/train/default.toml",
+                                    {"data.train=[\"" + root + "/tests/data/emma-excerpt.txt\"]", "model.d_model=64",
+                                     "model.layers=1", "model.attention.heads=1", "model.moe.expert_ffn=256",
+                                     "model.seq_len=128", "train.batch_tokens=2048", "train.micro_batch_tokens=512",
+                                     "train.threads=2"});
 }
 
 const char* kTinyGrid = R"([grid]
@@ -73,8 +73,7 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
     co.cpu_time = true;
     co.tile_candidates = {{1, 1}, {16, 1}};
     const sim::Calibration cal = sim::calibrate(measured, {grid}, base, co);
-    const std::string profile_text =
-        sim::calibrated_profile_string(sim::parse_toml_file(base.source), cal, "cpu-tiny");
+    const std::string profile_text = sim::calibrated_profile_string(sim::parse_toml_file(base.source), cal, "cpu-tiny");
     const sim::HardwareProfile hw = sim::hardware_from_toml_string(profile_text, "cpu-tiny.toml");
 
     const train::TrainConfig c = tiny_config();
@@ -97,7 +96,8 @@ TEST(StepCheck, CalibratePredictMeasureOnTinyTrainer) {
     // Per step: CPU seconds over the lanes is the step time with the cores to themselves.
     const double measured_s = cpu / steps / c.threads;
     std::printf("tiny trainer step: predicted %.3g s, measured %.3g s (CPU time / threads; wall %.3g s), "
-                "error %+.1f%%\n", pred.step_s, measured_s, wall / steps, 100 * (pred.step_s / measured_s - 1));
+                "error %+.1f%%\n",
+                pred.step_s, measured_s, wall / steps, 100 * (pred.step_s / measured_s - 1));
     std::printf("  step part    predicted  measured (ms; measured: thread CPU time, mean lane)\n");
     for (int i = 0; i < sim::kStepPartCount; ++i) {
         const auto p = static_cast<sim::StepPart>(i);

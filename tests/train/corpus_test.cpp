@@ -129,8 +129,8 @@ TEST(Optimizer, WarmupThenCosine) {
     const LrSchedule s{1.0, 110, 10, 0.1};
     EXPECT_DOUBLE_EQ(s.at(0), 0.1);
     EXPECT_DOUBLE_EQ(s.at(9), 1.0);
-    EXPECT_DOUBLE_EQ(s.at(10), 1.0);                               // cosine starts at the peak
-    EXPECT_NEAR(s.at(10 + 99), 0.1, 1e-15);                        // and ends at min_fraction
+    EXPECT_DOUBLE_EQ(s.at(10), 1.0);         // cosine starts at the peak
+    EXPECT_NEAR(s.at(10 + 99), 0.1, 1e-15);  // and ends at min_fraction
     EXPECT_NEAR(s.at(10 + 33), 0.1 + 0.9 * 0.5 * (1 + std::cos(std::numbers::pi / 3)), 1e-12);
 }
 

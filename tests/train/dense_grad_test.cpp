@@ -32,8 +32,7 @@ double dot(const Vec& a, const Vec& b) {
 }
 
 // Checks analytic[i] against (f(x + h e_i) - f(x - h e_i)) / 2h for every i.
-void expect_grad(Vec& x, const Vec& analytic, const std::function<double()>& f, const char* what,
-                 double tol = 1e-6) {
+void expect_grad(Vec& x, const Vec& analytic, const std::function<double()>& f, const char* what, double tol = 1e-6) {
     ASSERT_EQ(x.size(), analytic.size());
     const double h = 1e-5;
     double worst = 0;
@@ -157,7 +156,8 @@ TEST(DenseGrad, AddToAddsEveryElement) {
     const Vec dst0 = random_vec(n, 11), src = random_vec(n, 12);
     Vec dst = dst0;
     add_to<Cpu, double>(ctx, dst.data(), src.data(), n);
-    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(dst[static_cast<size_t>(i)], dst0[static_cast<size_t>(i)] + src[static_cast<size_t>(i)]);
+    for (int64_t i = 0; i < n; ++i)
+        EXPECT_EQ(dst[static_cast<size_t>(i)], dst0[static_cast<size_t>(i)] + src[static_cast<size_t>(i)]);
 }
 
 TEST(DenseGrad, CausalAttention) {

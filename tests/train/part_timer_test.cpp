@@ -27,7 +27,7 @@ TEST(PartTimer, ChargesEachIntervalToItsPart) {
     t.start(StepPart::combine);  // closes the router interval
     spin(0.002);
     t.stop();
-    t.stop();  // a second stop charges nothing
+    t.stop();     // a second stop charges nothing
     spin(0.003);  // not timed
     EXPECT_GE(t.seconds(StepPart::router), 0.004);
     EXPECT_GE(t.seconds(StepPart::combine), 0.002);

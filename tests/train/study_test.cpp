@@ -31,8 +31,7 @@ struct InSourceDir {  // study paths are relative to the repository root
 };
 
 fs::path temp_dir(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() /
-                       ("moecast-study-test-" + name + "-" + std::to_string(::getpid()));
+    const fs::path p = fs::temp_directory_path() / ("moecast-study-test-" + name + "-" + std::to_string(::getpid()));
     fs::remove_all(p);
     fs::create_directories(p);
     return p;
@@ -57,8 +56,7 @@ TEST(Study, SmokePlanExpandsTheGrid) {
     const auto runs = train::plan_study(s, out.string());
     ASSERT_EQ(runs.size(), 4u * 3u * 3u);  // budgets x shapes x sparsities
     std::set<std::string> hashes;
-    for (const auto& r : runs)
-        hashes.insert(r.hash);
+    for (const auto& r : runs) hashes.insert(r.hash);
     EXPECT_EQ(hashes.size(), runs.size());
     // Canonical order: budget, shape, sparsity. Run 4 = budget 3e9, shape 1x32, E = 2 K = 1.
     const train::StudyRun& r = runs[4];
@@ -108,8 +106,7 @@ TEST(Study, ShardsPartitionTheRuns) {
     EXPECT_THROW(train::parse_shard("a/3", i, n), sim::InputError);
     for (size_t run = 0; run < 37; ++run) {
         int owners = 0;
-        for (int k = 0; k < 3; ++k)
-            owners += train::in_shard(run, k, 3) ? 1 : 0;
+        for (int k = 0; k < 3; ++k) owners += train::in_shard(run, k, 3) ? 1 : 0;
         EXPECT_EQ(owners, 1) << run;
     }
 }
@@ -158,8 +155,7 @@ TEST(Study, DriverSkipsDoneAndLockedRuns) {
 
 TEST(Study, BadStudiesNameTheKey) {
     const fs::path dir = temp_dir("bad");
-    const std::string base =
-        "train = \"" + std::string(MOECAST_SOURCE_DIR) + "/configs/train/default.toml\"\n";
+    const std::string base = "train = \"" + std::string(MOECAST_SOURCE_DIR) + "/configs/train/default.toml\"\n";
     auto key_of = [&](const std::string& text) {
         try {
             train::load_study(write(dir / "s.toml", text));
@@ -170,19 +166,14 @@ TEST(Study, BadStudiesNameTheKey) {
     };
     const std::string ok_budget = "[[budget]]\nflops = 1e9\nshapes = [[1, 32]]\n";
     EXPECT_EQ(key_of(base + "colour = 3\nsparsities = [[1, 1]]\n" + ok_budget), "colour");
-    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "colour = 3\n"),
-              "budget.colour");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "colour = 3\n"), "budget.colour");
     EXPECT_EQ(key_of(base + "sparsities = [[1, 2]]\n" + ok_budget), "sparsities");
     EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n"), "budget");
-    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n[[budget]]\nflops = 1e9\nshapes = [[1]]\n"),
-              "budget.shapes");
-    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget +
-                     "[holdout]\nflops = 1e8\nshapes = [[1, 32]]\n"),
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n[[budget]]\nflops = 1e9\nshapes = [[1]]\n"), "budget.shapes");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[holdout]\nflops = 1e8\nshapes = [[1, 32]]\n"),
               "holdout.flops");
-    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n[[budget]]\nflops = 1e9\nshapes = [[1, 40]]\n"),
-              "shapes");
-    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"nope\"\n"),
-              "fit.law");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n[[budget]]\nflops = 1e9\nshapes = [[1, 40]]\n"), "shapes");
+    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"nope\"\n"), "fit.law");
     // Law selection: candidates must be forms, and only with law = "auto".
     EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget +
                      "[fit]\nlaw = \"auto\"\ncandidates = [\"chinchilla\", \"nope\"]\n"),
@@ -201,8 +192,9 @@ TEST(Study, BadStudiesNameTheKey) {
               "fit.fit_windows");
     EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"auto\"\nfit_windows = []\n"),
               "fit.fit_windows");
-    EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"chinchilla\"\nfit_windows = [0, 2]\n"),
-              "fit.fit_windows");
+    EXPECT_EQ(
+        key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"chinchilla\"\nfit_windows = [0, 2]\n"),
+        "fit.fit_windows");
     EXPECT_EQ(key_of(base + "sparsities = [[1, 1]]\n" + ok_budget + "[fit]\nlaw = \"chinchilla\"\nfit_windows = [2]\n"),
               "<no error>");
     fs::remove_all(dir);

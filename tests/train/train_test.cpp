@@ -49,8 +49,10 @@ log_every = 5
 eval_tokens = 1024
 checkpoint_every = 4
 [data]
-train = [")" + kEmma + R"("]
-out_dir = ")" + out_dir + "\"\n";
+train = [")" +
+           kEmma + R"("]
+out_dir = ")" +
+           out_dir + "\"\n";
 }
 
 train::TrainConfig tiny(const std::string& name, const std::vector<std::string>& overrides = {}) {
@@ -124,7 +126,8 @@ TEST(Train, BudgetSpentToWithinOneStep) {
     // Training FLOPs per token of the tiny model, by hand (sim/model/count conventions: 2 FLOPs per
     // multiply-add, backward = 2 x forward, causal attention over (S + 1) / 2 keys on average).
     const double d = 32, h = 2, hd = 16, s = 32, e = 4, k = 2, f = 64, v = 256, l = 2;
-    const double forward = l * (2 * 4 * d * d + 2 * h * 2 * hd * (s + 1) / 2 + 2 * d * e + 2 * k * 3 * d * f) + 2 * d * v;
+    const double forward =
+        l * (2 * 4 * d * d + 2 * h * 2 * hd * (s + 1) / 2 + 2 * d * e + 2 * k * 3 * d * f) + 2 * d * v;
     const double budget = 3.3e9;
     const train::RunSummary r = train::run_training(tiny("budget", {"train.steps=0", "train.budget_flops=3.3e9"}));
     EXPECT_DOUBLE_EQ(r.flops_per_token, 3 * forward);
@@ -158,8 +161,8 @@ TEST(Train, RunFolderOutputs) {
     const json result = json::parse(train::read_file(r.run_dir + "/result.json"));
     const json& parts = result.at("step_parts_s");
     double sum = 0;
-    for (const char* p : {"attention", "dense_gemm", "elementwise", "router", "dispatch", "expert_gemm", "combine",
-                          "optimizer"}) {
+    for (const char* p :
+         {"attention", "dense_gemm", "elementwise", "router", "dispatch", "expert_gemm", "combine", "optimizer"}) {
         EXPECT_GT(parts.at(p).get<double>(), 0.0) << p;
         sum += parts.at(p).get<double>();
     }
@@ -168,8 +171,8 @@ TEST(Train, RunFolderOutputs) {
 }
 
 TEST(Train, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
-    const train::RunSummary r = train::run_training(tiny("nan", {"train.lr=1e12", "train.grad_clip=0", "train.steps=40",
-                                                                 "train.checkpoint_every=1"}));
+    const train::RunSummary r = train::run_training(
+        tiny("nan", {"train.lr=1e12", "train.grad_clip=0", "train.steps=40", "train.checkpoint_every=1"}));
     ASSERT_EQ(r.status, "non-finite");
     EXPECT_NE(r.message.find("non-finite"), std::string::npos) << r.message;
     EXPECT_TRUE(fs::exists(r.run_dir + "/failure.json"));

@@ -58,7 +58,8 @@ void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, 
             g_kernels.push_back({k->correlationId, k->start, k->end, k->name ? k->name : "?"});
         } else if (record->kind == CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
             const auto* e = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(record);
-            if (e->externalKind == CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0) g_external[e->correlationId] = e->externalId;
+            if (e->externalKind == CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0)
+                g_external[e->correlationId] = e->externalId;
         }
     }
     size_t dropped = 0;
@@ -85,7 +86,8 @@ public:
             throw DeviceUnavailable("cannot create a CUDA context on device 0");
         check(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed), "cuptiActivityRegisterCallbacks");
         check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "cuptiActivityEnable(CONCURRENT_KERNEL)");
-        check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION), "cuptiActivityEnable(EXTERNAL_CORRELATION)");
+        check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION),
+              "cuptiActivityEnable(EXTERNAL_CORRELATION)");
         // External-correlation records are emitted for recorded API calls only: record the runtime
         // and driver APIs too (cuBLAS launches through the driver); buffer_completed ignores them.
         check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_RUNTIME), "cuptiActivityEnable(RUNTIME)");
@@ -125,7 +127,9 @@ public:
         cuptiGetVersion(&cupti);
         p.driver = "CUDA driver " + std::to_string(driver) + ", runtime " + std::to_string(runtime) + ", CUPTI API " +
                    std::to_string(cupti) + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
-                   (range_ ? ", counters on " + range_->chip() : counter_error_.empty() ? "" : ", counters off: " + counter_error_);
+                   (range_                   ? ", counters on " + range_->chip()
+                    : counter_error_.empty() ? ""
+                                             : ", counters off: " + counter_error_);
         p.clocks = device_attribute_text(0);
         p.parallel_units = prop.multiProcessorCount;
         p.cache_bytes = prop.l2CacheSize;
@@ -145,7 +149,8 @@ public:
         std::vector<std::pair<uint64_t, uint64_t>> windows(static_cast<size_t>(o.reps));
         for (int64_t r = 0; r < o.reps; ++r) {
             cuptiGetTimestamp(&windows[static_cast<size_t>(r)].first);
-            check(cuptiActivityPushExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, base + static_cast<uint64_t>(r)),
+            check(cuptiActivityPushExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0,
+                                                         base + static_cast<uint64_t>(r)),
                   "cuptiActivityPushExternalCorrelationId");
             runner.run(slot++ % slots);
             uint64_t popped = 0;
@@ -170,7 +175,8 @@ public:
         std::set<std::string> seen;
         for (const auto& k : kernels) {
             auto it = external.find(k.correlation);
-            if (it == external.end() || it->second < base || it->second >= base + static_cast<uint64_t>(o.reps)) continue;
+            if (it == external.end() || it->second < base || it->second >= base + static_cast<uint64_t>(o.reps))
+                continue;
             auto [s, inserted] = span.try_emplace(it->second, k.start_ns, k.end_ns);
             if (!inserted) {
                 s->second.first = std::min(s->second.first, k.start_ns);
@@ -214,7 +220,8 @@ public:
                 s.counters = range_->measure([&] { runner.run(0); });
                 s.counters["gpu_time_s"] *= 1e-9;  // gpu__time_duration is in ns
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "profile: warning: counters for %s failed: %s\n", spec.meta.kernel.c_str(), e.what());
+                std::fprintf(stderr, "profile: warning: counters for %s failed: %s\n", spec.meta.kernel.c_str(),
+                             e.what());
             }
             check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "cuptiActivityEnable");
             drain();
@@ -225,7 +232,8 @@ public:
 private:
     static void sync(const char* what) {
         const cudaError_t e = cudaDeviceSynchronize();
-        if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA error after ") + what + ": " + cudaGetErrorString(e));
+        if (e != cudaSuccess)
+            throw std::runtime_error(std::string("CUDA error after ") + what + ": " + cudaGetErrorString(e));
     }
     static void drain() {
         cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);

@@ -40,8 +40,7 @@ struct DeviceBuffer {
 using Buf = std::shared_ptr<DeviceBuffer>;
 
 // Values in [-1, 1): a 64 KiB host block copied, then the filled prefix doubled on the device.
-template <class T>
-Buf random_buffer(int64_t n, uint64_t seed) {
+template <class T> Buf random_buffer(int64_t n, uint64_t seed) {
     auto b = std::make_shared<DeviceBuffer>(sizeof(T) * static_cast<size_t>(n));
     const int64_t block = std::min<int64_t>(n, 16384);
     std::vector<T> host(static_cast<size_t>(block));
@@ -66,8 +65,7 @@ Buf random_buffer(int64_t n, uint64_t seed) {
     return b;
 }
 
-template <class T>
-Buf empty_buffer(int64_t n) {
+template <class T> Buf empty_buffer(int64_t n) {
     return std::make_shared<DeviceBuffer>(sizeof(T) * static_cast<size_t>(n));
 }
 
@@ -82,8 +80,7 @@ struct LayerSet {
     std::array<Buf, kBufferCount> data;
     Buf idx, tokens, offsets, row_to_slot, slot_to_row;
 
-    template <class T>
-    LayerPointers<T> pointers() const {
+    template <class T> LayerPointers<T> pointers() const {
         LayerPointers<T> p;
         for (int i = 0; i < kBufferCount; ++i) {
             const Buf& b = data[static_cast<size_t>(i)];
@@ -168,11 +165,10 @@ CaseSpec gemm_spec(const GemmCase& c, const Grid& grid, std::shared_ptr<CudaCont
             const cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
             const float alpha = 1.0f, beta = 0.0f;
             // Row-major C (M, N) = A (M, Kd) B (Kd, N) is column-major C^T = B^T A^T.
-            const cublasStatus_t st = cublasGemmEx(ctx->cublas(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n),
-                                                   static_cast<int>(m), static_cast<int>(kd), &alpha, s.w->ptr, type,
-                                                   static_cast<int>(n), s.x->ptr, type, static_cast<int>(kd), &beta,
-                                                   s.y->ptr, type, static_cast<int>(n), CUBLAS_COMPUTE_32F,
-                                                   CUBLAS_GEMM_DEFAULT);
+            const cublasStatus_t st = cublasGemmEx(
+                ctx->cublas(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m), static_cast<int>(kd),
+                &alpha, s.w->ptr, type, static_cast<int>(n), s.x->ptr, type, static_cast<int>(kd), &beta, s.y->ptr,
+                type, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
             if (st != CUBLAS_STATUS_SUCCESS)
                 throw std::runtime_error(std::string("cublasGemmEx: ") + cublasGetStatusString(st));
         };
@@ -185,8 +181,9 @@ CaseSpec gemm_spec(const GemmCase& c, const Grid& grid, std::shared_ptr<CudaCont
 
 std::vector<CaseSpec> cuda_cases(const Grid& grid) {
     if (!grid.attention.empty() || !grid.norms.empty())
-        throw sim::InputError(grid.path, 0, grid.attention.empty() ? "norm" : "attention",
-                              "the CUDA backend profiles MoE-layer ops and GEMMs only (no CUDA attention or norm kernels)");
+        throw sim::InputError(
+            grid.path, 0, grid.attention.empty() ? "norm" : "attention",
+            "the CUDA backend profiles MoE-layer ops and GEMMs only (no CUDA attention or norm kernels)");
     auto ctx = std::make_shared<CudaContext>(0);
     std::vector<CaseSpec> out;
     uint64_t seed = static_cast<uint64_t>(grid.seed) * 1000003ull;

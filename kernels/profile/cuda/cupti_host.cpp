@@ -29,7 +29,8 @@ const std::vector<std::string>& counter_keys() {
 }
 
 std::vector<std::string> cupti_supported_chips(std::string* error) {
-    auto p = cupti_params<CUpti_Profiler_Host_GetSupportedChips_Params>(CUpti_Profiler_Host_GetSupportedChips_Params_STRUCT_SIZE);
+    auto p = cupti_params<CUpti_Profiler_Host_GetSupportedChips_Params>(
+        CUpti_Profiler_Host_GetSupportedChips_Params_STRUCT_SIZE);
     const CUptiResult r = cuptiProfilerHostGetSupportedChips(&p);
     std::vector<std::string> out;
     if (r != CUPTI_SUCCESS) {
@@ -65,7 +66,8 @@ CuptiHost::~CuptiHost() {
 }
 
 bool CuptiHost::has_metric(const std::string& metric) {
-    auto p = cupti_params<CUpti_Profiler_Host_GetMetricProperties_Params>(CUpti_Profiler_Host_GetMetricProperties_Params_STRUCT_SIZE);
+    auto p = cupti_params<CUpti_Profiler_Host_GetMetricProperties_Params>(
+        CUpti_Profiler_Host_GetMetricProperties_Params_STRUCT_SIZE);
     p.pHostObject = impl_->obj;
     p.pMetricName = metric.c_str();
     return cuptiProfilerHostGetMetricProperties(&p) == CUPTI_SUCCESS;
@@ -74,18 +76,21 @@ bool CuptiHost::has_metric(const std::string& metric) {
 std::vector<uint8_t> CuptiHost::config_image(const std::vector<std::string>& metrics) {
     std::vector<const char*> names;
     for (const auto& m : metrics) names.push_back(m.c_str());
-    auto add = cupti_params<CUpti_Profiler_Host_ConfigAddMetrics_Params>(CUpti_Profiler_Host_ConfigAddMetrics_Params_STRUCT_SIZE);
+    auto add = cupti_params<CUpti_Profiler_Host_ConfigAddMetrics_Params>(
+        CUpti_Profiler_Host_ConfigAddMetrics_Params_STRUCT_SIZE);
     add.pHostObject = impl_->obj;
     add.ppMetricNames = names.data();
     add.numMetrics = names.size();
     CUptiResult r = cuptiProfilerHostConfigAddMetrics(&add);
     if (r != CUPTI_SUCCESS) throw std::runtime_error(cupti_error(r, "cuptiProfilerHostConfigAddMetrics"));
-    auto size = cupti_params<CUpti_Profiler_Host_GetConfigImageSize_Params>(CUpti_Profiler_Host_GetConfigImageSize_Params_STRUCT_SIZE);
+    auto size = cupti_params<CUpti_Profiler_Host_GetConfigImageSize_Params>(
+        CUpti_Profiler_Host_GetConfigImageSize_Params_STRUCT_SIZE);
     size.pHostObject = impl_->obj;
     r = cuptiProfilerHostGetConfigImageSize(&size);
     if (r != CUPTI_SUCCESS) throw std::runtime_error(cupti_error(r, "cuptiProfilerHostGetConfigImageSize"));
     std::vector<uint8_t> image(size.configImageSize);
-    auto get = cupti_params<CUpti_Profiler_Host_GetConfigImage_Params>(CUpti_Profiler_Host_GetConfigImage_Params_STRUCT_SIZE);
+    auto get =
+        cupti_params<CUpti_Profiler_Host_GetConfigImage_Params>(CUpti_Profiler_Host_GetConfigImage_Params_STRUCT_SIZE);
     get.pHostObject = impl_->obj;
     get.configImageSize = image.size();
     get.pConfigImage = image.data();
@@ -99,7 +104,8 @@ std::vector<double> CuptiHost::evaluate(const std::vector<uint8_t>& counter_data
     std::vector<const char*> names;
     for (const auto& m : metrics) names.push_back(m.c_str());
     std::vector<double> values(metrics.size(), 0.0);
-    auto p = cupti_params<CUpti_Profiler_Host_EvaluateToGpuValues_Params>(CUpti_Profiler_Host_EvaluateToGpuValues_Params_STRUCT_SIZE);
+    auto p = cupti_params<CUpti_Profiler_Host_EvaluateToGpuValues_Params>(
+        CUpti_Profiler_Host_EvaluateToGpuValues_Params_STRUCT_SIZE);
     p.pHostObject = impl_->obj;
     p.pCounterDataImage = counter_data.data();
     p.counterDataImageSize = counter_data.size();
@@ -122,7 +128,8 @@ MetricCheck cupti_check_metrics(const std::string& chip, const std::vector<std::
             if (!host.has_metric(m)) c.missing.push_back(m);
         if (!c.missing.empty()) return c;
         std::vector<uint8_t> image = host.config_image(metrics);
-        auto p = cupti_params<CUpti_Profiler_Host_GetNumOfPasses_Params>(CUpti_Profiler_Host_GetNumOfPasses_Params_STRUCT_SIZE);
+        auto p = cupti_params<CUpti_Profiler_Host_GetNumOfPasses_Params>(
+            CUpti_Profiler_Host_GetNumOfPasses_Params_STRUCT_SIZE);
         p.configImageSize = image.size();
         p.pConfigImage = image.data();
         const CUptiResult r = cuptiProfilerHostGetNumOfPasses(&p);

@@ -11,8 +11,7 @@
 namespace moecast::kernels::profile {
 
 // A zeroed CUPTI parameter struct with its structSize set (every CUPTI call takes one).
-template <class P>
-P cupti_params(size_t struct_size) {
+template <class P> P cupti_params(size_t struct_size) {
     P p{};
     p.structSize = struct_size;
     return p;

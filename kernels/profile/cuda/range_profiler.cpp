@@ -80,7 +80,8 @@ RangeProfiler::RangeProfiler(int device, const std::vector<std::string>& metrics
     check(cuptiProfilerGetCounterAvailability(&avail), "cuptiProfilerGetCounterAvailability");
     s.host = std::make_unique<CuptiHost>(s.chip, s.availability.data());
     s.config = s.host->config_image(s.metrics);
-    auto np = cupti_params<CUpti_Profiler_Host_GetNumOfPasses_Params>(CUpti_Profiler_Host_GetNumOfPasses_Params_STRUCT_SIZE);
+    auto np =
+        cupti_params<CUpti_Profiler_Host_GetNumOfPasses_Params>(CUpti_Profiler_Host_GetNumOfPasses_Params_STRUCT_SIZE);
     np.configImageSize = s.config.size();
     np.pConfigImage = s.config.data();
     check(cuptiProfilerHostGetNumOfPasses(&np), "cuptiProfilerHostGetNumOfPasses");
@@ -143,11 +144,13 @@ std::map<std::string, double> RangeProfiler::measure(const std::function<void()>
     start.pRangeProfilerObject = s.object;
     check(cuptiRangeProfilerStart(&start), "cuptiRangeProfilerStart");
     launch();
-    if (cudaDeviceSynchronize() != cudaSuccess) throw std::runtime_error("cudaDeviceSynchronize after a counter pass failed");
+    if (cudaDeviceSynchronize() != cudaSuccess)
+        throw std::runtime_error("cudaDeviceSynchronize after a counter pass failed");
     auto stop = cupti_params<CUpti_RangeProfiler_Stop_Params>(CUpti_RangeProfiler_Stop_Params_STRUCT_SIZE);
     stop.pRangeProfilerObject = s.object;
     check(cuptiRangeProfilerStop(&stop), "cuptiRangeProfilerStop");
-    auto decode = cupti_params<CUpti_RangeProfiler_DecodeData_Params>(CUpti_RangeProfiler_DecodeData_Params_STRUCT_SIZE);
+    auto decode =
+        cupti_params<CUpti_RangeProfiler_DecodeData_Params>(CUpti_RangeProfiler_DecodeData_Params_STRUCT_SIZE);
     decode.pRangeProfilerObject = s.object;
     check(cuptiRangeProfilerDecodeData(&decode), "cuptiRangeProfilerDecodeData");
     auto info = cupti_params<CUpti_RangeProfiler_GetCounterDataInfo_Params>(

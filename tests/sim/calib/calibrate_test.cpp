@@ -21,7 +21,7 @@ KernelSample grouped(const std::string& kernel, std::vector<int64_t> tokens, int
     s.dims = {{"N", n}, {"Kd", kd}};
     s.matmul = true;
     const OpCost c = kernel.find("wgrad") != std::string::npos ? grouped_gemm_wgrad_cost(tokens, n, kd, 4)
-                                                                : grouped_gemm_cost(tokens, n, kd, 4);
+                                                               : grouped_gemm_cost(tokens, n, kd, 4);
     s.flops = c.flops;
     s.bytes = c.bytes;
     return s;
@@ -33,19 +33,20 @@ TEST(SampleKernel, GroupedTilesByHand) {
     e.tile_n = 128;
     e.launch_per_group = true;
     // Experts with 5, 0 and 130 rows: ceil(5/64) + ceil(130/64) = 1 + 3 row tiles, x ceil(256/128) = 2.
-    const SampleKernel k = sample_kernel(grouped("fc1", {5, 0, 130}, 256, 32), KernelClass::grouped_gemm, e,
-                                         Precision::fp32);
+    const SampleKernel k =
+        sample_kernel(grouped("fc1", {5, 0, 130}, 256, 32), KernelClass::grouped_gemm, e, Precision::fp32);
     EXPECT_DOUBLE_EQ(k.shape.tiles, 8);
     EXPECT_DOUBLE_EQ(k.shape.useful_fraction, 135.0 * 256 / (8 * 64 * 128));
     EXPECT_DOUBLE_EQ(k.shape.launches, 2);  // the empty expert launches nothing
     // wgrad: each active expert owns a (Kd=100, N=256) output: ceil(100/64) x 2 = 4 tiles.
-    const SampleKernel w = sample_kernel(grouped("fc1_wgrad", {5, 0, 130}, 256, 100), KernelClass::grouped_gemm, e,
-                                         Precision::fp32);
+    const SampleKernel w =
+        sample_kernel(grouped("fc1_wgrad", {5, 0, 130}, 256, 100), KernelClass::grouped_gemm, e, Precision::fp32);
     EXPECT_DOUBLE_EQ(w.shape.tiles, 8);
     EXPECT_DOUBLE_EQ(w.shape.useful_fraction, 2.0 * 100 * 256 / (8 * 64 * 128));
     e.launch_per_group = false;
-    EXPECT_DOUBLE_EQ(sample_kernel(grouped("fc1", {5, 0, 130}, 256, 32), KernelClass::grouped_gemm, e,
-                                   Precision::fp32).shape.launches, 1);
+    EXPECT_DOUBLE_EQ(sample_kernel(grouped("fc1", {5, 0, 130}, 256, 32), KernelClass::grouped_gemm, e, Precision::fp32)
+                         .shape.launches,
+                     1);
 }
 
 TEST(SampleKernel, GemmTilesByHand) {
@@ -102,8 +103,8 @@ TEST(SampleKernel, CombineClassKernelsTakeTheirOwnCounts) {
     s.dims = {{"T", 100}, {"D", 8}, {"K", 3}};
     const HardwareProfile hw = load_hardware("cpu-template");
     const std::pair<const char*, OpCost> cases[] = {{"combine", combine_cost(100, 3, 8, 4)},
-                                                     {"combine_bwd", combine_backward_cost(100, 3, 8, 4)},
-                                                     {"permute_bwd", permute_backward_cost(100, 3, 8, 4)}};
+                                                    {"combine_bwd", combine_backward_cost(100, 3, 8, 4)},
+                                                    {"permute_bwd", permute_backward_cost(100, 3, 8, 4)}};
     for (const auto& [kernel, cost] : cases) {
         s.kernel = kernel;
         const std::vector<SampleKernel> k = sample_kernels(s, KernelClass::combine, hw, Precision::fp32);
@@ -143,8 +144,8 @@ TEST(SampleKernel, RouterIsLogitsGemmPlusSoftmaxByHand) {
     // together: max(work, launches), not a sum of per-kernel maxima.
     HardwareProfile full = hw;
     full.efficiency[static_cast<size_t>(KernelClass::router)].launch_overlap = OverlapMode::full;
-    EXPECT_NEAR(predict_sample_s(s, KernelClass::router, full, Precision::bf16),
-                std::max(gemm + softmax, launches), 1e-15);
+    EXPECT_NEAR(predict_sample_s(s, KernelClass::router, full, Precision::bf16), std::max(gemm + softmax, launches),
+                1e-15);
 }
 
 // An attention sample is priced from its dims in the profile's kernel form, not from its stored
@@ -607,7 +608,8 @@ TEST(Calibrate, FitsTheCostOfAWrittenByteWhereTheShareOfWritesVaries) {
     EXPECT_LT(varied.heldout_median_ape, 1e-3);
     // One K: one share of writes (up to the index bytes), which the memory fraction already prices
     // to within a fraction of a percent; no write cost fitted.
-    const Calibration one_cal = calibrate(profile({2}, {16, 32, 64, 128, 256, 512, 1024, 2048}), {"synthetic.toml"}, base);
+    const Calibration one_cal =
+        calibrate(profile({2}, {16, 32, 64, 128, 256, 512, 1024, 2048}), {"synthetic.toml"}, base);
     const ClassReport one = permute_report(one_cal);
     EXPECT_DOUBLE_EQ(one.efficiency.write_cost, 1.0);
     EXPECT_LT(one.heldout_median_ape, 1e-2) << calibration_table(one_cal);
@@ -973,7 +975,7 @@ TEST(Calibrate, FitsThePrivateCacheSpeedupOfAResidentLevel) {
     Efficiency& g = truth.efficiency[static_cast<size_t>(KernelClass::elementwise)];
     g = Efficiency{};
     g.compute = 0.5;
-    g.memory = 0.3;  // 0.75 of the peak bandwidth in the private cache
+    g.memory = 0.3;     // 0.75 of the peak bandwidth in the private cache
     g.launch_s = 1e-9;  // a stream's rate in the cache is its bandwidth, not its call's fixed cost
     g.wave_quantization = false;
     g.private_cache_speedup = 2.5;

@@ -24,7 +24,9 @@ kv_heads = 4
 experts = 4
 top_k = 2
 expert_ffn = 32
-)", "tiny.toml"), "tiny.toml");
+)",
+                                             "tiny.toml"),
+                           "tiny.toml");
 }
 
 HardwareProfile device(double capacity_bytes) {
@@ -81,7 +83,7 @@ TEST(Memory, RecomputeOptions) {
     l.zero = 0;
     l.recompute = Recompute::selective;  // drops the core-attention output and the activation output
     EXPECT_DOUBLE_EQ(run(l).moe_layer.total(), kLayer - 16384 - 16384);
-    l.recompute = Recompute::full;       // layer inputs (128*64*2) plus one layer rebuilt at a time
+    l.recompute = Recompute::full;  // layer inputs (128*64*2) plus one layer rebuilt at a time
     EXPECT_DOUBLE_EQ(run(l).activations_bytes, 4 * 16384 + kLayer);
 }
 

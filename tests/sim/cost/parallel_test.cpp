@@ -33,13 +33,13 @@ TEST(Parallel, DeepSeekV3PublishedLayoutDerivesSizes) {
     resolve_layout(l, m, hw, "test");
     EXPECT_EQ(l.dp, 64);  // 1024 / (2 * 8)
     const StepShape s = step_shape(m, count_params(m), l);
-    EXPECT_EQ(s.micro_batches, 128);          // 8192 / (64 * 1)
+    EXPECT_EQ(s.micro_batches, 128);  // 8192 / (64 * 1)
     EXPECT_DOUBLE_EQ(s.tokens_mb, 4096.0);
-    EXPECT_DOUBLE_EQ(s.tokens_moe, 2048.0);   // sequence parallel splits tokens over tp
+    EXPECT_DOUBLE_EQ(s.tokens_moe, 2048.0);  // sequence parallel splits tokens over tp
     EXPECT_DOUBLE_EQ(s.layers, 61.0 / 8);
     EXPECT_DOUBLE_EQ(s.moe_layers, 58.0 / 8);
     EXPECT_EQ(s.experts_per_rank, 4);
-    EXPECT_EQ(s.edp_group.size, 2);           // tp*cp*dp / (ep*etp) = 128 / 64
+    EXPECT_EQ(s.edp_group.size, 2);  // tp*cp*dp / (ep*etp) = 128 / 64
     EXPECT_EQ(s.dp_group.stride, 2);
     EXPECT_EQ(s.pp_group.stride, 128);
     // Routed experts: 58 layers x 256 x 3 x 7168 x 2048 over ep*pp = 512 GPUs.

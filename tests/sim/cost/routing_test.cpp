@@ -63,7 +63,7 @@ TEST(Routing, BalancedIsExactlyTheMean) {
     RoutingSpec s;
     s.kind = RoutingKind::balanced;
     const RoutingLoad r = routing_load(s, 2048, 8, 256, 64);
-    EXPECT_DOUBLE_EQ(r.mean_rank_rows, 2048.0 * 8);         // tokens_per_rank * K
+    EXPECT_DOUBLE_EQ(r.mean_rank_rows, 2048.0 * 8);  // tokens_per_rank * K
     EXPECT_DOUBLE_EQ(r.mean_expert_rows, 2048.0 * 64 * 8 / 256);
     EXPECT_DOUBLE_EQ(r.max_rank_rows, r.mean_rank_rows);
     EXPECT_DOUBLE_EQ(r.rank_rows_computed, r.mean_rank_rows);
@@ -77,7 +77,10 @@ TEST(Routing, ExpectedMaxOfOneIsTheMean) {
 }
 
 TEST(Routing, UniformMaximaMatchMonteCarlo) {
-    struct Case { int64_t tokens_per_rank, k, e, ep; double tol; };
+    struct Case {
+        int64_t tokens_per_rank, k, e, ep;
+        double tol;
+    };
     for (const Case c : {Case{512, 8, 64, 8, 0.03}, Case{256, 2, 8, 2, 0.03}, Case{16, 2, 64, 8, 0.10},
                          Case{1024, 8, 128, 16, 0.03}}) {
         RoutingSpec s;  // uniform
@@ -119,7 +122,9 @@ TEST(Routing, CapacityFactorDropsAndPads) {
 TEST(Routing, RowTilesMatchMonteCarlo) {
     EXPECT_DOUBLE_EQ(expected_row_tiles(4096, 4, 128, true), 4 * 8.0);  // 1024 rows each = 8 tiles
     EXPECT_DOUBLE_EQ(expected_row_tiles(4100, 4, 128, true), 4 * 9.0);  // 1025 rows: one partial tile
-    struct Case { int64_t tokens, k, e; };
+    struct Case {
+        int64_t tokens, k, e;
+    };
     for (const Case c : {Case{4096, 8, 64}, Case{512, 2, 64}, Case{64, 1, 64}, Case{8192, 8, 16}}) {
         const Sample mc = simulate(c.tokens, c.k, c.e, 1, {}, 0, 128, 200, 5);
         const double approx = expected_row_tiles(static_cast<double>(c.tokens * c.k), c.e, 128, false);

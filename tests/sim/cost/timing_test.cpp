@@ -173,7 +173,7 @@ TEST(Timing, TrainerElementwiseOpsByHand) {
     EXPECT_DOUBLE_EQ(out.flops, 12.0 * 1000);
     EXPECT_DOUBLE_EQ(out.bytes, 30.0 * 1000);
     EXPECT_DOUBLE_EQ(out.touched(), 18.0 * 1000);  // four fp32 buffers and the bf16 copy
-    EXPECT_FALSE(shape_from_dims(op_info(OpId::rope), {{"rows", 10}, {"hd", 16}}));  // no H
+    EXPECT_FALSE(shape_from_dims(op_info(OpId::rope), {{"rows", 10}, {"hd", 16}}));        // no H
     EXPECT_FALSE(shape_from_dims(op_info(OpId::gemm), {{"M", 10}, {"N", 8}, {"Kd", 8}}));  // stored counts
 }
 
@@ -219,8 +219,7 @@ TEST(Timing, WrittenBytesAndTheirCostByHand) {
     const double flat = p.bytes / (0.5 * 1e11);
     EXPECT_NEAR(kernel_time_parts(e, p, KernelShape{}, hw).work_s, flat, 1e-15);
     e.write_cost = 3.0;
-    EXPECT_NEAR(kernel_time_parts(e, p, KernelShape{}, hw).work_s, (p.bytes + 2.0 * p.written) / (0.5 * 1e11),
-                1e-15);
+    EXPECT_NEAR(kernel_time_parts(e, p, KernelShape{}, hw).work_s, (p.bytes + 2.0 * p.written) / (0.5 * 1e11), 1e-15);
 }
 
 // The cache-resident level's private cache tier (sim/cost/timing.h): the share of a launch's operands
@@ -236,7 +235,7 @@ TEST(Timing, PrivateCacheTierByHand) {
     const OpCost add = residual_add_cost(1 << 16, 4);  // 786432 B moved, 524288 B touched
     const double flat = add.bytes / (0.5 * 1e11);
     EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat, 1e-15);  // no private cache
-    hw.private_cache_bytes = 1 << 20;                                              // all of it fits
+    hw.private_cache_bytes = 1 << 20;                                               // all of it fits
     EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat / 4, 1e-15);
     hw.private_cache_bytes = 1 << 17;  // a quarter of it fits
     EXPECT_NEAR(kernel_time_parts(e, add, KernelShape{}, hw).work_s, flat * (0.75 + 0.25 / 4), 1e-15);
@@ -273,8 +272,8 @@ TEST(Timing, QkNormIsPricedAsNormsOfItsRowsAndRopeApart) {
     const Kernel& r = kernel_named(c, "rope");
     EXPECT_EQ(r.cls, KernelClass::elementwise);
     EXPECT_DOUBLE_EQ(r.cost.bytes, 2.0 * 2 * t * (32 + 4) * 128);  // read and write Q and K
-    EXPECT_DOUBLE_EQ(r.cost.rows, t);                               // a row per token
-    EXPECT_DOUBLE_EQ(r.shape.launches, 2);                          // Q's and K's
+    EXPECT_DOUBLE_EQ(r.cost.rows, t);                              // a row per token
+    EXPECT_DOUBLE_EQ(r.shape.launches, 2);                         // Q's and K's
     m.attention.qk_norm = QkNorm::none;
     m.positions = PositionKind::learned;
     CostPrediction plain;
@@ -355,10 +354,9 @@ TEST(Timing, PublishedMegatronBridgeThroughput) {
         std::printf("[validation] %s on %lld H100 (%s): predicted %.0f tokens/s/GPU vs published %.0f "
                     "(error %+.1f %%); model TFLOP/s/GPU %.0f vs %.0f; FLOPs/token counted %.4g vs "
                     "Megatron-implied %.4g (%+.1f %%); step %.2f s, memory %.1f GB\n",
-                    p.model, static_cast<long long>(p.gpus), p.source, c.tokens_per_s_per_gpu,
-                    p.tokens_per_s_per_gpu, 100 * err, c.model_tflops_per_gpu, p.tflops_per_gpu,
-                    c.model_flops_per_token, implied, 100 * (c.model_flops_per_token / implied - 1),
-                    c.time.step_s, c.memory.total_bytes / 1e9);
+                    p.model, static_cast<long long>(p.gpus), p.source, c.tokens_per_s_per_gpu, p.tokens_per_s_per_gpu,
+                    100 * err, c.model_tflops_per_gpu, p.tflops_per_gpu, c.model_flops_per_token, implied,
+                    100 * (c.model_flops_per_token / implied - 1), c.time.step_s, c.memory.total_bytes / 1e9);
         // Loose, honest bounds: within a factor of 1.75 either way (errors noted in the report).
         EXPECT_LT(std::fabs(std::log(c.tokens_per_s_per_gpu / p.tokens_per_s_per_gpu)), std::log(1.75)) << p.model;
         // The counter agrees with Megatron's FLOPs/token convention within 6 %.
@@ -371,8 +369,8 @@ TEST(Timing, BreakdownSumsToStepAndThroughputIsConsistent) {
     const CostPrediction c = predict(kPublished[0], hw);
     const StepBreakdown& t = c.time;
     const double parts = t.attention_s + t.dense_gemm_s + t.elementwise_s + t.router_s + t.dispatch_s +
-                         t.expert_gemm_s + t.combine_s + t.recompute_s + t.tp_comm_s + t.pp_comm_s +
-                         t.dp_comm_s + t.bubble_s + t.optimizer_s;
+                         t.expert_gemm_s + t.combine_s + t.recompute_s + t.tp_comm_s + t.pp_comm_s + t.dp_comm_s +
+                         t.bubble_s + t.optimizer_s;
     EXPECT_NEAR(parts, t.step_s, 1e-9 * t.step_s);
     EXPECT_NEAR(t.bubble_s, 7.0 / 4 * (t.forward_s + t.backward_s), 1e-12);  // (pp-1)/vp micro-batches
     EXPECT_NEAR(c.tokens_per_s_per_gpu, 8192.0 * 4096 / (t.step_s * 1024), 1e-6);
@@ -464,14 +462,13 @@ TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
         KernelClass cls;
         int launches;
     };
-    for (const Expect& x : {Expect{"permute", KernelClass::permute, 4}, Expect{"permute_bwd", KernelClass::combine, 1},
-                            Expect{"expert_act", KernelClass::activation, 1},
-                            Expect{"unpermute_combine", KernelClass::combine, 1},
-                            Expect{"softmax_topk", KernelClass::router, 1}, Expect{"router_gemm_bwd", KernelClass::router, 3},
-                            Expect{"norm_attn", KernelClass::norm, 1}, Expect{"final_norm_bwd", KernelClass::norm, 1},
-                            Expect{"residual_add", KernelClass::elementwise, 1},
-                            Expect{"router_aux_loss", KernelClass::router, 4},
-                            Expect{"router_aux_loss_bwd", KernelClass::router, 3}}) {
+    for (const Expect& x :
+         {Expect{"permute", KernelClass::permute, 4}, Expect{"permute_bwd", KernelClass::combine, 1},
+          Expect{"expert_act", KernelClass::activation, 1}, Expect{"unpermute_combine", KernelClass::combine, 1},
+          Expect{"softmax_topk", KernelClass::router, 1}, Expect{"router_gemm_bwd", KernelClass::router, 3},
+          Expect{"norm_attn", KernelClass::norm, 1}, Expect{"final_norm_bwd", KernelClass::norm, 1},
+          Expect{"residual_add", KernelClass::elementwise, 1}, Expect{"router_aux_loss", KernelClass::router, 4},
+          Expect{"router_aux_loss_bwd", KernelClass::router, 3}}) {
         const Kernel& k = find(x.name);
         EXPECT_EQ(k.cls, x.cls) << x.name;
         EXPECT_DOUBLE_EQ(k.shape.launches, x.launches) << x.name;
@@ -505,12 +502,21 @@ TEST(Timing, StepKernelsNameTheirOps) {
     CostPrediction c;
     predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
     const auto profiled = [&](const char* name) { return op_name(op_info(kernel_named(c, name).op).profiled_as); };
-    for (const auto& [kernel, op] : std::vector<std::pair<const char*, const char*>>{
-             {"expert_fc1_wgrad", "fc1_wgrad"}, {"final_norm_bwd", "rmsnorm_bwd"}, {"qk_norm", "rmsnorm"},
-             {"residual_add_bwd", "residual_add"}, {"adam_step", "adamw"}, {"rope_bwd", "rope_bwd"},
-             {"softmax_topk", "router"}, {"router_gemm", "router"}, {"router_aux_loss_bwd", "router_aux_bwd"},
-             {"unpermute_combine", "combine"}, {"unpermute_combine_bwd", "combine_bwd"},
-             {"permute_bwd", "permute_bwd"}, {"qkv_proj_dgrad", "gemm"}, {"expert_act", "activation"}})
+    for (const auto& [kernel, op] :
+         std::vector<std::pair<const char*, const char*>>{{"expert_fc1_wgrad", "fc1_wgrad"},
+                                                          {"final_norm_bwd", "rmsnorm_bwd"},
+                                                          {"qk_norm", "rmsnorm"},
+                                                          {"residual_add_bwd", "residual_add"},
+                                                          {"adam_step", "adamw"},
+                                                          {"rope_bwd", "rope_bwd"},
+                                                          {"softmax_topk", "router"},
+                                                          {"router_gemm", "router"},
+                                                          {"router_aux_loss_bwd", "router_aux_bwd"},
+                                                          {"unpermute_combine", "combine"},
+                                                          {"unpermute_combine_bwd", "combine_bwd"},
+                                                          {"permute_bwd", "permute_bwd"},
+                                                          {"qkv_proj_dgrad", "gemm"},
+                                                          {"expert_act", "activation"}})
         EXPECT_STREQ(profiled(kernel), op) << kernel;
     // Each kernel's class and launches are its op's (the registry's), and the profile names map back.
     for (int i = 0; i < c.kernels.size; ++i) {
@@ -539,10 +545,15 @@ TEST(Timing, KernelScalesApplyByProfiledName) {
     hw.efficiency[static_cast<size_t>(KernelClass::norm)].kernel_scale = {{"rmsnorm_bwd", 3.0}};
     hw.efficiency[static_cast<size_t>(KernelClass::router)].kernel_scale = {{"router", 1.5}};
     predict_cost(m, count_params(m), count_flops(m), hw, l, 0, scaled);
-    for (const auto& [name, factor] : std::vector<std::pair<const char*, double>>{
-             {"expert_fc2", 2.0}, {"expert_fc1", 1.0}, {"expert_fc2_dgrad", 1.0}, {"norm_attn_bwd", 3.0},
-             {"final_norm_bwd", 3.0}, {"norm_ffn", 1.0}, {"router_gemm", 1.5}, {"softmax_topk", 1.5},
-             {"softmax_topk_bwd", 1.0}})
+    for (const auto& [name, factor] : std::vector<std::pair<const char*, double>>{{"expert_fc2", 2.0},
+                                                                                  {"expert_fc1", 1.0},
+                                                                                  {"expert_fc2_dgrad", 1.0},
+                                                                                  {"norm_attn_bwd", 3.0},
+                                                                                  {"final_norm_bwd", 3.0},
+                                                                                  {"norm_ffn", 1.0},
+                                                                                  {"router_gemm", 1.5},
+                                                                                  {"softmax_topk", 1.5},
+                                                                                  {"softmax_topk_bwd", 1.0}})
         EXPECT_NEAR(kernel_named(scaled, name).time_s, factor * kernel_named(plain, name).time_s, 1e-15) << name;
 }
 
@@ -552,7 +563,7 @@ TEST(Timing, KernelScalesApplyByProfiledName) {
 // 96 per row = 64.5 + 63/2; P written (forward) and read (backward), 4 bytes per (row, head, key);
 // backward 4 matmuls = 2 x.
 TEST(Timing, AttentionKernelFormsByHand) {
-    const double io = 4.0 * 512 * (2 * 64 + 2 * 128 + 2 * 64);       // Q, K, V read, O written
+    const double io = 4.0 * 512 * (2 * 64 + 2 * 128 + 2 * 64);            // Q, K, V read, O written
     const double io_bwd = 4.0 * 512 * (2 * 128 + 2 * 2 * 128 + 2 * 128);  // + O, dO; dQ, dK, dV
     const OpCost f = attention_fwd_cost(512, 2, 64, 64, 2, 64.5, 4);
     EXPECT_DOUBLE_EQ(f.flops, 2.0 * 512 * 64.5 * 2 * 128);  // 16908288
@@ -703,8 +714,8 @@ TEST(Timing, BestLayoutFitsAndPrices) {
         if (!n.memory.fits) continue;
         ++priced;
         EXPECT_GE(n.time.step_s / n.tokens_per_step, best_per_token * (1 - 1e-9))
-            << "tp" << l.tp << " pp" << l.pp << " vp" << l.vp << " ep" << l.ep << " mb" << l.micro_batch
-            << " " << to_string(l.recompute);
+            << "tp" << l.tp << " pp" << l.pp << " vp" << l.vp << " ep" << l.ep << " mb" << l.micro_batch << " "
+            << to_string(l.recompute);
     }
     EXPECT_GE(priced, 2);  // the check compared the winner with real alternatives
 }

@@ -36,7 +36,9 @@ tied_embeddings = false
 heads = 2
 kv_heads = 2
 qk_norm = "head"
-)", "test.toml"), "test.toml");
+)",
+                                             "test.toml"),
+                           "test.toml");
 }
 
 // The CPU trainer's step (sim/cost/trainer_step.h predict_trainer_step: fp32, one GPU, no ZeRO) on a
@@ -73,7 +75,7 @@ TEST(TrainerStep, KernelsMoveFp32AndIncludeEmbeddingAndGradientPasses) {
         EXPECT_DOUBLE_EQ(find("norm_attn").cost.flops, 327680.0);
         // Stored-P attention: 256.5 mean keys + 63/2 per 64-row block = 288 keys per row; Q, K, V
         // read and O written (4 x 2048 x 32 elements), P written (2048 x 2 heads x 288).
-        EXPECT_DOUBLE_EQ(find("attention").cost.flops, 2.0 * 2048 * 288 * 2 * 32);  // 75497472
+        EXPECT_DOUBLE_EQ(find("attention").cost.flops, 2.0 * 2048 * 288 * 2 * 32);        // 75497472
         EXPECT_DOUBLE_EQ(find("attention").cost.bytes, e * (4 * td + 2048.0 * 2 * 288));  // fp32: 5767168
         // SwiGLU over 2048 rows of F = 128: reads 2F, writes F.
         EXPECT_DOUBLE_EQ(find("ffn_act").cost.bytes, e * 3 * 2048 * 128);  // fp32: 3145728
@@ -101,8 +103,9 @@ TEST(TrainerStep, KernelsMoveFp32AndIncludeEmbeddingAndGradientPasses) {
     const TrainerStepPrediction one = predict_trainer_step(m, hw, 2048, 2048, 1);
     const TrainerStepPrediction three = predict_trainer_step(m, hw, 3 * 2048, 2048, 3);
     const KernelShape once{Precision::fp32, 0, 1, 1};
-    const double per_lane = predict_kernel_time(KernelClass::elementwise, OpCost{0.0, 4.0 * 32896, false}, once, hw) +
-                            predict_kernel_time(KernelClass::elementwise, OpCost{32896.0, 12.0 * 32896, false}, once, hw);
+    const double per_lane =
+        predict_kernel_time(KernelClass::elementwise, OpCost{0.0, 4.0 * 32896, false}, once, hw) +
+        predict_kernel_time(KernelClass::elementwise, OpCost{32896.0, 12.0 * 32896, false}, once, hw);
     EXPECT_GT(per_lane, 0.0);
     EXPECT_NEAR(three.breakdown.optimizer_s - one.breakdown.optimizer_s, 2 * per_lane, 1e-15);
     EXPECT_NEAR(three.step_s - one.step_s, 2 * per_lane, 1e-12);
@@ -156,10 +159,12 @@ source = "unit test"
 matmul_fp32_tflops = 0.1
 units = 1
 launch_us = 1
-)" + compute + R"(
+)" + compute +
+           R"(
 [memory]
 capacity_gb = 16
-)" + memory + R"(
+)" + memory +
+           R"(
 [efficiency.gemm]
 wave_quantization = false
 )" + gemm + extra;
@@ -219,8 +224,8 @@ TEST(TrainerStep, PrivateCacheTakesTheStepsShareOfTheWorkingSet) {
                           speedup > 1 ? ("private_cache_speedup = " + std::to_string(speedup) + "\n").c_str() : "");
             tables += eff;
         }
-        const std::string text = profile_text("vector_fp32_tflops = 0.02\n", std::string("bandwidth_tb_per_s = 0.01\n") + cache,
-                                              "compute = 0.5\n",
+        const std::string text = profile_text("vector_fp32_tflops = 0.02\n",
+                                              std::string("bandwidth_tb_per_s = 0.01\n") + cache, "compute = 0.5\n",
                                               std::string("\n[cache_resident.compute]\nvector_fp32_tflops = 0.05\n") +
                                                   "[cache_resident.memory]\n" + mem + tables);
         return predict_trainer_step(m, hardware_from_toml_string(text, "tier"), 4096, 2048, 1);

@@ -29,8 +29,8 @@ TEST(Fit, ChinchillaObjectiveAtPublishedOptima) {
     // (a, b, e, α, β): Epoch's L-BFGS-B optimum and Hoffmann's unrounded TeX values.
     EXPECT_NEAR(huber_objective(f, data, {6.16922807, 7.66973731, 0.59730064, 0.34731014, 0.36715239}, 1e-3),
                 1.0182741e-3, 1e-9);
-    EXPECT_NEAR(huber_objective(f, data, {6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.2849083}, 1e-3),
-                1.2311626e-3, 1e-9);
+    EXPECT_NEAR(huber_objective(f, data, {6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.2849083}, 1e-3), 1.2311626e-3,
+                1e-9);
     // Hoffmann's bundled law is the same point.
     const Law h = load_law("chinchilla-hoffmann2022");
     EXPECT_NEAR(huber_objective(f, data, h.theta, 1e-3), 1.2311626e-3, 1e-9);
@@ -142,11 +142,11 @@ TEST(Fit, RecoversChinchillaSparseAndActiveNoiseFree) {
     EXPECT_EQ(grid_size(default_start_grid(law_form("chinchilla-active"))), 4500u);
     for (const std::string form : {"chinchilla-sparse", "chinchilla-active"}) {
         const bool sparse = form == "chinchilla-sparse";
-        const Law truth = law_from_toml_string(
-            "name = \"truth\"\nform = \"" + form +
-                "\"\n[coefficients]\nA = 500\nB = 2000\nE = 1.8\nalpha = 0.34\nbeta = 0.36\n" +
-                (sparse ? "delta = 0.15\n" : ""),
-            "truth.toml");
+        const Law truth =
+            law_from_toml_string("name = \"truth\"\nform = \"" + form +
+                                     "\"\n[coefficients]\nA = 500\nB = 2000\nE = 1.8\nalpha = 0.34\nbeta = 0.36\n" +
+                                     (sparse ? "delta = 0.15\n" : ""),
+                                 "truth.toml");
         FitData data = synthetic_abnar(load_law("abnar2025"), 0, 1);
         for (FitPoint& p : data.points) p.loss = truth.loss(p.n, p.d, p.s, p.n_active);
         FitOptions opt;
@@ -174,10 +174,10 @@ TEST(Fit, RecoversChinchillaSparseAndActiveNoiseFree) {
 TEST(Fit, RecoversActiveSparseNoiseFree) {
     // Chinchilla's 6 x 6 x 5 x 5 x 5 with G as A (6) and lambda from {-1, ..., 1} (5).
     EXPECT_EQ(grid_size(default_start_grid(law_form("active-sparse"))), 135000u);
-    const Law truth = law_from_toml_string(
-        "name = \"truth\"\nform = \"active-sparse\"\n[coefficients]\nA = 300\nG = 600\n"
-        "B = 2000\nE = 1.8\nalpha = 0.34\nbeta = 0.36\nlambda = -0.3\n",
-        "truth.toml");
+    const Law truth =
+        law_from_toml_string("name = \"truth\"\nform = \"active-sparse\"\n[coefficients]\nA = 300\nG = 600\n"
+                             "B = 2000\nE = 1.8\nalpha = 0.34\nbeta = 0.36\nlambda = -0.3\n",
+                             "truth.toml");
     FitData data = synthetic_abnar(load_law("abnar2025"), 0, 1);
     for (FitPoint& p : data.points) p.loss = truth.loss(p.n, p.d, p.s, p.n_active);
     FitOptions opt;
@@ -191,9 +191,7 @@ TEST(Fit, RecoversActiveSparseNoiseFree) {
     opt.grid[6] = {-0.5, 0};
     const FitResult r = fit_law(law_form("active-sparse"), data, {}, opt);
     for (const std::string& p : truth.form->params)
-        EXPECT_NEAR(r.law.coefficient(p), truth.coefficient(p),
-                    1e-4 * std::fabs(truth.coefficient(p)))
-            << p;
+        EXPECT_NEAR(r.law.coefficient(p), truth.coefficient(p), 1e-4 * std::fabs(truth.coefficient(p))) << p;
     EXPECT_LT(r.objective, 1e-20);
 }
 

@@ -28,8 +28,8 @@ TEST(Isoflop, RecoversQuadraticSurface) {
     const IsoflopSurface f = fit_isoflop_surface(runs);
     EXPECT_EQ(f.degree, 2);
     EXPECT_LT(f.rmse, 1e-10);
-    EXPECT_NEAR(f.loss(std::exp(20.0), 0.5), 3 + 0.02 + 0.01 * std::log(2.0) * std::log(2.0) - 0.05 * std::log(2.0) -
-                                                 0.005 * std::log(2.0), 1e-9);
+    EXPECT_NEAR(f.loss(std::exp(20.0), 0.5),
+                3 + 0.02 + 0.01 * std::log(2.0) * std::log(2.0) - 0.05 * std::log(2.0) - 0.005 * std::log(2.0), 1e-9);
     // ∂L/∂x = 0.04 (x − 21) + 0.005 z = 0 → x* = 21 − z/8.
     EXPECT_NEAR(std::log(f.optimal_n(0.75)), 21 - std::log(4.0) / 8, 1e-6);
     // ∂L/∂z = 0.02 z − 0.05 + 0.005 (x − 21) = 0 → z* = 2.5 at x = 21.

@@ -56,10 +56,10 @@ TEST(Law, ChinchillaCoefficientsAndFrontier) {
 TEST(Law, ChinchillaActiveReadsActiveParameters) {
     // L = A/N_a^alpha + B/D^beta + E at A 400, B 2000, E 1.5, alpha .3, beta .35, N_a 3e8, D 2e10:
     // 1.5 + 400/3e8^.3 + 2000/2e10^.35 = 3.1415260357816344 (Python, math.pow).
-    const Law law = law_from_toml_string(
-        "name = \"t\"\nform = \"chinchilla-active\"\n[coefficients]\nA = 400\nB = 2000\nE = 1.5\n"
-        "alpha = 0.3\nbeta = 0.35\n",
-        "t.toml");
+    const Law law =
+        law_from_toml_string("name = \"t\"\nform = \"chinchilla-active\"\n[coefficients]\nA = 400\nB = 2000\nE = 1.5\n"
+                             "alpha = 0.3\nbeta = 0.35\n",
+                             "t.toml");
     EXPECT_TRUE(law.form->uses_n_active);
     EXPECT_NEAR(law.loss(1e9, 2e10, 0.5, 3e8), 3.1415260357816344, 1e-12);
     // Total N and S do not enter.
@@ -70,10 +70,10 @@ TEST(Law, ChinchillaActiveReadsActiveParameters) {
 TEST(Law, ChinchillaSparseDiscountsSparseParameters) {
     // L = A/((1-S)^delta N^alpha) + B/D^beta + E at A 30, B 150, E .8, alpha .25, beta .3,
     // delta .2, N 1e7, D 1e8 (Python): S 0 -> 1.9306445788419229, S .875 -> 2.205771024334346.
-    const Law law = law_from_toml_string(
-        "name = \"t\"\nform = \"chinchilla-sparse\"\n[coefficients]\nA = 30\nB = 150\nE = 0.8\n"
-        "alpha = 0.25\nbeta = 0.3\ndelta = 0.2\n",
-        "t.toml");
+    const Law law =
+        law_from_toml_string("name = \"t\"\nform = \"chinchilla-sparse\"\n[coefficients]\nA = 30\nB = 150\nE = 0.8\n"
+                             "alpha = 0.25\nbeta = 0.3\ndelta = 0.2\n",
+                             "t.toml");
     EXPECT_TRUE(law.form->uses_sparsity);
     EXPECT_FALSE(law.form->uses_n_active);
     EXPECT_NEAR(law.loss(1e7, 1e8, 0.0), 1.9306445788419229, 1e-12);
@@ -81,25 +81,24 @@ TEST(Law, ChinchillaSparseDiscountsSparseParameters) {
     const Law b = law_from_toml_string(law_to_toml(law), "roundtrip.toml");
     EXPECT_EQ(b.form->name, "chinchilla-sparse");
     EXPECT_DOUBLE_EQ(b.coefficient("delta"), 0.2);
-    EXPECT_EQ(law_form_names(),
-              (std::vector<std::string>{"chinchilla", "abnar2025", "chinchilla-active",
-                                        "chinchilla-sparse", "active-sparse"}));
+    EXPECT_EQ(law_form_names(), (std::vector<std::string>{"chinchilla", "abnar2025", "chinchilla-active",
+                                                          "chinchilla-sparse", "active-sparse"}));
 }
 
 TEST(Law, ActiveSparseScalesPartOfTheActiveTerm) {
     // L = (A + G/(1-S)^lambda)/N_a^alpha + B/D^beta + E at A 10, G 20, B 300, E 1, alpha .4,
     // beta .5, lambda -.2, N_a 1e4, D 1e6 (Python, math.pow): S 0 -> 2.0535659294528736,
     // S .75 -> 1.9319194308941336, S .9375 -> 1.8397286243324007.
-    const Law law = law_from_toml_string(
-        "name = \"t\"\nform = \"active-sparse\"\n[coefficients]\nA = 10\nG = 20\nB = 300\n"
-        "E = 1\nalpha = 0.4\nbeta = 0.5\nlambda = -0.2\n",
-        "t.toml");
+    const Law law =
+        law_from_toml_string("name = \"t\"\nform = \"active-sparse\"\n[coefficients]\nA = 10\nG = 20\nB = 300\n"
+                             "E = 1\nalpha = 0.4\nbeta = 0.5\nlambda = -0.2\n",
+                             "t.toml");
     EXPECT_TRUE(law.form->uses_sparsity);
     EXPECT_TRUE(law.form->uses_n_active);
     EXPECT_NEAR(law.loss(5e4, 1e6, 0.0, 1e4), 2.0535659294528736, 1e-12);
     EXPECT_NEAR(law.loss(5e4, 1e6, 0.75, 1e4), 1.9319194308941336, 1e-12);
     EXPECT_NEAR(law.loss(9e4, 1e6, 0.9375, 1e4), 1.8397286243324007, 1e-12);  // total N unused
-    EXPECT_THROW(law.loss(5e4, 1e6, 0.5), std::invalid_argument);            // N_a unknown
+    EXPECT_THROW(law.loss(5e4, 1e6, 0.5), std::invalid_argument);             // N_a unknown
     const Law b = law_from_toml_string(law_to_toml(law), "roundtrip.toml");
     EXPECT_EQ(b.form->name, "active-sparse");
     EXPECT_DOUBLE_EQ(b.coefficient("G"), 20);

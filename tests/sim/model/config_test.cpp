@@ -32,7 +32,7 @@ TEST(Config, MinimalDenseDefaults) {
 
 TEST(Config, MoeLayerSelection) {
     ModelConfig m = from_text(std::string(kMinimal) + "[moe]\nexperts = 8\ntop_k = 2\nexpert_ffn = 32\n"
-                                                       "first_dense = 1\nevery = 2\nphase = 1\n");
+                                                      "first_dense = 1\nevery = 2\nphase = 1\n");
     // Layers 1 and 3 are MoE (i >= 1 and i % 2 == 1).
     EXPECT_EQ(moe_layer_count(m), 2);
     EXPECT_FALSE(is_moe_layer(m, 0));
@@ -58,13 +58,11 @@ TEST(Config, BadInputNamesTheKey) {
     expect_error(std::string(kMinimal) + "bogus = 1\n", "attention.bogus", "unknown key");
     expect_error(std::string(kMinimal) + "[moe]\nexperts = 4\ntop_k = 8\nexpert_ffn = 8\n", "moe.top_k",
                  "at most moe.experts");
-    expect_error("vocab = 100\nd_model = 64\nlayers = 4\nffn = 256\n[attention]\nheads = 5\n",
-                 "attention.heads", "divisor of d_model");
-    expect_error("vocab = 100\nd_model = -64\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model",
-                 "positive");
+    expect_error("vocab = 100\nd_model = 64\nlayers = 4\nffn = 256\n[attention]\nheads = 5\n", "attention.heads",
+                 "divisor of d_model");
+    expect_error("vocab = 100\nd_model = -64\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model", "positive");
     expect_error("vocab = 100\nd_model = 64\nffn = 256\n[attention]\nheads = 4\n", "layers", "missing");
-    expect_error("vocab = 100\nd_model = \"x\"\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model",
-                 "integer");
+    expect_error("vocab = 100\nd_model = \"x\"\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model", "integer");
 }
 
 TEST(Config, MalformedTomlReportsLine) {

@@ -75,7 +75,7 @@ TEST(Count, TinyMoeWithSharedExpertsByHand) {
     m.moe.first_dense = 1;  // layer 0 dense (ffn 16), layers 1 and 2 MoE
     m.tied_embeddings = true;
     ASSERT_EQ(moe_layer_count(m), 2);
-    EXPECT_EQ(expert_params(m), 3 * 8 * 4);            // 96
+    EXPECT_EQ(expert_params(m), 3 * 8 * 4);             // 96
     EXPECT_EQ(router_params(m), 4 * 8);                 // 32
     EXPECT_EQ(shared_expert_params(m), 3 * 8 * 6 + 8);  // 152
     const ParamCounts c = count_params(m);
@@ -99,8 +99,8 @@ TEST(Count, TinyMoeWithSharedExpertsByHand) {
 TEST(Count, TinyMlaByHand) {
     ModelConfig m = tiny_dense();
     m.attention.kind = AttentionKind::mla;
-    m.attention.mla = {.q_lora_rank = 3, .kv_lora_rank = 2, .qk_nope_head_dim = 4,
-                       .qk_rope_head_dim = 2, .v_head_dim = 5};
+    m.attention.mla = {
+        .q_lora_rank = 3, .kv_lora_rank = 2, .qk_nope_head_dim = 4, .qk_rope_head_dim = 2, .v_head_dim = 5};
     // q: 8*3 + 3 (norm) + 3*2*6; kv_a: 8*(2+2); kv norm 2; kv_b: 2*2*(4+5); o: 2*5*8.
     EXPECT_EQ(attention_params(m), 24 + 3 + 36 + 32 + 2 + 36 + 80);
     const FlopsPerToken f = count_flops(m);

@@ -48,8 +48,7 @@ class HfFixture : public testing::TestWithParam<const char*> {};
 TEST_P(HfFixture, SameCountsAsBundledToml) {
     const std::string name = GetParam();
     const LoadedModel hf = load_model(fixture(name));
-    const LoadedModel toml =
-        load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/" + name + ".toml");
+    const LoadedModel toml = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/" + name + ".toml");
     EXPECT_EQ(hf.format.rfind("hf:", 0), 0u);
     const ParamCounts a = count_params(hf.model);
     const ParamCounts b = count_params(toml.model);
@@ -72,8 +71,7 @@ TEST_P(HfFixture, SameCountsAsBundledToml) {
 TEST_P(HfFixture, ImportedTomlLoadsBackToSameCounts) {
     const std::string path = fixture(GetParam());
     const ModelConfig direct = load_hf_config(path).model;
-    const ModelConfig again =
-        model_from_toml(parse_toml_string(hf_config_to_toml(path), "imported"), "imported");
+    const ModelConfig again = model_from_toml(parse_toml_string(hf_config_to_toml(path), "imported"), "imported");
     EXPECT_EQ(model_to_toml(direct), model_to_toml(again));
     EXPECT_EQ(count_params(direct).total, count_params(again).total);
     EXPECT_EQ(count_params(direct).active, count_params(again).active);
@@ -83,23 +81,18 @@ INSTANTIATE_TEST_SUITE_P(Published, HfFixture, testing::ValuesIn(kFixtures),
                          [](const testing::TestParamInfo<const char*>& i) {
                              std::string n = i.param;
                              for (char& ch : n)
-                                 if (!std::isalnum(static_cast<unsigned char>(ch)))
-                                     ch = '_';
+                                 if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                              return n;
                          });
 
 TEST(HfImport, EveryFamilyHasAFixture) {
     std::set<std::string> seen;
-    for (const char* f : kFixtures)
-        seen.insert(read_fixture(f)["model_type"].get<std::string>());
+    for (const char* f : kFixtures) seen.insert(read_fixture(f)["model_type"].get<std::string>());
     for (const std::string& t : supported_hf_model_types())
-        if (t != "llama4_text")
-            EXPECT_TRUE(seen.count(t)) << t;
+        if (t != "llama4_text") EXPECT_TRUE(seen.count(t)) << t;
 }
 
-ModelConfig import(const json& j) {
-    return import_hf_config(j, "test.json").model;
-}
+ModelConfig import(const json& j) { return import_hf_config(j, "test.json").model; }
 
 // Qwen2-MoE: layer i is MoE if (i + 1) % decoder_sparse_step == 0 and i is not in mlp_only_layers.
 TEST(HfImport, QwenSparseStepAndMlpOnlyLayers) {
@@ -202,8 +195,7 @@ TEST(HfImport, NormsAndBiasesPerFamily) {
     EXPECT_EQ(dbrx.attention.kv_heads, 8);
     const ModelConfig phi = import(read_fixture("phi-3.5-moe"));
     EXPECT_EQ(phi.norm, NormKind::layernorm);
-    EXPECT_TRUE(phi.norm_bias && phi.lm_head_bias && phi.attention.qkv_bias &&
-                phi.attention.out_bias);
+    EXPECT_TRUE(phi.norm_bias && phi.lm_head_bias && phi.attention.qkv_bias && phi.attention.out_bias);
     EXPECT_TRUE(import(read_fixture("granite-3.0-3b-a800m")).tied_embeddings);
     EXPECT_EQ(import(read_fixture("olmoe-1b-7b")).attention.qk_norm, QkNorm::full);
     EXPECT_EQ(import(read_fixture("qwen3-30b-a3b")).attention.qk_norm, QkNorm::head);
@@ -216,8 +208,8 @@ TEST(HfImport, NormsAndBiasesPerFamily) {
 TEST(HfImport, MissingRequiredKeys) {
     const std::pair<const char*, std::vector<std::string>> cases[] = {
         {"mixtral-8x7b",
-         {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-          "num_local_experts", "num_experts_per_tok", "intermediate_size"}},
+         {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_local_experts",
+          "num_experts_per_tok", "intermediate_size"}},
         {"qwen2-57b-a14b", {"num_experts", "moe_intermediate_size"}},
         {"qwen3-30b-a3b", {"num_experts_per_tok", "moe_intermediate_size"}},
         {"deepseek-v3",
@@ -227,13 +219,12 @@ TEST(HfImport, MissingRequiredKeys) {
         {"olmoe-1b-7b", {"num_experts"}},
         {"gpt-oss-20b", {"num_local_experts", "sliding_window"}},
         {"dbrx",
-         {"d_model", "n_layers", "n_heads", "attn_config", "ffn_config.moe_num_experts",
-          "ffn_config.moe_top_k", "ffn_config.ffn_hidden_size"}},
+         {"d_model", "n_layers", "n_heads", "attn_config", "ffn_config.moe_num_experts", "ffn_config.moe_top_k",
+          "ffn_config.ffn_hidden_size"}},
         {"phi-3.5-moe", {"num_local_experts"}},
         {"granite-3.0-3b-a800m", {"num_local_experts"}},
         {"llama-4-maverick",
-         {"text_config.hidden_size", "text_config.num_local_experts",
-          "text_config.intermediate_size_mlp"}},
+         {"text_config.hidden_size", "text_config.num_local_experts", "text_config.intermediate_size_mlp"}},
         {"llama-3-8b", {"intermediate_size"}},
     };
     for (const auto& [name, keys] : cases) {
@@ -283,8 +274,7 @@ TEST(HfImport, UnknownOrMissingModelType) {
     } catch (const InputError& e) {
         const std::string msg = e.what();
         EXPECT_EQ(e.key(), "model_type");
-        for (const char* t :
-             {"llama99", "mixtral", "qwen2_moe", "deepseek_v3", "gpt_oss", "dbrx", "llama4"})
+        for (const char* t : {"llama99", "mixtral", "qwen2_moe", "deepseek_v3", "gpt_oss", "dbrx", "llama4"})
             EXPECT_NE(msg.find(t), std::string::npos) << t << " in " << msg;
     }
     EXPECT_THROW(import(json{{"hidden_size", 8}}), InputError);
@@ -298,8 +288,8 @@ std::string write_temp(const std::string& name, const std::string& text) {
 }
 
 TEST(HfImport, MalformedJsonReportsLine) {
-    const std::string path = write_temp(
-        "malformed.json", "{\n  \"model_type\": \"mixtral\",\n  \"hidden_size\": 4096,,\n}\n");
+    const std::string path =
+        write_temp("malformed.json", "{\n  \"model_type\": \"mixtral\",\n  \"hidden_size\": 4096,,\n}\n");
     try {
         load_hf_config(path);
         FAIL();

@@ -116,35 +116,28 @@ TEST_P(BundledModel, MatchesOfficialCounts) {
 
     EXPECT_NEAR(static_cast<double>(c.total), total.value, total.tolerance + o.total_slack);
     const int64_t computed_active = o.convention == Active::all ? c.active : c.active - c.embedding;
-    EXPECT_NEAR(static_cast<double>(computed_active), active.value,
-                active.tolerance + o.active_slack);
-    if (o.exact_total > 0)
-        EXPECT_EQ(c.total, o.exact_total);
+    EXPECT_NEAR(static_cast<double>(computed_active), active.value, active.tolerance + o.active_slack);
+    if (o.exact_total > 0) EXPECT_EQ(c.total, o.exact_total);
 }
 
 INSTANTIATE_TEST_SUITE_P(Official, BundledModel, testing::ValuesIn(kOfficial),
                          [](const testing::TestParamInfo<Official>& i) {
                              std::string n = i.param.model;
                              for (char& ch : n)
-                                 if (!std::isalnum(static_cast<unsigned char>(ch)))
-                                     ch = '_';
+                                 if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                              return n;
                          });
 
 // Every file in configs/models is covered above, and there are at least 12 MoE models.
 TEST(BundledModels, AllCheckedAndEnoughMoe) {
     std::set<std::string> listed;
-    for (const Official& o : kOfficial)
-        listed.insert(o.model);
+    for (const Official& o : kOfficial) listed.insert(o.model);
     int moe = 0;
-    for (const auto& f :
-         std::filesystem::directory_iterator(std::string(MOECAST_SOURCE_DIR) + "/configs/models")) {
-        if (f.path().extension() != ".toml")
-            continue;
+    for (const auto& f : std::filesystem::directory_iterator(std::string(MOECAST_SOURCE_DIR) + "/configs/models")) {
+        if (f.path().extension() != ".toml") continue;
         const std::string name = f.path().stem().string();
         EXPECT_TRUE(listed.count(name)) << name << " has no official-count check";
-        if (is_moe(bundled(name).model))
-            ++moe;
+        if (is_moe(bundled(name).model)) ++moe;
     }
     EXPECT_GE(moe, 12);
 }

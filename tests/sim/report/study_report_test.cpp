@@ -14,15 +14,13 @@ namespace {
 
 size_t count(const std::string& hay, const std::string& needle) {
     size_t n = 0;
-    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1))
-        ++n;
+    for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
     return n;
 }
 
 // 3 budgets (last = hold-out) x 2 sizes x 2 sparsities; losses from Epoch's Chinchilla refit on N.
 StudyReportInput input() {
-    const Law truth =
-        load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
+    const Law truth = load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
     StudyReportInput in;
     in.name = "test <study>";
     in.description = "a & b";
@@ -112,8 +110,7 @@ TEST(StudyReport, CsvAndJsonHaveEveryRun) {
     EXPECT_EQ(columns, 23u);
     size_t rows = 0;
     while (std::getline(is, line)) {
-        EXPECT_EQ(static_cast<size_t>(std::count(line.begin(), line.end(), ',')) + 1, columns)
-            << line;
+        EXPECT_EQ(static_cast<size_t>(std::count(line.begin(), line.end(), ',')) + 1, columns) << line;
         ++rows;
     }
     EXPECT_EQ(rows, in.runs.size());

@@ -24,8 +24,9 @@ const char* kHeader = "id,model,gpu,gpus,tp,pp,vp,ep,micro_batch,global_batch,se
 
 TEST(Backtest, ErrorIsPredictedOverMeasuredMinusOne) {
     // One row measured at 1000 tokens/s/GPU, one at twice its prediction: errors by hand.
-    const std::string path = write_temp("one.csv", std::string(kHeader) +
-                                                       "X1,mixtral-8x7b,H100-SXM,8,1,1,1,8,1,64,4096,bf16,full,balanced,1000,test\n");
+    const std::string path =
+        write_temp("one.csv", std::string(kHeader) +
+                                  "X1,mixtral-8x7b,H100-SXM,8,1,1,1,8,1,64,4096,bf16,full,balanced,1000,test\n");
     std::vector<BacktestRow> rows = load_backtest_rows(path);
     ASSERT_EQ(rows.size(), 1u);
     const BacktestReport first = run_backtest(rows);
@@ -42,8 +43,8 @@ TEST(Backtest, ErrorIsPredictedOverMeasuredMinusOne) {
 }
 
 TEST(Backtest, BadRowsNameFileLineAndColumn) {
-    const std::string path =
-        write_temp("bad.csv", std::string(kHeader) + "X1,mixtral-8x7b,H100-SXM,8,1,1,1,8,1,64,4096,bf16,full,balanced,-5,test\n");
+    const std::string path = write_temp(
+        "bad.csv", std::string(kHeader) + "X1,mixtral-8x7b,H100-SXM,8,1,1,1,8,1,64,4096,bf16,full,balanced,-5,test\n");
     try {
         load_backtest_rows(path);
         FAIL() << "expected InputError";
@@ -57,8 +58,8 @@ TEST(Backtest, BadRowsNameFileLineAndColumn) {
 }
 
 TEST(Backtest, UnknownGpuIsSkippedWithTheReason) {
-    const std::string path = write_temp("tpu.csv", std::string(kHeader) +
-                                                       "X1,mixtral-8x7b,TPU-v9,8,1,1,1,8,1,64,4096,bf16,full,balanced,1000,test\n");
+    const std::string path = write_temp(
+        "tpu.csv", std::string(kHeader) + "X1,mixtral-8x7b,TPU-v9,8,1,1,1,8,1,64,4096,bf16,full,balanced,1000,test\n");
     const BacktestReport r = run_backtest(load_backtest_rows(path));
     EXPECT_FALSE(r.results[0].priced);
     EXPECT_NE(r.results[0].skipped.find("tpu-v9"), std::string::npos);
@@ -75,8 +76,8 @@ TEST(Backtest, BundledRowsStayWithinTheirBounds) {
     }
     ASSERT_GE(rows.size(), 80u);
     const BacktestReport r = run_backtest(rows);
-    std::printf("backtest: %d rows, MAPE %.1f %%, bias %+.1f %%, %d predicted not to fit, %d skipped\n",
-                r.overall.rows, 100 * r.overall.mape, 100 * r.overall.mean_error, r.not_fitting, r.skipped);
+    std::printf("backtest: %d rows, MAPE %.1f %%, bias %+.1f %%, %d predicted not to fit, %d skipped\n", r.overall.rows,
+                100 * r.overall.mape, 100 * r.overall.mean_error, r.not_fitting, r.skipped);
     EXPECT_EQ(r.skipped, 0);
     EXPECT_LE(r.overall.mape, 0.20);
     EXPECT_LE(r.not_fitting, 17);

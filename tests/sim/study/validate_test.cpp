@@ -17,8 +17,7 @@ using namespace moecast::sim;
 
 namespace {
 
-StudyRunRecord run(double budget, double n, double n_active, double s, int s_index, double loss,
-                   bool holdout = false) {
+StudyRunRecord run(double budget, double n, double n_active, double s, int s_index, double loss, bool holdout = false) {
     StudyRunRecord r;
     r.hash = "h" + std::to_string(int(budget / 1e9)) + "-" + std::to_string(int(n));
     r.status = "done";
@@ -47,8 +46,7 @@ std::vector<StudyRunRecord> synthetic_study(const Law& truth, uint64_t seed) {
         for (double k : {0.5, 1.0, 2.0})
             for (int si = 0; si < 4; ++si) {
                 const double s = grid[size_t(si)], n_active = k * 1e5 * std::sqrt(budget / 1e11);
-                StudyRunRecord r = run(budget, n_active * (0.3 + 0.7 / (1 - s)), n_active, s, si, 0,
-                                       budget == 1e13);
+                StudyRunRecord r = run(budget, n_active * (0.3 + 0.7 / (1 - s)), n_active, s, si, 0, budget == 1e13);
                 r.hash += "-" + std::to_string(si) + "-" + std::to_string(k);
                 r.loss = truth.loss(r.params, r.tokens, r.sparsity, r.active_params) * std::exp(noise(rng));
                 runs.push_back(r);
@@ -79,8 +77,7 @@ TEST(Validate, CoarseGridKeepsEndsOfEveryList) {
 TEST(Validate, LawGeneratedRunsArePredictedExactly) {
     // Dense runs at two fitting budgets and a hold-out budget, losses from Epoch's Chinchilla
     // refit.
-    const Law truth =
-        load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
+    const Law truth = load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
     std::vector<StudyRunRecord> runs;
     for (double budget : {1e18, 3e18, 1e19, 1e20})
         for (double n : {1e8, 2e8, 4e8, 8e8, 1.6e9}) {
@@ -101,8 +98,7 @@ TEST(Validate, LawGeneratedRunsArePredictedExactly) {
     // agree.
     double best_n = 0, best_loss = INFINITY;
     for (double n : {1e8, 2e8, 4e8, 8e8, 1.6e9})
-        if (truth.loss(n, 1e20 / (6 * n), 0) < best_loss)
-            best_loss = truth.loss(n, 1e20 / (6 * n), 0), best_n = n;
+        if (truth.loss(n, 1e20 / (6 * n), 0) < best_loss) best_loss = truth.loss(n, 1e20 / (6 * n), 0), best_n = n;
     EXPECT_EQ(v.optimum_grid_steps, 0);
     EXPECT_DOUBLE_EQ(v.optimum_n_ratio, 1.0);
     EXPECT_DOUBLE_EQ(v.measured_optimum.run.params, best_n);
@@ -118,8 +114,7 @@ TEST(Validate, LawGeneratedRunsArePredictedExactly) {
 // Step time by part: medians over the runs with part timing (runs trained before it, all-zero
 // measured parts, are left out), of predicted and measured seconds per step and of their ratio - 1.
 TEST(Validate, StepTimeByPartFromTheRunsThatTimedIt) {
-    const Law truth =
-        load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
+    const Law truth = load_law(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-epoch2024.toml");
     std::vector<StudyRunRecord> runs;
     int i = 0;
     for (double budget : {1e18, 3e18, 1e19})
@@ -173,8 +168,7 @@ TEST(Validate, StepTimeByPartFromTheRunsThatTimedIt) {
 TEST(Validate, FindingOneFromTheBestRunPerSparsity) {
     // At 1e10: dense best at N = N_a = 1e6 (loss 3.0); S = 0.5 best at N 1.6e6, N_a 0.8e6 (2.9).
     std::vector<StudyRunRecord> runs{run(1e10, 1e6, 1e6, 0, 0, 3.0), run(1e10, 4e6, 4e6, 0, 0, 3.1),
-                                     run(1e10, 1.6e6, 0.8e6, 0.5, 1, 2.9),
-                                     run(1e10, 6e6, 3e6, 0.5, 1, 2.95)};
+                                     run(1e10, 1.6e6, 0.8e6, 0.5, 1, 2.9), run(1e10, 6e6, 3e6, 0.5, 1, 2.95)};
     FindingCheck f = check_optimum_grows_with_sparsity(runs, {0, 0.5});
     EXPECT_TRUE(f.evaluated);
     EXPECT_TRUE(f.reproduced);
@@ -325,9 +319,7 @@ TEST(Validate, SelectionChoosesAWindowThatDropsADistortedSmallestBudget) {
     EXPECT_EQ(j["fit"]["n_fit_runs"], 24);
     const std::string text = validation_text(v);
     EXPECT_NE(text.find("chinchilla-sparse last 2"), std::string::npos) << text;
-    EXPECT_NE(text.find("fitted on the 2 largest fitting budgets (1e+12, 3e+12; 24 runs)"),
-              std::string::npos)
-        << text;
+    EXPECT_NE(text.find("fitted on the 2 largest fitting budgets (1e+12, 3e+12; 24 runs)"), std::string::npos) << text;
     // The same data with every budget (a fixed form, window 0): the distortion biases the
     // extrapolation well beyond the noise.
     o.law_form = "chinchilla-sparse";
