@@ -51,7 +51,7 @@ double expected_max_approx(double n, double mu, double sigma, double gamma);
 
 // Expected number of GEMM row tiles sum_e ceil(rows_e / tile_m) over `experts` experts that
 // together receive `rows` rows (Poisson per expert; balanced: exact ceil). Used for tile
-// quantization of grouped GEMMs (kernels-cupti.md §4.2).
+// quantization of grouped GEMMs.
 double expected_row_tiles(double rows, int64_t experts, int64_t tile_m, bool balanced);
 
 }  // namespace moecast::sim

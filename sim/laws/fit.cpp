@@ -261,7 +261,7 @@ std::vector<std::vector<double>> default_start_grid(const LawForm& form) {
         return {c[0], c[0], c[1], c[2], c[3], c[4], steps(-1, 1, 0.5)};
     }
     if (form.name == "abnar2025") {
-        // Abnar et al. 2025 Table 2 (paper-notes.md): log a..log d ∈ {0, 10, 20}, log e = 1.5,
+        // Abnar et al. 2025 Table 2 (docs/references.md): log a..log d ∈ {0, 10, 20}, log e = 1.5,
         // α, β, γ ∈ {0, .25, …, 1.25}, λ, δ ∈ {−1, −.5, …, 1}. Order: a b c d e α β λ δ γ.
         const auto logs = steps(0, 20, 10), exps = steps(0, 1.25, 0.25), signed_ = steps(-1, 1, 0.5);
         return {logs, logs, logs, logs, {1.5}, exps, exps, signed_, signed_, exps};

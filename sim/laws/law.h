@@ -40,7 +40,7 @@ struct Law {
     std::vector<double> theta;  // fit-space values: logs of scale coefficients, then exponents
     std::string source;         // citation
     std::string provenance;     // "primary: ..." / "secondary: ..." / "fitted by moecast fit ..."
-    bool secondary = false;     // coefficients read second-hand (see paper-notes.md)
+    bool secondary = false;     // coefficients read second-hand (see docs/references.md)
     std::string file;           // where it was loaded from
 
     // Natural value of a coefficient by name (A = exp(log A); exponents as they are).

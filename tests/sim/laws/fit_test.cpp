@@ -1,5 +1,5 @@
 // sim/laws/fit against published numbers: the Chinchilla objective at Epoch AI's and Hoffmann's
-// optima on Epoch's extraction (scaling-laws.md §1.7 T1/T2), the 4500-start refit, bootstrap CIs
+// optima on Epoch's extraction (docs/references.md), the 4500-start refit, bootstrap CIs
 // overlapping Epoch's, and recovery of known Abnar coefficients from synthetic runs.
 #include <cmath>
 #include <cstdio>

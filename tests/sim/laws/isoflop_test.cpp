@@ -1,5 +1,5 @@
 // sim/laws/isoflop: an exact quadratic surface is recovered with degree 2 chosen by cross-validation,
-// and on runs generated from Abnar's law (N_a = (1 − S)·N, D = C/(6 N_a), as in scaling-laws.md
+// and on runs generated from Abnar's law (N_a = (1 − S)·N, D = C/(6 N_a), as in docs/references.md
 // §2.1) the surface's S*(N) and N*(S) land near the law's own optima.
 #include <cmath>
 
@@ -52,7 +52,7 @@ TEST(Isoflop, AbnarSurfaceMatchesLawOptima) {
         }
     const IsoflopSurface f = fit_isoflop_surface(runs, 5);
     EXPECT_GE(f.degree, 2);
-    // Fixed-N optima from scaling-laws.md §2.1 (grid 0.001): C = 1e20, N = 1e9 → 0.872, 1e10 → 0.983.
+    // Fixed-N optima from docs/references.md (grid 0.001): C = 1e20, N = 1e9 → 0.872, 1e10 → 0.983.
     EXPECT_NEAR(f.optimal_s(1e9), 0.872, 0.03);
     EXPECT_NEAR(f.optimal_s(1e10), 0.983, 0.01);
     // N*(S) from the same table: S = 0 → 6.46e8, S = 0.875 → 3.31e9 (log10 within 0.1).

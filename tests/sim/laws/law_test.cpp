@@ -1,4 +1,4 @@
-// sim/laws/law: the bundled laws evaluate to the values derived in paper-notes.md, the Chinchilla
+// sim/laws/law: the bundled laws evaluate to the values derived in docs/references.md, the Chinchilla
 // frontier matches a brute-force minimisation, and bad law files are rejected with file and key.
 #include <cmath>
 #include <stdexcept>
@@ -16,13 +16,13 @@ namespace {
 TEST(Law, AbnarValuesFromPaperNotes) {
     const Law law = load_law("abnar2025");
     EXPECT_TRUE(law.secondary);
-    // paper-notes.md, "Values of this law (derived; use to test an implementation)".
+    // docs/references.md, "Values of this law (derived; use to test an implementation)".
     EXPECT_NEAR(law.loss(1e9, 2e10, 0.0), 2.5657, 1e-4);
     EXPECT_NEAR(law.loss(1e9, 2e10, 0.5), 2.5899, 1e-4);
     EXPECT_NEAR(law.loss(1e9, 2e10, 0.9), 2.7019, 1e-4);
     EXPECT_NEAR(law.loss(1e10, 1e11, 0.9), 2.1498, 1e-4);
     EXPECT_NEAR(law.loss(1e10, 1e11, 0.98), 2.2629, 1e-4);
-    // scaling-laws.md §2.1 sanity values.
+    // docs/references.md sanity values.
     EXPECT_NEAR(law.loss(1e9, 2e10, 0.875), 2.6816, 1e-4);
     EXPECT_NEAR(law.loss(8e9, 2e10, 0.875), 2.3813, 1e-4);
 }
@@ -31,7 +31,7 @@ TEST(Law, ChinchillaCoefficientsAndFrontier) {
     const Law h = load_law("chinchilla");  // alias of chinchilla-hoffmann2022
     EXPECT_EQ(h.name, "chinchilla-hoffmann2022");
     EXPECT_NEAR(h.coefficient("E"), std::exp(0.5267228), 1e-12);
-    EXPECT_NEAR(h.coefficient("E"), 1.6934, 1e-4);  // scaling-laws.md §1.4
+    EXPECT_NEAR(h.coefficient("E"), 1.6934, 1e-4);  // docs/references.md
     EXPECT_DOUBLE_EQ(h.coefficient("alpha"), 0.33917084);
     ASSERT_TRUE(has_closed_form_frontier(h));
     // The closed form against a brute-force scan of L(N, C/(6N)) over log N.

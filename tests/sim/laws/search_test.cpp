@@ -1,4 +1,4 @@
-// sim/laws/search with Abnar's law over the paper family reproduces the paper's findings (paper-notes.md)
+// sim/laws/search with Abnar's law over the paper family reproduces the paper's findings (docs/references.md)
 // at budgets 3e19..1e21: at fixed compute N* rises, N_a* falls and the optimal loss falls as S
 // rises; at fixed N the optimal S rises with N and falls with the budget. Plus budget bookkeeping,
 // constraints and the cost-budget path with a stand-in cost model.
@@ -54,7 +54,7 @@ TEST(Search, FixedSizeFindings) {
         EXPECT_GE(s_star[1][j], s_star[2][j]) << "N=" << sizes[j];
     }
     EXPECT_GT(s_star[0][1], s_star[2][1]);  // N = 1e9: 3e19 -> sparse, 1e21 -> much denser
-    // scaling-laws.md §2.1 (N_a = (1-S) N simplification): C=1e20, N=1e9 -> 0.872; our grid value
+    // docs/references.md (N_a = (1-S) N simplification): C=1e20, N=1e9 -> 0.872; our grid value
     // must be a neighbour of it.
     EXPECT_TRUE(s_star[1][1] == 0.75 || s_star[1][1] == 0.9) << s_star[1][1];
 }

@@ -186,7 +186,7 @@ TEST(Validate, FindingOneFromTheBestRunPerSparsity) {
 }
 
 TEST(Validate, FindingsTwoAndThreeFromThePapersLaw) {
-    // The paper's fitted law (secondary coefficients, paper-notes.md) over the paper's family: the
+    // The paper's fitted law (secondary coefficients, docs/references.md) over the paper's family: the
     // paper reads S*(N) rising with N (finding 2) and falling with C (finding 3) off its fits.
     const Law law = load_law("abnar2025");
     const Family fam = load_family("paper");
