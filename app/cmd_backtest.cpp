@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "app/commands.h"
-#include "sim/core/error.h"
 #include "sim/study/backtest.h"
 
 namespace moecast::app {
@@ -31,14 +30,7 @@ void register_backtest(CLI::App& app) {
                   "Also fit the stack constants (GEMM, grouped GEMM and attention efficiency, network "
                   "efficiency, launch time) and report their leave-one-model-out error");
     cmd->callback([args] {
-        std::vector<std::string> files = args->files.empty() ? sim::bundled_backtest_files() : args->files;
-        if (files.empty())
-            throw sim::InputError("backtest", 0, "files", "no backtest files (configs/validation/*.csv)");
-        std::vector<sim::BacktestRow> rows;
-        for (const std::string& f : files) {
-            const std::vector<sim::BacktestRow> some = sim::load_backtest_rows(f);
-            rows.insert(rows.end(), some.begin(), some.end());
-        }
+        const std::vector<sim::BacktestRow> rows = sim::load_backtest_files(args->files);
         const sim::BacktestReport report = sim::run_backtest(rows);
         if (!args->fit) {
             if (args->json)

@@ -41,11 +41,7 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
         return a;
     }
     // Selective recompute drops what its modules rebuild in backward (none: nothing).
-    RecomputeModules redo;
-    if (l.recompute == Recompute::selective)
-        redo = l.modules;
-    else
-        redo = parse_recompute_modules("");
+    const RecomputeModules redo = l.recompute == Recompute::selective ? l.modules : RecomputeModules::none();
     const double norm_out = redo.layernorm ? 0.0 : t * d * kAct / sp;  // a norm's output, the next GEMM's input
     // (t, D) norm input and QKV input; (t, q+k+v) projections (MLA: kept unless its up-projections
     // are recomputed from the latents); (t, H*dv) output + fp32 LSE per head.

@@ -259,8 +259,7 @@ constexpr ModuleName kRecomputeModules[] = {
 }  // namespace
 
 RecomputeModules parse_recompute_modules(const std::string& spec, const std::string& source, int line) {
-    RecomputeModules r;
-    for (const ModuleName& m : kRecomputeModules) r.*m.flag = false;
+    RecomputeModules r = RecomputeModules::none();
     std::string list = spec;  // Megatron's own spelling separates by spaces
     std::replace(list.begin(), list.end(), ' ', ',');
     for (const KeyValue& item : split_key_values(list)) {

@@ -34,6 +34,13 @@ struct RecomputeModules {
     bool mlp = false;             // dense FFN layers (keeps their input)
     bool moe = false;             // the whole MoE block: router, dispatch, experts, combine
     bool shared_experts = false;  // the shared experts (keeps their input)
+
+    // No module: what every recompute setting but selective keeps.
+    static constexpr RecomputeModules none() {
+        RecomputeModules r;
+        r.core_attn = r.moe_act = false;
+        return r;
+    }
 };
 // "core_attn,moe_act,layernorm,mla_up_proj,mlp,moe,shared_experts": any subset, separated by commas
 // or spaces.

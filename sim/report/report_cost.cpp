@@ -1,6 +1,5 @@
 // Table and JSON of the hardware part of predictions (memory, communication, step time,
 // throughput, MFU, cost), and the request that builds them from command-line options.
-#include <cctype>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -30,18 +29,12 @@ std::string seconds(double s) {
 }
 
 BacktestError backtest_error(const std::string& profile, const std::string& model) {
-    std::vector<BacktestRow> rows;
-    for (const std::string& f : bundled_backtest_files()) {
-        const std::vector<BacktestRow> some = load_backtest_rows(f);
-        rows.insert(rows.end(), some.begin(), some.end());
-    }
-    const BacktestReport rep = run_backtest(rows);
+    const std::vector<std::string> files = bundled_backtest_files();
+    if (files.empty()) return {};
+    const BacktestReport rep = run_backtest(load_backtest_files(files));
     BacktestError e{rep.overall.rows, 0, 0, rep.overall.mape, 0, 0};
-    for (const auto& [gpu, s] : rep.by_gpu) {
-        std::string lower = gpu;
-        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (lower == profile) e.gpu_rows = s.rows, e.gpu_mape = s.mape;
-    }
+    for (const auto& [gpu, s] : rep.by_gpu)
+        if (profile_for_gpu(gpu) == profile) e.gpu_rows = s.rows, e.gpu_mape = s.mape;
     if (const auto it = rep.by_model.find(model); it != rep.by_model.end())
         e.model_rows = it->second.rows, e.model_mape = it->second.mape;
     return e;

@@ -48,11 +48,6 @@ struct RowReader {
     bool flag(const char* name) const { return count(name, 0) > 0; }
 };
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
-
 void add(ErrorSummary& s, double error) {
     s.mape = (s.mape * s.rows + std::fabs(error)) / (s.rows + 1);
     s.mean_error = (s.mean_error * s.rows + error) / (s.rows + 1);
@@ -73,7 +68,7 @@ struct PreparedRow {
 PreparedRow prepare(const BacktestRow& row) {
     PreparedRow p;
     p.result.row = row;
-    const std::string profile = lower(row.gpu);
+    const std::string profile = profile_for_gpu(row.gpu);
     if (!std::filesystem::exists(profiles_dir() + "/" + profile + ".toml")) {
         p.result.skipped = "no bundled profile " + profile;
         return p;
@@ -219,6 +214,23 @@ std::vector<BacktestRow> load_backtest_rows(const std::string& path) {
                                      {"seq_len", row.seq_len}})
             if (v < 1) throw InputError(path, row.line, key, "expected >= 1");
         rows.push_back(row);
+    }
+    return rows;
+}
+
+std::string profile_for_gpu(const std::string& gpu) {
+    std::string s = gpu;
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+}
+
+std::vector<BacktestRow> load_backtest_files(std::vector<std::string> files) {
+    if (files.empty()) files = bundled_backtest_files();
+    if (files.empty()) throw InputError("backtest", 0, "files", "no backtest files (configs/validation/*.csv)");
+    std::vector<BacktestRow> rows;
+    for (const std::string& f : files) {
+        const std::vector<BacktestRow> some = load_backtest_rows(f);
+        rows.insert(rows.end(), some.begin(), some.end());
     }
     return rows;
 }

@@ -47,6 +47,10 @@ struct BacktestRow {
 std::vector<BacktestRow> load_backtest_rows(const std::string& path);
 // The bundled backtest files (configs/validation/*.csv), sorted by name.
 std::vector<std::string> bundled_backtest_files();
+// The rows of several files in order (default: the bundled ones); InputError if there are none.
+std::vector<BacktestRow> load_backtest_files(std::vector<std::string> files = {});
+// The bundled profile that prices a row's GPU: its name in lower case ("H100-SXM" -> "h100-sxm").
+std::string profile_for_gpu(const std::string& gpu);
 
 struct BacktestResult {
     BacktestRow row;

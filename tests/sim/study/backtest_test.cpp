@@ -69,11 +69,7 @@ TEST(Backtest, UnknownGpuIsSkippedWithTheReason) {
 // The bundled published runs. The bounds are today's figures rounded up: lower them as the cost
 // model improves, never raise them.
 TEST(Backtest, BundledRowsStayWithinTheirBounds) {
-    std::vector<BacktestRow> rows;
-    for (const std::string& f : bundled_backtest_files()) {
-        const std::vector<BacktestRow> some = load_backtest_rows(f);
-        rows.insert(rows.end(), some.begin(), some.end());
-    }
+    const std::vector<BacktestRow> rows = load_backtest_files();
     ASSERT_GE(rows.size(), 80u);
     const BacktestReport r = run_backtest(rows);
     std::printf("backtest: %d rows, MAPE %.1f %%, bias %+.1f %%, %d predicted not to fit, %d skipped\n", r.overall.rows,
@@ -87,11 +83,7 @@ TEST(Backtest, BundledRowsStayWithinTheirBounds) {
 // The stack constants in the profiles were fitted on these rows; the honest figure is each model's
 // error under constants fitted without it. Same rule: bounds only go down.
 TEST(Backtest, LeaveOneModelOutStaysWithinItsBound) {
-    std::vector<BacktestRow> rows;
-    for (const std::string& f : bundled_backtest_files()) {
-        const std::vector<BacktestRow> some = load_backtest_rows(f);
-        rows.insert(rows.end(), some.begin(), some.end());
-    }
+    const std::vector<BacktestRow> rows = load_backtest_files();
     const BacktestFit fit = fit_backtest(rows);
     std::printf("backtest fit: in-sample MAPE %.1f %%, leave-one-model-out %.1f %% on %d rows\n",
                 100 * fit.in_sample.overall.mape, 100 * fit.leave_one_model_out.mape, fit.leave_one_model_out.rows);
