@@ -57,6 +57,15 @@ void register_predict(CLI::App& app) {
                   "Replay the layers' fixed-shape kernels from CUDA graphs (the profile's graph_launch_us per kernel)");
     cmd->add_option("--recompute-modules", args->cost.recompute_modules,
                     "With --recompute selective: core_attn,moe_act,layernorm,mla_up_proj,mlp,moe,shared_experts");
+    cmd->add_option("--framework", args->cost.framework,
+                    "Training framework, for the buffers it keeps: megatron, megatron-bridge, fsdp2")
+        ->capture_default_str();
+    cmd->add_option("--states", args->cost.states,
+                    "State precisions over the framework's: weights=,grads=,master=,moments= (fp32, bf16, fp8)");
+    cmd->add_flag("--fused-cross-entropy", args->cost.fused_cross_entropy,
+                  "The loss keeps bf16 logits (fused cross-entropy) instead of an fp32 copy");
+    cmd->add_option("--offload-modules", args->cost.offload_modules,
+                    "Activations offloaded to host memory until backward: expert_fc1,moe_act");
     cmd->add_option("--routing", args->cost.routing, "Tokens per expert: balanced, uniform, zipf:S")
         ->capture_default_str();
     cmd->add_option("--capacity-factor", args->cost.capacity_factor, "Expert capacity factor (0 = dropless)");
@@ -69,9 +78,10 @@ void register_predict(CLI::App& app) {
         if (args->seq_len > 0) overrides.push_back("seq_len=" + std::to_string(args->seq_len));
         const sim::ModelPrediction p = sim::predict_model(sim::load_model(args->model, overrides));
         if (args->cost.hardware.empty()) {
-            for (const char* opt : {"--gpus", "--parallel", "--micro-batch", "--global-batch", "--precision",
-                                    "--recompute", "--recompute-modules", "--cuda-graphs", "--routing",
-                                    "--capacity-factor", "--overlap", "--tokens", "--trace"})
+            for (const char* opt :
+                 {"--gpus", "--parallel", "--micro-batch", "--global-batch", "--precision", "--recompute",
+                  "--recompute-modules", "--cuda-graphs", "--framework", "--states", "--fused-cross-entropy",
+                  "--offload-modules", "--routing", "--capacity-factor", "--overlap", "--tokens", "--trace"})
                 if (cmd->count(opt) > 0)
                     throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
             if (args->json)

@@ -8,7 +8,6 @@ namespace {
 
 constexpr double kAct = 2.0;     // bf16 activation bytes
 constexpr double kWeight = 2.0;  // bf16 weights
-constexpr double kGrad = 4.0;    // fp32 main gradients
 constexpr double kFp32 = 4.0;
 
 }  // namespace
@@ -69,10 +68,13 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
         const double block_in = t * d * kAct / sp;
         a.router = redo.moe ? block_in : norm_out + tm * e * (kFp32 + kFp32 + 1.0) + tm * k * 8.0;
         if (!redo.moe) {
-            a.dispatch = rows * d * gemm_in;                     // (rows, D) FC1 input
-            a.experts = rows * (glu ? 2.0 : 1.0) * f * kAct;     // (rows, 2F) pre-activation
-            if (!redo.moe_act) a.experts += rows * f * gemm_in;  // (rows, F) FC2 input
-            a.combine = rows * d * kAct;                         // (rows, D) FC2 output
+            // Offloaded tensors wait in host memory (memory_per_gpu adds back the layer at work).
+            if (!l.offload.expert_fc1) a.dispatch = rows * d * gemm_in;               // (rows, D) FC1 input
+            if (!l.offload.moe_act) a.experts = rows * (glu ? 2.0 : 1.0) * f * kAct;  // (rows, 2F) pre-activation
+            if (!redo.moe_act) a.experts += rows * f * gemm_in;                       // (rows, F) FC2 input
+            // The routing weights are applied in the activation (Megatron-Core, NeMo Automodel),
+            // which keeps them (fp32, one per row); the experts' output is not kept.
+            a.combine = rows * kFp32;
         }
         if (m.moe.shared_experts > 0 && !redo.moe && !redo.shared_experts) {
             const double fs = static_cast<double>(m.moe.shared_experts * m.moe.shared_ffn);
@@ -96,20 +98,23 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
 MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, const StepShape& s,
                                const HardwareProfile& hw) {
     MemoryBreakdown r;
+    const StateBytes& b = l.states;
     const double dense_shard = l.zero >= 1 ? static_cast<double>(l.dp * l.cp) : 1.0;
     const double expert_shard = l.zero >= 1 ? static_cast<double>(s.edp_group.size) : 1.0;
     const double dense = s.dense_params + s.end_params;
     r.params = dense + s.expert_params;
-    const double w_dense = l.zero >= 3 ? dense / dense_shard : dense;
-    const double w_expert = l.zero >= 3 ? s.expert_params / expert_shard : s.expert_params;
-    r.weights_bytes = kWeight * (w_dense + w_expert);
-    const double g_dense = l.zero >= 2 ? dense / dense_shard : dense;
-    const double g_expert = l.zero >= 2 ? s.expert_params / expert_shard : s.expert_params;
-    r.gradients_bytes = kGrad * (g_dense + g_expert);
-    const double opt_params = dense / dense_shard + s.expert_params / expert_shard;
-    r.master_bytes = kFp32 * opt_params;
-    r.adam_m_bytes = kFp32 * opt_params;
-    r.adam_v_bytes = kFp32 * opt_params;
+    const double sharded = dense / dense_shard + s.expert_params / expert_shard;
+    r.weights_bytes = b.weights * (l.zero >= 3 ? sharded : r.params);
+    r.gradients_bytes = b.grads * (l.zero >= 2 ? sharded : r.params);
+    r.master_bytes = b.master * sharded;
+    r.adam_m_bytes = b.moments / 2 * sharded;
+    r.adam_v_bytes = b.moments / 2 * sharded;
+    if (l.zero >= 3 && s.layers > 0) {
+        // Gathered for compute: the running and the prefetched layer's bf16 weights and one
+        // layer's unsharded gradients before their reduce-scatter.
+        const double layer = (s.dense_params + s.expert_params) / s.layers;
+        r.gathered_bytes = layer * (2 * kWeight + b.grads);
+    }
 
     r.moe_layer = layer_activations(m, l, s, true);
     r.dense_layer = layer_activations(m, l, s, false);
@@ -121,12 +126,19 @@ MemoryBreakdown memory_per_gpu(const ModelConfig& m, const ParallelLayout& l, co
     if (l.recompute == Recompute::full) {
         ParallelLayout none = l;
         none.recompute = Recompute::none;
+        none.offload = OffloadModules{};
         working = std::max(s.moe_layers > 0 ? layer_activations(m, none, s, true).total() : 0.0,
                            s.dense_layers > 0 ? layer_activations(m, none, s, false).total() : 0.0);
+    } else if (l.offload.any() && s.moe_layers > 0) {
+        // The layer at work keeps its offloaded tensors on the device.
+        ParallelLayout kept = l;
+        kept.offload = OffloadModules{};
+        working = layer_activations(m, kept, s, true).total() - r.moe_layer.total();
     }
     r.activations_bytes = r.in_flight_micro_batches * per_mb + working;
-    r.logits_bytes = s.tokens_mb * static_cast<double>(m.vocab) / static_cast<double>(l.tp) * kFp32;
-    const double states = r.weights_bytes + r.gradients_bytes + r.optimizer_bytes();
+    r.logits_bytes =
+        s.tokens_mb * static_cast<double>(m.vocab) / static_cast<double>(l.tp) * (l.fused_cross_entropy ? kAct : kFp32);
+    const double states = r.weights_bytes + r.gradients_bytes + r.optimizer_bytes() + r.gathered_bytes;
     const double first = states + r.activations_bytes;
     const double last = states + per_mb + working + r.logits_bytes;  // one micro-batch in flight at the end
     r.total_bytes = l.pp == 1 ? first + r.logits_bytes : std::max(first, last);

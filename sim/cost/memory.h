@@ -1,8 +1,8 @@
-// Memory per GPU on the busiest pipeline stage: weights, gradients, optimizer state (fp32 master,
-// Adam m and v) sharded by ZeRO stage, and MoE-correct activations (router logits/probabilities,
-// routing map, permuted token buffers, expert intermediates for the K*tokens rows the busiest EP
-// rank receives, combine inputs) with recompute options and the pipeline's in-flight micro-batches.
-// Convention: bf16 weights and activations, fp32 main gradients (Megatron default), fp32 Adam.
+// Memory per GPU on the busiest pipeline stage: weights, gradients, optimizer state (master, Adam
+// m and v) at the framework's precisions (ParallelLayout::states) sharded by ZeRO stage, and
+// MoE-correct activations (router logits/probabilities, routing map, permuted token buffers, expert
+// intermediates for the K*tokens rows the busiest EP rank receives, combine inputs) with recompute
+// options and the pipeline's in-flight micro-batches. Activations are bf16 (fp8 GEMM inputs 1 byte).
 #pragma once
 
 #include "sim/model/config.h"
@@ -27,14 +27,15 @@ struct MemoryBreakdown {
     double params = 0;  // parameters held by this GPU (before ZeRO-3 sharding)
     double weights_bytes = 0;
     double gradients_bytes = 0;
-    double master_bytes = 0;  // fp32 master weights
+    double master_bytes = 0;  // optimizer's master weights
     double adam_m_bytes = 0;
     double adam_v_bytes = 0;
+    double gathered_bytes = 0;           // ZeRO 3: layers' weights and gradients gathered unsharded for compute
     LayerActivations moe_layer;          // one MoE layer, one micro-batch
     LayerActivations dense_layer;        // one dense layer, one micro-batch
     double in_flight_micro_batches = 1;  // on the first stage (1F1B; interleaving adds (pp-1)/(pp*vp))
     double activations_bytes = 0;        // all layers of the stage, all in-flight micro-batches
-    double logits_bytes = 0;             // fp32 LM-head logits (last stage)
+    double logits_bytes = 0;             // LM-head logits kept for the loss (last stage; fp32 unless fused)
     double total_bytes = 0;              // the busier of the first and last stage
     double capacity_bytes = 0;
     bool fits = false;

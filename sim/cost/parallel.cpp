@@ -86,6 +86,8 @@ std::string check_layout(ParallelLayout& l, const ModelConfig& m, const Hardware
                           {"gpus", l.gpus}})
         if (v < 1) return bad(key, "must be >= 1");
     if (l.zero < 0 || l.zero > 3) return bad("zero", "ZeRO stage must be 0, 1, 2 or 3");
+    if (l.framework == Framework::fsdp2 && l.zero != 3)
+        return bad("zero", "fsdp2 shards weights, gradients and optimizer states (zero=3)");
     const int64_t model_parallel = l.tp * l.pp * l.cp;
     if (model_parallel > l.gpus)
         return bad("gpus", "tp*pp*cp = " + std::to_string(model_parallel) + " is larger than the GPU count " +
@@ -213,6 +215,85 @@ Precision parse_precision(const std::string& s, const std::string& source, int l
     throw InputError(source, line, "precision", "expected bf16, fp8, tf32 or fp32, got \"" + s + "\"");
 }
 
+namespace {
+
+double dtype_bytes(const std::string& dtype) {
+    if (dtype == "fp32") return 4;
+    if (dtype == "bf16" || dtype == "fp16") return 2;
+    if (dtype == "fp8") return 1;
+    return 0;
+}
+
+const char* dtype_name(double bytes) {
+    if (bytes == 4) return "fp32";
+    if (bytes == 2) return "bf16";
+    if (bytes == 1) return "fp8";
+    return bytes == 0 ? "none" : "custom";
+}
+
+}  // namespace
+
+StateBytes parse_states(const std::string& spec, StateBytes s, const std::string& source, int line) {
+    std::string list = spec;
+    std::replace(list.begin(), list.end(), ' ', ',');
+    for (const auto& [key, value, has_value] : split_key_values(list)) {
+        const double bytes = dtype_bytes(value);
+        if (!has_value || bytes == 0)
+            throw InputError(source, line, key, "expected key=dtype with dtype fp32, bf16, fp16 or fp8");
+        if (key == "weights")
+            s.weights = bytes;
+        else if (key == "grads")
+            s.grads = bytes;
+        else if (key == "master")
+            s.master = bytes;
+        else if (key == "moments")
+            s.moments = 2 * bytes;
+        else
+            throw InputError(source, line, key, "unknown state; expected weights, grads, master or moments");
+    }
+    return s;
+}
+
+std::string to_string(const StateBytes& s) {
+    return std::string("weights=") + dtype_name(s.weights) + ",grads=" + dtype_name(s.grads) +
+           ",master=" + dtype_name(s.master) + ",moments=" + dtype_name(s.moments / 2);
+}
+
+const char* to_string(Framework f) {
+    switch (f) {
+    case Framework::megatron: return "megatron";
+    case Framework::megatron_bridge: return "megatron-bridge";
+    case Framework::fsdp2: return "fsdp2";
+    }
+    return "?";
+}
+
+Framework parse_framework(const std::string& s, const std::string& source, int line) {
+    for (Framework f : {Framework::megatron, Framework::megatron_bridge, Framework::fsdp2})
+        if (s == to_string(f)) return f;
+    throw InputError(source, line, "framework", "expected megatron, megatron-bridge or fsdp2, got \"" + s + "\"");
+}
+
+void apply_framework(ParallelLayout& l, Framework f) {
+    l.framework = f;
+    l.states = StateBytes{};
+    l.fused_cross_entropy = false;
+    switch (f) {
+    case Framework::megatron: break;
+    case Framework::megatron_bridge:
+        // scripts/performance: grad_reduce_in_fp32 = False, cross_entropy_fusion_impl = "te"
+        l.states.grads = 2;
+        l.fused_cross_entropy = true;
+        break;
+    case Framework::fsdp2:
+        // The fp32 shard is both the parameter and the optimizer's master; layers gather a
+        // bf16 copy only while they run (memory_per_gpu counts that working set).
+        l.states.weights = 0;
+        l.zero = 3;
+        break;
+    }
+}
+
 Recompute parse_recompute(const std::string& s, const std::string& source, int line) {
     if (s == "none") return Recompute::none;
     if (s == "selective") return Recompute::selective;
@@ -273,6 +354,27 @@ RecomputeModules parse_recompute_modules(const std::string& spec, const std::str
         r.*found->flag = true;
     }
     return r;
+}
+
+OffloadModules parse_offload_modules(const std::string& spec, const std::string& source, int line) {
+    OffloadModules o;
+    std::string list = spec;
+    std::replace(list.begin(), list.end(), ' ', ',');
+    for (const KeyValue& item : split_key_values(list)) {
+        if (item.key == "expert_fc1" && !item.has_value)
+            o.expert_fc1 = true;
+        else if (item.key == "moe_act" && !item.has_value)
+            o.moe_act = true;
+        else
+            throw InputError(source, line, item.key, "unknown offload module; expected expert_fc1 or moe_act");
+    }
+    return o;
+}
+
+std::string to_string(const OffloadModules& o) {
+    if (o.expert_fc1 && o.moe_act) return "expert_fc1,moe_act";
+    if (o.expert_fc1) return "expert_fc1";
+    return o.moe_act ? "moe_act" : "";
 }
 
 std::string to_string(const RecomputeModules& r) {

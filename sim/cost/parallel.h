@@ -48,6 +48,19 @@ RecomputeModules parse_recompute_modules(const std::string& spec, const std::str
                                          int line = 0);
 std::string to_string(const RecomputeModules& r);
 
+// Activations moved to host memory after their forward and fetched back for their backward
+// (Megatron-Core's --fine-grained-activation-offloading --offload-modules). The copies run on a
+// side stream; the cost model takes them as hidden behind compute.
+struct OffloadModules {
+    bool expert_fc1 = false;  // the routed experts' FC1 input (the dispatched tokens)
+    bool moe_act = false;     // the expert activation's input (FC1's output)
+    bool any() const { return expert_fc1 || moe_act; }
+};
+// "expert_fc1,moe_act" (commas or spaces).
+OffloadModules parse_offload_modules(const std::string& spec, const std::string& source = "--offload-modules",
+                                     int line = 0);
+std::string to_string(const OffloadModules& o);
+
 // Fraction of each collective hidden behind compute (0 = fully exposed, 1 = fully hidden).
 // Defaults are assumptions, not measurements: DP gradient reduce-scatter and parameter all-gather
 // overlap with backward/forward except the last bucket (Megatron overlap_grad_reduce /
@@ -59,6 +72,30 @@ struct Overlap {
     double dp = 0.9;
     double pp = 1.0;
 };
+
+// Bytes per parameter of the training state as a framework keeps it: the weights the layers
+// compute with, the gradient buffer backward accumulates into, and the optimizer's master weights
+// and Adam moments (m and v together). The distributed optimizer shards master and moments over
+// data parallel (ZeRO 1); ZeRO 2 shards the gradients too and ZeRO 3 the weights.
+struct StateBytes {
+    double weights = 2;  // bf16
+    double grads = 4;    // fp32 main gradients
+    double master = 4;   // fp32
+    double moments = 8;  // fp32 m and v
+};
+// "weights=bf16,grads=fp32,master=fp32,moments=bf16" (separated by commas or spaces) into `base`;
+// dtypes fp32, bf16, fp16, fp8; InputError names the key.
+StateBytes parse_states(const std::string& spec, StateBytes base, const std::string& source = "--states", int line = 0);
+std::string to_string(const StateBytes& s);
+
+// Training frameworks, where they keep different buffers by default (docs/cost-model.md, Memory).
+enum class Framework {
+    megatron,         // Megatron-LM: fp32 gradient buffers and Adam state; cross-entropy unfused
+    megatron_bridge,  // Megatron-Bridge performance recipes: bf16 gradient buffers, fused cross-entropy
+    fsdp2,            // PyTorch FSDP2 (NeMo Automodel): ZeRO 3 over fp32 shards; no bf16 copy kept
+};
+const char* to_string(Framework f);
+Framework parse_framework(const std::string& s, const std::string& source = "--framework", int line = 0);
 
 struct ParallelLayout {
     int64_t gpus = 1;
@@ -84,7 +121,15 @@ struct ParallelLayout {
     // costs the device's launch gap (HardwareProfile::graph_launch_s) instead of the host's launch
     // time. Dropless MoE's token-dependent kernels (permute, expert GEMMs, combine) stay outside.
     bool cuda_graphs = false;
+    // What the framework keeps (apply_framework sets them): state precisions and whether the loss
+    // keeps fp32 logits; and which activations are offloaded to the host.
+    Framework framework = Framework::megatron;
+    StateBytes states;
+    bool fused_cross_entropy = false;  // bf16 logits, softmax gradient in place (no fp32 copy)
+    OffloadModules offload;
 };
+// Sets the framework and its defaults: state precisions, cross-entropy fusion and (fsdp2) ZeRO 3.
+void apply_framework(ParallelLayout& l, Framework f);
 // Layers of the pipeline split, counting the embedding and the loss where they take a slot.
 int64_t pipeline_slots(const ModelConfig& m, const ParallelLayout& l);
 

@@ -30,15 +30,19 @@ struct CostRequest {
     int64_t gpus = 1;
     std::string parallel;  // "tp=2,pp=4,ep=8,..."
     int64_t micro_batch = 1;
-    int64_t global_batch = 0;         // 0 = dp * micro_batch
-    std::string precision = "bf16";   // GEMM precision: bf16, fp8, tf32, fp32
-    std::string recompute = "none";   // none, selective, full
-    std::string recompute_modules;    // with selective: "core_attn,moe_act,layernorm,..." (empty: default)
-    bool cuda_graphs = false;         // fixed-shape kernels replayed from CUDA graphs
-    std::string routing = "uniform";  // balanced, uniform, zipf:S
-    double capacity_factor = 0;       // 0 = dropless
-    std::string overlap;              // "ep=0.5,tp=0,dp=0.9,pp=1"
-    double tokens = 0;                // training tokens D for time, GPU-hours and dollars
+    int64_t global_batch = 0;            // 0 = dp * micro_batch
+    std::string precision = "bf16";      // GEMM precision: bf16, fp8, tf32, fp32
+    std::string recompute = "none";      // none, selective, full
+    std::string recompute_modules;       // with selective: "core_attn,moe_act,layernorm,..." (empty: default)
+    bool cuda_graphs = false;            // fixed-shape kernels replayed from CUDA graphs
+    std::string framework = "megatron";  // megatron, megatron-bridge, fsdp2: the buffers it keeps
+    std::string states;                  // "grads=bf16,moments=bf16": over the framework's precisions
+    bool fused_cross_entropy = false;    // bf16 logits (on where the framework fuses it anyway)
+    std::string offload_modules;         // activations kept in host memory: "expert_fc1,moe_act"
+    std::string routing = "uniform";     // balanced, uniform, zipf:S
+    double capacity_factor = 0;          // 0 = dropless
+    std::string overlap;                 // "ep=0.5,tp=0,dp=0.9,pp=1"
+    double tokens = 0;                   // training tokens D for time, GPU-hours and dollars
 };
 
 // The cost model's error on published runs (sim/study/backtest.h, the bundled configs/validation):

@@ -46,6 +46,10 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     CostReport out;
     out.hardware = load_hardware(r.hardware);
     ParallelLayout l;
+    apply_framework(l, parse_framework(r.framework));
+    l.states = parse_states(r.states, l.states);
+    if (r.fused_cross_entropy) l.fused_cross_entropy = true;
+    l.offload = parse_offload_modules(r.offload_modules);
     l.gpus = r.gpus;
     l.micro_batch = r.micro_batch;
     l.global_batch = r.global_batch;
@@ -117,6 +121,10 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
         {"recompute", to_string(l.recompute)},
         {"recompute_modules", l.recompute == Recompute::selective ? to_string(l.modules) : ""},
         {"cuda_graphs", l.cuda_graphs},
+        {"framework", to_string(l.framework)},
+        {"states", to_string(l.states)},
+        {"fused_cross_entropy", l.fused_cross_entropy},
+        {"offload_modules", to_string(l.offload)},
         {"pp_embedding", l.embedding_in_split},
         {"pp_loss", l.loss_in_split},
         {"overlap", {{"ep", l.overlap.ep}, {"tp", l.overlap.tp}, {"dp", l.overlap.dp}, {"pp", l.overlap.pp}}}};
@@ -139,6 +147,7 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
          {{"weights", m.weights_bytes},
           {"gradients", m.gradients_bytes},
           {"optimizer", {{"master", m.master_bytes}, {"adam_m", m.adam_m_bytes}, {"adam_v", m.adam_v_bytes}}},
+          {"gathered", m.gathered_bytes},
           {"activations", m.activations_bytes},
           {"logits", m.logits_bytes}}},
         {"in_flight_micro_batches", m.in_flight_micro_batches},
@@ -230,8 +239,10 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
     s += fmt::format("  weights {}  gradients {}  optimizer {} (master {}, Adam m {}, v {})\n", gb(m.weights_bytes),
                      gb(m.gradients_bytes), gb(m.optimizer_bytes()), gb(m.master_bytes), gb(m.adam_m_bytes),
                      gb(m.adam_v_bytes));
-    s += fmt::format("  activations {} ({:.2f} micro-batches in flight), logits {}\n", gb(m.activations_bytes),
-                     m.in_flight_micro_batches, gb(m.logits_bytes));
+    s += fmt::format("  states as {} keeps them: {}\n", to_string(l.framework), to_string(l.states));
+    if (m.gathered_bytes > 0) s += fmt::format("  gathered for compute (ZeRO 3) {}\n", gb(m.gathered_bytes));
+    s += fmt::format("  activations {} ({:.2f} micro-batches in flight), logits {}{}\n", gb(m.activations_bytes),
+                     m.in_flight_micro_batches, gb(m.logits_bytes), l.fused_cross_entropy ? " (bf16, fused loss)" : "");
     const CommBreakdown& cm = c.comm;
     s += "\nCommunication per step      bytes/GPU        time      exposed\n";
     auto comm_row = [&](const char* name, const CollectiveCost& cc) {

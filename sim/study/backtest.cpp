@@ -79,7 +79,11 @@ PreparedRow prepare(const BacktestRow& row) {
     ParallelLayout& l = p.layout;
     l.gpus = row.gpus;
     l.tp = row.tp, l.pp = row.pp, l.vp = row.vp, l.ep = row.ep, l.etp = row.etp, l.cp = row.cp;
+    apply_framework(l, parse_framework(row.framework.empty() ? "megatron" : row.framework, row.file, row.line));
     l.zero = row.fsdp ? 3 : 1;
+    l.states = parse_states(row.states, l.states, row.file, row.line);
+    if (row.fused_cross_entropy) l.fused_cross_entropy = true;
+    l.offload = parse_offload_modules(row.offload_modules, row.file, row.line);
     l.micro_batch = row.micro_batch;
     l.global_batch = row.global_batch;
     l.precision = parse_precision(row.precision, row.file, row.line);
@@ -184,6 +188,9 @@ std::vector<BacktestRow> load_backtest_rows(const std::string& path) {
         row.cp = in.count("cp", 1);
         row.fsdp = in.flag("fsdp");
         row.framework = in.text("framework");
+        row.states = in.text("states");
+        row.fused_cross_entropy = in.flag("fused_cross_entropy");
+        row.offload_modules = in.text("offload_modules");
         row.micro_batch = in.count("micro_batch", 1);
         row.global_batch = in.count("global_batch", 0, true);
         row.seq_len = in.count("seq_len", 0, true);

@@ -25,8 +25,11 @@ struct BacktestRow {
     std::string gpu;    // profiles/<lower-case gpu>.toml
     int64_t gpus = 0;
     int64_t tp = 1, pp = 1, vp = 1, ep = 1, etp = 1, cp = 1;
-    bool fsdp = false;  // weights, gradients and optimizer states sharded over data parallel (ZeRO-3)
-    std::string framework;
+    bool fsdp = false;                 // weights, gradients and optimizer states sharded over data parallel (ZeRO-3)
+    std::string framework;             // megatron (empty), megatron-bridge, fsdp2: the buffers it keeps
+    std::string states;                // state precisions over the framework's ("grads=fp32 moments=bf16")
+    bool fused_cross_entropy = false;  // bf16 logits (set where the framework's default is unfused)
+    std::string offload_modules;       // activations offloaded to the host ("expert_fc1 moe_act")
     int64_t micro_batch = 1, global_batch = 0, seq_len = 0;
     std::string precision = "bf16";
     std::string recompute = "none";   // none, selective, full

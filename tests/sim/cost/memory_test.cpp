@@ -49,10 +49,11 @@ MemoryBreakdown run(ParallelLayout l, double capacity = 80e9) {
 //   router:    input 128*64*2 = 16384; fp32 logits + probs + bool map 128*4*9 = 4608; top-2 128*2*8 = 2048
 //   dispatch:  rows = 128*2 = 256; 256*64*2 = 32768
 //   experts:   FC1 out 256*64*2 = 32768; activation out 256*32*2 = 16384
-//   combine:   FC2 out 256*64*2 = 32768
+//   combine:   the routing weights, applied in the activation: 256 fp32 = 1024 (FC2's output is
+//              not kept)
 constexpr double kAttention = 32768 + 49152 + 2048 + 16384 + 16384;
 constexpr double kRouter = 16384 + 4608 + 2048;
-constexpr double kLayer = kAttention + kRouter + 32768 + 49152 + 32768;
+constexpr double kLayer = kAttention + kRouter + 32768 + 49152 + 1024;
 
 TEST(Memory, TinyConfigTermByTerm) {
     ParallelLayout l;
@@ -69,7 +70,7 @@ TEST(Memory, TinyConfigTermByTerm) {
     EXPECT_DOUBLE_EQ(r.moe_layer.router, kRouter);
     EXPECT_DOUBLE_EQ(r.moe_layer.dispatch, 32768);
     EXPECT_DOUBLE_EQ(r.moe_layer.experts, 49152);
-    EXPECT_DOUBLE_EQ(r.moe_layer.combine, 32768);
+    EXPECT_DOUBLE_EQ(r.moe_layer.combine, 1024);
     EXPECT_DOUBLE_EQ(r.moe_layer.total(), kLayer);
     EXPECT_DOUBLE_EQ(r.activations_bytes, 4 * kLayer);
     EXPECT_DOUBLE_EQ(r.logits_bytes, 128.0 * 1000 * 4);
@@ -152,6 +153,57 @@ TEST(Memory, Fp8KeepsGemmInputsInOneByte) {
     EXPECT_DOUBLE_EQ(a.attention, kAttention - 8192 - 8192);
     EXPECT_DOUBLE_EQ(a.dispatch, 16384);
     EXPECT_DOUBLE_EQ(a.experts, 32768 + 8192);
+}
+
+// What the frameworks keep. megatron-bridge: bf16 gradient buffers and the fused loss's bf16
+// logits (128 tokens x 1000 x 2); fsdp2: ZeRO 3 over fp32 shards that are the master (no bf16
+// weights kept), plus the gathered working set: two layers' bf16 weights and one layer's fp32
+// gradients (4 bytes + 4 + 4 per parameter of one of the 4 layers).
+TEST(Memory, FrameworksKeepTheirBuffers) {
+    const double n = static_cast<double>(count_params(tiny()).total);
+    ParallelLayout l;
+    l.gpus = 2;
+    apply_framework(l, Framework::megatron_bridge);
+    MemoryBreakdown r = run(l);
+    EXPECT_DOUBLE_EQ(r.gradients_bytes, 2 * n);
+    EXPECT_DOUBLE_EQ(r.optimizer_bytes(), 12 * n / 2);
+    EXPECT_DOUBLE_EQ(r.logits_bytes, 128.0 * 1000 * 2);
+
+    apply_framework(l, Framework::fsdp2);
+    EXPECT_EQ(l.zero, 3);
+    r = run(l);
+    const ParamCounts p = count_params(tiny());
+    const double layer = static_cast<double>(p.total - p.embedding - p.lm_head) / 4;
+    EXPECT_DOUBLE_EQ(r.weights_bytes, 0);
+    EXPECT_DOUBLE_EQ(r.gradients_bytes + r.optimizer_bytes(), 16 * n / 2);
+    EXPECT_DOUBLE_EQ(r.gathered_bytes, layer * (2 * 2 + 4));
+    l.zero = 1;
+    EXPECT_THROW(run(l), InputError);  // fsdp2 shards the weights
+}
+
+TEST(Memory, StatePrecisionsByName) {
+    const StateBytes s = parse_states("grads=bf16 moments=bf16,weights=fp8", StateBytes{});
+    EXPECT_DOUBLE_EQ(s.weights, 1);
+    EXPECT_DOUBLE_EQ(s.grads, 2);
+    EXPECT_DOUBLE_EQ(s.master, 4);
+    EXPECT_DOUBLE_EQ(s.moments, 4);
+    EXPECT_EQ(to_string(s), "weights=fp8,grads=bf16,master=fp32,moments=bf16");
+    EXPECT_THROW(parse_states("moments=int4", StateBytes{}), InputError);
+    EXPECT_THROW(parse_states("momentum=bf16", StateBytes{}), InputError);
+    EXPECT_THROW(parse_framework("deepspeed"), InputError);
+}
+
+// Offloading the experts' FC1 input (32768 bytes per layer) and the activation's input (FC1's
+// output, 32768) leaves the device for every layer but the one at work.
+TEST(Memory, OffloadedActivationsLeaveTheDevice) {
+    ParallelLayout l;
+    l.zero = 0;
+    l.offload = parse_offload_modules("expert_fc1 moe_act");
+    const MemoryBreakdown r = run(l);
+    EXPECT_DOUBLE_EQ(r.moe_layer.dispatch, 0);
+    EXPECT_DOUBLE_EQ(r.moe_layer.experts, 16384);
+    EXPECT_DOUBLE_EQ(r.activations_bytes, 4 * (kLayer - 65536) + 65536);
+    EXPECT_THROW(parse_offload_modules("attention"), InputError);
 }
 
 // The embedding and the loss in the pipeline split: 4 layers + 2 slots over pp = 2 give each stage

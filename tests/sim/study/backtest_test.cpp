@@ -76,7 +76,7 @@ TEST(Backtest, BundledRowsStayWithinTheirBounds) {
                 100 * r.overall.mape, 100 * r.overall.mean_error, r.not_fitting, r.skipped);
     EXPECT_EQ(r.skipped, 0);
     EXPECT_LE(r.overall.mape, 0.20);
-    EXPECT_LE(r.not_fitting, 17);
+    EXPECT_LE(r.not_fitting, 1);
     EXPECT_LE(r.by_gpu.at("A100-SXM-80GB").mape, 0.04);  // Korthikanti et al. 2022, Table 5
 }
 
