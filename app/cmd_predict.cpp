@@ -66,7 +66,9 @@ void register_predict(CLI::App& app) {
                   "The loss keeps bf16 logits (fused cross-entropy) instead of an fp32 copy");
     cmd->add_option("--offload-modules", args->cost.offload_modules,
                     "Activations offloaded to host memory until backward: expert_fc1,moe_act");
-    cmd->add_option("--routing", args->cost.routing, "Tokens per expert: balanced, uniform, zipf:S")
+    cmd->add_option("--routing", args->cost.routing,
+                    "Tokens per expert: balanced (forced), uniform, trained[:CV] (a trained router; CV default: the "
+                    "model's moe.router_load_cv), zipf:S")
         ->capture_default_str();
     cmd->add_option("--capacity-factor", args->cost.capacity_factor, "Expert capacity factor (0 = dropless)");
     cmd->add_option("--overlap", args->cost.overlap,

@@ -185,7 +185,9 @@ StepShape step_shape(const ModelConfig& m, const ParamCounts& p, const ParallelL
     if (is_moe(m)) {
         s.experts_per_rank = m.moe.experts / l.ep;
         const auto tokens = static_cast<int64_t>(s.tokens_moe + 0.5);
-        s.routing = routing_load(l.routing, tokens, m.moe.top_k, m.moe.experts, l.ep);
+        RoutingSpec spec = l.routing;
+        if (spec.load_cv < 0) spec.load_cv = m.moe.router_load_cv > 0 ? m.moe.router_load_cv : kTrainedRouterLoadCv;
+        s.routing = routing_load(spec, tokens, m.moe.top_k, m.moe.experts, l.ep);
     }
     const double non_expert = static_cast<double>(p.attention + p.norms + p.dense_ffn + p.router + p.shared_experts);
     s.dense_params = non_expert / (tp * pp);

@@ -88,6 +88,7 @@ const char* to_string(RoutingKind k) {
     case RoutingKind::uniform: return "uniform";
     case RoutingKind::zipf: return "zipf";
     case RoutingKind::histogram: return "histogram";
+    case RoutingKind::trained: return "trained";
     }
     return "?";
 }
@@ -98,6 +99,14 @@ RoutingSpec parse_routing(const std::string& text, const std::string& source, co
         s.kind = RoutingKind::balanced;
     } else if (text == "uniform") {
         s.kind = RoutingKind::uniform;
+    } else if (text == "trained") {
+        s.kind = RoutingKind::trained;
+    } else if (text.rfind("trained:", 0) == 0) {
+        s.kind = RoutingKind::trained;
+        char* end = nullptr;
+        s.load_cv = std::strtod(text.c_str() + 8, &end);
+        if (end == text.c_str() + 8 || *end != '\0' || !(s.load_cv >= 0) || s.load_cv > 10)
+            throw InputError(source, 0, key, "expected trained:CV with 0 <= CV <= 10, got \"" + text + "\"");
     } else if (text.rfind("zipf:", 0) == 0) {
         s.kind = RoutingKind::zipf;
         char* end = nullptr;
@@ -105,7 +114,8 @@ RoutingSpec parse_routing(const std::string& text, const std::string& source, co
         if (end == text.c_str() + 5 || *end != '\0' || !(s.zipf_s >= 0) || s.zipf_s > 10)
             throw InputError(source, 0, key, "expected zipf:S with 0 <= S <= 10, got \"" + text + "\"");
     } else {
-        throw InputError(source, 0, key, "expected \"balanced\", \"uniform\" or \"zipf:S\", got \"" + text + "\"");
+        throw InputError(source, 0, key,
+                         "expected \"balanced\", \"uniform\", \"trained[:CV]\" or \"zipf:S\", got \"" + text + "\"");
     }
     return s;
 }
@@ -129,17 +139,31 @@ RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64
     if (spec.kind == RoutingKind::balanced) {
         r.max_expert_rows = r.mean_expert_rows;
         r.max_rank_rows = r.mean_rank_rows;
-    } else if (spec.kind == RoutingKind::uniform) {
+    } else if (spec.kind == RoutingKind::uniform || spec.kind == RoutingKind::trained) {
         // Per expert: Binomial(T, K/E). Per rank: sum over tokens of Hypergeometric(K draws of E, g marked).
         const double p = k / e;
-        expert_sd = std::sqrt(t * p * (1 - p));
         const double q = g / e;
         const double var_tok = e > 1 ? k * q * (1 - q) * (e - k) / (e - 1) : 0.0;
-        const double rank_sd = std::sqrt(t * var_tok);
-        const double expert_skew = expert_sd > 0 ? (1 - 2 * p) / expert_sd : 0.0;
-        // Skewness of the binomial with the same success probability (the hypergeometric draws
-        // only shrink the variance, which rank_sd already carries).
-        const double rank_skew = t * k * q * (1 - q) > 0 ? (1 - 2 * q) / std::sqrt(t * k * q * (1 - q)) : 0.0;
+        double expert_var = t * p * (1 - p), rank_var = t * var_tok;
+        // Skewness from third cumulants: the binomial's var * (1 - 2p), a rank's taken from the
+        // binomial with the same success probability (the hypergeometric draws only shrink the
+        // variance, which rank_var carries).
+        double expert_k3 = expert_var * (1 - 2 * p), rank_k3 = t * k * q * (1 - q) * (1 - 2 * q);
+        double rank_skew_var = t * k * q * (1 - q);
+        if (spec.kind == RoutingKind::trained) {
+            // Shares drawn as Gamma with mean 1/E and CV c: per expert variance (m c)^2 and third
+            // cumulant 2 m^3 c^4; a rank sums g of them.
+            const double c = spec.load_cv >= 0 ? spec.load_cv : kTrainedRouterLoadCv, m = r.mean_expert_rows;
+            expert_var += m * m * c * c;
+            expert_k3 += 2 * m * m * m * c * c * c * c;
+            rank_var += g * m * m * c * c;
+            rank_skew_var += g * m * m * c * c;
+            rank_k3 += g * 2 * m * m * m * c * c * c * c;
+        }
+        expert_sd = std::sqrt(expert_var);
+        const double rank_sd = std::sqrt(rank_var);
+        const double expert_skew = expert_sd > 0 ? expert_k3 / (expert_var * expert_sd) : 0.0;
+        const double rank_skew = rank_skew_var > 0 ? rank_k3 / std::pow(rank_skew_var, 1.5) : 0.0;
         r.max_expert_rows = std::min(t, expected_max_approx(e, r.mean_expert_rows, expert_sd, expert_skew));
         r.max_rank_rows =
             std::min(n, expected_max_approx(static_cast<double>(ep), r.mean_rank_rows, rank_sd, rank_skew));

@@ -16,16 +16,27 @@ enum class RoutingKind {
     uniform,    // each token picks K distinct experts uniformly at random
     zipf,       // expert i (0-based) chosen with probability ~ (i+1)^-zipf_s, multinomial(T*K, p)
     histogram,  // explicit per-expert probabilities (e.g. measured by the trainer), multinomial(T*K, p)
+    trained,    // a trained router: each expert's share of one layer's step drawn with coefficient
+                // of variation load_cv around 1/E (the experts in favour change by layer and step),
+                // then multinomial(T*K, share)
 };
+
+// Expert-load coefficient of variation of trained dropless routers (auxiliary-loss balanced),
+// fitted on the published pairs of runs that differ only in forced versus learned routing
+// (configs/validation: Megatron-MoE-ModelZoo Qwen3-235B-A22B at 16K-128K tokens;
+// `moecast backtest --fit` refits it). The default for dropless routing.
+constexpr double kTrainedRouterLoadCv = 0.12;
 
 struct RoutingSpec {
     RoutingKind kind = RoutingKind::uniform;
     double zipf_s = 1.0;
+    double load_cv = -1;  // RoutingKind::trained; < 0: the model's moe.router_load_cv, else kTrainedRouterLoadCv
     std::vector<double> histogram;  // (E) weights, normalised on use
     double capacity_factor = 0;     // 0 = dropless; else each expert keeps at most cf*T*K/E rows
 };
 
-// Parses "balanced", "uniform", "zipf:1.2"; InputError(source, key) otherwise.
+// Parses "balanced", "uniform", "trained", "trained:0.35" (the load CV), "zipf:1.2"; InputError(source,
+// key) otherwise.
 RoutingSpec parse_routing(const std::string& text, const std::string& source, const std::string& key);
 const char* to_string(RoutingKind k);
 

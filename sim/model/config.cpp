@@ -96,6 +96,7 @@ void validate_config(const ModelConfig& m, const std::string& src) {
             "between 0 and layers (" + std::to_string(m.layers) + ")");
     require(e.every > 0, src, "moe.every", "a positive layer period");
     require(e.phase >= 0 && e.phase < e.every, src, "moe.phase", "in [0, moe.every)");
+    require(e.router_load_cv >= 0 && e.router_load_cv <= 10, src, "moe.router_load_cv", "in [0, 10]");
     for (int64_t l : e.layers)
         require(l >= 0 && l < m.layers, src, "moe.layers",
                 "layer indices in [0, " + std::to_string(m.layers) + "), got " + std::to_string(l));

@@ -57,6 +57,9 @@ struct MoeConfig {
     int64_t every = 1;
     int64_t phase = 0;
     std::vector<int64_t> layers;  // explicit 0-based MoE layer indices
+    // Coefficient of variation of the experts' loads under the trained router, per layer and step
+    // (routing "trained"); 0 = not known (the cost model's default, kTrainedRouterLoadCv).
+    double router_load_cv = 0;
 };
 
 struct ModelConfig {

@@ -73,6 +73,7 @@ void read_moe(TomlReader& r, ModelConfig& m) {
     e.every = positive(r, "every", 1, false);
     e.phase = non_negative(r, "phase", 0);
     e.layers = r.get_int_array("layers");
+    e.router_load_cv = r.get_double("router_load_cv", 0);
     r.finish();
 }
 
@@ -156,6 +157,7 @@ toml::table model_to_toml(const ModelConfig& m) {
                         {"first_dense", e.first_dense},
                         {"every", e.every},
                         {"phase", e.phase}};
+        if (e.router_load_cv > 0) moe.insert("router_load_cv", e.router_load_cv);
         if (!e.layers.empty()) {
             toml::array layers;
             for (int64_t l : e.layers) layers.push_back(l);

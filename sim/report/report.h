@@ -39,7 +39,7 @@ struct CostRequest {
     std::string states;                  // "grads=bf16,moments=bf16": over the framework's precisions
     bool fused_cross_entropy = false;    // bf16 logits (on where the framework fuses it anyway)
     std::string offload_modules;         // activations kept in host memory: "expert_fc1,moe_act"
-    std::string routing = "uniform";     // balanced, uniform, zipf:S
+    std::string routing = "trained";     // balanced, uniform, trained[:CV], zipf:S
     double capacity_factor = 0;          // 0 = dropless
     std::string overlap;                 // "ep=0.5,tp=0,dp=0.9,pp=1"
     double tokens = 0;                   // training tokens D for time, GPU-hours and dollars

@@ -107,10 +107,12 @@ PreparedRow prepare(const BacktestRow& row) {
     if (row.routing == "balanced")
         l.routing.kind = RoutingKind::balanced;
     else if (row.routing == "dropless")
-        l.routing.kind = RoutingKind::uniform;
+        l.routing.kind = RoutingKind::trained;
+    else if (row.routing.empty())
+        l.routing.kind = RoutingKind::uniform;  // not stated: neither forced nor a known trained router
     else
         throw InputError(row.file, row.line, "routing_kind",
-                         "expected balanced or dropless, got \"" + row.routing + "\"");
+                         "expected balanced, dropless or empty, got \"" + row.routing + "\"");
     if (row.ep_overlap) l.overlap.ep = 1.0;
     if (const std::string why = check_layout(l, p.model, p.hw); !why.empty()) {
         p.result.skipped = "layout refused: " + why;
@@ -202,7 +204,7 @@ std::vector<BacktestRow> load_backtest_rows(const std::string& path) {
         row.loss_in_split = in.flag("pp_loss");
         row.dispatcher = in.text("dispatcher");
         row.cuda_graphs = in.flag("cuda_graphs");
-        row.routing = in.text("routing_kind", "dropless");
+        row.routing = in.text("routing_kind");
         row.ep_overlap = in.flag("ep_overlap");
         row.source = in.text("source", "", true);
         const int tc = in.column("tokens_per_s_per_gpu", true);
@@ -393,19 +395,100 @@ BacktestFit fit_backtest(const std::vector<BacktestRow>& rows) {
     std::vector<BacktestResult> in_sample;
     for (const PreparedRow& p : prepared) in_sample.push_back(price(p, &fit.fitted, work));
     fit.in_sample = summarise(std::move(in_sample));
-    std::map<std::string, std::vector<size_t>> by_model;
-    for (size_t i = 0; i < prepared.size(); ++i) by_model[rows[i].model].push_back(i);
-    for (const auto& [model, members] : by_model) {
-        std::vector<bool> others(prepared.size(), true);
-        for (size_t i : members) others[i] = false;
-        const StackConstants c = from_point(minimise(prepared, others, global, fit.evaluations));
-        fit.by_held_out_model[model] = c;
-        for (size_t i : members) {
-            const BacktestResult r = price(prepared[i], &c, work);
-            if (r.priced) add(fit.leave_one_model_out, r.error);
+    // Each group's rows priced with constants fitted on the other groups.
+    const auto hold_out = [&](const auto& group_of, ErrorSummary& out, auto&& keep) {
+        std::map<std::string, std::vector<size_t>> groups;
+        for (size_t i = 0; i < prepared.size(); ++i) groups[group_of(rows[i])].push_back(i);
+        for (const auto& [name, members] : groups) {
+            std::vector<bool> others(prepared.size(), true);
+            for (size_t i : members) others[i] = false;
+            const StackConstants c = from_point(minimise(prepared, others, global, fit.evaluations));
+            keep(name, c);
+            for (size_t i : members) {
+                const BacktestResult r = price(prepared[i], &c, work);
+                if (r.priced) add(out, r.error);
+            }
+        }
+    };
+    hold_out([](const BacktestRow& r) { return r.model; }, fit.leave_one_model_out,
+             [&](const std::string& model, const StackConstants& c) { fit.by_held_out_model[model] = c; });
+    hold_out([](const BacktestRow& r) { return r.source; }, fit.leave_one_source_out,
+             [](const std::string&, const StackConstants&) {});
+    fit.router = fit_router_load_cv(rows);
+    return fit;
+}
+
+namespace {
+
+using RoutingPair = std::pair<PreparedRow, PreparedRow>;  // (learned dropless, forced balance)
+
+RouterFit fit_pairs(const std::string& model, const std::vector<RoutingPair>& pairs) {
+    RouterFit f;
+    f.model = model;
+    f.pairs = static_cast<int>(pairs.size());
+    CostPrediction work;
+    // cv < 0: the model's own value (or the default); kind uniform ignores it.
+    const auto rms = [&](RoutingKind kind, double cv) {
+        double sum = 0;
+        for (auto [d, b] : pairs) {
+            d.layout.routing.kind = kind;
+            d.layout.routing.load_cv = cv;
+            const double predicted = price(d, nullptr, work).predicted_tokens_per_s_per_gpu /
+                                     price(b, nullptr, work).predicted_tokens_per_s_per_gpu;
+            const double measured =
+                d.result.row.measured_tokens_per_s_per_gpu / b.result.row.measured_tokens_per_s_per_gpu;
+            sum += std::pow(std::log(predicted / measured), 2);
+        }
+        return std::sqrt(sum / static_cast<double>(pairs.size()));
+    };
+    // Golden-section search on [0, 2] (the error is unimodal in the CV: more skew, slower dropless).
+    double lo = 0, hi = 2;
+    const double g = (std::sqrt(5.0) - 1) / 2;
+    double a = hi - g * (hi - lo), b = lo + g * (hi - lo);
+    double fa = rms(RoutingKind::trained, a), fb = rms(RoutingKind::trained, b);
+    while (hi - lo > 1e-3) {
+        if (fa < fb) {
+            hi = b, b = a, fb = fa, a = hi - g * (hi - lo), fa = rms(RoutingKind::trained, a);
+        } else {
+            lo = a, a = b, fa = fb, b = lo + g * (hi - lo), fb = rms(RoutingKind::trained, b);
         }
     }
-    return fit;
+    f.load_cv = (lo + hi) / 2;
+    f.fitted_rms = rms(RoutingKind::trained, f.load_cv);
+    f.default_rms = rms(RoutingKind::trained, -1);
+    f.uniform_rms = rms(RoutingKind::uniform, 0);
+    return f;
+}
+
+}  // namespace
+
+std::vector<RouterFit> fit_router_load_cv(const std::vector<BacktestRow>& rows) {
+    // A pair: a dropless row and a forced-balance row equal in everything that prices them.
+    const auto key = [](const BacktestRow& r) {
+        return fmt::format("{}|{}|{}|{} {} {} {} {} {}|{} {} {}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.model, r.gpu, r.gpus,
+                           r.tp, r.pp, r.vp, r.ep, r.etp, r.cp, r.micro_batch, r.global_batch, r.seq_len, r.precision,
+                           r.recompute, r.recompute_modules, r.dispatcher, r.cuda_graphs, r.ep_overlap, r.framework,
+                           r.states, r.fsdp);
+    };
+    std::map<std::string, std::vector<RoutingPair>> by_model;
+    std::vector<RoutingPair> all;
+    for (const BacktestRow& d : rows) {
+        if (d.routing != "dropless") continue;
+        for (const BacktestRow& b : rows)
+            if (b.routing == "balanced" && key(b) == key(d)) {
+                PreparedRow pd = prepare(d), pb = prepare(b);
+                if (pd.result.skipped.empty() && pb.result.skipped.empty()) {
+                    all.emplace_back(pd, pb);
+                    by_model[d.model].emplace_back(std::move(pd), std::move(pb));
+                }
+                break;
+            }
+    }
+    std::vector<RouterFit> fits;
+    if (all.empty()) return fits;
+    fits.push_back(fit_pairs("", all));
+    for (const auto& [model, pairs] : by_model) fits.push_back(fit_pairs(model, pairs));
+    return fits;
 }
 
 std::string backtest_fit_table(const BacktestFit& f) {
@@ -426,10 +509,26 @@ std::string backtest_fit_table(const BacktestFit& f) {
                      100 * f.in_sample.overall.mape, 100 * f.in_sample.overall.mean_error,
                      100 * f.leave_one_model_out.mape, 100 * f.leave_one_model_out.mean_error,
                      f.leave_one_model_out.rows);
+    s += fmt::format("leave-one-source-out MAPE {:.1f} % (bias {:+.1f} %) on {} rows\n",
+                     100 * f.leave_one_source_out.mape, 100 * f.leave_one_source_out.mean_error,
+                     f.leave_one_source_out.rows);
+    for (const RouterFit& r : f.router)
+        s += fmt::format("trained router{}: expert-load CV {:.3f} fitted on {} learned/forced routing pairs (RMS of "
+                         "log throughput ratio {:.3f}; uniform routing {:.3f}; the model's or default CV {:.3f})\n",
+                         r.model.empty() ? "" : " (" + r.model + ")", r.load_cv, r.pairs, r.fitted_rms, r.uniform_rms,
+                         r.default_rms);
     return s;
 }
 
 nlohmann::json backtest_fit_json(const BacktestFit& f) {
+    nlohmann::json router = nlohmann::json::array();
+    for (const RouterFit& r : f.router)
+        router.push_back({{"model", r.model},
+                          {"pairs", r.pairs},
+                          {"load_cv", r.load_cv},
+                          {"fitted_rms", r.fitted_rms},
+                          {"uniform_rms", r.uniform_rms},
+                          {"default_rms", r.default_rms}});
     const auto constants = [](const StackConstants& c) {
         return nlohmann::json{{"gemm_compute", c.gemm_compute},
                               {"grouped_gemm_compute", c.grouped_gemm_compute},
@@ -442,6 +541,8 @@ nlohmann::json backtest_fit_json(const BacktestFit& f) {
                         {"fitted", constants(f.fitted)},
                         {"in_sample", summary_json(f.in_sample.overall)},
                         {"leave_one_model_out", summary_json(f.leave_one_model_out)},
+                        {"leave_one_source_out", summary_json(f.leave_one_source_out)},
+                        {"router", router},
                         {"evaluations", f.evaluations}};
     for (const auto& [model, c] : f.by_held_out_model) j["without_model"][model] = constants(c);
     return j;

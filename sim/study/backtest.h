@@ -37,11 +37,11 @@ struct BacktestRow {
     bool sequence_parallel = true;    // with tp > 1
     bool embedding_in_split = false;  // the embedding and the loss take a pipeline slot each
     bool loss_in_split = false;
-    bool cuda_graphs = false;          // the layers' fixed-shape kernels replayed from CUDA graphs
-    std::string dispatcher;            // alltoall, allgather (every row sent per expert) or deepep,
-                                       // flex (once per destination node); empty: ParallelLayout's default
-    std::string routing = "dropless";  // balanced (forced), dropless (a trained router)
-    bool ep_overlap = false;           // EP all-to-all overlapped with the other micro-batch's compute
+    bool cuda_graphs = false;  // the layers' fixed-shape kernels replayed from CUDA graphs
+    std::string dispatcher;    // alltoall, allgather (every row sent per expert) or deepep,
+                               // flex (once per destination node); empty: ParallelLayout's default
+    std::string routing;       // balanced (forced), dropless (a trained router), empty (not stated: uniform)
+    bool ep_overlap = false;   // EP all-to-all overlapped with the other micro-batch's compute
     double measured_tokens_per_s_per_gpu = 0;
     std::string source;  // URL or repository path of the measurement
 };
@@ -102,12 +102,28 @@ BacktestReport run_backtest(const std::vector<BacktestRow>& rows, const StackCon
 
 // Fits the constants on rows (least squares on log(predicted / measured)) and judges them on rows
 // they did not see: each model's rows predicted by constants fitted on the other models.
+// The trained router's expert-load CV (RoutingSpec::load_cv), fitted on pairs of rows that differ
+// only in routing (learned dropless against forced balance): least squares on the log of the
+// throughput ratio, which the stack constants nearly cancel from.
+struct RouterFit {
+    std::string model;  // empty: every pair
+    int pairs = 0;
+    double load_cv = 0;      // fitted
+    double uniform_rms = 0;  // RMS error of log(ratio) with uniform multinomial routing
+    double fitted_rms = 0;   // with the fitted CV
+    double default_rms = 0;  // with the model's moe.router_load_cv or kTrainedRouterLoadCv
+};
+// The first entry pools every pair; one entry per model with pairs follows.
+std::vector<RouterFit> fit_router_load_cv(const std::vector<BacktestRow>& rows);
+
 struct BacktestFit {
-    StackConstants start;              // the profiles' values
-    StackConstants fitted;             // on every row
-    BacktestReport in_sample;          // rows priced with `fitted`
-    ErrorSummary leave_one_model_out;  // each row priced with constants fitted without its model
+    StackConstants start;               // the profiles' values
+    StackConstants fitted;              // on every row
+    BacktestReport in_sample;           // rows priced with `fitted`
+    ErrorSummary leave_one_model_out;   // each row priced with constants fitted without its model
+    ErrorSummary leave_one_source_out;  // ... without its source (publication)
     std::map<std::string, StackConstants> by_held_out_model;
+    std::vector<RouterFit> router;
     int evaluations = 0;
 };
 BacktestFit fit_backtest(const std::vector<BacktestRow>& rows);

@@ -132,7 +132,43 @@ TEST(Routing, RowTilesMatchMonteCarlo) {
     }
 }
 
+// A trained router: every trial draws the experts' shares as Gamma with mean 1/E and CV c (then
+// normalised), and T*K rows fall multinomially on them. At c = 0 the closed form is uniform's.
+TEST(Routing, TrainedRouterMaximaMatchMonteCarlo) {
+    const int64_t e = 64, ep = 8, k = 8, tokens_per_rank = 512;
+    RoutingSpec uniform;
+    RoutingSpec s;
+    s.kind = RoutingKind::trained;
+    s.load_cv = 0;
+    EXPECT_DOUBLE_EQ(routing_load(s, tokens_per_rank, k, e, ep).max_rank_rows,
+                     routing_load(uniform, tokens_per_rank, k, e, ep).max_rank_rows);
+    for (const double cv : {0.3, 0.6}) {
+        s.load_cv = cv;
+        const RoutingLoad r = routing_load(s, tokens_per_rank, k, e, ep);
+        std::mt19937_64 rng(5);
+        std::gamma_distribution<double> share(1 / (cv * cv), cv * cv);
+        double max_expert = 0, max_rank = 0;
+        const int trials = 400;
+        for (int trial = 0; trial < trials; ++trial) {
+            std::vector<double> p(static_cast<size_t>(e));
+            for (double& x : p) x = share(rng);
+            std::discrete_distribution<int> pick(p.begin(), p.end());
+            std::vector<double> counts(static_cast<size_t>(e), 0.0), rank(static_cast<size_t>(ep), 0.0);
+            for (int64_t i = 0; i < tokens_per_rank * ep * k; ++i) ++counts[static_cast<size_t>(pick(rng))];
+            for (int64_t i = 0; i < e; ++i) rank[static_cast<size_t>(i / (e / ep))] += counts[static_cast<size_t>(i)];
+            max_expert += *std::max_element(counts.begin(), counts.end()) / trials;
+            max_rank += *std::max_element(rank.begin(), rank.end()) / trials;
+        }
+        EXPECT_NEAR(r.max_expert_rows / max_expert, 1.0, 0.05) << "cv " << cv << ", mc " << max_expert;
+        EXPECT_NEAR(r.max_rank_rows / max_rank, 1.0, 0.05) << "cv " << cv << ", mc " << max_rank;
+    }
+}
+
 TEST(Routing, ParseRejectsBadSpecs) {
+    EXPECT_EQ(parse_routing("trained", "--routing", "routing").kind, RoutingKind::trained);
+    EXPECT_LT(parse_routing("trained", "--routing", "routing").load_cv, 0);  // the model's, else the default
+    EXPECT_DOUBLE_EQ(parse_routing("trained:0.4", "--routing", "routing").load_cv, 0.4);
+    EXPECT_THROW(parse_routing("trained:x", "--routing", "routing"), InputError);
     EXPECT_EQ(parse_routing("balanced", "--routing", "routing").kind, RoutingKind::balanced);
     EXPECT_DOUBLE_EQ(parse_routing("zipf:1.5", "--routing", "routing").zipf_s, 1.5);
     EXPECT_THROW(parse_routing("zipf:", "--routing", "routing"), InputError);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "sim/core/error.h"
+#include "sim/model/config_toml.h"
 #include "sim/study/backtest.h"
 
 namespace moecast::sim {
@@ -85,13 +86,34 @@ TEST(Backtest, BundledRowsStayWithinTheirBounds) {
 TEST(Backtest, LeaveOneModelOutStaysWithinItsBound) {
     const std::vector<BacktestRow> rows = load_backtest_files();
     const BacktestFit fit = fit_backtest(rows);
-    std::printf("backtest fit: in-sample MAPE %.1f %%, leave-one-model-out %.1f %% on %d rows\n",
-                100 * fit.in_sample.overall.mape, 100 * fit.leave_one_model_out.mape, fit.leave_one_model_out.rows);
+    std::printf("backtest fit: in-sample MAPE %.1f %%, leave-one-model-out %.1f %%, leave-one-source-out %.1f %% on "
+                "%d rows\n",
+                100 * fit.in_sample.overall.mape, 100 * fit.leave_one_model_out.mape,
+                100 * fit.leave_one_source_out.mape, fit.leave_one_model_out.rows);
     EXPECT_EQ(fit.leave_one_model_out.rows, fit.in_sample.overall.rows);
+    EXPECT_EQ(fit.leave_one_source_out.rows, fit.in_sample.overall.rows);
     EXPECT_LE(fit.in_sample.overall.mape, 0.20);
     EXPECT_LE(fit.leave_one_model_out.mape, 0.24);
+    EXPECT_LE(fit.leave_one_source_out.mape, 0.30);
     // The fit starts from the profiles' values and cannot end worse than them.
     EXPECT_LE(fit.in_sample.overall.mape, run_backtest(rows).overall.mape + 0.01);
+}
+
+// The trained-router CV in a model file is what the backtest's learned/forced pairs give: the
+// bundled value stays traceable to its fit.
+TEST(Backtest, RouterLoadCvInTheModelFileIsItsFit) {
+    const std::vector<RouterFit> fits = fit_router_load_cv(load_backtest_files());
+    ASSERT_GE(fits.size(), 2u);
+    EXPECT_TRUE(fits[0].model.empty());  // every pair pooled
+    bool found = false;
+    for (const RouterFit& f : fits) {
+        if (f.model != "qwen3-235b-a22b") continue;
+        found = true;
+        EXPECT_EQ(f.pairs, 4);
+        EXPECT_NEAR(load_model("qwen3-235b-a22b").model.moe.router_load_cv, f.load_cv, 0.01);
+        EXPECT_LT(f.fitted_rms, f.uniform_rms / 4);  // the mechanism explains the ratios uniform routing misses
+    }
+    EXPECT_TRUE(found);
 }
 
 }  // namespace
