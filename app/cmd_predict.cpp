@@ -66,6 +66,11 @@ void register_predict(CLI::App& app) {
                   "The loss keeps bf16 logits (fused cross-entropy) instead of an fp32 copy");
     cmd->add_option("--offload-modules", args->cost.offload_modules,
                     "Activations offloaded to host memory until backward: expert_fc1,moe_act");
+    cmd->add_option("--dispatcher", args->cost.dispatcher,
+                    "MoE token dispatcher: alltoall, allgather (NCCL), deepep, hybridep (once per destination node)");
+    cmd->add_flag("--ep-overlap", args->cost.ep_overlap,
+                  "Overlap the EP all-to-all with another micro-batch's compute (Megatron's "
+                  "--overlap-moe-expert-parallel-comm); replaces --overlap ep=");
     cmd->add_option("--routing", args->cost.routing,
                     "Tokens per expert: balanced (forced), uniform, trained[:CV] (a trained router; CV default: the "
                     "model's moe.router_load_cv), zipf:S")

@@ -121,8 +121,10 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
             cc->time_s = count * (ep_fwd_repeats + 1.0) * a2a.time_s;
             cc->exposed_s = (1.0 - l.overlap.ep) * cc->time_s;
         }
-        c.ep_fwd_exposed_s = (1.0 - l.overlap.ep) * s.moe_layers * 2.0 * a2a.time_s * ep_fwd_repeats;
-        c.ep_bwd_exposed_s = (1.0 - l.overlap.ep) * s.moe_layers * 2.0 * a2a.time_s;
+        c.ep_fwd_s = s.moe_layers * 2.0 * a2a.time_s * ep_fwd_repeats;
+        c.ep_bwd_s = s.moe_layers * 2.0 * a2a.time_s;
+        c.ep_fwd_exposed_s = (1.0 - l.overlap.ep) * c.ep_fwd_s;
+        c.ep_bwd_exposed_s = (1.0 - l.overlap.ep) * c.ep_bwd_s;
     }
 
     // TP: with SP an all-gather before and a reduce-scatter after each TP-split block; without SP

@@ -50,6 +50,7 @@ struct CommBreakdown {
     CollectiveCost pp;
     // Per micro-batch per stage, split fwd/bwd, for the timing model (exposed parts only).
     double ep_fwd_exposed_s = 0, ep_bwd_exposed_s = 0;
+    double ep_fwd_s = 0, ep_bwd_s = 0;  // the same before any overlap
     double tp_fwd_exposed_s = 0, tp_bwd_exposed_s = 0;
     double pp_exposed_s = 0;
     double total_bytes() const {

@@ -276,6 +276,19 @@ Framework parse_framework(const std::string& s, const std::string& source, int l
     throw InputError(source, line, "framework", "expected megatron, megatron-bridge or fsdp2, got \"" + s + "\"");
 }
 
+void apply_dispatcher(ParallelLayout& l, const std::string& name, const std::string& source, int line) {
+    if (name == "alltoall" || name == "allgather") {
+        l.hierarchical_a2a = false;
+        l.comm_sms = 0;  // NCCL's SM use is not modelled
+    } else if (name == "deepep" || name == "hybridep" || name == "flex") {
+        l.hierarchical_a2a = true;
+        l.comm_sms = name == "deepep" ? 20 : 32;  // Megatron-Core moe_deepep_num_sms, moe_hybridep_num_sms
+    } else {
+        throw InputError(source, line, "dispatcher",
+                         "expected alltoall, allgather, deepep, hybridep or flex, got \"" + name + "\"");
+    }
+}
+
 void apply_framework(ParallelLayout& l, Framework f) {
     l.framework = f;
     l.states = StateBytes{};

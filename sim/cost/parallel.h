@@ -123,11 +123,24 @@ struct ParallelLayout {
     bool cuda_graphs = false;
     // What the framework keeps (apply_framework sets them): state precisions and whether the loss
     // keeps fp32 logits; and which activations are offloaded to the host.
+    // EP all-to-all overlapped by the schedule (Megatron's --overlap-moe-expert-parallel-comm):
+    // in the steady 1F1B phase one micro-batch's forward runs beside another's backward, and each
+    // one's all-to-all hides behind the other's compute; warmup and cooldown stay exposed. Takes
+    // the place of Overlap::ep.
+    bool ep_a2a_overlap = false;
+    // SMs the EP communication kernels hold while they run beside compute (DeepEP's 20 and
+    // HybridEP's 32 by Megatron-Core's defaults); the overlapped compute runs on the rest.
+    int64_t comm_sms = 0;
     Framework framework = Framework::megatron;
     StateBytes states;
     bool fused_cross_entropy = false;  // bf16 logits, softmax gradient in place (no fp32 copy)
     OffloadModules offload;
 };
+// The MoE token dispatcher, as Megatron-Core names it: alltoall or allgather (NCCL; every routed
+// row sent), deepep or hybridep (flex dispatcher: a token crosses the network once per destination
+// node; their kernels hold 20 and 32 SMs). InputError names the key.
+void apply_dispatcher(ParallelLayout& l, const std::string& name, const std::string& source = "--dispatcher",
+                      int line = 0);
 // Sets the framework and its defaults: state precisions, cross-entropy fusion and (fsdp2) ZeRO 3.
 void apply_framework(ParallelLayout& l, Framework f);
 // Layers of the pipeline split, counting the embedding and the loss where they take a slot.

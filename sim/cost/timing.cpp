@@ -37,6 +37,34 @@ double part_seconds(const StepBreakdown& b, StepPart p) {
     return 0;
 }
 
+namespace {
+
+// EP all-to-all overlapped by the 1F1B schedule: a steady-state micro-batch's forward all-to-all
+// hides behind another micro-batch's backward compute and its backward all-to-all behind that
+// forward's compute. The first stage's warmup (pp - 1 micro-batches; interleaved: 2 (pp - 1) +
+// (vp - 1) pp chunks; one without a pipeline) and the matching cooldown have no partner.
+// While an all-to-all runs beside compute, its kernels hold comm_sms of the device's SMs: the
+// compute loses that share of the hidden time, which is added to the exposure.
+void expose_overlapped_a2a(const ParallelLayout& l, const StepShape& s, const HardwareProfile& hw, double fwd_compute,
+                           double bwd_compute, CommBreakdown& c) {
+    const double pp = static_cast<double>(l.pp), vp = static_cast<double>(l.vp);
+    const double warmup = l.pp == 1 ? 1.0 : (l.vp > 1 ? 2.0 * (pp - 1) + (vp - 1) * pp : pp - 1);
+    const double unpaired = std::min(1.0, warmup / (static_cast<double>(s.micro_batches) * vp));
+    const double lost = std::min(1.0, static_cast<double>(l.comm_sms) / static_cast<double>(hw.compute_units));
+    const auto exposed = [&](double comm, double beside) {
+        const double hidden = std::min(comm, beside);
+        return comm - hidden + lost * hidden;
+    };
+    c.ep_fwd_exposed_s = unpaired * c.ep_fwd_s + (1 - unpaired) * exposed(c.ep_fwd_s, bwd_compute);
+    c.ep_bwd_exposed_s = unpaired * c.ep_bwd_s + (1 - unpaired) * exposed(c.ep_bwd_s, fwd_compute);
+    const double step_exposed = static_cast<double>(s.micro_batches) * (c.ep_fwd_exposed_s + c.ep_bwd_exposed_s);
+    const double total = c.ep_dispatch.time_s + c.ep_combine.time_s;
+    c.ep_dispatch.exposed_s = total > 0 ? step_exposed * c.ep_dispatch.time_s / total : 0.0;
+    c.ep_combine.exposed_s = total > 0 ? step_exposed * c.ep_combine.time_s / total : 0.0;
+}
+
+}  // namespace
+
 void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPerToken& flops,
                   const HardwareProfile& hw, const ParallelLayout& l, double train_tokens, CostPrediction& out) {
     out.layout = l;
@@ -67,7 +95,8 @@ void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPe
         case Pass::step: step_once += time; break;
         }
     }
-    const CommBreakdown& c = out.comm;
+    CommBreakdown& c = out.comm;
+    if (l.ep_a2a_overlap && c.ep_fwd_s + c.ep_bwd_s > 0) expose_overlapped_a2a(l, s, hw, fwd, bwd + recompute, c);
     t.forward_s = fwd + c.ep_fwd_exposed_s + c.tp_fwd_exposed_s + 0.5 * c.pp_exposed_s;
     t.backward_s = bwd + recompute + c.ep_bwd_exposed_s + c.tp_bwd_exposed_s + 0.5 * c.pp_exposed_s;
     const double per_micro = t.forward_s + t.backward_s;

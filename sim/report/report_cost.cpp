@@ -50,6 +50,8 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     l.states = parse_states(r.states, l.states);
     if (r.fused_cross_entropy) l.fused_cross_entropy = true;
     l.offload = parse_offload_modules(r.offload_modules);
+    if (!r.dispatcher.empty()) apply_dispatcher(l, r.dispatcher);
+    l.ep_a2a_overlap = r.ep_overlap;
     l.gpus = r.gpus;
     l.micro_batch = r.micro_batch;
     l.global_batch = r.global_batch;
@@ -125,6 +127,9 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
         {"states", to_string(l.states)},
         {"fused_cross_entropy", l.fused_cross_entropy},
         {"offload_modules", to_string(l.offload)},
+        {"hierarchical_a2a", l.hierarchical_a2a},
+        {"comm_sms", l.comm_sms},
+        {"ep_a2a_overlap", l.ep_a2a_overlap},
         {"pp_embedding", l.embedding_in_split},
         {"pp_loss", l.loss_in_split},
         {"overlap", {{"ep", l.overlap.ep}, {"tp", l.overlap.tp}, {"dp", l.overlap.dp}, {"pp", l.overlap.pp}}}};

@@ -97,13 +97,7 @@ PreparedRow prepare(const BacktestRow& row) {
     l.embedding_in_split = row.embedding_in_split;
     l.loss_in_split = row.loss_in_split;
     l.cuda_graphs = row.cuda_graphs;
-    if (row.dispatcher == "alltoall" || row.dispatcher == "allgather")
-        l.hierarchical_a2a = false;
-    else if (row.dispatcher == "deepep" || row.dispatcher == "flex")
-        l.hierarchical_a2a = true;
-    else if (!row.dispatcher.empty())
-        throw InputError(row.file, row.line, "dispatcher",
-                         "expected alltoall, allgather, deepep or flex, got \"" + row.dispatcher + "\"");
+    if (!row.dispatcher.empty()) apply_dispatcher(l, row.dispatcher, row.file, row.line);
     if (row.routing == "balanced")
         l.routing.kind = RoutingKind::balanced;
     else if (row.routing == "dropless")
@@ -113,7 +107,7 @@ PreparedRow prepare(const BacktestRow& row) {
     else
         throw InputError(row.file, row.line, "routing_kind",
                          "expected balanced, dropless or empty, got \"" + row.routing + "\"");
-    if (row.ep_overlap) l.overlap.ep = 1.0;
+    l.ep_a2a_overlap = row.ep_overlap;
     if (const std::string why = check_layout(l, p.model, p.hw); !why.empty()) {
         p.result.skipped = "layout refused: " + why;
         return p;

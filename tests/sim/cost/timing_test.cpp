@@ -444,6 +444,42 @@ TEST(Timing, CudaGraphsAndRecomputeModules) {
     EXPECT_LT(moe.memory.activations_bytes, attn.memory.activations_bytes);
 }
 
+// The EP all-to-all overlapped by the 1F1B schedule, by hand from the step's own parts: without a
+// pipeline the first forward and the last backward have no partner (1 of m = 4 micro-batches);
+// the others hide each all-to-all behind the partner's compute, and the comm kernels' 20 of 132
+// SMs are taken from that compute while it hides them.
+TEST(Timing, OverlappedAllToAllFollowsTheSchedule) {
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    auto step = [&](bool overlap) {
+        ParallelLayout l = parse_parallel("ep=16", ParallelLayout{});
+        l.gpus = 16;
+        l.global_batch = 64;  // 4 micro-batches per GPU
+        l.routing.kind = RoutingKind::balanced;
+        apply_dispatcher(l, "deepep");
+        l.ep_a2a_overlap = overlap;
+        resolve_layout(l, m, hw, "test");
+        CostPrediction c;
+        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+        return c;
+    };
+    const CostPrediction plain = step(false), overlapped = step(true);
+    ASSERT_EQ(plain.shape.micro_batches, 4);
+    const CommBreakdown& c = plain.comm;
+    EXPECT_DOUBLE_EQ(c.ep_fwd_exposed_s, c.ep_fwd_s);  // no overlap: all of it exposed
+    const double fwd = plain.time.forward_s - c.ep_fwd_s, bwd = plain.time.backward_s - c.ep_bwd_s;
+    const double lost = 20.0 / 132;
+    const auto hide = [&](double comm, double beside) {
+        return comm - std::min(comm, beside) + lost * std::min(comm, beside);
+    };
+    EXPECT_NEAR(overlapped.comm.ep_fwd_exposed_s, 0.25 * c.ep_fwd_s + 0.75 * hide(c.ep_fwd_s, bwd), 1e-12);
+    EXPECT_NEAR(overlapped.comm.ep_bwd_exposed_s, 0.25 * c.ep_bwd_s + 0.75 * hide(c.ep_bwd_s, fwd), 1e-12);
+    EXPECT_LT(overlapped.time.step_s, plain.time.step_s);
+    EXPECT_NEAR(overlapped.time.dispatch_s + overlapped.time.combine_s - plain.time.dispatch_s - plain.time.combine_s,
+                4 * (overlapped.comm.ep_fwd_exposed_s + overlapped.comm.ep_bwd_exposed_s - c.ep_fwd_s - c.ep_bwd_s),
+                1e-9);
+}
+
 // The MoE ops are priced in their own classes with the device-kernel counts of sim/cost/ops.h; on a
 // datasheet profile (no [efficiency.permute] etc.) the specific classes are the elementwise table.
 TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
