@@ -71,9 +71,10 @@ void register_predict(CLI::App& app) {
     cmd->add_flag("--ep-overlap", args->cost.ep_overlap,
                   "Overlap the EP all-to-all with another micro-batch's compute (Megatron's "
                   "--overlap-moe-expert-parallel-comm); replaces --overlap ep=");
-    cmd->add_option("--routing", args->cost.routing,
-                    "Tokens per expert: balanced (forced), uniform, trained[:CV] (a trained router; CV default: the "
-                    "model's moe.router_load_cv), zipf:S")
+    cmd->add_option(
+           "--routing", args->cost.routing,
+           "Tokens per expert: balanced (forced), uniform, trained[:CV] (a trained router; CV default: the "
+           "model's moe.router_load_cv), zipf:S, or an expert-load file (expert_load.json, or a JSON array of weights)")
         ->capture_default_str();
     cmd->add_option("--capacity-factor", args->cost.capacity_factor, "Expert capacity factor (0 = dropless)");
     cmd->add_option("--overlap", args->cost.overlap,

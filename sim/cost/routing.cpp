@@ -4,6 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "sim/core/error.h"
 
@@ -93,6 +98,55 @@ const char* to_string(RoutingKind k) {
     return "?";
 }
 
+RoutingSpec routing_from_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in || std::filesystem::is_directory(path))
+        throw InputError(path, 0, "routing", "cannot read the expert-load file");
+    std::stringstream text;
+    text << in.rdbuf();
+    const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+    RoutingSpec s;
+    if (j.is_array()) {  // one weight per expert
+        s.kind = RoutingKind::histogram;
+        for (const auto& w : j) {
+            if (!w.is_number() || !(w.get<double>() >= 0) || !std::isfinite(w.get<double>()))
+                throw InputError(path, 0, "routing", "expected an array of finite non-negative weights");
+            s.histogram.push_back(w.get<double>());
+        }
+        if (s.histogram.empty()) throw InputError(path, 0, "routing", "expected at least one weight");
+        return s;
+    }
+    if (!j.is_object() || j.value("format", "") != "moecast-expert-load-1" || !j.contains("intervals") ||
+        !j["intervals"].is_array())
+        throw InputError(path, 0, "routing",
+                         "expected a JSON array of per-expert weights or the trainer's expert_load.json "
+                         "(format moecast-expert-load-1)");
+    // The trained-router CV of each interval and MoE layer, less the multinomial part the counts
+    // carry (a Poisson count's CV^2 is 1 / mean), averaged.
+    double sum = 0;
+    int n = 0;
+    for (const auto& iv : j["intervals"]) {
+        if (!iv.is_object() || !iv.contains("counts") || !iv["counts"].is_array())
+            throw InputError(path, 0, "intervals", "expected objects with a \"counts\" array per MoE layer");
+        for (const auto& layer : iv["counts"]) {
+            double total = 0, sq = 0, e = 0;
+            for (const auto& c : layer) {
+                if (!c.is_number() || !(c.get<double>() >= 0))
+                    throw InputError(path, 0, "counts", "expected non-negative token counts");
+                total += c.get<double>(), sq += c.get<double>() * c.get<double>(), ++e;
+            }
+            if (e < 2 || !(total > 0)) continue;
+            const double mean = total / e, var = sq / e - mean * mean;
+            sum += std::sqrt(std::max(0.0, var / (mean * mean) - 1.0 / mean));
+            ++n;
+        }
+    }
+    if (n == 0) throw InputError(path, 0, "counts", "no MoE layer with tokens in the file");
+    s.kind = RoutingKind::trained;
+    s.load_cv = sum / n;
+    return s;
+}
+
 RoutingSpec parse_routing(const std::string& text, const std::string& source, const std::string& key) {
     RoutingSpec s;
     if (text == "balanced") {
@@ -113,9 +167,13 @@ RoutingSpec parse_routing(const std::string& text, const std::string& source, co
         s.zipf_s = std::strtod(text.c_str() + 5, &end);
         if (end == text.c_str() + 5 || *end != '\0' || !(s.zipf_s >= 0) || s.zipf_s > 10)
             throw InputError(source, 0, key, "expected zipf:S with 0 <= S <= 10, got \"" + text + "\"");
+    } else if (std::filesystem::exists(text)) {
+        s = routing_from_file(text);
     } else {
         throw InputError(source, 0, key,
-                         "expected \"balanced\", \"uniform\", \"trained[:CV]\" or \"zipf:S\", got \"" + text + "\"");
+                         "expected \"balanced\", \"uniform\", \"trained[:CV]\", \"zipf:S\" or an expert-load file, "
+                         "got \"" +
+                             text + "\"");
     }
     return s;
 }
@@ -174,9 +232,9 @@ RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64
             for (int64_t i = 0; i < experts; ++i) p[i] = std::pow(static_cast<double>(i + 1), -spec.zipf_s);
         } else {
             if (static_cast<int64_t>(spec.histogram.size()) != experts)
-                throw InputError("<routing>", 0, "histogram",
-                                 "expected " + std::to_string(experts) + " weights (one per expert), got " +
-                                     std::to_string(spec.histogram.size()));
+                throw InputError("--routing", 0, "routing",
+                                 "the expert-load histogram has " + std::to_string(spec.histogram.size()) +
+                                     " weights; the model has " + std::to_string(experts) + " experts");
             p = spec.histogram;
         }
         double sum = 0;

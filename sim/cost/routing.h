@@ -35,10 +35,14 @@ struct RoutingSpec {
     double capacity_factor = 0;     // 0 = dropless; else each expert keeps at most cf*T*K/E rows
 };
 
-// Parses "balanced", "uniform", "trained", "trained:0.35" (the load CV), "zipf:1.2"; InputError(source,
-// key) otherwise.
+// Parses "balanced", "uniform", "trained", "trained:0.35" (the load CV), "zipf:1.2", or the path of
+// an expert-load file (routing_from_file); InputError(source, key) otherwise.
 RoutingSpec parse_routing(const std::string& text, const std::string& source, const std::string& key);
 const char* to_string(RoutingKind k);
+// A measured expert load: a JSON array of per-expert weights (RoutingKind::histogram), or the
+// trainer's expert_load.json (per interval and MoE layer token counts), read as a trained router
+// whose CV is the counts' mean per-layer CV less their multinomial part.
+RoutingSpec routing_from_file(const std::string& path);
 
 // Rows of one MoE layer inside one EP group of `ep` ranks, each rank contributing
 // `tokens_per_rank` tokens (so T = ep * tokens_per_rank tokens route to E experts).

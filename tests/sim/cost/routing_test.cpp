@@ -1,6 +1,7 @@
 // Routing load: closed forms against hand values and the expected maxima against Monte Carlo.
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -162,6 +163,35 @@ TEST(Routing, TrainedRouterMaximaMatchMonteCarlo) {
         EXPECT_NEAR(r.max_expert_rows / max_expert, 1.0, 0.05) << "cv " << cv << ", mc " << max_expert;
         EXPECT_NEAR(r.max_rank_rows / max_rank, 1.0, 0.05) << "cv " << cv << ", mc " << max_rank;
     }
+}
+
+// A measured expert load: the trainer's expert_load.json reads as a trained router whose CV is the
+// layers' mean count CV less the Poisson part (layer 1: counts 1000-3000 around 2000, CV^2 =
+// 0.125, less 1/2000; layer 2 even: 0); a plain array is a per-expert histogram.
+TEST(Routing, ExpertLoadFilesByHand) {
+    const std::string dir = ::testing::TempDir();
+    {
+        std::ofstream f(dir + "/load.json");
+        f << R"({"format":"moecast-expert-load-1","intervals":[{"counts":[[1000,3000,2000,2000,1000,3000,2000,2000],)"
+          << R"([2000,2000,2000,2000,2000,2000,2000,2000]]}]})";
+    }
+    const RoutingSpec s = parse_routing(dir + "/load.json", "--routing", "routing");
+    EXPECT_EQ(s.kind, RoutingKind::trained);
+    EXPECT_NEAR(s.load_cv, (std::sqrt(0.125 - 1.0 / 2000) + 0.0) / 2, 1e-12);
+    {
+        std::ofstream f(dir + "/hist.json");
+        f << "[1, 2, 3, 4]";
+    }
+    const RoutingSpec h = parse_routing(dir + "/hist.json", "--routing", "routing");
+    EXPECT_EQ(h.kind, RoutingKind::histogram);
+    EXPECT_EQ(h.histogram.size(), 4u);
+    EXPECT_THROW(routing_load(h, 100, 2, 8, 2), InputError);  // 4 weights, 8 experts
+    {
+        std::ofstream f(dir + "/bad.json");
+        f << R"({"format":"other"})";
+    }
+    EXPECT_THROW(parse_routing(dir + "/bad.json", "--routing", "routing"), InputError);
+    EXPECT_THROW(parse_routing(dir, "--routing", "routing"), InputError);  // a directory
 }
 
 TEST(Routing, ParseRejectsBadSpecs) {
