@@ -59,7 +59,10 @@ void BM_FullPrediction(benchmark::State& state) {
         benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
     state.SetLabel(to_string(routing));
 }
-BENCHMARK(BM_FullPrediction)->Arg(static_cast<int>(RoutingKind::balanced))->Arg(static_cast<int>(RoutingKind::uniform));
+BENCHMARK(BM_FullPrediction)
+    ->Arg(static_cast<int>(RoutingKind::balanced))
+    ->Arg(static_cast<int>(RoutingKind::uniform))
+    ->Arg(static_cast<int>(RoutingKind::trained));
 
 void BM_BestLayoutSearch(benchmark::State& state) {
     const ModelConfig m = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/qwen3-30b-a3b.toml").model;
