@@ -212,6 +212,7 @@ RoutingLoad routing_load(const RoutingSpec& spec, int64_t tokens_per_rank, int64
             // Shares drawn as Gamma with mean 1/E and CV c: per expert variance (m c)^2 and third
             // cumulant 2 m^3 c^4; a rank sums g of them.
             const double c = spec.load_cv >= 0 ? spec.load_cv : kTrainedRouterLoadCv, m = r.mean_expert_rows;
+            r.load_cv = c;
             expert_var += m * m * c * c;
             expert_k3 += 2 * m * m * m * c * c * c * c;
             rank_var += g * m * m * c * c;

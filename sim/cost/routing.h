@@ -54,6 +54,7 @@ struct RoutingLoad {
     double rank_rows_computed = 0;  // rows the busiest rank's GEMMs process (padded to capacity if set)
     double drop_fraction = 0;       // expected fraction of the T*K assignments dropped
     double padding_fraction = 0;    // padded rows / computed rows on the busiest rank
+    double load_cv = 0;             // the trained router's expert-load CV applied (RoutingKind::trained)
     double imbalance() const { return mean_rank_rows > 0 ? max_rank_rows / mean_rank_rows : 1.0; }
 };
 

@@ -136,6 +136,7 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
     const RoutingLoad& rl = c.shape.routing;
     j["routing"] = {{"kind", to_string(l.routing.kind)},
                     {"capacity_factor", l.routing.capacity_factor},
+                    {"load_cv", rl.load_cv},
                     {"mean_rank_rows", rl.mean_rank_rows},
                     {"max_rank_rows", rl.max_rank_rows},
                     {"mean_expert_rows", rl.mean_expert_rows},
@@ -237,8 +238,9 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
     const RoutingLoad& rl = c.shape.routing;
     s += fmt::format(
         "  routing {}: busiest EP rank {:.0f} rows vs mean {:.0f} (x{:.3f}); drop {:.2f} %, padding {:.2f} %\n",
-        to_string(l.routing.kind), rl.max_rank_rows, rl.mean_rank_rows, rl.imbalance(), 100 * rl.drop_fraction,
-        100 * rl.padding_fraction);
+        l.routing.kind == RoutingKind::trained ? fmt::format("trained (expert-load CV {:.2f})", rl.load_cv)
+                                               : std::string(to_string(l.routing.kind)),
+        rl.max_rank_rows, rl.mean_rank_rows, rl.imbalance(), 100 * rl.drop_fraction, 100 * rl.padding_fraction);
     s += fmt::format("\nMemory per GPU {:>12}  of {}  {}\n", gb(m.total_bytes), gb(m.capacity_bytes),
                      m.fits ? "fits" : "DOES NOT FIT");
     s += fmt::format("  weights {}  gradients {}  optimizer {} (master {}, Adam m {}, v {})\n", gb(m.weights_bytes),

@@ -63,6 +63,16 @@ TEST(Config, BadInputNamesTheKey) {
     expect_error("vocab = 100\nd_model = -64\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model", "positive");
     expect_error("vocab = 100\nd_model = 64\nffn = 256\n[attention]\nheads = 4\n", "layers", "missing");
     expect_error("vocab = 100\nd_model = \"x\"\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model", "integer");
+    expect_error(std::string(kMinimal) + "[moe]\nexperts = 4\ntop_k = 2\nexpert_ffn = 8\nrouter_load_cv = -0.1\n",
+                 "moe.router_load_cv", "[0, 10]");
+}
+
+TEST(Config, RouterLoadCvIsReadAndKept) {
+    const std::string text = std::string(kMinimal) + "[moe]\nexperts = 4\ntop_k = 2\nexpert_ffn = 8\n";
+    EXPECT_DOUBLE_EQ(from_text(text).moe.router_load_cv, 0.0);  // not known: the cost model's default
+    const ModelConfig m = from_text(text + "router_load_cv = 0.4\n");
+    EXPECT_DOUBLE_EQ(m.moe.router_load_cv, 0.4);
+    EXPECT_DOUBLE_EQ(model_from_toml(model_to_toml(m), "round.toml").moe.router_load_cv, 0.4);
 }
 
 TEST(Config, MalformedTomlReportsLine) {
