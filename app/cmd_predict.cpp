@@ -77,8 +77,10 @@ void register_predict(CLI::App& app) {
            "model's moe.router_load_cv), zipf:S, or an expert-load file (expert_load.json, or a JSON array of weights)")
         ->capture_default_str();
     cmd->add_option("--capacity-factor", args->cost.capacity_factor, "Expert capacity factor (0 = dropless)");
-    cmd->add_option("--overlap", args->cost.overlap,
-                    "Fraction of each collective hidden by compute: ep=,tp=,dp=,pp= (defaults 0, 0, 0.9, 1)");
+    cmd->add_option(
+        "--overlap", args->cost.overlap,
+        "Fixed fraction of each collective hidden by compute, over the schedules: ep=,tp=,dp=,pp= "
+        "(defaults: ep 0 or --ep-overlap, tp 0, dp by Megatron's overlapped grad reduce and param gather, pp 1)");
     cmd->add_option("--tokens", args->cost.tokens, "Training tokens D: prints time, GPU-hours and dollars");
     cmd->add_option("--trace", args->trace, "Write the predicted kernel timeline of one step (Chrome trace JSON)");
     cmd->callback([args, cmd] {

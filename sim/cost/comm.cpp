@@ -8,7 +8,6 @@ namespace moecast::sim {
 namespace {
 
 constexpr double kAct = 2.0;        // bf16 activations on the wire
-constexpr double kGradWire = 4.0;   // fp32 gradient reduction (Megatron accumulates/reduces bf16 runs in fp32)
 constexpr double kParamWire = 2.0;  // bf16 parameter all-gather
 
 double xfer(double bytes, const LinkTier& link) {
@@ -177,11 +176,11 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
     for (const Part& p : {Part{dense, dense_dp}, Part{s.expert_params, s.edp_group}}) {
         if (p.g.size <= 1 || p.params <= 0) continue;
         if (l.zero == 0) {
-            const CollectiveTime ar = collective_time(Collective::all_reduce, p.params * kGradWire, p.g, hw);
+            const CollectiveTime ar = collective_time(Collective::all_reduce, p.params * l.states.grads, p.g, hw);
             c.dp_grad.bytes += ar.intra_bytes + ar.inter_bytes;
             c.dp_grad.time_s += ar.time_s;
         } else {
-            const CollectiveTime rs = collective_time(Collective::reduce_scatter, p.params * kGradWire, p.g, hw);
+            const CollectiveTime rs = collective_time(Collective::reduce_scatter, p.params * l.states.grads, p.g, hw);
             const CollectiveTime ag = collective_time(Collective::all_gather, p.params * kParamWire, p.g, hw);
             const double gathers = l.zero == 3 ? 2.0 * micro : 1.0;  // ZeRO-3: weights gathered for fwd and bwd
             c.dp_grad.bytes += rs.intra_bytes + rs.inter_bytes;
@@ -190,8 +189,10 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
             c.dp_param.time_s += gathers * ag.time_s;
         }
     }
-    c.dp_grad.exposed_s = (1.0 - l.overlap.dp) * c.dp_grad.time_s;
-    c.dp_param.exposed_s = (1.0 - l.overlap.dp) * c.dp_param.time_s;
+    // By schedule (overlap.dp < 0) the step's timing sets the exposure; until then all of it.
+    const double hidden = l.overlap.dp >= 0 ? l.overlap.dp : 0.0;
+    c.dp_grad.exposed_s = (1.0 - hidden) * c.dp_grad.time_s;
+    c.dp_param.exposed_s = (1.0 - hidden) * c.dp_param.time_s;
 
     // PP: each micro-batch crosses vp stage boundaries per GPU, activations forward and gradients back.
     if (l.pp > 1) {

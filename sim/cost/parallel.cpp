@@ -148,8 +148,9 @@ std::string check_layout(ParallelLayout& l, const ModelConfig& m, const Hardware
     if (m.ffn > 0 && m.ffn % l.tp != 0) return bad("tp", "dense FFN width is not divisible by tp");
     if (hw.matmul_peak(l.precision) <= 0)
         return bad("precision", std::string(to_string(l.precision)) + " GEMMs are not supported by " + hw.name);
-    for (double f : {l.overlap.ep, l.overlap.tp, l.overlap.dp, l.overlap.pp})
+    for (double f : {l.overlap.ep, l.overlap.tp, l.overlap.pp})
         if (f < 0 || f > 1) return bad("overlap", "overlap fractions must be in [0, 1]");
+    if (l.overlap.dp > 1) return bad("overlap", "overlap fractions must be in [0, 1]");
     if (l.gpus > 1 && l.gpus > hw.devices_per_node && hw.inter_node.bandwidth_bytes_per_s <= 0)
         return bad("gpus", "profile " + hw.name + " has no inter-node link for " + std::to_string(l.gpus) + " devices");
     if (l.gpus > 1 && hw.intra_node.bandwidth_bytes_per_s <= 0 && hw.inter_node.bandwidth_bytes_per_s <= 0)

@@ -61,15 +61,15 @@ OffloadModules parse_offload_modules(const std::string& spec, const std::string&
                                      int line = 0);
 std::string to_string(const OffloadModules& o);
 
-// Fraction of each collective hidden behind compute (0 = fully exposed, 1 = fully hidden).
-// Defaults are assumptions, not measurements: DP gradient reduce-scatter and parameter all-gather
-// overlap with backward/forward except the last bucket (Megatron overlap_grad_reduce /
-// overlap_param_gather); PP sends overlap in the interleaved schedule (overlap_p2p_comm); TP and
-// EP collectives sit on the critical path unless a comm-overlap feature is switched on.
+// Fraction of each collective hidden behind compute (0 = fully exposed, 1 = fully hidden), an
+// expert override of the schedules. dp < 0 (the default) exposes the DP collectives as the
+// schedule allows (ParallelLayout::overlap_grad_reduce, overlap_param_gather); PP sends overlap
+// in the interleaved schedule (overlap_p2p_comm); TP and EP collectives sit on the critical path
+// unless a comm-overlap feature is switched on (ParallelLayout::ep_a2a_overlap).
 struct Overlap {
     double ep = 0.0;
     double tp = 0.0;
-    double dp = 0.9;
+    double dp = -1.0;
     double pp = 1.0;
 };
 
@@ -128,6 +128,13 @@ struct ParallelLayout {
     // one's all-to-all hides behind the other's compute; warmup and cooldown stay exposed. Takes
     // the place of Overlap::ep.
     bool ep_a2a_overlap = false;
+    // DP collectives overlapped by the schedule (Megatron's --overlap-grad-reduce and
+    // --overlap-param-gather, on in the published recipes): the gradient reduce-scatter runs
+    // beside the last micro-batch's backward and the parameter all-gather beside the next step's
+    // first forward (ZeRO 3: each micro-batch's gathers beside its own passes), all but the last
+    // bucket of 40M parameters (Megatron's default bucket size, at least 1M x dp).
+    bool overlap_grad_reduce = true;
+    bool overlap_param_gather = true;
     // SMs the EP communication kernels hold while they run beside compute (DeepEP's 20 and
     // HybridEP's 32 by Megatron-Core's defaults); the overlapped compute runs on the rest.
     int64_t comm_sms = 0;

@@ -63,6 +63,26 @@ void expose_overlapped_a2a(const ParallelLayout& l, const StepShape& s, const Ha
     c.ep_combine.exposed_s = total > 0 ? step_exposed * c.ep_combine.time_s / total : 0.0;
 }
 
+// DP collectives overlapped by the schedule (ParallelLayout::overlap_grad_reduce and
+// overlap_param_gather): each hides behind the compute it runs beside, all but its last bucket.
+void expose_dp_by_schedule(const ParallelLayout& l, const StepShape& s, double fwd_compute, double bwd_compute,
+                           CommBreakdown& c) {
+    const double params = s.dense_params + s.end_params + s.expert_params;
+    const double bucket = std::max(40e6, 1e6 * static_cast<double>(l.dp));
+    const double last = params > 0 ? std::min(1.0, bucket / params) : 1.0;
+    const auto exposed = [&](double comm, double beside) { return std::max(comm - beside, last * comm); };
+    c.dp_grad.exposed_s = l.overlap_grad_reduce ? exposed(c.dp_grad.time_s, bwd_compute) : c.dp_grad.time_s;
+    if (!l.overlap_param_gather) {
+        c.dp_param.exposed_s = c.dp_param.time_s;
+    } else if (l.zero >= 3) {  // gathered for each micro-batch's forward and backward
+        const double micro = static_cast<double>(s.micro_batches);
+        const double each = c.dp_param.time_s / (2 * micro);
+        c.dp_param.exposed_s = micro * (exposed(each, fwd_compute) + exposed(each, bwd_compute));
+    } else {
+        c.dp_param.exposed_s = exposed(c.dp_param.time_s, fwd_compute);
+    }
+}
+
 }  // namespace
 
 void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPerToken& flops,
@@ -97,6 +117,7 @@ void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPe
     }
     CommBreakdown& c = out.comm;
     if (l.ep_a2a_overlap && c.ep_fwd_s + c.ep_bwd_s > 0) expose_overlapped_a2a(l, s, hw, fwd, bwd + recompute, c);
+    if (l.overlap.dp < 0) expose_dp_by_schedule(l, s, fwd, bwd + recompute, c);
     t.forward_s = fwd + c.ep_fwd_exposed_s + c.tp_fwd_exposed_s + 0.5 * c.pp_exposed_s;
     t.backward_s = bwd + recompute + c.ep_bwd_exposed_s + c.tp_bwd_exposed_s + 0.5 * c.pp_exposed_s;
     const double per_micro = t.forward_s + t.backward_s;

@@ -480,6 +480,34 @@ TEST(Timing, OverlappedAllToAllFollowsTheSchedule) {
                 1e-9);
 }
 
+// DP collectives by schedule, by hand from the step's parts: the gradient reduce-scatter hides
+// behind one micro-batch's backward and the all-gather behind one forward, all but the last
+// bucket (40M of the GPU's parameters); switched off, all of it is exposed.
+TEST(Timing, DataParallelOverlapFollowsTheSchedule) {
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    auto step = [&](bool overlap) {
+        ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
+        l.gpus = 16;
+        l.global_batch = 64;
+        l.routing.kind = RoutingKind::balanced;
+        l.overlap_grad_reduce = l.overlap_param_gather = overlap;
+        resolve_layout(l, m, hw, "test");
+        CostPrediction c;
+        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+        return c;
+    };
+    const CostPrediction off = step(false), on = step(true);
+    const CommBreakdown& c = off.comm;
+    EXPECT_DOUBLE_EQ(off.time.dp_comm_s, c.dp_grad.time_s + c.dp_param.time_s);
+    const double fwd = off.time.forward_s - c.ep_fwd_exposed_s, bwd = off.time.backward_s - c.ep_bwd_exposed_s;
+    const double params = off.shape.dense_params + off.shape.end_params + off.shape.expert_params;
+    const double last = 40e6 / params;
+    EXPECT_NEAR(on.comm.dp_grad.exposed_s, std::max(c.dp_grad.time_s - bwd, last * c.dp_grad.time_s), 1e-15);
+    EXPECT_NEAR(on.comm.dp_param.exposed_s, std::max(c.dp_param.time_s - fwd, last * c.dp_param.time_s), 1e-15);
+    EXPECT_LT(on.time.step_s, off.time.step_s);
+}
+
 // The MoE ops are priced in their own classes with the device-kernel counts of sim/cost/ops.h; on a
 // datasheet profile (no [efficiency.permute] etc.) the specific classes are the elementwise table.
 TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
