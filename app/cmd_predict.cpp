@@ -71,6 +71,8 @@ void register_predict(CLI::App& app) {
     cmd->add_flag("--ep-overlap", args->cost.ep_overlap,
                   "Overlap the EP all-to-all with another micro-batch's compute (Megatron's "
                   "--overlap-moe-expert-parallel-comm); replaces --overlap ep=");
+    cmd->add_flag("--tp-overlap", args->cost.tp_overlap,
+                  "Overlap TP collectives with the GEMMs beside them (Megatron's --tp-comm-overlap)");
     cmd->add_option(
            "--routing", args->cost.routing,
            "Tokens per expert: balanced (forced), uniform, trained[:CV] (a trained router; CV default: the "
@@ -88,10 +90,26 @@ void register_predict(CLI::App& app) {
         if (args->seq_len > 0) overrides.push_back("seq_len=" + std::to_string(args->seq_len));
         const sim::ModelPrediction p = sim::predict_model(sim::load_model(args->model, overrides));
         if (args->cost.hardware.empty()) {
-            for (const char* opt :
-                 {"--gpus", "--parallel", "--micro-batch", "--global-batch", "--precision", "--recompute",
-                  "--recompute-modules", "--cuda-graphs", "--framework", "--states", "--fused-cross-entropy",
-                  "--offload-modules", "--routing", "--capacity-factor", "--overlap", "--tokens", "--trace"})
+            for (const char* opt : {"--gpus",
+                                    "--parallel",
+                                    "--micro-batch",
+                                    "--global-batch",
+                                    "--precision",
+                                    "--recompute",
+                                    "--recompute-modules",
+                                    "--cuda-graphs",
+                                    "--framework",
+                                    "--states",
+                                    "--fused-cross-entropy",
+                                    "--offload-modules",
+                                    "--dispatcher",
+                                    "--ep-overlap",
+                                    "--tp-overlap",
+                                    "--routing",
+                                    "--capacity-factor",
+                                    "--overlap",
+                                    "--tokens",
+                                    "--trace"})
                 if (cmd->count(opt) > 0)
                     throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
             if (args->json)

@@ -145,8 +145,10 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
         c.tp.bytes = micro * blocks * (fwd_repeats + 1.0) * per_block_bytes;
         c.tp.time_s = micro * blocks * (fwd_repeats + 1.0) * per_block_time;
         c.tp.exposed_s = (1.0 - l.overlap.tp) * c.tp.time_s;
-        c.tp_fwd_exposed_s = (1.0 - l.overlap.tp) * blocks * per_block_time * fwd_repeats;
-        c.tp_bwd_exposed_s = (1.0 - l.overlap.tp) * blocks * per_block_time;
+        c.tp_fwd_s = blocks * per_block_time * fwd_repeats;
+        c.tp_bwd_s = blocks * per_block_time;
+        c.tp_fwd_exposed_s = (1.0 - l.overlap.tp) * c.tp_fwd_s;
+        c.tp_bwd_exposed_s = (1.0 - l.overlap.tp) * c.tp_bwd_s;
     }
 
     // CP: ring exchange of K and V chunks (forward) and their gradients (backward), overlapped

@@ -52,6 +52,7 @@ struct CommBreakdown {
     double ep_fwd_exposed_s = 0, ep_bwd_exposed_s = 0;
     double ep_fwd_s = 0, ep_bwd_s = 0;  // the same before any overlap
     double tp_fwd_exposed_s = 0, tp_bwd_exposed_s = 0;
+    double tp_fwd_s = 0, tp_bwd_s = 0;  // the same before any overlap
     double pp_exposed_s = 0;
     double total_bytes() const {
         return ep_dispatch.bytes + ep_combine.bytes + tp.bytes + cp.bytes + dp_grad.bytes + dp_param.bytes + pp.bytes;

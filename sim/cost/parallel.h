@@ -128,6 +128,10 @@ struct ParallelLayout {
     // one's all-to-all hides behind the other's compute; warmup and cooldown stay exposed. Takes
     // the place of Overlap::ep.
     bool ep_a2a_overlap = false;
+    // TP collectives overlapped with the GEMMs beside them (Megatron's --tp-comm-overlap,
+    // Transformer Engine's userbuffers): each all-gather or reduce-scatter, split into tp chunks,
+    // hides behind the block's dense GEMMs but for one chunk.
+    bool tp_comm_overlap = false;
     // DP collectives overlapped by the schedule (Megatron's --overlap-grad-reduce and
     // --overlap-param-gather, on in the published recipes): the gradient reduce-scatter runs
     // beside the last micro-batch's backward and the parameter all-gather beside the next step's

@@ -99,25 +99,40 @@ void predict_cost(const ModelConfig& m, const ParamCounts& params, const FlopsPe
     const double micro = static_cast<double>(s.micro_batches);
     std::array<double, kStepPartCount> part{};
     double fwd = 0, bwd = 0, recompute = 0, step_once = 0;
+    double gemm_fwd = 0, gemm_bwd = 0;  // dense GEMMs, beside which TP collectives can run
     for (int i = 0; i < out.kernels.size; ++i) {
         const Kernel& k = out.kernels.items[static_cast<size_t>(i)];
         const double time = k.time_s * k.per_micro;
+        const bool gemm = k.part == StepPart::dense_gemm;
         switch (k.pass) {
         case Pass::forward:
             fwd += time;
+            if (gemm) gemm_fwd += time;
             part[static_cast<size_t>(k.part)] += time;
             break;
         case Pass::backward:
             bwd += time;
+            if (gemm) gemm_bwd += time;
             part[static_cast<size_t>(k.part)] += time;
             break;
-        case Pass::recompute: recompute += time; break;
+        case Pass::recompute:
+            recompute += time;
+            if (gemm) gemm_fwd += time;
+            break;
         case Pass::step: step_once += time; break;
         }
     }
     CommBreakdown& c = out.comm;
     if (l.ep_a2a_overlap && c.ep_fwd_s + c.ep_bwd_s > 0) expose_overlapped_a2a(l, s, hw, fwd, bwd + recompute, c);
     if (l.overlap.dp < 0) expose_dp_by_schedule(l, s, fwd, bwd + recompute, c);
+    if (l.tp_comm_overlap && l.tp > 1) {
+        // Split into tp chunks, a collective hides behind the GEMMs beside it but for one chunk.
+        const double tp = static_cast<double>(l.tp);
+        const auto exposed = [&](double comm, double gemm) { return std::max(comm - gemm, comm / tp); };
+        c.tp_fwd_exposed_s = exposed(c.tp_fwd_s, gemm_fwd);
+        c.tp_bwd_exposed_s = exposed(c.tp_bwd_s, gemm_bwd);
+        c.tp.exposed_s = micro * (c.tp_fwd_exposed_s + c.tp_bwd_exposed_s);
+    }
     t.forward_s = fwd + c.ep_fwd_exposed_s + c.tp_fwd_exposed_s + 0.5 * c.pp_exposed_s;
     t.backward_s = bwd + recompute + c.ep_bwd_exposed_s + c.tp_bwd_exposed_s + 0.5 * c.pp_exposed_s;
     const double per_micro = t.forward_s + t.backward_s;

@@ -41,6 +41,7 @@ struct CostRequest {
     std::string offload_modules;         // activations kept in host memory: "expert_fc1,moe_act"
     std::string dispatcher;              // alltoall, allgather, deepep, hybridep (empty: hierarchical, no SMs)
     bool ep_overlap = false;             // EP all-to-all overlapped by the 1F1B schedule
+    bool tp_overlap = false;             // TP collectives overlapped with GEMMs (--tp-comm-overlap)
     std::string routing = "trained";     // balanced, uniform, trained[:CV], zipf:S
     double capacity_factor = 0;          // 0 = dropless
     std::string overlap;                 // "ep=0.5,tp=0,dp=0.9,pp=1"

@@ -52,6 +52,7 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     l.offload = parse_offload_modules(r.offload_modules);
     if (!r.dispatcher.empty()) apply_dispatcher(l, r.dispatcher);
     l.ep_a2a_overlap = r.ep_overlap;
+    l.tp_comm_overlap = r.tp_overlap;
     l.gpus = r.gpus;
     l.micro_batch = r.micro_batch;
     l.global_batch = r.global_batch;
@@ -133,7 +134,7 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                    {"pp_loss", l.loss_in_split},
                    {"overlap",
                     {{"ep", l.ep_a2a_overlap ? nlohmann::json("schedule") : nlohmann::json(l.overlap.ep)},
-                     {"tp", l.overlap.tp},
+                     {"tp", l.tp_comm_overlap ? nlohmann::json("with GEMMs") : nlohmann::json(l.overlap.tp)},
                      {"dp", l.overlap.dp >= 0 ? nlohmann::json(l.overlap.dp) : nlohmann::json("schedule")},
                      {"pp", l.overlap.pp}}}};
     const RoutingLoad& rl = c.shape.routing;

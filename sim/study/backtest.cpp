@@ -108,6 +108,7 @@ PreparedRow prepare(const BacktestRow& row) {
         throw InputError(row.file, row.line, "routing_kind",
                          "expected balanced, dropless or empty, got \"" + row.routing + "\"");
     l.ep_a2a_overlap = row.ep_overlap;
+    l.tp_comm_overlap = row.tp_overlap;
     if (const std::string why = check_layout(l, p.model, p.hw); !why.empty()) {
         p.result.skipped = "layout refused: " + why;
         return p;
@@ -200,6 +201,7 @@ std::vector<BacktestRow> load_backtest_rows(const std::string& path) {
         row.cuda_graphs = in.flag("cuda_graphs");
         row.routing = in.text("routing_kind");
         row.ep_overlap = in.flag("ep_overlap");
+        row.tp_overlap = in.flag("tp_overlap");
         row.source = in.text("source", "", true);
         const int tc = in.column("tokens_per_s_per_gpu", true);
         row.measured_tokens_per_s_per_gpu = t.number(r, tc);
@@ -461,8 +463,8 @@ std::vector<RouterFit> fit_router_load_cv(const std::vector<BacktestRow>& rows) 
     const auto key = [](const BacktestRow& r) {
         return fmt::format("{}|{}|{}|{} {} {} {} {} {}|{} {} {}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.model, r.gpu, r.gpus,
                            r.tp, r.pp, r.vp, r.ep, r.etp, r.cp, r.micro_batch, r.global_batch, r.seq_len, r.precision,
-                           r.recompute, r.recompute_modules, r.dispatcher, r.cuda_graphs, r.ep_overlap, r.framework,
-                           r.states, r.fsdp);
+                           r.recompute, r.recompute_modules, r.dispatcher, r.cuda_graphs,
+                           r.ep_overlap * 2 + r.tp_overlap, r.framework, r.states, r.fsdp);
     };
     std::map<std::string, std::vector<RoutingPair>> by_model;
     std::vector<RoutingPair> all;

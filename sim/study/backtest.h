@@ -42,6 +42,7 @@ struct BacktestRow {
                                // flex (once per destination node); empty: ParallelLayout's default
     std::string routing;       // balanced (forced), dropless (a trained router), empty (not stated: uniform)
     bool ep_overlap = false;   // EP all-to-all overlapped with the other micro-batch's compute
+    bool tp_overlap = false;   // TP collectives overlapped with the GEMMs beside them (--tp-comm-overlap)
     double measured_tokens_per_s_per_gpu = 0;
     std::string source;  // URL or repository path of the measurement
 };

@@ -508,6 +508,37 @@ TEST(Timing, DataParallelOverlapFollowsTheSchedule) {
     EXPECT_LT(on.time.step_s, off.time.step_s);
 }
 
+// TP collectives overlapped with the GEMMs beside them, by hand from the kernel list: per pass the
+// exposure is the collectives less the pass's dense GEMMs, but at least one of tp = 2 chunks.
+TEST(Timing, TensorParallelOverlapHidesBehindGemms) {
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    auto step = [&](bool overlap) {
+        ParallelLayout l = parse_parallel("tp=2,ep=8", ParallelLayout{});
+        l.gpus = 16;
+        l.global_batch = 32;
+        l.routing.kind = RoutingKind::balanced;
+        l.tp_comm_overlap = overlap;
+        resolve_layout(l, m, hw, "test");
+        CostPrediction c;
+        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+        return c;
+    };
+    const CostPrediction off = step(false), on = step(true);
+    double gemm_fwd = 0, gemm_bwd = 0;
+    for (int i = 0; i < off.kernels.size; ++i) {
+        const Kernel& k = off.kernels.items[static_cast<size_t>(i)];
+        if (k.part != StepPart::dense_gemm) continue;
+        (k.pass == Pass::backward ? gemm_bwd : gemm_fwd) += k.time_s * k.per_micro;
+    }
+    const CommBreakdown& c = off.comm;
+    ASSERT_GT(c.tp_fwd_s, 0);
+    EXPECT_DOUBLE_EQ(c.tp_fwd_exposed_s, c.tp_fwd_s);
+    EXPECT_NEAR(on.comm.tp_fwd_exposed_s, std::max(c.tp_fwd_s - gemm_fwd, c.tp_fwd_s / 2), 1e-15);
+    EXPECT_NEAR(on.comm.tp_bwd_exposed_s, std::max(c.tp_bwd_s - gemm_bwd, c.tp_bwd_s / 2), 1e-15);
+    EXPECT_LT(on.time.tp_comm_s, off.time.tp_comm_s);
+}
+
 // The MoE ops are priced in their own classes with the device-kernel counts of sim/cost/ops.h; on a
 // datasheet profile (no [efficiency.permute] etc.) the specific classes are the elementwise table.
 TEST(Timing, MoeOpsUseTheirClassesAndLaunchCounts) {
