@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "sim/core/error.h"
 
 namespace moecast::sim {
@@ -49,6 +51,47 @@ void require(bool ok, const std::string& source, const char* key, const std::str
 
 }  // namespace
 
+// Counts are 64-bit integers: a model that implies 1e18 or more parameters, or attention FLOPs per
+// token of that order, is refused before counting, naming the size that dominates.
+void require_countable(const ModelConfig& m, const std::string& src) {
+    using F = long double;
+    const auto& a = m.attention;
+    const F d = static_cast<F>(m.d_model), layers = static_cast<F>(m.layers);
+    const F hd = static_cast<F>(a.head_dim > 0 ? a.head_dim : (a.heads > 0 ? m.d_model / a.heads : 0));
+    const F qk = static_cast<F>(a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim);
+    const F attention =
+        a.kind == AttentionKind::mla
+            ? d * static_cast<F>(a.mla.q_lora_rank + a.mla.kv_lora_rank + a.mla.qk_rope_head_dim) +
+                  static_cast<F>(a.heads) * (static_cast<F>(a.mla.q_lora_rank) * qk +
+                                             static_cast<F>(a.mla.kv_lora_rank + a.mla.v_head_dim) *
+                                                 static_cast<F>(a.mla.qk_nope_head_dim + a.mla.v_head_dim) +
+                                             d * (qk + static_cast<F>(a.mla.v_head_dim)))
+            : d * hd * 2 * static_cast<F>(a.heads + a.kv_heads);
+    struct Term {
+        F value;
+        const char* key;
+    };
+    const Term terms[] = {
+        {layers * attention, "attention.heads"},
+        {layers * static_cast<F>(m.moe.experts) * 3 * d * static_cast<F>(m.moe.expert_ffn),
+         m.moe.experts > m.moe.expert_ffn ? "moe.experts" : "moe.expert_ffn"},
+        {layers * static_cast<F>(m.moe.shared_experts) * 3 * d * static_cast<F>(m.moe.shared_ffn), "moe.shared_ffn"},
+        {layers * 3 * d * static_cast<F>(m.ffn), "ffn"},
+        {2 * static_cast<F>(m.vocab) * d, "vocab"},
+        {layers * static_cast<F>(m.seq_len) * d * 4, "seq_len"},
+    };
+    F total = 0;
+    const Term* largest = &terms[0];
+    for (const Term& t : terms) {
+        total += t.value;
+        if (t.value > largest->value) largest = &t;
+    }
+    if (total >= 1e18L)
+        throw ConfigError(src, 0, largest->key,
+                          "sizes that imply fewer than 1e18 parameters or FLOPs per token (this config implies " +
+                              fmt::format("{:.3g}", static_cast<double>(total)) + ")");
+}
+
 void validate_config(const ModelConfig& m, const std::string& src) {
     const auto& a = m.attention;
     require(m.vocab > 0, src, "vocab", "a positive vocabulary size");
@@ -82,6 +125,7 @@ void validate_config(const ModelConfig& m, const std::string& src) {
 
     if (!is_moe(m)) {
         require(m.moe.experts == 0, src, "moe.experts", "a positive expert count (or no [moe] table)");
+        require_countable(m, src);
         return;
     }
     const auto& e = m.moe;
@@ -104,6 +148,7 @@ void validate_config(const ModelConfig& m, const std::string& src) {
     std::sort(sorted.begin(), sorted.end());
     require(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(), src, "moe.layers",
             "distinct layer indices");
+    require_countable(m, src);
 }
 
 const char* to_string(AttentionKind k) {

@@ -465,6 +465,8 @@ HfImport load_hf_config(const std::string& path) {
         j = json::parse(text);
     } catch (const json::parse_error& e) {
         throw InputError(path, line_of_byte(text, e.byte), "", std::string("malformed JSON: ") + e.what());
+    } catch (const json::exception& e) {  // e.g. a number beyond the range of a double
+        throw InputError(path, 0, "", std::string("unreadable JSON value: ") + e.what());
     }
     return import_hf_config(j, path);
 }

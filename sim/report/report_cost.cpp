@@ -65,8 +65,10 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     }
     l.cuda_graphs = r.cuda_graphs;
     l.routing = parse_routing(r.routing, "--routing", "routing");
-    if (r.capacity_factor < 0)
-        throw InputError("--capacity-factor", 0, "capacity_factor", "expected >= 0 (0 = dropless)");
+    if (!(r.capacity_factor >= 0 && r.capacity_factor <= 100))
+        throw InputError("--capacity-factor", 0, "capacity_factor", "expected a factor in [0, 100] (0 = dropless)");
+    if (!(r.tokens >= 0 && r.tokens <= 1e30))
+        throw InputError("--tokens", 0, "tokens", "expected a token count in [0, 1e30]");
     l.routing.capacity_factor = r.capacity_factor;
     l.overlap = parse_overlap(r.overlap, l.overlap);
     l = parse_parallel(r.parallel, l);

@@ -55,6 +55,21 @@ TEST(Cli, BadInputExitsTwoWithFileAndKey) {
     EXPECT_NE(r.out.find("moe.top_k"), std::string::npos) << r.out;
 }
 
+// Sizes whose counts would overflow 64 bits, JSON numbers beyond a double, and out-of-range
+// numeric flags are refused with exit 2 and the key, never printed as negative or non-finite figures.
+TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
+    Result r = run("predict mixtral-8x7b --set moe.experts=4000000000 --set moe.expert_ffn=4000000000");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("moe.expert_ffn"), std::string::npos) << r.out;
+    r = run("predict " + write_temp("huge.json", "{\"model_type\": \"mixtral\", \"hidden_size\": 1e999}"));
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("huge.json"), std::string::npos) << r.out;
+    for (const char* flag : {"--tokens -5", "--tokens nan", "--capacity-factor 1e300", "--capacity-factor nan"}) {
+        r = run(std::string("predict mixtral-8x7b --hardware h100-sxm ") + flag);
+        EXPECT_EQ(r.rc, 2) << flag << ": " << r.out;
+    }
+}
+
 TEST(Cli, MalformedJsonAndUnknownModelType) {
     Result r = run("predict " + write_temp("broken.json", "{\"model_type\": \"mixtral\", "));
     EXPECT_EQ(r.rc, 2);
