@@ -157,12 +157,12 @@ void add_calibrate_options(CLI::App* cmd, const std::shared_ptr<CalibrateArgs>& 
         "profile's [cache_resident] part (the positional profiles are then the DRAM-cold ones)");
     cmd->add_option("--cache-mib", args->cache_mib,
                     "Last-level cache size in MiB, for profiles that do not record it (provenance.cache_bytes)")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_option("--private-cache-kib", args->private_cache_kib,
                     "A core's own cache below the last level (L2) in KiB, for cache-resident profiles that do not "
                     "record it (provenance.private_cache_bytes): the resident level then fits each class's speedup "
                     "for operands that fit it")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_flag("--no-private-cache", args->no_private_cache,
                   "Fit the cache-resident level without the private-cache tier, whatever the profiles record")
         ->excludes("--private-cache-kib");

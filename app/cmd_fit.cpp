@@ -105,19 +105,19 @@ void register_fit(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for 95% CIs (0: none)")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(kNonNegative);
     cmd->add_option("--holdout", args->holdout, "Hold out runs: 'S>=0.98', 'C>=1e21', or 'largest-budget'");
     cmd->add_option("-o,--output", args->output, "Write the fitted law as TOML (usable by optimize --law)");
     cmd->add_flag("--json", args->json, "Print one JSON object");
     cmd->add_option("--drop-highest", args->drop_highest,
                     "Drop the K highest-loss runs first (Epoch's rule on the Chinchilla data: 5)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(kNonNegative);
     cmd->add_option("--threads", args->threads, "Threads for the starts and the bootstrap")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_option("--huber-delta", args->huber_delta, "Huber delta on log loss")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_option("--seed", args->seed, "Bootstrap seed")->capture_default_str();
     cmd->add_flag("--isoflop", args->isoflop, "Also fit the IsoFLOP surface of each budget (runs grouped by C)");
     cmd->callback([args] {

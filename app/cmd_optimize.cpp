@@ -189,19 +189,21 @@ void add_optimize_options(CLI::App* cmd, const std::shared_ptr<OptimizeArgs>& ar
         ->capture_default_str();
     cmd->add_option("--budget", args->budget, "Training budget, in --budget-unit")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_option("--budget-unit", args->unit, "flops, gpu-hours or usd")
         ->capture_default_str()
         ->check(CLI::IsMember({"flops", "gpu-hours", "usd"}));
     cmd->add_option("--hardware", args->hardware, "Hardware profile for time and cost (profiles/)");
     cmd->add_option("--gpus", args->gpus, "GPUs to train on (with --hardware)")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_option("--family", args->family, "Architecture family: bundled name (configs/families) or TOML")
         ->capture_default_str();
-    cmd->add_option("--max-params", args->max_params, "Maximum total parameters");
-    cmd->add_option("--max-inference-flops", args->max_inference_flops, "Maximum forward FLOPs per token");
-    cmd->add_option("--max-memory-gb", args->max_memory_gb, "Maximum memory per GPU in GB (needs --hardware)");
+    cmd->add_option("--max-params", args->max_params, "Maximum total parameters")->check(kPositive);
+    cmd->add_option("--max-inference-flops", args->max_inference_flops, "Maximum forward FLOPs per token")
+        ->check(kPositive);
+    cmd->add_option("--max-memory-gb", args->max_memory_gb, "Maximum memory per GPU in GB (needs --hardware)")
+        ->check(kPositive);
     cmd->add_flag("--json", args->json, "Print one JSON object");
     cmd->add_option("--plot", args->plot, "Write an SVG: IsoFLOP curves, loss vs S, optimum vs budget");
 }

@@ -38,17 +38,16 @@ void register_predict(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--set", args->overrides, "Override a config key: --set moe.experts=64 (repeatable)");
     cmd->add_option("--seq-len", args->seq_len, "Sequence length for attention FLOPs (default: the config's)")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");
     cmd->add_option("--hardware", args->cost.hardware,
                     "Hardware profile: a bundled name (profiles/: a100-sxm-80gb, h100-sxm, h200, b200) or a TOML path");
-    cmd->add_option("--gpus", args->gpus, "Number of GPUs (default 1)")->check(CLI::PositiveNumber);
+    cmd->add_option("--gpus", args->gpus, "Number of GPUs (default 1)")->check(kPositive);
     cmd->add_option("--parallel", args->cost.parallel,
                     "ParallelLayout: tp=,pp=,vp=,ep=,etp=,cp=,zero=,sp= (dp follows from --gpus)");
-    cmd->add_option("--micro-batch", args->micro_batch, "Sequences per micro-batch (default 1)")
-        ->check(CLI::PositiveNumber);
+    cmd->add_option("--micro-batch", args->micro_batch, "Sequences per micro-batch (default 1)")->check(kPositive);
     cmd->add_option("--global-batch", args->global_batch, "Sequences per step (default dp x micro-batch)")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_option("--precision", args->cost.precision, "GEMM precision: bf16, fp8, tf32, fp32")
         ->capture_default_str();
     cmd->add_option("--recompute", args->cost.recompute, "Activation recompute: none, selective, full")

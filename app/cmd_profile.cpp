@@ -34,16 +34,15 @@ void register_profile(CLI::App& app) {
     cmd->add_option("-o,--output", args->out, "Measured profile to write (TOML)")->required();
     cmd->add_option("--reps", args->run.reps, "Timed repetitions per case (default: the grid's)")
         ->check(CLI::Range(3, 100000));
-    cmd->add_option("--threads", args->run.threads, "CPU threads (default: the grid's, else all)")
-        ->check(CLI::PositiveNumber);
+    cmd->add_option("--threads", args->run.threads, "CPU threads (default: the grid's, else all)")->check(kPositive);
     cmd->add_option("--rotate-bytes", args->run.rotate_bytes,
                     "Rotate inputs over this many bytes (default: the grid's rotate_bytes): within L2 for the "
                     "cache-resident part of a two-level profile, beyond the last-level cache for the DRAM-cold one")
-        ->check(CLI::NonNegativeNumber);
+        ->check(kNonNegative);
     cmd->add_option("--class", args->run.only_class, "Profile only this kernel class (gemm, grouped_gemm, ...)");
     cmd->add_option("--max-seconds", args->run.max_seconds,
                     "Stop starting new cases after this many seconds and write what was measured")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_flag("--counters", args->run.counters, "CUDA: also collect DRAM bytes and tensor ops (Range Profiler)");
     cmd->add_flag("-q,--quiet", args->quiet, "No progress bar");
     cmd->callback([args] {

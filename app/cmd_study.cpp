@@ -59,7 +59,7 @@ void register_study(CLI::App& app) {
     cmd->add_flag("--fit-only", a->fit_only, "Only the fitting budgets' runs");
     cmd->add_flag("--holdout-only", a->holdout_only, "Only the hold-out budget's runs");
     cmd->add_option("--max-budget", a->max_budget, "Only runs with budgets up to this many FLOPs (a slice)")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     cmd->add_flag("--retry-failed", a->retry_failed, "Re-run runs stopped by a non-finite loss");
     cmd->add_flag("--dry-run", a->dry_run, "List the runs that would run");
     cmd->callback([a] { run(*a); });

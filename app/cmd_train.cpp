@@ -94,15 +94,15 @@ void register_train(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("train", "Train a byte-level MoE language model to a FLOP budget");
     cmd->add_option("config", a->config, "Training config TOML (default: configs/train/default.toml)");
     cmd->add_option("--budget", a->budget, "Training FLOP budget (sim/model/count training FLOPs), e.g. 1e12")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--steps", a->steps, "Train this many steps instead of a budget")->check(CLI::PositiveNumber);
+        ->check(kPositive);
+    cmd->add_option("--steps", a->steps, "Train this many steps instead of a budget")->check(kPositive);
     cmd->add_option("--data", a->data, "Train on these text files (default: the config's; scripts/get-corpus)");
     cmd->add_option("--val", a->val, "Validation text files (default with --data: the last 10 % of the text)");
     cmd->add_option("--set", a->overrides, "Override a config key: --set model.moe.experts=16 (repeatable)");
     cmd->add_option("--out", a->out, "Folder for run folders (default: runs)");
     cmd->add_option("--threads", a->threads, "Worker threads (results are bitwise reproducible per count)")
         ->check(CLI::Range(1, 256));
-    cmd->add_option("--seed", a->seed, "Random seed (initialisation and data order)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--seed", a->seed, "Random seed (initialisation and data order)")->check(kNonNegative);
     cmd->add_flag("--resume", a->resume, "Continue from the run folder's checkpoint if there is one");
     cmd->add_flag("--no-progress", a->no_progress, "No progress bar");
     cmd->callback([a] { run(*a); });

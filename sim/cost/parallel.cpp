@@ -38,7 +38,13 @@ int64_t pipeline_slots(const ModelConfig& m, const ParallelLayout& l) {
 }
 
 ParallelLayout parse_parallel(const std::string& spec, ParallelLayout l) {
+    if (spec.find(",,") != std::string::npos || (!spec.empty() && (spec.front() == ',' || spec.back() == ',')))
+        throw InputError("--parallel", 0, "parallel", "an empty item in \"" + spec + "\" (expected tp=2,pp=4,...)");
+    std::vector<std::string> seen;
     for (const auto& [key, text, has_value] : split_key_values(spec)) {
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+            throw InputError("--parallel", 0, key, "given twice in \"" + spec + "\"");
+        seen.push_back(key);
         if (!has_value) throw InputError("--parallel", 0, key, "expected key=value (e.g. tp=2,pp=4,ep=8)");
         char* stop = nullptr;
         const long long v = std::strtoll(text.c_str(), &stop, 10);

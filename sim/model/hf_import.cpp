@@ -28,6 +28,16 @@ public:
 
     bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
 
+    // A value as an error message shows it: scalars as written (cut at 60 characters), arrays
+    // and objects by kind and size (never serialised whole: they may be huge or deeply nested).
+    static std::string brief(const json& v) {
+        if (v.is_array()) return "an array of " + std::to_string(v.size());
+        if (v.is_object()) return "an object of " + std::to_string(v.size()) + " keys";
+        std::string text = v.dump();
+        if (text.size() > 60) text = text.substr(0, 57) + "...";
+        return text;
+    }
+
     [[noreturn]] void fail(const char* key, const std::string& what) const {
         throw InputError(source_, 0, prefix_.empty() ? key : prefix_ + "." + key, what);
     }
@@ -41,28 +51,28 @@ public:
     int64_t get_int(const char* key, int64_t fallback) const {
         if (!has(key)) return fallback;
         const json& v = j_.at(key);
-        if (!v.is_number_integer()) fail(key, "expected an integer, got " + v.dump());
+        if (!v.is_number_integer()) fail(key, "expected an integer, got " + brief(v));
         return v.get<int64_t>();
     }
     bool get_bool(const char* key, bool fallback) const {
         if (!has(key)) return fallback;
         const json& v = j_.at(key);
-        if (!v.is_boolean()) fail(key, "expected true or false, got " + v.dump());
+        if (!v.is_boolean()) fail(key, "expected true or false, got " + brief(v));
         return v.get<bool>();
     }
     std::string get_string(const char* key, const std::string& fallback) const {
         if (!has(key)) return fallback;
         const json& v = j_.at(key);
-        if (!v.is_string()) fail(key, "expected a string, got " + v.dump());
+        if (!v.is_string()) fail(key, "expected a string, got " + brief(v));
         return v.get<std::string>();
     }
     std::vector<int64_t> get_int_array(const char* key) const {
         std::vector<int64_t> out;
         if (!has(key)) return out;
         const json& v = j_.at(key);
-        if (!v.is_array()) fail(key, "expected an array of integers, got " + v.dump());
+        if (!v.is_array()) fail(key, "expected an array of integers, got " + brief(v));
         for (const json& e : v) {
-            if (!e.is_number_integer()) fail(key, "expected an array of integers, got " + v.dump());
+            if (!e.is_number_integer()) fail(key, "expected an array of integers, got " + brief(v));
             out.push_back(e.get<int64_t>());
         }
         return out;
@@ -71,9 +81,9 @@ public:
         std::vector<std::string> out;
         if (!has(key)) return out;
         const json& v = j_.at(key);
-        if (!v.is_array()) fail(key, "expected an array of strings, got " + v.dump());
+        if (!v.is_array()) fail(key, "expected an array of strings, got " + brief(v));
         for (const json& e : v) {
-            if (!e.is_string()) fail(key, "expected an array of strings, got " + v.dump());
+            if (!e.is_string()) fail(key, "expected an array of strings, got " + brief(v));
             out.push_back(e.get<std::string>());
         }
         return out;
@@ -81,7 +91,7 @@ public:
     // A nested object (DBRX's ffn_config, Llama 4's text_config).
     JsonReader sub(const char* key) const {
         if (!has(key)) fail(key, "missing required object");
-        if (!j_.at(key).is_object()) fail(key, "expected a JSON object, got " + j_.at(key).dump());
+        if (!j_.at(key).is_object()) fail(key, "expected a JSON object, got " + brief(j_.at(key)));
         return JsonReader(j_.at(key), source_, prefix_.empty() ? key : prefix_ + "." + key);
     }
 

@@ -64,10 +64,23 @@ TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
     r = run("predict " + write_temp("huge.json", "{\"model_type\": \"mixtral\", \"hidden_size\": 1e999}"));
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find("huge.json"), std::string::npos) << r.out;
-    for (const char* flag : {"--tokens -5", "--tokens nan", "--capacity-factor 1e300", "--capacity-factor nan"}) {
-        r = run(std::string("predict mixtral-8x7b --hardware h100-sxm ") + flag);
+    for (const char* flag : {"--tokens -5", "--tokens nan", "--capacity-factor 1e300", "--capacity-factor nan",
+                             "--parallel ep=8,ep=4", "--parallel ep=8,,tp=1"}) {
+        r = run(std::string("predict mixtral-8x7b --hardware h100-sxm --gpus 8 ") + flag);
         EXPECT_EQ(r.rc, 2) << flag << ": " << r.out;
     }
+    // A range message is short: no 309-digit bound.
+    r = run("optimize --max-params nan");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("expected a finite number > 0"), std::string::npos) << r.out;
+    EXPECT_LT(r.out.size(), 300u) << r.out;
+    // A deeply nested JSON value is named by its kind, never serialised into the message.
+    std::string deep = "{\"model_type\": \"mixtral\", \"vocab_size\": 32000, \"hidden_size\": ";
+    deep += std::string(20000, '[') + std::string(20000, ']') + "}";
+    r = run("predict " + write_temp("deep.json", deep));
+    EXPECT_EQ(r.rc, 2) << r.out.substr(0, 300);
+    EXPECT_NE(r.out.find("got an array"), std::string::npos) << r.out.substr(0, 300);
+    EXPECT_LT(r.out.size(), 400u);
 }
 
 TEST(Cli, MalformedJsonAndUnknownModelType) {
