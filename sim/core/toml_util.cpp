@@ -62,7 +62,11 @@ int64_t TomlReader::require_int(const std::string& key) {
 double TomlReader::get_double(const std::string& key, double fallback) {
     const toml::node* n = node(key);
     if (!n) return fallback;
-    if (auto d = n->value_exact<double>()) return *d;
+    if (auto d = n->value_exact<double>()) {
+        if (!std::isfinite(*d))
+            fail(key, "expected a finite number, got " + std::string(std::isnan(*d) ? "nan" : "inf"));
+        return *d;
+    }
     if (auto v = n->value_exact<int64_t>()) return static_cast<double>(*v);
     fail(key, "expected a number");
 }
@@ -112,12 +116,12 @@ std::vector<double> TomlReader::get_double_array(const std::string& key) {
     const toml::array* arr = n->as_array();
     if (!arr) fail(key, "expected an array of numbers");
     for (const auto& e : *arr) {
-        if (auto d = e.value_exact<double>())
+        if (auto d = e.value_exact<double>(); d && std::isfinite(*d))
             out.push_back(*d);
         else if (auto v = e.value_exact<int64_t>())
             out.push_back(static_cast<double>(*v));
         else
-            fail(key, "expected an array of numbers");
+            fail(key, "expected an array of finite numbers");
     }
     return out;
 }

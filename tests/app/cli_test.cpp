@@ -2,6 +2,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -69,6 +70,18 @@ TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
         r = run(std::string("predict mixtral-8x7b --hardware h100-sxm --gpus 8 ") + flag);
         EXPECT_EQ(r.rc, 2) << flag << ": " << r.out;
     }
+    // TOML's nan literal in a model file's official figure.
+    std::string model;
+    {
+        std::ifstream in(std::string(MOECAST_SOURCE_DIR) + "/configs/models/mixtral-8x7b.toml");
+        std::stringstream text;
+        text << in.rdbuf();
+        model = text.str();
+    }
+    model.replace(model.find("total_params = "), std::string("total_params = ").size(), "total_params = nan #");
+    r = run("predict " + write_temp("nan_official.toml", model));
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("reference.total_params"), std::string::npos) << r.out;
     // A range message is short: no 309-digit bound.
     r = run("optimize --max-params nan");
     EXPECT_EQ(r.rc, 2) << r.out;

@@ -65,6 +65,9 @@ TEST(Config, BadInputNamesTheKey) {
     expect_error("vocab = 100\nd_model = \"x\"\nlayers = 4\nffn = 256\n[attention]\nheads = 4\n", "d_model", "integer");
     expect_error(std::string(kMinimal) + "[moe]\nexperts = 4\ntop_k = 2\nexpert_ffn = 8\nrouter_load_cv = -0.1\n",
                  "moe.router_load_cv", "[0, 10]");
+    // TOML's nan and inf literals are refused wherever a number is read.
+    expect_error(std::string(kMinimal) + "[moe]\nexperts = 4\ntop_k = 2\nexpert_ffn = 8\nrouter_load_cv = nan\n",
+                 "moe.router_load_cv", "finite");
 }
 
 TEST(Config, RouterLoadCvIsReadAndKept) {
