@@ -287,8 +287,10 @@ std::string search_table(const ArchSearchResult& r) {
         if (cost) line += fmt::format(" {:>9.4g} {:>10.4g} {:>10.4g}", c.cost.step_time_s, c.gpu_hours, c.usd);
         return line + mark + "\n";
     };
-    for (const Candidate& c : r.best_per_sparsity)
+    for (const Candidate& c : r.best_per_sparsity) {
+        if (!std::isfinite(c.loss) || !(c.n > 0)) continue;  // no feasible architecture at this sparsity
         s += row(c, c.sparsity == r.best.sparsity && c.loss == r.best.loss ? "  <- optimum" : "");
+    }
     if (r.feasible == 0) return s + "no feasible architecture\n";
     s += fmt::format(
         "optimum: S = {:.4f} (E = {}, K = {}), {} layers, d_model {}, N = {:.4g}, N_a = {:.4g}, D = {:.4g} tokens, "
@@ -331,7 +333,8 @@ nlohmann::json search_json(const ArchSearchResult& r) {
                         {"feasible", r.feasible},
                         {"costed", r.costed}};
     j["by_sparsity"] = nlohmann::json::array();
-    for (const Candidate& c : r.best_per_sparsity) j["by_sparsity"].push_back(cand(c));
+    for (const Candidate& c : r.best_per_sparsity)
+        if (std::isfinite(c.loss) && c.n > 0) j["by_sparsity"].push_back(cand(c));
     if (r.feasible > 0) j["optimum"] = cand(r.best);
     return j;
 }

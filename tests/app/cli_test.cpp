@@ -82,6 +82,18 @@ TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
     r = run("predict " + write_temp("nan_official.toml", model));
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find("reference.total_params"), std::string::npos) << r.out;
+    // A law whose loss is non-finite everywhere: no row printed with nan, and the search says so.
+    std::string law;
+    {
+        std::ifstream in(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-hoffmann2022.toml");
+        std::stringstream text;
+        text << in.rdbuf();
+        law = text.str();
+    }
+    law.replace(law.find("alpha = "), std::string("alpha = ").size(), "alpha = -50.0 #");
+    r = run("optimize --law " + write_temp("bad_law.toml", law));
+    EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("no feasible architecture"), std::string::npos) << r.out;
     // A range message is short: no 309-digit bound.
     r = run("optimize --max-params nan");
     EXPECT_EQ(r.rc, 2) << r.out;
