@@ -90,7 +90,7 @@ TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
         text << in.rdbuf();
         law = text.str();
     }
-    law.replace(law.find("alpha = "), std::string("alpha = ").size(), "alpha = -50.0 #");
+    law.replace(law.find("\nalpha = "), std::string("\nalpha = ").size(), "\nalpha = -50.0 #");
     r = run("optimize --law " + write_temp("bad_law.toml", law));
     EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("no feasible architecture"), std::string::npos) << r.out;
