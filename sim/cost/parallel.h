@@ -121,8 +121,6 @@ struct ParallelLayout {
     // costs the device's launch gap (HardwareProfile::graph_launch_s) instead of the host's launch
     // time. Dropless MoE's token-dependent kernels (permute, expert GEMMs, combine) stay outside.
     bool cuda_graphs = false;
-    // What the framework keeps (apply_framework sets them): state precisions and whether the loss
-    // keeps fp32 logits; and which activations are offloaded to the host.
     // EP all-to-all overlapped by the schedule (Megatron's --overlap-moe-expert-parallel-comm):
     // in the steady 1F1B phase one micro-batch's forward runs beside another's backward, and each
     // one's all-to-all hides behind the other's compute; warmup and cooldown stay exposed. Takes
@@ -142,6 +140,8 @@ struct ParallelLayout {
     // SMs the EP communication kernels hold while they run beside compute (DeepEP's 20 and
     // HybridEP's 32 by Megatron-Core's defaults); the overlapped compute runs on the rest.
     int64_t comm_sms = 0;
+    // What the framework keeps (apply_framework sets them): state precisions and whether the loss
+    // keeps fp32 logits; and which activations are offloaded to the host.
     Framework framework = Framework::megatron;
     StateBytes states;
     bool fused_cross_entropy = false;  // bf16 logits, softmax gradient in place (no fp32 copy)

@@ -21,10 +21,11 @@ enum class RoutingKind {
                 // then multinomial(T*K, share)
 };
 
-// Expert-load coefficient of variation of trained dropless routers (auxiliary-loss balanced),
-// fitted on the published pairs of runs that differ only in forced versus learned routing
-// (configs/validation: Megatron-MoE-ModelZoo Qwen3-235B-A22B at 16K-128K tokens;
-// `moecast backtest --fit` refits it). The default for dropless routing.
+// Expert-load coefficient of variation of a trained dropless router whose model has no
+// moe.router_load_cv: the fit over every published pair of runs that differ only in forced versus
+// learned routing (configs/validation: Megatron-MoE-ModelZoo Qwen3-235B-A22B at 16K-128K tokens
+// and Mixtral 8x22B; `moecast backtest --fit` prints it). The CV differs by model (0.51 and 0.03
+// there), so a model's own value is preferred.
 constexpr double kTrainedRouterLoadCv = 0.12;
 
 struct RoutingSpec {

@@ -101,8 +101,6 @@ StackConstants stack_constants_of(const HardwareProfile& hw);
 
 BacktestReport run_backtest(const std::vector<BacktestRow>& rows, const StackConstants* constants = nullptr);
 
-// Fits the constants on rows (least squares on log(predicted / measured)) and judges them on rows
-// they did not see: each model's rows predicted by constants fitted on the other models.
 // The trained router's expert-load CV (RoutingSpec::load_cv), fitted on pairs of rows that differ
 // only in routing (learned dropless against forced balance): least squares on the log of the
 // throughput ratio, which the stack constants nearly cancel from.
@@ -117,6 +115,9 @@ struct RouterFit {
 // The first entry pools every pair; one entry per model with pairs follows.
 std::vector<RouterFit> fit_router_load_cv(const std::vector<BacktestRow>& rows);
 
+// Fits the constants on rows (least squares on log(predicted / measured)) and judges them on rows
+// they did not see: each model's (and each source's) rows predicted by constants fitted on the
+// others; and fits the trained router's CV (fit_router_load_cv).
 struct BacktestFit {
     StackConstants start;               // the profiles' values
     StackConstants fitted;              // on every row
