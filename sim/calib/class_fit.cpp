@@ -18,7 +18,9 @@ namespace moecast::sim {
 namespace {
 
 // Parameters fitted per class, as unconstrained reals: compute and memory fractions through a
-// logistic (so they stay in (0, 1), as the profile schema requires), sizes and launch as logs;
+// logistic between kMinFraction and 1 (the profile schema needs them positive; a fit that runs to
+// the floor found the term unidentified, e.g. a memory fraction traded against a cache tier's
+// speedup on noisy timings), sizes and launch as logs;
 // then, where the class's data call for them (FitParams): the per-row time as a log (ops that
 // move indexed rows, OpCost::rows); the write cost through a logistic in log space between 1 and
 // 4 (a written byte moves at least once, as a read one does; ops that count their writes,
@@ -29,6 +31,7 @@ namespace {
 // rate of any sample), never faster; and, where the profile has a stream on both sides of that
 // cache, at most that stream's speedup (FitParams::tier_bound).
 constexpr int kBaseParams = 5;
+constexpr double kMinFraction = 1e-3;
 constexpr double kMinWriteCost = 1.0, kMaxWriteCost = 4.0;
 // A class fits a write cost when its samples' shares of written bytes span at least this ratio.
 constexpr double kWriteShareSpan = 1.25;
@@ -36,6 +39,10 @@ using Theta = Eigen::VectorXd;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double logit(double p) { return std::log(p / (1.0 - p)); }
+double fraction(double x) { return kMinFraction + (1.0 - kMinFraction) * logistic(x); }
+double fraction_inverse(double f) {
+    return logit(std::clamp((f - kMinFraction) / (1.0 - kMinFraction), 1e-12, 1.0 - 1e-12));
+}
 
 bool has_tier(const HardwareProfile& hw) { return hw.private_cache_bytes > 0; }
 
@@ -53,9 +60,9 @@ struct FitParams {
 };
 
 void apply_theta(const Theta& th, Efficiency& e, const FitParams& l) {
-    e.compute = logistic(th[0]);
+    e.compute = fraction(th[0]);
     e.compute_half_flops = std::exp(th[1]);
-    e.memory = logistic(th[2]);
+    e.memory = fraction(th[2]);
     e.memory_half_bytes = std::exp(th[3]);
     e.launch_s = std::exp(th[4]);
     e.row_s = l.row ? std::exp(th[kBaseParams]) : 0.0;
@@ -75,8 +82,8 @@ struct FitData {
 Theta theta_of(const Efficiency& e, const FitParams& l) {
     const auto tiny = std::numeric_limits<double>::min();
     Theta th(l.size());
-    th.head<kBaseParams>() << logit(e.compute), std::log(std::max(e.compute_half_flops, tiny)), logit(e.memory),
-        std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
+    th.head<kBaseParams>() << fraction_inverse(e.compute), std::log(std::max(e.compute_half_flops, tiny)),
+        fraction_inverse(e.memory), std::log(std::max(e.memory_half_bytes, tiny)), std::log(std::max(e.launch_s, tiny));
     if (l.row) th[kBaseParams] = std::log(std::max(e.row_s, tiny));
     if (l.write) {
         const double c = std::clamp(e.write_cost, kMinWriteCost, kMaxWriteCost);
