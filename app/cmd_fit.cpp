@@ -1,6 +1,8 @@
 // `moecast fit DATA.csv --law chinchilla|abnar2025 [--bootstrap N] [--holdout EXPR] [-o law.toml]
 // [--json] [--drop-highest K] [--isoflop]`: fits a scaling law the Chinchilla way (sim/laws/fit) and
 // prints coefficients with bootstrap CIs, the objective and the quality figures.
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -157,7 +159,7 @@ void register_fit(CLI::App& app) {
         }
         if (!args->output.empty()) {
             std::ofstream out(args->output);
-            if (!out) throw sim::InputError(args->output, 0, "", "cannot write file");
+            if (!out) throw sim::IoError("cannot write " + args->output + ": " + std::strerror(errno));
             out << sim::law_to_toml(r.law, fmt::format("Fitted by `moecast fit {}` ({} runs, objective {:.10e}).",
                                                        args->data, r.quality.n_fit, r.objective));
         }

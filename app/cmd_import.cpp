@@ -1,5 +1,7 @@
 // `moecast import CONFIG_JSON [-o MODEL_TOML]`: a HuggingFace config.json as an editable moecast
 // model TOML (to stdout without -o). The mapping lives in sim/model/hf_import.
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -32,7 +34,7 @@ void register_import(CLI::App& app) {
             return;
         }
         std::ofstream out(args->output);
-        if (!out || !(out << text)) throw sim::InputError(args->output, 0, "", "cannot write the output file");
+        if (!out || !(out << text)) throw sim::IoError("cannot write " + args->output + ": " + std::strerror(errno));
     });
 }
 

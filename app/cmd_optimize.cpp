@@ -1,6 +1,8 @@
 // `moecast optimize [--law abnar2025] [--budget 1e21] [--budget-unit flops|gpu-hours|usd]
 // [--hardware h100-sxm --gpus 256] [--family paper] [--max-params N] [--json] [--plot out.svg]`:
 // the loss-optimal sparsity, size and token count for a budget over real architectures (sim/laws/search).
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -177,7 +179,7 @@ void run_optimize(const OptimizeArgs& a) {
     if (o.unit != sim::BudgetUnit::flops && r.feasible > 0) add_flop_optimal(law, fam, o, r, text, j);
     if (!a.plot.empty() && r.feasible > 0) {
         std::ofstream out(a.plot);
-        if (!out) throw sim::InputError(a.plot, 0, "", "cannot write file");
+        if (!out) throw sim::IoError("cannot write " + a.plot + ": " + std::strerror(errno));
         out << plots(law, fam, o, r);
         text += "wrote " + a.plot + "\n";
     }

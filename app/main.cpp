@@ -1,7 +1,9 @@
-// moecast command-line entry point. Exit codes: 0 success, 1 internal failure, 2 bad input
-// (with a message naming file, key and what was expected).
+// moecast command-line entry point. Exit codes: 0 success, 1 internal failure (a bug), 2 bad input
+// (with a message naming file, key and what was expected), 3 a training run diverged or failed
+// (train, study), 4 the environment failed (a path and the OS's reason).
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 
 #include <CLI/CLI.hpp>
 
@@ -31,6 +33,12 @@ int main(int argc, char** argv) {
     } catch (const moecast::sim::InputError& e) {
         std::fprintf(stderr, "moecast: error: %s\n", e.what());
         return 2;
+    } catch (const moecast::sim::IoError& e) {
+        std::fprintf(stderr, "moecast: error: %s\n", e.what());
+        return 4;
+    } catch (const std::filesystem::filesystem_error& e) {
+        std::fprintf(stderr, "moecast: error: %s\n", e.what());
+        return 4;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "moecast: internal error: %s\n", e.what());
         return 1;

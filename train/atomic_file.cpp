@@ -17,7 +17,7 @@ namespace moecast::train {
 namespace {
 
 [[noreturn]] void fail(const std::string& what, const std::string& path) {
-    throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
+    throw sim::IoError(what + " " + path + ": " + std::strerror(errno));
 }
 
 void write_all(int fd, std::string_view bytes, const std::string& path) {
@@ -49,13 +49,18 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) fail("cannot create", tmp);
-    write_all(fd, bytes, tmp);
-    if (::fsync(fd) != 0) {
-        ::close(fd);
-        fail("cannot fsync", tmp);
+    try {
+        write_all(fd, bytes, tmp);
+        if (::fsync(fd) != 0) {
+            ::close(fd);
+            fail("cannot fsync", tmp);
+        }
+        if (::close(fd) != 0) fail("cannot close", tmp);
+        if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto", path);
+    } catch (...) {
+        ::unlink(tmp.c_str());  // no half-written file left behind
+        throw;
     }
-    if (::close(fd) != 0) fail("cannot close", tmp);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto", path);
     const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         ::fsync(dfd);

@@ -1,6 +1,8 @@
 // TOML reading and writing of measured kernel profiles (see measured_profile.h).
 #include "sim/calib/measured_profile.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -190,10 +192,10 @@ void write_text_file(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw InputError(path, 0, "", "cannot open for writing");
+        if (!out) throw IoError("cannot create " + tmp + ": " + std::strerror(errno));
         out << text;
         out.flush();
-        if (!out) throw InputError(path, 0, "", "write failed");
+        if (!out) throw IoError("cannot write " + tmp + ": " + std::strerror(errno));
     }
     std::filesystem::rename(tmp, target);
 }

@@ -1,5 +1,5 @@
-// Errors for bad input. Every message names the file, the key (and line where the format has
-// one) and what was expected; the CLI turns them into exit code 2.
+// Errors for bad input (exit code 2) and for a failing environment (exit code 4). Every bad-input
+// message names the file, the key (and line where the format has one) and what was expected.
 #pragma once
 
 #include <stdexcept>
@@ -24,5 +24,12 @@ private:
 
 // A config that parsed but does not describe a buildable model (K > E, D % H != 0, ...).
 using ConfigError = InputError;
+
+// The environment failed an operation (a file that cannot be created, written or renamed: a
+// read-only folder, a full disk): the path and the OS's reason. The CLI turns it into exit code 4.
+class IoError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 }  // namespace moecast::sim

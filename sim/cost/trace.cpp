@@ -1,6 +1,8 @@
 // Chrome trace of one predicted step (see trace.h).
 #include "sim/cost/trace.h"
 
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 
@@ -139,9 +141,9 @@ nlohmann::json chrome_trace(const CostPrediction& p, const std::string& title, i
 
 void write_chrome_trace(const CostPrediction& p, const std::string& title, const std::string& path) {
     std::ofstream out(path);
-    if (!out) throw InputError(path, 0, "--trace", "cannot open the trace file for writing");
+    if (!out) throw IoError("cannot write the trace " + path + ": " + std::strerror(errno));
     out << chrome_trace(p, title).dump() << '\n';
-    if (!out) throw InputError(path, 0, "--trace", "could not write the trace file");
+    if (!out) throw IoError("cannot write the trace " + path + ": " + std::strerror(errno));
 }
 
 }  // namespace moecast::sim

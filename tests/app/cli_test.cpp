@@ -108,6 +108,15 @@ TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
     EXPECT_LT(r.out.size(), 400u);
 }
 
+// A file the environment will not let us write is exit 4 with the path and the OS's reason.
+TEST(Cli, UnwritableOutputExitsFour) {
+    const std::string path = testing::TempDir() + "no-such-folder/step.json";
+    const Result r = run("predict mixtral-8x7b --hardware h100-sxm --trace " + path);
+    EXPECT_EQ(r.rc, 4) << r.out;
+    EXPECT_NE(r.out.find(path), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("No such file"), std::string::npos) << r.out;
+}
+
 TEST(Cli, MalformedJsonAndUnknownModelType) {
     Result r = run("predict " + write_temp("broken.json", "{\"model_type\": \"mixtral\", "));
     EXPECT_EQ(r.rc, 2);

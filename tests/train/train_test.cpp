@@ -184,6 +184,18 @@ TEST(Train, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
     }
 }
 
+// A write that cannot finish (here: the target is a folder) is an environment error, and the
+// temporary file is gone.
+TEST(Train, FailedAtomicWriteLeavesNoTemporary) {
+    const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "atomic-target";
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "result.json");
+    EXPECT_THROW(train::write_file_atomic((dir / "result.json").string(), "{}"), sim::IoError);
+    for (const auto& entry : std::filesystem::directory_iterator(dir))
+        EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+    EXPECT_THROW(train::write_file_atomic((dir / "missing" / "x.json").string(), "{}"), sim::IoError);
+}
+
 TEST(Train, CorruptCheckpointIsRefused) {
     const train::RunSummary r = train::run_training(tiny("corrupt"));
     const std::string path = r.run_dir + "/checkpoint.bin";
