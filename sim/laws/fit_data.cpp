@@ -74,7 +74,8 @@ PointPredicate parse_holdout(const std::string& expr, const FitData& data) {
         } catch (const std::exception&) {
             used = 0;
         }
-        if (used != val.size() || val.empty()) return fail("expected a number after " + std::string(op));
+        if (used != val.size() || val.empty() || !std::isfinite(v))
+            return fail("expected a finite number after " + std::string(op));
         double FitPoint::*field = nullptr;
         if (var == "N")
             field = &FitPoint::n;

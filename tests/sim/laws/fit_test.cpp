@@ -225,6 +225,8 @@ TEST(Fit, HoldoutAndCsvErrors) {
     EXPECT_EQ(held.points.size(), 49u);
     for (const FitPoint& p : held.points) EXPECT_EQ(p.flops, 1e21);
     EXPECT_THROW(parse_holdout("Q >= 1", all), InputError);
+    EXPECT_THROW(parse_holdout("C >= nan", all), InputError);  // would hold out nothing, silently
+    EXPECT_THROW(parse_holdout("S <= inf", all), InputError);
     EXPECT_THROW(parse_holdout("S >= x", all), InputError);
     EXPECT_THROW(load_fit_data("/no/such.csv"), InputError);
     const std::string bad = testing::TempDir() + "bad_runs.csv";
