@@ -1,4 +1,4 @@
-// Whole-step check of the CPU loop (issue 6, item 5): the trainer's step time predicted from a
+// Whole-step check of the CPU loop: the trainer's step time predicted from a
 // calibrated CPU profile (sim/calib/calibrate.h predict_trainer_step, the cost model's kernel list) against
 // measured steps of the same configs in this run. Measured time is reported two ways: process CPU
 // seconds / threads (the step with the cores to itself; what a profile fitted with --cpu-time

@@ -316,15 +316,15 @@ struct Published {
 //   (recipe deepseek_v3_pretrain_1024gpu_h100: recompute mla_up_proj + mlp, overlap_grad_reduce False,
 //   layout "Et|(tt|)*30mL" which includes the MTP layer that our count leaves out).
 // Qwen3-30B-A3B: 26.02.01 container, 16 GPUs, FP8, GBS 1024, MBS 1, TP1 PP2 VP12 EP8: 9058 tok/s, 208.
-// Qwen3-30B-A3B EP16: issue 3's figure ("about 8,900 tokens/s/GPU, about 205 TFLOP/s/GPU") for the
-//   recipe qwen3_30b_a3b_pretrain_16gpu_h100_fp8cs_config (TP1 PP1 EP16, GBS 1024, no recompute).
+// Qwen3-30B-A3B EP16: 26.04 container section, 16 GPUs, FP8, GBS 1024, MBS 1, TP1 PP1 EP16: 8901 tok/s,
+//   205 TFLOP/s (configs/validation/moe-runs.csv M2 notes; recipe qwen3_30b_a3b_pretrain_16gpu_h100_fp8cs_config).
 const Published kPublished[] = {
     {"deepseek-v3", "tp=2,pp=8,vp=4,ep=64", 1024, 8192, 1, 1297, 338, Recompute::selective, 0.0,
      "Megatron-Bridge 25.09 DGX-H100"},
     {"qwen3-30b-a3b", "tp=1,pp=2,vp=12,ep=8", 16, 1024, 1, 9058, 208, Recompute::none, 0.9,
      "Megatron-Bridge 26.02.01 DGX-H100"},
-    {"qwen3-30b-a3b", "tp=1,pp=1,ep=16", 16, 1024, 1, 8900, 205, Recompute::none, 0.9,
-     "issue 3, approximate; recipe 16gpu_h100_fp8cs EP16"},
+    {"qwen3-30b-a3b", "tp=1,pp=1,ep=16", 16, 1024, 1, 8901, 205, Recompute::none, 0.9,
+     "Megatron-Bridge 26.04 DGX-H100"},
 };
 
 CostPrediction predict(const Published& p, const HardwareProfile& hw) {
