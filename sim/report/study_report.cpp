@@ -228,23 +228,6 @@ std::string validation_section(const Validation& v) {
 
 }  // namespace
 
-std::string html_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<')
-            o += "&lt;";
-        else if (c == '>')
-            o += "&gt;";
-        else if (c == '&')
-            o += "&amp;";
-        else if (c == '"')
-            o += "&quot;";
-        else
-            o += c;
-    }
-    return o;
-}
-
 std::string render_study_html(const StudyReportInput& in) {
     std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
                     "charset=\"utf-8\">\n<title>moecast study " +

@@ -33,6 +33,4 @@ int study_report_chart_count(const StudyReportInput& in);
 std::string runs_csv(const std::vector<StudyRunRecord>& runs);
 nlohmann::json runs_json(const std::vector<StudyRunRecord>& runs);
 
-std::string html_escape(const std::string& s);
-
 }  // namespace moecast::sim

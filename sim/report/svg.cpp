@@ -13,23 +13,6 @@ namespace {
 const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-std::string escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<')
-            o += "&lt;";
-        else if (c == '>')
-            o += "&gt;";
-        else if (c == '&')
-            o += "&amp;";
-        else if (c == '"')
-            o += "&quot;";
-        else
-            o += c;
-    }
-    return o;
-}
-
 struct Axis {
     bool log = false;
     double lo = 0, hi = 1;  // in transformed units (log10 if log)
@@ -91,7 +74,7 @@ std::string panel(const Plot& p, double ox, double oy, double w, double h) {
     const auto py = [&](double v) { return b - (ay.t(v) - ay.lo) / (ay.hi - ay.lo) * (b - t); };
     std::string s = fmt::format("<g font-family=\"sans-serif\" font-size=\"11\">\n");
     s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" text-anchor=\"middle\">{}</text>\n", (l + r) / 2,
-                     oy + 18, escape(p.title));
+                     oy + 18, html_escape(p.title));
     s += fmt::format(
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" stroke=\"#333\"/>\n", l, t,
         r - l, b - t);
@@ -99,18 +82,18 @@ std::string panel(const Plot& p, double ox, double oy, double w, double h) {
         const double x = l + (v - ax.lo) / (ax.hi - ax.lo) * (r - l);
         s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#ddd\"/>"
                          "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
-                         x, t, b, b + 14, escape(label));
+                         x, t, b, b + 14, html_escape(label));
     }
     for (const auto& [v, label] : ticks(ay)) {
         const double y = b - (v - ay.lo) / (ay.hi - ay.lo) * (b - t);
         s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#ddd\"/>"
                          "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}</text>\n",
-                         l, r, y, l - 4, y + 4, escape(label));
+                         l, r, y, l - 4, y + 4, html_escape(label));
     }
     s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", (l + r) / 2, b + 32,
-                     escape(p.x_label));
+                     html_escape(p.x_label));
     s += fmt::format("<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
-                     ox + 14, (t + b) / 2, escape(p.y_label));
+                     ox + 14, (t + b) / 2, html_escape(p.y_label));
     for (size_t k = 0; k < p.series.size(); ++k) {
         const PlotSeries& se = p.series[k];
         const char* color = kColors[k % (sizeof(kColors) / sizeof(kColors[0]))];
@@ -133,7 +116,7 @@ std::string panel(const Plot& p, double ox, double oy, double w, double h) {
         s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"10\" height=\"3\" fill=\"{}\"/>"
                          "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\">{}</text>\n",
                          r - 92, t + 8 + 12 * static_cast<double>(k), color, r - 78,
-                         t + 12 + 12 * static_cast<double>(k), escape(se.name));
+                         t + 12 + 12 * static_cast<double>(k), html_escape(se.name));
     }
     return s + "</g>\n";
 }
@@ -151,6 +134,23 @@ std::string render_svg(const std::vector<Plot>& panels, int columns, int width_p
         s += panel(panels[i], static_cast<double>(static_cast<int>(i) % cols * width_px),
                    static_cast<double>(static_cast<int>(i) / cols * height_px), width_px, height_px);
     return s + "</svg>\n";
+}
+
+std::string html_escape(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        if (c == '<')
+            o += "&lt;";
+        else if (c == '>')
+            o += "&gt;";
+        else if (c == '&')
+            o += "&amp;";
+        else if (c == '"')
+            o += "&quot;";
+        else
+            o += c;
+    }
+    return o;
 }
 
 }  // namespace moecast::sim

@@ -22,6 +22,9 @@ struct Plot {
     std::vector<PlotSeries> series;
 };
 
+// Text as HTML/SVG character data or an attribute value: < > & " escaped.
+std::string html_escape(const std::string& s);
+
 // Renders the panels in rows of `columns`; each panel is width_px × height_px.
 std::string render_svg(const std::vector<Plot>& panels, int columns = 3, int width_px = 460, int height_px = 340);
 
