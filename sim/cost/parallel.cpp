@@ -33,6 +33,12 @@ std::vector<KeyValue> split_key_values(const std::string& spec) {
     return out;
 }
 
+std::vector<KeyValue> split_list(const std::string& spec) {
+    std::string list = spec;  // Megatron's own spelling separates by spaces
+    std::replace(list.begin(), list.end(), ' ', ',');
+    return split_key_values(list);
+}
+
 int64_t pipeline_slots(const ModelConfig& m, const ParallelLayout& l) {
     return m.layers + (l.embedding_in_split ? 1 : 0) + (l.loss_in_split ? 1 : 0);
 }
@@ -243,9 +249,7 @@ const char* dtype_name(double bytes) {
 }  // namespace
 
 StateBytes parse_states(const std::string& spec, StateBytes s, const std::string& source, int line) {
-    std::string list = spec;
-    std::replace(list.begin(), list.end(), ' ', ',');
-    for (const auto& [key, value, has_value] : split_key_values(list)) {
+    for (const auto& [key, value, has_value] : split_list(spec)) {
         const double bytes = dtype_bytes(value);
         if (!has_value || bytes == 0)
             throw InputError(source, line, key, "expected key=dtype with dtype fp32, bf16, fp16 or fp8");
@@ -363,9 +367,7 @@ constexpr ModuleName kRecomputeModules[] = {
 
 RecomputeModules parse_recompute_modules(const std::string& spec, const std::string& source, int line) {
     RecomputeModules r = RecomputeModules::none();
-    std::string list = spec;  // Megatron's own spelling separates by spaces
-    std::replace(list.begin(), list.end(), ' ', ',');
-    for (const KeyValue& item : split_key_values(list)) {
+    for (const KeyValue& item : split_list(spec)) {
         const ModuleName* found = nullptr;
         for (const ModuleName& m : kRecomputeModules)
             if (item.key == m.name && !item.has_value) found = &m;
@@ -380,9 +382,7 @@ RecomputeModules parse_recompute_modules(const std::string& spec, const std::str
 
 OffloadModules parse_offload_modules(const std::string& spec, const std::string& source, int line) {
     OffloadModules o;
-    std::string list = spec;
-    std::replace(list.begin(), list.end(), ' ', ',');
-    for (const KeyValue& item : split_key_values(list)) {
+    for (const KeyValue& item : split_list(spec)) {
         if (item.key == "expert_fc1" && !item.has_value)
             o.expert_fc1 = true;
         else if (item.key == "moe_act" && !item.has_value)

@@ -175,6 +175,8 @@ struct KeyValue {
     bool has_value = false;
 };
 std::vector<KeyValue> split_key_values(const std::string& spec);
+// The same, with spaces separating items too (Megatron's module lists, CSV cells).
+std::vector<KeyValue> split_list(const std::string& spec);
 
 // Fills dp, seq_len and global_batch and checks the layout; throws InputError(source, key, reason).
 void resolve_layout(ParallelLayout& l, const ModelConfig& m, const HardwareProfile& hw, const std::string& source);
