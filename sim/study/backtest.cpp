@@ -461,10 +461,11 @@ RouterFit fit_pairs(const std::string& model, const std::vector<RoutingPair>& pa
 std::vector<RouterFit> fit_router_load_cv(const std::vector<BacktestRow>& rows) {
     // A pair: a dropless row and a forced-balance row equal in everything that prices them.
     const auto key = [](const BacktestRow& r) {
-        return fmt::format("{}|{}|{}|{} {} {} {} {} {}|{} {} {}|{}|{}|{}|{}|{}|{}|{}|{}|{}", r.model, r.gpu, r.gpus,
-                           r.tp, r.pp, r.vp, r.ep, r.etp, r.cp, r.micro_batch, r.global_batch, r.seq_len, r.precision,
-                           r.recompute, r.recompute_modules, r.dispatcher, r.cuda_graphs,
-                           r.ep_overlap * 2 + r.tp_overlap, r.framework, r.states, r.fsdp);
+        return fmt::format("{}|{}|{}|{} {} {} {} {} {} {}|{} {} {}|{}|{} {}|{}|{} {} {} {} {} {}|{} {} {} {}", r.model,
+                           r.gpu, r.gpus, r.tp, r.pp, r.vp, r.ep, r.etp, r.cp, r.fsdp, r.micro_batch, r.global_batch,
+                           r.seq_len, r.precision, r.recompute, r.recompute_modules, r.dispatcher, r.cuda_graphs,
+                           r.ep_overlap, r.tp_overlap, r.sequence_parallel, r.embedding_in_split, r.loss_in_split,
+                           r.framework, r.states, r.fused_cross_entropy, r.offload_modules);
     };
     std::map<std::string, std::vector<RoutingPair>> by_model;
     std::vector<RoutingPair> all;
