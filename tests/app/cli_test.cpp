@@ -2,7 +2,6 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -71,25 +70,13 @@ TEST(Cli, OverflowingAndNonFiniteInputsAreRefused) {
         EXPECT_EQ(r.rc, 2) << flag << ": " << r.out;
     }
     // TOML's nan literal in a model file's official figure.
-    std::string model;
-    {
-        std::ifstream in(std::string(MOECAST_SOURCE_DIR) + "/configs/models/mixtral-8x7b.toml");
-        std::stringstream text;
-        text << in.rdbuf();
-        model = text.str();
-    }
+    std::string model = moecast::test::read_source_file("configs/models/mixtral-8x7b.toml");
     model.replace(model.find("total_params = "), std::string("total_params = ").size(), "total_params = nan #");
     r = run("predict " + write_temp("nan_official.toml", model));
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find("reference.total_params"), std::string::npos) << r.out;
     // A law whose loss is non-finite everywhere: no row printed with nan, and the search says so.
-    std::string law;
-    {
-        std::ifstream in(std::string(MOECAST_SOURCE_DIR) + "/configs/laws/chinchilla-hoffmann2022.toml");
-        std::stringstream text;
-        text << in.rdbuf();
-        law = text.str();
-    }
+    std::string law = moecast::test::read_source_file("configs/laws/chinchilla-hoffmann2022.toml");
     law.replace(law.find("\nalpha = "), std::string("\nalpha = ").size(), "\nalpha = -50.0 #");
     r = run("optimize --law " + write_temp("bad_law.toml", law));
     EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -33,6 +34,14 @@ inline std::string write_temp(const std::string& name, const std::string& text) 
     const std::string path = testing::TempDir() + name;
     std::ofstream(path) << text;
     return path;
+}
+
+// A file of the source tree (path relative to the repository root), whole.
+inline std::string read_source_file(const std::string& relative) {
+    std::ifstream in(std::string(MOECAST_SOURCE_DIR) + "/" + relative);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
 }
 
 }  // namespace moecast::test

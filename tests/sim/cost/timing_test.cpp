@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -382,21 +383,31 @@ TEST(Timing, BreakdownSumsToStepAndThroughputIsConsistent) {
     EXPECT_GT(t.tp_comm_s, 0);
 }
 
+// One step of Qwen3-30B-A3B on `gpus` GPUs laid out as `parallel`, forced-balance routing unless
+// `set` changes it or anything else in the layout.
+CostPrediction qwen30b_step(const HardwareProfile& hw, const char* parallel, int64_t gpus, int64_t global_batch,
+                            const std::function<void(ParallelLayout&)>& set) {
+    const ModelConfig m = load_model("qwen3-30b-a3b").model;
+    ParallelLayout l = parse_parallel(parallel, ParallelLayout{});
+    l.gpus = gpus;
+    l.global_batch = global_batch;
+    l.routing.kind = RoutingKind::balanced;
+    set(l);
+    resolve_layout(l, m, hw, "test");
+    CostPrediction c;
+    predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
+    return c;
+}
+
 TEST(Timing, ImbalanceFp8AndRecomputeMoveTimeTheRightWay) {
     const HardwareProfile hw = load_hardware(kFixedH100);
-    const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](RoutingKind kind, Precision p, Recompute r) {
-        ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
-        l.gpus = 8;
-        l.global_batch = 64;
-        l.routing.kind = kind;
-        l.routing.zipf_s = 1.0;
-        l.precision = p;
-        l.recompute = r;
-        resolve_layout(l, m, hw, "test");
-        CostPrediction c;
-        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-        return c;
+        return qwen30b_step(hw, "ep=8", 8, 64, [&](ParallelLayout& l) {
+            l.routing.kind = kind;
+            l.routing.zipf_s = 1.0;
+            l.precision = p;
+            l.recompute = r;
+        });
     };
     const CostPrediction base = step(RoutingKind::balanced, Precision::bf16, Recompute::none);
     const CostPrediction uni = step(RoutingKind::uniform, Precision::bf16, Recompute::none);
@@ -416,19 +427,12 @@ TEST(Timing, ImbalanceFp8AndRecomputeMoveTimeTheRightWay) {
 // all-to-alls (3 passes per direction instead of 2: forward, recompute, backward).
 TEST(Timing, CudaGraphsAndRecomputeModules) {
     HardwareProfile hw = load_hardware(kFixedH100);
-    const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](bool graphs, Recompute r, const char* modules) {
-        ParallelLayout l = parse_parallel("ep=16", ParallelLayout{});
-        l.gpus = 16;
-        l.global_batch = 64;
-        l.routing.kind = RoutingKind::balanced;
-        l.cuda_graphs = graphs;
-        l.recompute = r;
-        if (modules) l.modules = parse_recompute_modules(modules);
-        resolve_layout(l, m, hw, "test");
-        CostPrediction c;
-        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-        return c;
+        return qwen30b_step(hw, "ep=16", 16, 64, [&](ParallelLayout& l) {
+            l.cuda_graphs = graphs;
+            l.recompute = r;
+            if (modules) l.modules = parse_recompute_modules(modules);
+        });
     };
     hw.graph_launch_s = 0;  // no graph launch time in the profile: graphs change nothing
     EXPECT_EQ(step(true, Recompute::none, nullptr).time.step_s, step(false, Recompute::none, nullptr).time.step_s);
@@ -450,18 +454,11 @@ TEST(Timing, CudaGraphsAndRecomputeModules) {
 // SMs are taken from that compute while it hides them.
 TEST(Timing, OverlappedAllToAllFollowsTheSchedule) {
     const HardwareProfile hw = load_hardware(kFixedH100);
-    const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](bool overlap) {
-        ParallelLayout l = parse_parallel("ep=16", ParallelLayout{});
-        l.gpus = 16;
-        l.global_batch = 64;  // 4 micro-batches per GPU
-        l.routing.kind = RoutingKind::balanced;
-        apply_dispatcher(l, "deepep");
-        l.ep_a2a_overlap = overlap;
-        resolve_layout(l, m, hw, "test");
-        CostPrediction c;
-        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-        return c;
+        return qwen30b_step(hw, "ep=16", 16, 64, [&](ParallelLayout& l) {  // 4 micro-batches per GPU
+            apply_dispatcher(l, "deepep");
+            l.ep_a2a_overlap = overlap;
+        });
     };
     const CostPrediction plain = step(false), overlapped = step(true);
     ASSERT_EQ(plain.shape.micro_batches, 4);
@@ -485,17 +482,9 @@ TEST(Timing, OverlappedAllToAllFollowsTheSchedule) {
 // bucket (40M of the GPU's parameters); switched off, all of it is exposed.
 TEST(Timing, DataParallelOverlapFollowsTheSchedule) {
     const HardwareProfile hw = load_hardware(kFixedH100);
-    const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](bool overlap) {
-        ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
-        l.gpus = 16;
-        l.global_batch = 64;
-        l.routing.kind = RoutingKind::balanced;
-        l.overlap_grad_reduce = l.overlap_param_gather = overlap;
-        resolve_layout(l, m, hw, "test");
-        CostPrediction c;
-        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-        return c;
+        return qwen30b_step(hw, "ep=8", 16, 64,
+                            [&](ParallelLayout& l) { l.overlap_grad_reduce = l.overlap_param_gather = overlap; });
     };
     const CostPrediction off = step(false), on = step(true);
     const CommBreakdown& c = off.comm;
@@ -512,17 +501,8 @@ TEST(Timing, DataParallelOverlapFollowsTheSchedule) {
 // exposure is the collectives less the pass's dense GEMMs, but at least one of tp = 2 chunks.
 TEST(Timing, TensorParallelOverlapHidesBehindGemms) {
     const HardwareProfile hw = load_hardware(kFixedH100);
-    const ModelConfig m = load_model("qwen3-30b-a3b").model;
     auto step = [&](bool overlap) {
-        ParallelLayout l = parse_parallel("tp=2,ep=8", ParallelLayout{});
-        l.gpus = 16;
-        l.global_batch = 32;
-        l.routing.kind = RoutingKind::balanced;
-        l.tp_comm_overlap = overlap;
-        resolve_layout(l, m, hw, "test");
-        CostPrediction c;
-        predict_cost(m, count_params(m), count_flops(m), hw, l, 0, c);
-        return c;
+        return qwen30b_step(hw, "tp=2,ep=8", 16, 32, [&](ParallelLayout& l) { l.tp_comm_overlap = overlap; });
     };
     const CostPrediction off = step(false), on = step(true);
     double gemm_fwd = 0, gemm_bwd = 0;
