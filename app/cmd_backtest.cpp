@@ -1,4 +1,4 @@
-// `moecast backtest [FILE...] [--json]`: published, measured training runs priced by the cost
+// `moecast backtest [FILE...] [--json] [--fit] [--command ID]`: published, measured training runs priced by the cost
 // model, with the error per row and summarised (sim/study/backtest). Without files it runs the
 // bundled configs/validation/*.csv.
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "sim/core/error.h"
 #include "sim/study/backtest.h"
 
 namespace moecast::app {
@@ -17,6 +18,7 @@ struct BacktestArgs {
     std::vector<std::string> files;
     bool json = false;
     bool fit = false;
+    std::string command;  // a row id: print its `moecast predict` command line
 };
 
 }  // namespace
@@ -29,8 +31,18 @@ void register_backtest(CLI::App& app) {
     cmd->add_flag("--fit", args->fit,
                   "Also fit the stack constants (GEMM, grouped GEMM and attention efficiency, network "
                   "efficiency, launch time) and report their leave-one-model-out error");
+    cmd->add_option("--command", args->command,
+                    "Print the `moecast predict` command line that prices the row with this id (its breakdown)");
     cmd->callback([args] {
         const std::vector<sim::BacktestRow> rows = sim::load_backtest_files(args->files);
+        if (!args->command.empty()) {
+            for (const sim::BacktestRow& row : rows)
+                if (row.id == args->command) {
+                    std::printf("%s\n", sim::predict_command(row).c_str());
+                    return;
+                }
+            throw sim::InputError("--command", 0, "id", "no backtest row has id \"" + args->command + "\"");
+        }
         const sim::BacktestReport report = sim::run_backtest(rows);
         if (!args->fit) {
             if (args->json)

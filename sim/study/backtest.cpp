@@ -229,6 +229,37 @@ std::string profile_for_gpu(const std::string& gpu) {
     return s;
 }
 
+std::string predict_command(const BacktestRow& row) {
+    std::string parallel = fmt::format("tp={},pp={}", row.tp, row.pp);
+    for (const auto& [key, v] : {std::pair{"vp", row.vp}, {"ep", row.ep}, {"etp", row.etp}, {"cp", row.cp}})
+        if (v > 1) parallel += fmt::format(",{}={}", key, v);
+    parallel += fmt::format(",zero={}", row.fsdp ? 3 : 1);
+    if (!row.sequence_parallel) parallel += ",sp=0";
+    if (row.embedding_in_split) parallel += ",pp_embedding=1";
+    if (row.loss_in_split) parallel += ",pp_loss=1";
+    const auto items = [](std::string s) {  // the CSV's space-separated lists as one flag value
+        std::replace(s.begin(), s.end(), ' ', ',');
+        return s;
+    };
+    std::string cmd = fmt::format(
+        "moecast predict {} --hardware {} --gpus {} --parallel {} --micro-batch {} --global-batch {} --seq-len {} "
+        "--precision {} --recompute {}",
+        row.model, profile_for_gpu(row.gpu), row.gpus, parallel, row.micro_batch, row.global_batch, row.seq_len,
+        row.precision, row.recompute);
+    if (!row.recompute_modules.empty()) cmd += " --recompute-modules " + items(row.recompute_modules);
+    cmd += " --framework " + (row.framework.empty() ? std::string("megatron") : row.framework);
+    if (!row.states.empty()) cmd += " --states " + items(row.states);
+    if (row.fused_cross_entropy) cmd += " --fused-cross-entropy";
+    if (!row.offload_modules.empty()) cmd += " --offload-modules " + items(row.offload_modules);
+    if (!row.dispatcher.empty()) cmd += " --dispatcher " + row.dispatcher;
+    if (row.ep_overlap) cmd += " --ep-overlap";
+    if (row.tp_overlap) cmd += " --tp-overlap";
+    if (row.cuda_graphs) cmd += " --cuda-graphs";
+    cmd += " --routing ";
+    cmd += row.routing == "balanced" ? "balanced" : row.routing == "dropless" ? "trained" : "uniform";
+    return cmd;
+}
+
 std::vector<BacktestRow> load_backtest_files(std::vector<std::string> files) {
     if (files.empty()) files = bundled_backtest_files();
     if (files.empty()) throw InputError("backtest", 0, "files", "no backtest files (configs/validation/*.csv)");

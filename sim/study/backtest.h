@@ -56,6 +56,10 @@ std::vector<BacktestRow> load_backtest_files(std::vector<std::string> files = {}
 // The bundled profile that prices a row's GPU: its name in lower case ("H100-SXM" -> "h100-sxm").
 std::string profile_for_gpu(const std::string& gpu);
 
+// The `moecast predict` command line that prices `row` as the backtest does: a user reruns a
+// published run and reads its full breakdown (memory, communication, step-time parts).
+std::string predict_command(const BacktestRow& row);
+
 struct BacktestResult {
     BacktestRow row;
     bool priced = false;

@@ -251,4 +251,33 @@ TEST(Cli, PredictHardwareJsonTraceAndInvalidLayout) {
     EXPECT_EQ(r.rc, 2) << r.out;
 }
 
+// Every bundled backtest row's `--command` line, run as a user would, predicts exactly the
+// throughput the backtest printed for that row: one pricing path, reproducible row by row.
+TEST(Cli, BacktestCommandReproducesEveryRow) {
+    Result r = run("backtest --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const auto rows = nlohmann::json::parse(r.out)["rows"];
+    int checked = 0;
+    for (const auto& row : rows) {
+        if (!row["priced"].get<bool>()) continue;
+        const std::string id = row["id"].get<std::string>();
+        r = run("backtest --command " + id);
+        ASSERT_EQ(r.rc, 0) << id << ": " << r.out;
+        const std::string prefix = "moecast predict ";
+        ASSERT_EQ(r.out.rfind(prefix, 0), 0u) << r.out;
+        std::string args = r.out.substr(prefix.size());
+        args.erase(args.find_last_not_of('\n') + 1);
+        const Result p = run("predict " + args + " --json");
+        ASSERT_EQ(p.rc, 0) << id << ": " << p.out;
+        EXPECT_DOUBLE_EQ(nlohmann::json::parse(p.out)["throughput"]["tokens_per_s_per_gpu"].get<double>(),
+                         row["predicted_tokens_per_s_per_gpu"].get<double>())
+            << id;
+        ++checked;
+    }
+    EXPECT_GE(checked, 80);
+    r = run("backtest --command NO-SUCH-ROW");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("NO-SUCH-ROW"), std::string::npos) << r.out;
+}
+
 }  // namespace
