@@ -4,12 +4,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -56,18 +58,64 @@ std::string human_time(double s) {
     return buf;
 }
 
-// Keeps the metrics lines up to and including `step` (a resumed run rewrites what follows).
-void truncate_metrics(const std::string& path, int64_t step) {
-    if (!fs::exists(path)) return;
+// What resuming did to metrics.jsonl: lines dropped after the checkpoint's step (a resumed run
+// rewrites them), torn lines (a killed run's half-written last line), the last step kept.
+struct MetricsRepair {
+    int64_t dropped_after = 0, torn = 0, last_step = 0;
+};
+
+// Keeps the metrics lines up to and including `step`.
+MetricsRepair truncate_metrics(const std::string& path, int64_t step) {
+    MetricsRepair r;
+    if (!fs::exists(path)) return r;
     std::istringstream in(read_file(path));
     std::string line, kept;
     while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        int64_t at = 0;
         try {
-            if (json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
-        } catch (const json::exception&) {  // a torn last line from a killed run
+            at = json::parse(line).at("step").get<int64_t>();
+        } catch (const json::exception&) {
+            ++r.torn;
+            continue;
         }
+        if (at > step) {
+            ++r.dropped_after;
+            continue;
+        }
+        kept += line + "\n";
+        r.last_step = std::max(r.last_step, at);
     }
     write_file_atomic(path, kept);
+    return r;
+}
+
+// Steps between evaluations: the config's eval_every, else four evaluations per run.
+int64_t eval_interval(const TrainConfig& c, int64_t steps) {
+    return c.eval_every > 0 ? c.eval_every : std::max<int64_t>(1, steps / 4);
+}
+
+// The last step up to `step` that metrics.jsonl has a line for: every log_every steps and at
+// every evaluation (the run's last step is past every checkpoint that is resumed from).
+int64_t last_line_step(const TrainConfig& c, int64_t steps, int64_t step) {
+    const int64_t e = eval_interval(c, steps);
+    return std::max(step / c.log_every * c.log_every, step / e * e);
+}
+
+// Says on stderr what resuming repaired in metrics.jsonl, and which logged steps are missing
+// (a file cut short by hand or by a failing disk): the run goes on, fit and report read the rest.
+void report_metrics_repair(const std::string& path, const MetricsRepair& r, int64_t step, int64_t expected) {
+    if (r.dropped_after > 0 || r.torn > 0)
+        std::fprintf(stderr,
+                     "resume: %s: dropped %lld line(s) after the checkpoint's step %lld and %lld torn line(s)\n",
+                     path.c_str(), static_cast<long long>(r.dropped_after), static_cast<long long>(step),
+                     static_cast<long long>(r.torn));
+    if (r.last_step < expected)
+        std::fprintf(stderr,
+                     "resume: %s: warning: the lines of steps %lld to %lld are missing (the file ends at step %lld; "
+                     "the checkpoint is at step %lld)\n",
+                     path.c_str(), static_cast<long long>(r.last_step + 1), static_cast<long long>(expected),
+                     static_cast<long long>(r.last_step), static_cast<long long>(step));
 }
 
 // The run's text: the training text (its sha256 names the run) and the evaluation slices (tokens,
@@ -157,7 +205,8 @@ void resume_or_init(const TrainConfig& c, const RunOptions& opt, const ParamLayo
         st.train_time_s = ck.header.value("train_time_s", 0.0);
         st.histograms = ck.header.value("expert_load", json::array());
         out.resumed_from = st.start;
-        truncate_metrics(metrics_path, st.start);
+        report_metrics_repair(metrics_path, truncate_metrics(metrics_path, st.start), st.start,
+                              last_line_step(c, out.steps, st.start));
     } else {
         init_params(c.model, layout, c.model_options, c.seed, st.params.data());
         fs::remove(metrics_path);
@@ -177,10 +226,9 @@ public:
           out_(out), sched_{c.lr, out.steps,
                             static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
                             c.min_lr_fraction},
-          eval_every_(c.eval_every > 0 ? c.eval_every : std::max<int64_t>(1, out.steps / 4)),
-          metrics_path_(out.run_dir + "/metrics.jsonl"), ckpt_path_(out.run_dir + "/checkpoint.bin"),
-          tokens_(static_cast<size_t>(c.batch_tokens)), targets_(static_cast<size_t>(c.batch_tokens)),
-          interval_begin_(st.start) {}
+          eval_every_(eval_interval(c, out.steps)), metrics_path_(out.run_dir + "/metrics.jsonl"),
+          ckpt_path_(out.run_dir + "/checkpoint.bin"), tokens_(static_cast<size_t>(c.batch_tokens)),
+          targets_(static_cast<size_t>(c.batch_tokens)), interval_begin_(st.start) {}
 
     // Returns the step reached: the failed step when non-finite, else one past the last step run.
     int64_t run() {
@@ -208,7 +256,8 @@ private:
         const StepResult sr =
             runner_.step(st_.params.data(), st_.adam, lr, c_.grad_clip, step, tokens_.data(), targets_.data());
         if (!sr.failure.empty()) {
-            record_failure(step, sr.failure);
+            record_failure(step, sr.failure + " at step " + std::to_string(step) +
+                                     "; parameters of this step were not updated; last good checkpoint kept");
             return Next::stop_failed;
         }
         const double dt = seconds_since(t0);
@@ -221,7 +270,12 @@ private:
         const bool last = done == out_.steps;
         const bool do_log = done % c_.log_every == 0 || last;
         const bool do_eval = done % eval_every_ == 0 || last;
-        if (do_log || do_eval) log_metrics(done, lr, sr, do_eval);
+        if (do_log || do_eval) {
+            if (const std::string failure = log_metrics(done, lr, sr, do_eval); !failure.empty()) {
+                record_failure(done, failure + " after step " + std::to_string(done) + "; last good checkpoint kept");
+                return Next::stop_failed;
+            }
+        }
         if (sim::is_moe(c_.model) && do_log) write_expert_load();
         if ((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || last) save(done, sr.loss);
         if (opt_.progress) print_progress(done, sr.loss, last);
@@ -232,10 +286,11 @@ private:
         return Next::go_on;
     }
 
-    void record_failure(int64_t step, const std::string& failure) {
+    // failure.json and the summary's status for a non-finite value found at `step` (training or
+    // evaluation); `message` says what and where.
+    void record_failure(int64_t step, const std::string& message) {
         out_.status = "non-finite";
-        out_.message = failure + " at step " + std::to_string(step) +
-                       "; parameters of this step were not updated; last good checkpoint kept";
+        out_.message = message;
         write_file_atomic(out_.run_dir + "/failure.json", json{{"status", out_.status},
                                                                {"step", step},
                                                                {"message", out_.message},
@@ -249,8 +304,9 @@ private:
         return static_cast<double>(c_.batch_tokens) * static_cast<double>(done - st_.start) / session_train_s_;
     }
 
-    // One metrics line; closes the expert-load interval; evaluates when do_eval.
-    void log_metrics(int64_t done, double lr, const StepResult& sr, bool do_eval) {
+    // One metrics line; closes the expert-load interval; evaluates when do_eval. Returns what was
+    // non-finite in the evaluation (nothing written then), or empty.
+    std::string log_metrics(int64_t done, double lr, const StepResult& sr, bool do_eval) {
         const double spent = out_.flops_per_step * static_cast<double>(done);
         const double tps = session_tokens_per_s(done);
         json line{{"step", done},
@@ -272,22 +328,37 @@ private:
                                       {"tokens", interval_.tokens},
                                       {"counts", interval_.tokens_per_expert}});
         }
-        if (do_eval) evaluate(line);
+        if (do_eval)
+            if (std::string failure = evaluate(line); !failure.empty()) return failure;
         append_line(metrics_path_, line.dump());
         interval_ = PassStats{};
         interval_begin_ = done;
+        return "";
     }
 
-    // Validation (and literary) loss into the summary and the metrics line.
-    void evaluate(json& line) {
-        out_.val_loss = runner_.evaluate(st_.params.data(), data_.val_in, data_.val_tg);
+    // Validation (and literary) loss into the summary and the metrics line; returns what was
+    // non-finite (the router refuses NaN logits; the loss itself may be NaN or inf), or empty.
+    std::string evaluate(json& line) {
+        const auto loss_of = [&](const std::vector<int32_t>& in, const std::vector<int32_t>& tg, const char* what,
+                                 double& loss) -> std::string {
+            try {
+                loss = runner_.evaluate(st_.params.data(), in, tg);
+            } catch (const std::invalid_argument& e) {
+                return std::string("non-finite activations in the ") + what + " evaluation: " + e.what();
+            }
+            if (!std::isfinite(loss)) return std::string("non-finite ") + what + " loss";
+            return "";
+        };
+        if (std::string f = loss_of(data_.val_in, data_.val_tg, "validation", out_.val_loss); !f.empty()) return f;
         line["val_loss"] = out_.val_loss;
         line["val_bpb"] = out_.val_loss / std::log(2.0);
         if (!data_.lit_in.empty()) {
-            out_.literary_loss = runner_.evaluate(st_.params.data(), data_.lit_in, data_.lit_tg);
+            if (std::string f = loss_of(data_.lit_in, data_.lit_tg, "literary", out_.literary_loss); !f.empty())
+                return f;
             line["literary_loss"] = out_.literary_loss;
             line["literary_bpb"] = out_.literary_loss / std::log(2.0);
         }
+        return "";
     }
 
     void write_expert_load() const {

@@ -3,6 +3,7 @@
 // entropy), the FLOP budget spent to within one step, the non-finite stop, run outputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/model.h"
 #include "train/trainer.h"
 
 namespace {
@@ -182,6 +184,85 @@ TEST(Train, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
         EXPECT_EQ(ck.header.at("step").get<int64_t>(), r.steps_done);
         for (float p : ck.params) ASSERT_TRUE(std::isfinite(p));
     }
+}
+
+// A NaN first met in evaluation ends the run as a training NaN does: status non-finite,
+// failure.json naming the evaluation, no result. The validation text holds byte 0x01, which the
+// training text never has; a NaN in that byte's embedding row leaves every training step finite.
+TEST(Train, NonFiniteFirstSeenInEvaluationWritesFailureJson) {
+    const fs::path dir = fs::path(testing::TempDir()) / "moecast_train_evalnan";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::string val = train::read_file(kEmma);
+    std::replace(val.begin(), val.end(), 'e', '\x01');
+    const std::string val_path = (dir / "val.txt").string();
+    std::ofstream(val_path, std::ios::binary) << val;
+    const std::string path = (dir / "tiny.toml").string();
+    std::ofstream(path) << tiny_toml((dir / "runs").string()) << "val = [\"" << val_path << "\"]\n";
+    const train::TrainConfig c = train::load_train_config(path, {});
+    train::RunOptions cut;
+    cut.stop_after_steps = 4;  // evaluations after steps 2 and 4 are finite; checkpoint at 4
+    const train::RunSummary first = train::run_training(c, cut);
+    ASSERT_EQ(first.status, "interrupted");
+    const std::string ckpt = first.run_dir + "/checkpoint.bin";
+    train::Checkpoint ck = train::load_checkpoint(ckpt);
+    const train::ParamLayout layout = train::make_layout(c.model);
+    for (int64_t j = 0; j < c.model.d_model; ++j)
+        ck.params[static_cast<size_t>(layout.embedding + 1 * c.model.d_model + j)] = std::nanf("");
+    train::save_checkpoint(ckpt, ck);
+
+    train::RunOptions resume;
+    resume.resume = true;
+    const train::RunSummary r = train::run_training(c, resume);
+    ASSERT_EQ(r.status, "non-finite") << r.message;
+    EXPECT_EQ(r.losses.size(), 2u);  // steps 5 and 6 trained, finite
+    for (double loss : r.losses) EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_NE(r.message.find("validation"), std::string::npos) << r.message;
+    const json failure = json::parse(train::read_file(r.run_dir + "/failure.json"));
+    EXPECT_EQ(failure.at("status").get<std::string>(), "non-finite");
+    EXPECT_EQ(failure.at("step").get<int64_t>(), 6);  // the evaluation after step 6
+    EXPECT_FALSE(fs::exists(r.run_dir + "/result.json"));
+    EXPECT_EQ(train::load_checkpoint(ckpt).header.at("step").get<int64_t>(), 4);  // the last good one
+    std::ifstream in(r.run_dir + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) EXPECT_LE(json::parse(line).at("step").get<int64_t>(), 5);
+}
+
+// Resuming repairs metrics.jsonl and says what it did: lines after the checkpoint's step and a torn
+// last line are dropped; lines missing before it are named.
+TEST(Train, ResumeSaysWhatItRepairedInMetrics) {
+    const train::TrainConfig c = tiny("repair");
+    train::RunOptions cut;
+    cut.stop_after_steps = 6;  // lines for steps 2, 4, 5, 6; checkpoint at 4
+    const train::RunSummary first = train::run_training(c, cut);
+    const std::string metrics = first.run_dir + "/metrics.jsonl";
+    std::string text = train::read_file(metrics);
+    text += "{\"step\": 7, \"lo";  // a torn line
+    train::write_file_atomic(metrics, text);
+    train::RunOptions resume;
+    resume.resume = true;
+    testing::internal::CaptureStderr();
+    const train::RunSummary second = train::run_training(c, resume);
+    std::string said = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(second.status, "completed");
+    EXPECT_NE(said.find("dropped 2 line(s) after the checkpoint's step 4 and 1 torn line(s)"), std::string::npos)
+        << said;
+
+    // Cut to its first line (step 2), the file lacks the lines of steps 4 (an evaluation) at the
+    // next resume from step 4.
+    const train::RunSummary third_cut = [&] {
+        fs::remove(second.run_dir + "/result.json");
+        std::string all = train::read_file(metrics);
+        train::write_file_atomic(metrics, all.substr(0, all.find('\n') + 1));
+        train::Checkpoint ck = train::load_checkpoint(second.run_dir + "/checkpoint.bin");
+        ck.header["step"] = 4;
+        train::save_checkpoint(second.run_dir + "/checkpoint.bin", ck);
+        testing::internal::CaptureStderr();
+        train::RunSummary s = train::run_training(c, resume);
+        said = testing::internal::GetCapturedStderr();
+        return s;
+    }();
+    EXPECT_EQ(third_cut.status, "completed");
+    EXPECT_NE(said.find("the lines of steps 3 to 4 are missing"), std::string::npos) << said;
 }
 
 // A write that cannot finish (here: the target is a folder) is an environment error, and the
