@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/study/backtest.h"
 
@@ -46,7 +47,7 @@ void register_backtest(CLI::App& app) {
         const sim::BacktestReport report = sim::run_backtest(rows);
         if (!args->fit) {
             if (args->json)
-                std::printf("%s\n", sim::backtest_json(report).dump(2).c_str());
+                std::printf("%s\n", sim::checked_finite(sim::backtest_json(report), "backtest").dump(2).c_str());
             else
                 std::printf("%s", sim::backtest_table(report).c_str());
             return;
@@ -55,7 +56,7 @@ void register_backtest(CLI::App& app) {
         if (args->json) {
             nlohmann::json j = sim::backtest_json(report);
             j["fit"] = sim::backtest_fit_json(fit);
-            std::printf("%s\n", j.dump(2).c_str());
+            std::printf("%s\n", sim::checked_finite(j, "backtest --fit").dump(2).c_str());
         } else {
             std::printf("%s%s", sim::backtest_table(report).c_str(), sim::backtest_fit_table(fit).c_str());
         }

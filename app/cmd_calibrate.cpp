@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "sim/core/finite.h"
 #include "sim/calib/calibrate.h"
 #include "sim/core/error.h"
 #include "sim/cost/hardware.h"
@@ -137,7 +138,9 @@ void run_calibrate(const CalibrateArgs& a) {
     sim::write_text_file(a.out, text);
     if (!a.residuals.empty()) sim::write_text_file(a.residuals, sim::calibration_residuals_csv(c, resident.get()));
     if (a.json) {
-        std::printf("%s\n", calibration_json(c, resident.get(), cache_bytes, a.out).dump(2).c_str());
+        std::printf(
+            "%s\n",
+            sim::checked_finite(calibration_json(c, resident.get(), cache_bytes, a.out), "calibrate").dump(2).c_str());
     } else {
         std::printf("%s", sim::calibration_table(c).c_str());
         if (resident)

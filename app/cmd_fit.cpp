@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/laws/fit.h"
 #include "sim/laws/isoflop.h"
@@ -157,6 +158,7 @@ void register_fit(CLI::App& app) {
                 j["isoflop"].push_back(sj);
             }
         }
+        sim::checked_finite(j, "fit");  // before any output: the table and the law file hold the same figures
         if (!args->output.empty()) {
             std::ofstream out(args->output);
             if (!out) throw sim::IoError("cannot write " + args->output + ": " + std::strerror(errno));

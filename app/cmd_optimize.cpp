@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/model/family.h"
 #include "sim/cost/hardware.h"
@@ -183,6 +184,7 @@ void run_optimize(const OptimizeArgs& a) {
         out << plots(law, fam, o, r);
         text += "wrote " + a.plot + "\n";
     }
+    sim::checked_finite(j, "optimize");  // the table prints the same figures
     std::printf("%s", a.json ? (j.dump(2) + "\n").c_str() : text.c_str());
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/report/report.h"
 #include "sim/cost/trace.h"
@@ -111,8 +112,9 @@ void register_predict(CLI::App& app) {
                                     "--trace"})
                 if (cmd->count(opt) > 0)
                     throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
+            const nlohmann::json j = sim::checked_finite(sim::to_json(p), "predict");
             if (args->json)
-                std::printf("%s\n", sim::to_json(p).dump(2).c_str());
+                std::printf("%s\n", j.dump(2).c_str());
             else
                 std::printf("%s", sim::to_table(p).c_str());
             return;
@@ -125,8 +127,9 @@ void register_predict(CLI::App& app) {
         if (!args->trace.empty())
             sim::write_chrome_trace(
                 c.cost, p.loaded.model.name + " on " + std::to_string(req.gpus) + " x " + c.hardware.name, args->trace);
+        const nlohmann::json j = sim::checked_finite(sim::to_json(p, c), "predict");
         if (args->json)
-            std::printf("%s\n", sim::to_json(p, c).dump(2).c_str());
+            std::printf("%s\n", j.dump(2).c_str());
         else
             std::printf("%s", sim::to_table(p, c).c_str());
     });

@@ -8,6 +8,7 @@
 
 #include "app/commands.h"
 #include "app/study_options.h"
+#include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/laws/law.h"
 #include "sim/report/study_report.h"
@@ -46,7 +47,8 @@ void run(const ReportArgs& a) {
     std::filesystem::create_directories(dir);
     train::write_file_atomic(html.string(), sim::render_study_html(in));
     train::write_file_atomic((dir / "runs.csv").string(), sim::runs_csv(in.runs));
-    train::write_file_atomic((dir / "runs.json").string(), sim::runs_json(in.runs).dump(2) + "\n");
+    train::write_file_atomic((dir / "runs.json").string(),
+                             sim::checked_finite(sim::runs_json(in.runs), "report").dump(2) + "\n");
     std::printf("wrote %s (%d charts), %s, %s%s\n", html.string().c_str(), sim::study_report_chart_count(in),
                 (dir / "runs.csv").string().c_str(), (dir / "runs.json").string().c_str(),
                 in.validation ? "" : (" (no fit: " + in.validation_error + ")").c_str());

@@ -12,6 +12,7 @@
 
 #include "app/commands.h"
 #include "app/study_options.h"
+#include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/laws/law.h"
 #include "sim/report/study_report.h"
@@ -72,12 +73,12 @@ void run(const ValidateArgs& a) {
     nlohmann::json j = sim::validation_json(v);
     j["study"] = {{"name", s.name}, {"file", s.file}, {"profile", s.profile}, {"out_dir", runs.front().config.out_dir}};
     if (a.json)
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", sim::checked_finite(j, "validate").dump(2).c_str());
     else
         std::printf("%s", sim::validation_text(v).c_str());
     if (!a.results.empty()) {
         std::filesystem::create_directories(a.results);
-        train::write_file_atomic(a.results + "/validation.json", j.dump(2) + "\n");
+        train::write_file_atomic(a.results + "/validation.json", sim::checked_finite(j, "validate").dump(2) + "\n");
         train::write_file_atomic(
             a.results + "/law.toml",
             sim::law_to_toml(v.fit.law, "fitted by moecast validate on study " + s.name + " (" + s.file + ")"));

@@ -2,6 +2,7 @@
 #include "train/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -76,6 +77,23 @@ void append_line(const std::string& path, std::string_view line) {
     write_all(fd, buf, path);
     ::fsync(fd);
     ::close(fd);
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+    namespace fs = std::filesystem;
+    int removed = 0;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        const size_t at = name.rfind(".tmp.");
+        if (at == std::string::npos || at + 5 >= name.size()) continue;
+        const std::string pid_text = name.substr(at + 5);
+        if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+        const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+        if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+        if (fs::remove(entry.path(), ec)) ++removed;
+    }
+    return removed;
 }
 
 }  // namespace moecast::train

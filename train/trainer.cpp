@@ -171,6 +171,8 @@ RunSummary plan_budget(const TrainConfig& c) {
 void start_run_folder(const TrainConfig& c, const RunData& d, const std::string& hash, RunSummary& out) {
     out.run_dir = (fs::path(c.out_dir) / hash).string();
     fs::create_directories(out.run_dir);
+    if (const int stale = remove_stale_temporaries(out.run_dir); stale > 0)
+        std::fprintf(stderr, "run %s: removed %d temporary file(s) a killed run left\n", hash.c_str(), stale);
     write_file_atomic(out.run_dir + "/config.toml", "# moecast train run " + hash + "\n" + canonical_toml(c) +
                                                         "\n[provenance]\ntrain_sha256 = \"" + d.train_sha +
                                                         "\"\ntrain_bytes = " + std::to_string(d.train_text.size()) +

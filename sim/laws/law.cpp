@@ -120,6 +120,8 @@ Law law_from_table(const toml::table& t, const std::string& source) {
                 law.theta[i] = std::log(v);
             } else {
                 law.theta[i] = coefs->require_double("log_" + p);
+                if (std::abs(law.theta[i]) > 700)  // exp() of it overflows to inf or underflows to 0
+                    coefs->fail("log_" + p, "expected a log coefficient in [-700, 700]");
             }
         } else {
             law.theta[i] = coefs->require_double(p);
@@ -128,6 +130,16 @@ Law law_from_table(const toml::table& t, const std::string& source) {
     }
     coefs->finish();
     r.finish();
+    // The law must give a finite, non-negative loss over the sizes moecast searches and fits.
+    for (const double n : {1e6, 1e9, 1e12, 1e15})
+        for (const double d : {1e9, 1e12, 1e15})
+            for (const double sp : {0.0, 0.5, 0.99}) {
+                const double loss = law.loss(n, d, sp, n * (1 - sp));
+                if (!std::isfinite(loss) || loss < 0)
+                    r.fail("coefficients", fmt::format("the coefficients give a loss of {} at N = {:g}, D = {:g}, "
+                                                       "S = {:g}; expected a finite, non-negative loss",
+                                                       loss, n, d, sp));
+            }
     return law;
 }
 

@@ -58,15 +58,21 @@ void require_countable(const ModelConfig& m, const std::string& src) {
     const auto& a = m.attention;
     const F d = static_cast<F>(m.d_model), layers = static_cast<F>(m.layers);
     const F hd = static_cast<F>(a.head_dim > 0 ? a.head_dim : (a.heads > 0 ? m.d_model / a.heads : 0));
-    const F qk = static_cast<F>(a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim);
+    // Every size widened before it is added: the sums themselves may not fit 64 bits.
+    const F nope = static_cast<F>(a.mla.qk_nope_head_dim), rope = static_cast<F>(a.mla.qk_rope_head_dim);
+    const F vd = static_cast<F>(a.mla.v_head_dim), q_rank = static_cast<F>(a.mla.q_lora_rank);
+    const F kv_rank = static_cast<F>(a.mla.kv_lora_rank), heads = static_cast<F>(a.heads);
+    const bool mla = a.kind == AttentionKind::mla;
     const F attention =
-        a.kind == AttentionKind::mla
-            ? d * static_cast<F>(a.mla.q_lora_rank + a.mla.kv_lora_rank + a.mla.qk_rope_head_dim) +
-                  static_cast<F>(a.heads) * (static_cast<F>(a.mla.q_lora_rank) * qk +
-                                             static_cast<F>(a.mla.kv_lora_rank + a.mla.v_head_dim) *
-                                                 static_cast<F>(a.mla.qk_nope_head_dim + a.mla.v_head_dim) +
-                                             d * (qk + static_cast<F>(a.mla.v_head_dim)))
-            : d * hd * 2 * static_cast<F>(a.heads + a.kv_heads);
+        mla ? d * (q_rank + kv_rank + rope) +
+                  heads * (q_rank * (nope + rope) + (kv_rank + vd) * (nope + vd) + d * (nope + rope + vd))
+            : d * hd * 2 * (heads + static_cast<F>(a.kv_heads));
+    // Attention scores per token: QK^T and PV over the sequence, each head.
+    const F scores = layers * heads * static_cast<F>(m.seq_len) * 4 * (mla ? nope + rope + vd : 2 * hd);
+    const char* scores_key = !mla ? (static_cast<F>(m.seq_len) > hd ? "seq_len" : "attention.head_dim")
+                             : nope >= std::max(rope, vd) ? "attention.qk_nope_head_dim"
+                             : rope >= vd                 ? "attention.qk_rope_head_dim"
+                                                          : "attention.v_head_dim";
     struct Term {
         F value;
         const char* key;
@@ -79,6 +85,7 @@ void require_countable(const ModelConfig& m, const std::string& src) {
         {layers * 3 * d * static_cast<F>(m.ffn), "ffn"},
         {2 * static_cast<F>(m.vocab) * d, "vocab"},
         {layers * static_cast<F>(m.seq_len) * d * 4, "seq_len"},
+        {scores, scores_key},
     };
     F total = 0;
     const Term* largest = &terms[0];

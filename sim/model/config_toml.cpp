@@ -197,6 +197,8 @@ std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::s
     ReferenceCounts ref;
     ref.total_params = r.get_double("total_params", 0.0);
     ref.active_params = r.get_double("active_params", 0.0);
+    for (const auto& [key, v] : {std::pair{"total_params", ref.total_params}, {"active_params", ref.active_params}})
+        if (v < 0 || v > 1e18) r.fail(key, "expected a published parameter count in [0, 1e18]");
     ref.source = r.get_string("source", "");
     ref.active_convention = r.get_enum<std::string>("active_convention", "all",
                                                     {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});

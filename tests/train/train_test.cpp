@@ -2,6 +2,7 @@
 // trajectory, bitwise reproducibility, kill-and-resume, learning (loss well below the unigram
 // entropy), the FLOP budget spent to within one step, the non-finite stop, run outputs.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -275,6 +276,20 @@ TEST(Train, FailedAtomicWriteLeavesNoTemporary) {
     for (const auto& entry : std::filesystem::directory_iterator(dir))
         EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
     EXPECT_THROW(train::write_file_atomic((dir / "missing" / "x.json").string(), "{}"), sim::IoError);
+}
+
+// A killed writer's temporary file is removed when the run starts again; a live writer's is not.
+TEST(Train, StaleTemporariesOfKilledWritersAreRemoved) {
+    const fs::path dir = fs::path(testing::TempDir()) / "stale-temporaries";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string own = "b.json.tmp." + std::to_string(static_cast<long>(getpid()));
+    for (const std::string name : {"a.json.tmp.999999999", own.c_str(), "c.json.tmp.1", "d.json", "e.tmp.x"})
+        std::ofstream(dir / name) << "x";
+    EXPECT_EQ(train::remove_stale_temporaries(dir.string()), 1);  // pid 999999999 cannot exist
+    EXPECT_FALSE(fs::exists(dir / "a.json.tmp.999999999"));
+    for (const std::string name : {own.c_str(), "c.json.tmp.1", "d.json", "e.tmp.x"})
+        EXPECT_TRUE(fs::exists(dir / name)) << name;
 }
 
 TEST(Train, CorruptCheckpointIsRefused) {
