@@ -66,14 +66,18 @@ CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const Ha
     return r;
 }
 
-double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
-    if (nodes <= 1) return 0.0;
+double group_hit_probability(int64_t experts, int64_t top_k, int64_t groups) {
     const double e = static_cast<double>(experts);
-    const double g = e / static_cast<double>(nodes);
-    double none = 1.0;  // P(a given node holds none of the K experts)
+    const double g = e / static_cast<double>(groups);
+    double none = 1.0;  // P(a given group holds none of the K experts)
     for (int64_t i = 0; i < top_k; ++i)
         none *= std::max(0.0, (e - g - static_cast<double>(i)) / (e - static_cast<double>(i)));
-    return static_cast<double>(nodes - 1) * (1.0 - none);
+    return 1.0 - none;
+}
+
+double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
+    if (nodes <= 1) return 0.0;
+    return static_cast<double>(nodes - 1) * group_hit_probability(experts, top_k, nodes);
 }
 
 CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k, GroupSpan ep,
@@ -84,12 +88,17 @@ CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64
     const int64_t q = members_per_node(ep, hw);
     const int64_t nodes = (n + q - 1) / q;
     const double nd = static_cast<double>(n), qd = static_cast<double>(q);
-    if (hierarchical && nodes > 1) {
-        // Scale the per-token node fan-out by the busiest rank's excess rows.
+    if (hierarchical) {
+        // Per token: once per distinct remote node over the network; over NVLink once per distinct
+        // rank of its node, and in every node it reaches the receiving GPU forwards it to the
+        // other distinct ranks there. By symmetry each GPU forwards as much as its own tokens
+        // cause: nodes (q - 1) P(a rank holds one of the K experts) rows per token. Scaled by the
+        // busiest rank's excess rows.
         const double mean_rows = tokens * static_cast<double>(top_k);
         const double scale = mean_rows > 0 ? rows / mean_rows : 1.0;
         r.inter_bytes = tokens * scale * row_bytes * expected_remote_nodes(experts, top_k, nodes);
-        r.intra_bytes = rows * row_bytes * ((qd - 1) / nd + (nd - qd) / nd * (qd - 1) / qd);
+        r.intra_bytes = tokens * scale * row_bytes * static_cast<double>(nodes) * (qd - 1) *
+                        group_hit_probability(experts, top_k, n);
     } else {
         r.intra_bytes = rows * row_bytes * (qd - 1) / nd;
         r.inter_bytes = rows * row_bytes * (nd - qd) / nd;

@@ -24,14 +24,18 @@ struct CollectiveTime {
 CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const HardwareProfile& hw);
 
 // EP all-to-all of one MoE layer, one direction (dispatch or combine), one micro-batch, on the
-// busiest rank: `rows` rows of `row_bytes` leave or arrive. Flat: each row goes to its expert's
-// rank. Hierarchical: a token crosses the network once per distinct remote node among its K
-// experts, then fans out over NVLink.
+// busiest rank: `rows` rows of `row_bytes` leave or arrive. Flat (NCCL all-to-all of permuted
+// rows): each row goes to its expert's rank. Hierarchical (DeepEP, HybridEP): a token is sent once
+// per distinct destination, over the network once per remote node among its K experts' nodes,
+// then over NVLink once per distinct rank there.
 CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k, GroupSpan ep,
                              bool hierarchical, const HardwareProfile& hw);
 
+// Probability that a given one of `groups` equal groups of the E experts (a rank, a node) holds at
+// least one of a token's K distinct experts: 1 - C(E - E/groups, K) / C(E, K).
+double group_hit_probability(int64_t experts, int64_t top_k, int64_t groups);
 // Expected distinct remote nodes among a token's K distinct experts, E experts spread evenly over
-// `nodes` nodes, one of which is local: (nodes - 1) * (1 - C(E - E/nodes, K) / C(E, K)).
+// `nodes` nodes, one of which is local: (nodes - 1) * group_hit_probability(E, K, nodes).
 double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes);
 
 struct CollectiveCost {

@@ -68,6 +68,9 @@ TEST(Comm, DeepSeekV3DispatchBytes) {
     const CollectiveTime hier = ep_all_to_all(tokens, rows, row, 256, 8, GroupSpan{64, 1}, true, hw);
     EXPECT_DOUBLE_EQ(hier.inter_bytes, tokens * row * expected_remote_nodes(256, 8, 8));
     EXPECT_LT(hier.inter_bytes, flat.inter_bytes);  // ~4.6 remote nodes per token instead of 7 rows
+    // Over NVLink: 8 nodes x 7 other ranks x P(a rank of 4 experts holds one of the 8), per token.
+    const double rank_hit = 1 - std::exp(log_choose(252, 8) - log_choose(256, 8));
+    EXPECT_NEAR(hier.intra_bytes, tokens * row * 8 * 7 * rank_hit, 1e-9 * hier.intra_bytes);
     EXPECT_NEAR(flat.time_s, flat.inter_bytes / 42.5e9 + 9e-6, 1e-12);
 }
 
@@ -84,11 +87,18 @@ TEST(Comm, StepVolumesForASmallLayout) {
     const ParamCounts p = count_params(m);
     const StepShape s = step_shape(m, p, l);
     const CommBreakdown c = communication_per_step(m, l, s, hw);
-    // All-to-all: per layer and micro-batch 4096 tokens x 8 rows x 2048 x 2 bytes, 7/8 leave the GPU;
-    // dispatch + its backward transpose, 48 layers, 4 micro-batches.
-    const double a2a = 4096.0 * 8 * 2048 * 2 * 7 / 8;
-    EXPECT_DOUBLE_EQ(c.ep_dispatch.bytes, 4 * 48 * 2 * a2a);
+    // All-to-all (DeepEP-style, the default): per layer and micro-batch each of 4096 tokens goes
+    // once to every other rank of the node holding one of its 8 experts (16 of the 128 per rank):
+    // 7 x (1 - C(112, 8) / C(128, 8)) = 4.66 rows of 2048 x 2 bytes, not the 8 x 7/8 = 7 rows of
+    // per-expert sends; dispatch + its backward transpose, 48 layers, 4 micro-batches.
+    const double hit = 1 - std::exp(log_choose(112, 8) - log_choose(128, 8));
+    const double a2a = 4096.0 * 7 * hit * 2048 * 2;
+    EXPECT_NEAR(c.ep_dispatch.bytes, 4 * 48 * 2 * a2a, 1e-9 * a2a);
     EXPECT_DOUBLE_EQ(c.ep_combine.bytes, c.ep_dispatch.bytes);
+    ParallelLayout flat = l;  // Megatron's alltoall dispatcher sends a row per expert
+    apply_dispatcher(flat, "alltoall", "test", 0);
+    EXPECT_DOUBLE_EQ(communication_per_step(m, flat, s, hw).ep_dispatch.bytes,
+                     4 * 48 * 2 * (4096.0 * 8 * 2048 * 2 * 7 / 8));
     EXPECT_EQ(c.tp.bytes, 0.0);
     EXPECT_EQ(c.pp.bytes, 0.0);
     // DP: dense params over 16 ranks (2 nodes), experts over edp = 2 (stride 8: two nodes).
