@@ -32,8 +32,9 @@ int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref
 struct LoadedModel {
     ModelConfig model;
     std::optional<ReferenceCounts> reference;
-    std::string source;  // the file it came from
-    std::string format;  // "toml" or "hf:<model_type>"
+    std::string source;                 // the file it came from
+    std::string format;                 // "toml" or "hf:<model_type>"
+    std::vector<std::string> warnings;  // what a config.json import assumed (HfImport::warnings)
 };
 
 ModelConfig model_from_toml(const toml::table& table, const std::string& source);
