@@ -218,7 +218,15 @@ toml::table model_to_toml(const ModelConfig& m) {
 }
 
 int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref) {
-    return ref.active_convention == "no_input_embedding" ? c.active - c.embedding : c.active;
+    if (ref.active_convention == "no_input_embedding") return c.active - c.embedding;
+    if (ref.active_convention == "non_embedding") return c.active_non_embedding;
+    return c.active;
+}
+
+int64_t total_under_convention(const ParamCounts& c, int64_t mtp_layers, const ReferenceCounts& ref) {
+    if (ref.total_convention == "checkpoint_with_mtp")
+        return c.total + c.mtp + mtp_layers * (c.embedding + (c.lm_head > 0 ? c.lm_head : c.embedding));
+    return c.total;
 }
 
 std::string configs_dir() {
@@ -247,8 +255,11 @@ std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::s
     ref.total_params = r.get_double("total_params", 0.0);
     ref.active_params = r.get_double("active_params", 0.0);
     ref.source = r.get_string("source", "");
-    ref.active_convention = r.get_enum<std::string>("active_convention", "all",
-                                                    {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});
+    ref.active_convention = r.get_enum<std::string>(
+        "active_convention", "all",
+        {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}, {"non_embedding", "non_embedding"}});
+    ref.total_convention = r.get_enum<std::string>(
+        "total_convention", "model", {{"model", "model"}, {"checkpoint_with_mtp", "checkpoint_with_mtp"}});
     r.finish();
     return ref;
 }

@@ -34,13 +34,37 @@ json read_fixture(const std::string& name) {
 
 // Fixture name = bundled TOML name.
 const char* const kFixtures[] = {
-    "mixtral-8x7b",         "mixtral-8x22b", "qwen1.5-moe-a2.7b",
-    "qwen2-57b-a14b",       "qwen3-30b-a3b", "qwen3-235b-a22b",
-    "deepseek-v2-lite",     "deepseek-v2",   "deepseek-v3",
-    "deepseek-moe-16b",     "olmoe-1b-7b",   "gpt-oss-20b",
-    "gpt-oss-120b",         "dbrx",          "phi-3.5-moe",
-    "granite-3.0-3b-a800m", "llama-4-scout", "llama-4-maverick",
-    "llama-3-8b",           "mistral-7b",    "qwen2-7b",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "qwen1.5-moe-a2.7b",
+    "qwen2-57b-a14b",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "deepseek-v2-lite",
+    "deepseek-v2",
+    "deepseek-v3",
+    "deepseek-moe-16b",
+    "olmoe-1b-7b",
+    "gpt-oss-20b",
+    "gpt-oss-120b",
+    "dbrx",
+    "phi-3.5-moe",
+    "granite-3.0-3b-a800m",
+    "llama-4-scout",
+    "llama-4-maverick",
+    "llama-3-8b",
+    "mistral-7b",
+    "qwen2-7b",
+    "deepseek-v3.2",
+    "glm-5",
+    "glm-4.5",
+    "kimi-k2",
+    "minimax-m2",
+    "hunyuan-a13b",
+    "ernie-4.5-21b-a3b",
+    "qwen3-next-80b-a3b",
+    "qwen3.5-397b-a17b",
+    "mimo-v2-flash",
 };
 
 class HfFixture : public testing::TestWithParam<const char*> {};
@@ -89,7 +113,7 @@ TEST(HfImport, EveryFamilyHasAFixture) {
     std::set<std::string> seen;
     for (const char* f : kFixtures) seen.insert(read_fixture(f)["model_type"].get<std::string>());
     for (const std::string& t : supported_hf_model_types())
-        if (t != "llama4_text") EXPECT_TRUE(seen.count(t)) << t;
+        if (t != "llama4_text" && t != "qwen3_5_moe_text") EXPECT_TRUE(seen.count(t)) << t;
 }
 
 ModelConfig import(const json& j) { return import_hf_config(j, "test.json").model; }
@@ -152,17 +176,24 @@ TEST(HfImport, GptOssAttentionAndExperts) {
     EXPECT_EQ(m.attention.global_every, 2);  // full attention on odd layers
 }
 
-TEST(HfImport, GptOssLayerTypesMustBePeriodic) {
+// Full-attention layers off the period are kept as an explicit list.
+TEST(HfImport, GptOssLayerTypesOffPeriodAreListed) {
     json j = read_fixture("gpt-oss-20b");
     j["layer_types"][0] = "full_attention";
+    const ModelConfig m = import(j);
+    EXPECT_EQ(m.attention.global_every, 0);
+    ASSERT_EQ(m.attention.global_layers.size(), 13u);  // 0 and the 12 odd layers
+    EXPECT_EQ(m.attention.global_layers.front(), 0);
+    EXPECT_EQ(full_attention_layer_count(m), 13);
+    EXPECT_EQ(layer_attention(m, 0), LayerAttention::full);
+    EXPECT_EQ(layer_attention(m, 2), LayerAttention::window);
+    j["layer_types"] = json::array({"full_attention"});
     try {
-        import(j);
+        import(j);  // one entry for 24 layers
         FAIL();
     } catch (const InputError& e) {
         EXPECT_EQ(e.key(), "layer_types");
     }
-    j["layer_types"] = json::array({"full_attention"});
-    EXPECT_THROW(import(j), InputError);  // one entry for 24 layers
 }
 
 TEST(HfImport, Llama4NestedTextConfig) {
@@ -179,13 +210,10 @@ TEST(HfImport, Llama4NestedTextConfig) {
     j["text_config"]["moe_layers"] = {0, 2};
     j["text_config"]["intermediate_size_mlp"] = 16384;
     EXPECT_EQ(import(j).moe.layers, (std::vector<int64_t>{0, 2}));
-    j["text_config"]["no_rope_layers"][0] = 0;
-    try {
-        import(j);
-        FAIL();
-    } catch (const InputError& e) {
-        EXPECT_EQ(e.key(), "text_config.no_rope_layers");
-    }
+    j["text_config"]["no_rope_layers"][0] = 0;  // layer 0 global too: an explicit list
+    const ModelConfig listed = import(j);
+    EXPECT_EQ(listed.attention.global_layers.front(), 0);
+    EXPECT_EQ(full_attention_layer_count(listed), 13);
 }
 
 TEST(HfImport, NormsAndBiasesPerFamily) {
