@@ -177,6 +177,7 @@ void set_moe_layers(ModelConfig& m, int64_t every, int64_t phase, int64_t first_
 // The dense FFN width only matters when some layer is dense; 0 otherwise keeps the derived
 // granularity on its 4 * d_model default.
 void set_dense_ffn(ModelConfig& m, const JsonReader& r, const char* key) {
+    r.has(key);  // a key of the family even where no layer needs it
     if (moe_layer_count(m) < m.layers) m.ffn = r.require_int(key);
 }
 
@@ -317,6 +318,7 @@ ModelConfig deepseek_v2(const JsonReader& r) {
 // Node-limited routing: n_group groups of experts, a token's experts from its topk_group best
 // groups. n_group 1 (or absent) is ungrouped.
 void set_groups(ModelConfig& m, const JsonReader& r) {
+    r.has("topk_group");  // a key of the family even where routing is ungrouped
     const int64_t groups = r.get_int("n_group", 0);
     if (groups < 0) r.fail("n_group", "expected a positive integer, got " + std::to_string(groups));
     if (groups <= 1) return;
@@ -823,17 +825,7 @@ bool shape_free_key(const std::string& k) {
                                                "ep_size",
                                                "use_sliding_window",
                                                "max_window_layers",
-                                               "sliding_window",
                                                "router_jitter_noise",
-                                               "tie_word_embeddings",
-                                               "use_qk_norm",
-                                               "attention_bias",
-                                               "mlp_bias",
-                                               "moe_layer_freq",
-                                               "first_k_dense_replace",
-                                               "num_nextn_predict_layers",
-                                               "n_group",
-                                               "topk_group",
                                                "swa_rope_theta",
                                                "mamba_ssm_dtype",
                                                "attention_value_scale",
