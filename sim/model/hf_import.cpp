@@ -443,7 +443,8 @@ ModelConfig minimax_m2(const JsonReader& r) {
 // QK-norm over head_dim; a softmax router without bias.
 ModelConfig hunyuan_v1_moe(const JsonReader& r) {
     ModelConfig m = common_decoder(r);
-    if (m.attention.head_dim == 0) m.attention.head_dim = r.get_int("attention_head_dim", 0);
+    const int64_t attention_head_dim = r.get_int("attention_head_dim", 0);
+    if (m.attention.head_dim == 0) m.attention.head_dim = attention_head_dim;
     m.attention.qkv_bias = m.attention.out_bias = r.get_bool("attention_bias", false);
     m.attention.qk_norm = r.get_bool("use_qk_norm", true) ? QkNorm::head : QkNorm::none;
     if (r.get_bool("use_cla", false))
@@ -478,7 +479,7 @@ ModelConfig ernie4_5_moe(const JsonReader& r) {
     m.moe.expert_ffn = r.require_int("moe_intermediate_size");
     m.moe.shared_experts = r.get_int("moe_num_shared_experts", 0);
     m.moe.shared_ffn = m.moe.shared_experts > 0 ? m.moe.expert_ffn : 0;
-    m.moe.router_bias = true;
+    m.moe.router_bias = r.get_bool("moe_use_aux_free", true);  // moe_statics' score-correction bias
     const int64_t start = r.get_int("moe_layer_start_index", 0);
     int64_t end = r.get_int("moe_layer_end_index", -1);
     if (end < 0) end = m.layers - 1;
@@ -510,6 +511,7 @@ ModelConfig qwen3_next(const JsonReader& outer) {
     l.conv_kernel = r.get_int("linear_conv_kernel_dim", 4);
     if (l.conv_kernel < 0)
         r.fail("linear_conv_kernel_dim", "expected 0 or a positive integer, got " + std::to_string(l.conv_kernel));
+    r.has("full_attention_interval");  // layer_types, where present, decides
     if (r.has("layer_types")) {
         set_full_layers(m, r, "layer_types", read_layer_types(r, "linear_attention"));
     } else {
@@ -545,6 +547,7 @@ ModelConfig mimo_v2_flash(const JsonReader& r) {
     }
     if (!pattern.empty() && std::count(full.begin(), full.end(), false) > 0) {
         a.window = WindowKind::sliding;
+        r.has("sliding_window_size");  // the same length; sliding_window, where present, decides
         a.window_tokens =
             r.has("sliding_window") ? r.require_int("sliding_window") : r.require_int("sliding_window_size");
         set_full_layers(m, r, "hybrid_layer_pattern", full);
@@ -772,6 +775,7 @@ std::optional<Guess> guess_family(const json& config) {
         {"glm4_moe", "n_routed_experts", "GQA attention with DeepSeek-style MoE (GLM-4.5)"},
         {"ernie4_5_moe", "moe_num_experts", "ERNIE 4.5 MoE layers"},
         {"hunyuan_v1_moe", "moe_topk", "Hunyuan MoE with shared MLPs"},
+        {"qwen2_moe", "shared_expert_intermediate_size", "Qwen2-MoE experts with a gated shared expert"},
         {"qwen3_moe", "moe_intermediate_size", "Qwen3-MoE experts (num_experts, moe_intermediate_size)"},
         {"mixtral", "num_local_experts", "Mixtral experts of intermediate_size"},
         {"llama", "intermediate_size", "a dense Llama decoder"},

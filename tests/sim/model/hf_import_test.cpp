@@ -389,6 +389,24 @@ TEST(HfImport, UnknownModelTypeImportsByKeys) {
     json next = read_fixture("qwen3-next-80b-a3b");
     next["model_type"] = "qwen4_next";
     EXPECT_EQ(import(next).linear.value_heads, 32);
+    // Every published file whose family has a distinctive key imports by its keys alone to the
+    // same counts (MiniMax-M2 does not: as Mixtral it has keys Mixtral lacks, such as use_qk_norm).
+    for (const char* name : {"qwen3-next-80b-a3b", "qwen3.5-397b-a17b", "deepseek-v3.2", "glm-5", "mimo-v2-flash",
+                             "deepseek-v3", "deepseek-v2", "kimi-k2", "glm-4.5", "ernie-4.5-21b-a3b", "hunyuan-a13b",
+                             "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "mixtral-8x7b", "llama-3-8b"}) {
+        json renamed = read_fixture(name);
+        renamed["model_type"] = "renamed_type";
+        try {
+            const HfImport by_keys = import_hf_config(renamed, name);
+            EXPECT_EQ(count_params(by_keys.model).total, count_params(import(read_fixture(name))).total) << name;
+            EXPECT_FALSE(by_keys.warnings.empty()) << name;
+        } catch (const InputError& e) {
+            ADD_FAILURE() << name << ": " << e.what();
+        }
+    }
+    json minimax = read_fixture("minimax-m2");
+    minimax["model_type"] = "renamed_type";
+    EXPECT_THROW(import(minimax), InputError);
     // A TOML written by `moecast import` carries the warning.
     const std::string path = testing::TempDir() + "fork_config.json";
     std::ofstream(path) << j.dump();
