@@ -298,23 +298,6 @@ ModelConfig deepseek(const JsonReader& r) {  // DeepSeekMoE 16B: standard MHA
     return m;
 }
 
-// Multi-head latent attention; q_lora_rank null means q is projected directly.
-ModelConfig deepseek_v2(const JsonReader& r) {
-    ModelConfig m = common_decoder(r);
-    auto& a = m.attention;
-    a.kind = AttentionKind::mla;
-    a.kv_heads = a.heads;
-    a.head_dim = 0;
-    a.mla.q_lora_rank = r.get_int("q_lora_rank", 0);
-    a.mla.kv_lora_rank = r.require_int("kv_lora_rank");
-    a.mla.qk_nope_head_dim = r.require_int("qk_nope_head_dim");
-    a.mla.qk_rope_head_dim = r.require_int("qk_rope_head_dim");
-    a.mla.v_head_dim = r.require_int("v_head_dim");
-    a.qkv_bias = a.out_bias = r.get_bool("attention_bias", false);
-    deepseek_moe_block(m, r);
-    return m;
-}
-
 // Node-limited routing: n_group groups of experts, a token's experts from its topk_group best
 // groups. n_group 1 (or absent) is ungrouped.
 void set_groups(ModelConfig& m, const JsonReader& r) {
@@ -330,6 +313,24 @@ void set_groups(ModelConfig& m, const JsonReader& r) {
 void set_mtp(ModelConfig& m, const JsonReader& r, const char* key) {
     m.mtp_layers = r.get_int(key, 0);
     if (m.mtp_layers < 0) r.fail(key, "expected 0 or a positive integer, got " + std::to_string(m.mtp_layers));
+}
+
+// Multi-head latent attention; q_lora_rank null means q is projected directly.
+ModelConfig deepseek_v2(const JsonReader& r) {
+    ModelConfig m = common_decoder(r);
+    auto& a = m.attention;
+    a.kind = AttentionKind::mla;
+    a.kv_heads = a.heads;
+    a.head_dim = 0;
+    a.mla.q_lora_rank = r.get_int("q_lora_rank", 0);
+    a.mla.kv_lora_rank = r.require_int("kv_lora_rank");
+    a.mla.qk_nope_head_dim = r.require_int("qk_nope_head_dim");
+    a.mla.qk_rope_head_dim = r.require_int("qk_rope_head_dim");
+    a.mla.v_head_dim = r.require_int("v_head_dim");
+    a.qkv_bias = a.out_bias = r.get_bool("attention_bias", false);
+    deepseek_moe_block(m, r);
+    set_groups(m, r);  // group_limited_greedy (V2) and noaux_tc (V3) alike
+    return m;
 }
 
 ModelConfig deepseek_v3(const JsonReader& r) {  // also kimi_k2: the same architecture and keys
@@ -671,6 +672,7 @@ ModelConfig granitemoe(const JsonReader& r) {
 // no_rope_layer_interval-th layer (default 4) global without RoPE. QK norm is a weightless L2.
 ModelConfig llama4(const JsonReader& outer) {
     const JsonReader r = outer.has("text_config") ? outer.sub("text_config") : outer;
+    r.has("use_qk_norm");  // the weightless L2 QK norm: no parameters
     ModelConfig m = common_decoder(r);
     m.tied_embeddings = outer.get_bool("tie_word_embeddings", m.tied_embeddings);
     m.attention.qkv_bias = m.attention.out_bias = r.get_bool("attention_bias", false);
@@ -938,7 +940,17 @@ HfImport import_hf_config(const json& config, const std::string& source) {
     }
     const JsonReader reader(config, source);
     out.model = it->second(reader);
-    if (guess) {
+    if (!guess) {
+        // A known family: keys its mapping does not read that look architectural are reported.
+        std::string list;
+        for (const std::string& k : unread_keys(config, reader.seen()))
+            if (looks_architectural(k)) list += (list.empty() ? "" : ", ") + k;
+        if (!list.empty())
+            out.warnings.push_back("keys that " + type +
+                                   " does not have and that may change the architecture, "
+                                   "not modelled: " +
+                                   list);
+    } else {
         // Under an assumed family, a key the mapping did not read may change the architecture.
         std::vector<std::string> ignored;
         for (const std::string& k : unread_keys(config, reader.seen())) {

@@ -93,6 +93,12 @@ TEST_P(HfFixture, SameCountsAsBundledToml) {
 }
 
 // `moecast import`: the TOML text loads back to the same model.
+// Every key of a published file is read by its family's mapping or known not to change weights.
+TEST_P(HfFixture, NoWarnings) {
+    const HfImport h = import_hf_config(read_fixture(GetParam()), GetParam());
+    EXPECT_TRUE(h.warnings.empty()) << h.warnings.front();
+}
+
 TEST_P(HfFixture, ImportedTomlLoadsBackToSameCounts) {
     const std::string path = fixture(GetParam());
     const ModelConfig direct = load_hf_config(path).model;
@@ -371,6 +377,13 @@ TEST(HfImport, UnknownModelTypeImportsByKeys) {
     EXPECT_NE(h.warnings[0].find("\"qwen3_moe\""), std::string::npos) << h.warnings[0];
     EXPECT_NE(h.warnings[1].find("fork_comment"), std::string::npos) << h.warnings[1];
     EXPECT_TRUE(import_hf_config(read_fixture("qwen3-30b-a3b"), "known.json").warnings.empty());
+
+    // Under a known type, an unread architectural key is reported, not refused.
+    json extra = read_fixture("qwen3-30b-a3b");
+    extra["num_memory_tokens"] = 16;
+    const HfImport known = import_hf_config(extra, "extra.json");
+    ASSERT_EQ(known.warnings.size(), 1u);
+    EXPECT_NE(known.warnings[0].find("num_memory_tokens"), std::string::npos) << known.warnings[0];
 
     j["num_hyper_connections"] = 4;
     try {
