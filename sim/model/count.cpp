@@ -6,6 +6,17 @@ namespace {
 
 int64_t ffn_matrices(FfnKind kind) { return kind == FfnKind::glu ? 3 : 2; }
 
+// head_dim() and value_head_dim() of config.h, here where the counting loop can inline them.
+int64_t qk_head(const ModelConfig& m) {
+    const auto& a = m.attention;
+    return a.head_dim > 0 ? a.head_dim : (a.heads > 0 ? m.d_model / a.heads : 0);
+}
+int64_t v_head(const ModelConfig& m) {
+    const auto& a = m.attention;
+    if (a.kind == AttentionKind::mla) return a.mla.v_head_dim;
+    return a.v_head_dim > 0 ? a.v_head_dim : qk_head(m);
+}
+
 // DeepSeek Sparse Attention's lightning indexer: wq_b (q latent -> index_heads x index_head_dim),
 // wk (d_model -> index_head_dim) and weights_proj (d_model -> index_heads, one weight per head).
 int64_t indexer_matmul_params(const ModelConfig& m) {
@@ -29,7 +40,7 @@ int64_t softmax_matmul_params(const ModelConfig& m, int64_t kv) {
         const int64_t o = a.heads * l.v_head_dim * d;
         return q + kv_a + kv_b + o + indexer_matmul_params(m);
     }
-    const int64_t hd = head_dim(m), vd = value_head_dim(m);
+    const int64_t hd = qk_head(m), vd = v_head(m);
     const int64_t q = d * a.heads * hd * (a.output_gate ? 2 : 1);
     return q + d * kv * (hd + vd) + a.heads * vd * d;
 }
@@ -60,7 +71,7 @@ int64_t softmax_other_params(const ModelConfig& m, int64_t kv, bool sinks) {
         if (a.out_bias) n += m.d_model;
         if (a.index_heads > 0) n += 2 * a.index_head_dim;  // the indexer's key LayerNorm
     } else {
-        const int64_t hd = head_dim(m), vd = value_head_dim(m);
+        const int64_t hd = qk_head(m), vd = v_head(m);
         if (a.qkv_bias) n += (a.heads + kv) * hd + kv * vd;
         if (a.out_bias) n += m.d_model;
         if (a.qk_norm == QkNorm::head) n += 2 * hd;
@@ -85,8 +96,11 @@ AttentionLayers attention_layers(const ModelConfig& m) {
 // Matmul weights of all layers' attention.
 int64_t all_attention_matmul_params(const ModelConfig& m) {
     const AttentionLayers n = attention_layers(m);
-    return n.full * softmax_matmul_params(m, m.attention.kv_heads) +
-           n.window * softmax_matmul_params(m, window_kv_heads(m)) + n.linear * linear_matmul_params(m);
+    // Only the kinds present are priced (counting runs millions of times a second).
+    int64_t total = n.full * softmax_matmul_params(m, m.attention.kv_heads);
+    if (n.window > 0) total += n.window * softmax_matmul_params(m, window_kv_heads(m));
+    if (n.linear > 0) total += n.linear * linear_matmul_params(m);
+    return total;
 }
 
 }  // namespace
@@ -162,8 +176,9 @@ ParamCounts count_params(const ModelConfig& m) {
     const int64_t dense_layers = m.layers - moe_layers;
 
     const AttentionLayers layers = attention_layers(m);
-    c.attention = layers.full * attention_params(m) + layers.window * window_attention_params(m) +
-                  layers.linear * linear_attention_params(m);
+    c.attention = layers.full * attention_params(m);
+    if (layers.window > 0) c.attention += layers.window * window_attention_params(m);
+    if (layers.linear > 0) c.attention += layers.linear * linear_attention_params(m);
     c.norms = (2 * m.layers + 1) * norm_params(m);
     c.dense_ffn = dense_layers * dense_ffn_params(m);
     if (moe_layers > 0) {
@@ -211,11 +226,12 @@ FlopsPerToken count_flops(const ModelConfig& m) {
 
     // Scores (QK^T over qk dims) and values (AV over v dims) per head, per attended key.
     const double qk_dim = static_cast<double>(
-        a.kind == AttentionKind::mla ? a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim : head_dim(m));
-    const double v_dim = static_cast<double>(value_head_dim(m));
+        a.kind == AttentionKind::mla ? a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim : qk_head(m));
+    const double v_dim = static_cast<double>(v_head(m));
     const double per_key = 2.0 * static_cast<double>(a.heads) * (qk_dim + v_dim);
     const double all_keys = mean_attended_keys(m.seq_len, WindowKind::none, 0);
-    const double window_keys = mean_attended_keys(m.seq_len, a.window, a.window_tokens);
+    const AttentionLayers layers = attention_layers(m);
+    const double window_keys = layers.window > 0 ? mean_attended_keys(m.seq_len, a.window, a.window_tokens) : 0.0;
     // Sparse attention: each query attends to its index_topk selected keys (all of them while
     // fewer precede it), after the indexer scored every earlier key with its heads.
     double full_keys = all_keys;
@@ -223,7 +239,6 @@ FlopsPerToken count_flops(const ModelConfig& m) {
         full_keys = mean_attended_keys(m.seq_len, WindowKind::sliding, a.index_topk);
         f.indexer_scores = 2.0 * static_cast<double>(a.index_heads * a.index_head_dim) * all_keys;
     }
-    const AttentionLayers layers = attention_layers(m);
     if (layers.linear > 0) {
         // Per value head and token, the recurrent delta rule reads the (dk x dv) state with k and
         // with q and writes a rank-1 update: three dk x dv products, whatever the context length.
