@@ -88,7 +88,9 @@ void register_predict(CLI::App& app) {
     cmd->callback([args, cmd] {
         std::vector<std::string> overrides = args->overrides;
         if (args->seq_len > 0) overrides.push_back("seq_len=" + std::to_string(args->seq_len));
-        const sim::ModelPrediction p = sim::predict_model(sim::load_model(args->model, overrides));
+        const sim::LoadedModel loaded = sim::load_model(args->model, overrides);
+        for (const std::string& w : loaded.warnings) std::fprintf(stderr, "moecast: warning: %s\n", w.c_str());
+        const sim::ModelPrediction p = sim::predict_model(loaded);
         if (args->cost.hardware.empty()) {
             for (const char* opt : {"--gpus",
                                     "--parallel",

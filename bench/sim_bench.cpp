@@ -25,6 +25,24 @@ void BM_CountParamsAndFlops(benchmark::State& state) {
 }
 BENCHMARK(BM_CountParamsAndFlops);
 
+// The same for a hybrid model: Gated DeltaNet layers beside gated full attention (Qwen3-Next).
+void BM_CountHybridParamsAndFlops(benchmark::State& state) {
+    ModelConfig m = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/qwen3-next-80b-a3b.toml").model;
+    int64_t e = 256;
+    for (auto _ : state) {
+        m.moe.experts = e;
+        e = e == 512 ? 256 : e + 16;
+        ParamCounts p = count_params(m);
+        FlopsPerToken f = count_flops(m);
+        benchmark::DoNotOptimize(p);
+        benchmark::DoNotOptimize(f);
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.counters["configs_per_s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_CountHybridParamsAndFlops);
+
 }  // namespace
 }  // namespace moecast::sim
 

@@ -43,6 +43,9 @@ void check_trainable(const sim::ModelConfig& m, const std::string& src, const st
     need(a.kind == sim::AttentionKind::mha, "attention.kind", "\"mha\"");
     need(!a.qkv_bias && !a.out_bias && !a.sinks, "attention", "no qkv_bias, out_bias or sinks");
     need(a.window == sim::WindowKind::none, "attention.window", "\"none\"");
+    need(!a.output_gate && a.v_head_dim == 0, "attention.output_gate", "no output gate and v_head_dim = head_dim");
+    need(!sim::has_linear_attention(m), "linear.value_heads", "no linear-attention layers");
+    need(m.mtp_layers == 0, "mtp_layers", "0");
     need(sim::head_dim(m) % 2 == 0 || m.positions != sim::PositionKind::rope, "attention.head_dim",
          "an even head size for rotary positions");
     need(m.norm == sim::NormKind::rmsnorm, "norm", "\"rmsnorm\"");
@@ -50,6 +53,7 @@ void check_trainable(const sim::ModelConfig& m, const std::string& src, const st
     if (sim::is_moe(m)) {
         need(m.moe.shared_experts == 0, "moe.shared_experts", "0");
         need(!m.moe.router_bias && !m.moe.expert_bias, "moe.router_bias", "no router or expert biases");
+        need(m.moe.groups == 0, "moe.groups", "0 (a plain top-K router)");
     }
 }
 

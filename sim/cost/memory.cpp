@@ -10,6 +10,21 @@ constexpr double kAct = 2.0;     // bf16 activation bytes
 constexpr double kWeight = 2.0;  // bf16 weights
 constexpr double kFp32 = 4.0;
 
+// What one Gated DeltaNet layer keeps for backward, per token on one TP rank (flash-linear-attention's
+// chunked kernels): the in-projection's q, k, v, z and the b, a logits (the convolution's input);
+// the convolution's q, k, v; fp32 decay and beta per value head; the fp32 (value heads x 64) chunk
+// matrix; the output before and after the gated norm (the out-projection's input). Its state
+// (key_head_dim x value_head_dim per value head) is recomputed in backward, not kept.
+double linear_attention_activations(const ModelConfig& m, double t, bool core_redo, double gemm_in) {
+    const auto& l = m.linear;
+    const double key = static_cast<double>(l.key_heads * l.key_head_dim);
+    const double value = static_cast<double>(l.value_heads * l.value_head_dim);
+    const double vh = static_cast<double>(l.value_heads);
+    double bytes = t * (2 * key + 2 * value + 2 * vh) * kAct + t * (2 * key + value) * kAct;
+    if (!core_redo) bytes += t * vh * (2 * kFp32 + 64 * kFp32) + t * value * kAct + t * value * gemm_in;
+    return bytes;
+}
+
 }  // namespace
 
 LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l, const StepShape& s, bool moe_layer) {
@@ -55,6 +70,15 @@ LayerActivations layer_activations(const ModelConfig& m, const ParallelLayout& l
                   t * heads * kFp32 / tp;
     if (!redo.core_attn) a.attention += t * out_dim * gemm_in / tp;
     a.attention += t * d * kAct / sp;  // second norm input (residual)
+    if (has_linear_attention(m)) {
+        // Linear-attention layers, a share of all layers, keep their own tensors in place of the
+        // softmax layer's Q, K, V, statistics and output.
+        const double softmax = t * (q_dim + k_dim + v_dim) * kAct / tp + t * heads * kFp32 / tp +
+                               (redo.core_attn ? 0.0 : t * out_dim * gemm_in / tp);
+        const double share =
+            static_cast<double>(m.layers - full_attention_layer_count(m)) / static_cast<double>(m.layers);
+        a.attention += share * (linear_attention_activations(m, t / tp, redo.core_attn, gemm_in) - softmax);
+    }
 
     if (moe_layer) {
         const double e = static_cast<double>(m.moe.experts), k = static_cast<double>(m.moe.top_k);

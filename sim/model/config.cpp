@@ -43,6 +43,36 @@ int64_t head_dim(const ModelConfig& m) {
     return m.attention.heads > 0 ? m.d_model / m.attention.heads : 0;
 }
 
+int64_t value_head_dim(const ModelConfig& m) {
+    if (m.attention.kind == AttentionKind::mla) return m.attention.mla.v_head_dim;
+    return m.attention.v_head_dim > 0 ? m.attention.v_head_dim : head_dim(m);
+}
+
+bool has_linear_attention(const ModelConfig& m) { return m.linear.value_heads > 0; }
+
+namespace {
+
+bool listed_global(const ModelConfig& m, int64_t layer) {
+    const auto& g = m.attention.global_layers;
+    if (!g.empty()) return std::find(g.begin(), g.end(), layer) != g.end();
+    const int64_t n = m.attention.global_every;
+    return n > 0 && layer % n == n - 1;
+}
+
+}  // namespace
+
+LayerAttention layer_attention(const ModelConfig& m, int64_t layer) {
+    const bool linear = has_linear_attention(m);
+    if ((m.attention.window == WindowKind::none && !linear) || listed_global(m, layer)) return LayerAttention::full;
+    return linear ? LayerAttention::linear : LayerAttention::window;
+}
+
+int64_t full_attention_layer_count(const ModelConfig& m) {
+    if (m.attention.window == WindowKind::none && !has_linear_attention(m)) return m.layers;
+    if (!m.attention.global_layers.empty()) return static_cast<int64_t>(m.attention.global_layers.size());
+    return m.attention.global_every > 0 ? m.layers / m.attention.global_every : 0;
+}
+
 namespace {
 
 void require(bool ok, const std::string& source, const char* key, const std::string& expected) {
@@ -83,6 +113,7 @@ void require_countable(const ModelConfig& m, const std::string& src) {
          m.moe.experts > m.moe.expert_ffn ? "moe.experts" : "moe.expert_ffn"},
         {layers * static_cast<F>(m.moe.shared_experts) * 3 * d * static_cast<F>(m.moe.shared_ffn), "moe.shared_ffn"},
         {layers * 3 * d * static_cast<F>(m.ffn), "ffn"},
+        {layers * 4 * d * static_cast<F>(m.linear.value_heads * m.linear.value_head_dim), "linear.value_heads"},
         {2 * static_cast<F>(m.vocab) * d, "vocab"},
         {layers * static_cast<F>(m.seq_len) * d * 4, "seq_len"},
         {scores, scores_key},
@@ -125,6 +156,44 @@ void validate_config(const ModelConfig& m, const std::string& src) {
     if (a.window != WindowKind::none)
         require(a.window_tokens > 0, src, "attention.window_tokens", "a positive window length");
     require(a.global_every >= 0, src, "attention.global_every", "0 or a positive layer period");
+    require(a.window_kv_heads >= 0 && (a.window_kv_heads == 0 || a.heads % a.window_kv_heads == 0), src,
+            "attention.window_kv_heads",
+            "0 (= kv_heads) or a positive divisor of heads (" + std::to_string(a.heads) + "), got " +
+                std::to_string(a.window_kv_heads));
+    require(a.v_head_dim >= 0, src, "attention.v_head_dim", "a positive value head size");
+    for (int64_t l : a.global_layers)
+        require(l >= 0 && l < m.layers, src, "attention.global_layers",
+                "layer indices in [0, " + std::to_string(m.layers) + "), got " + std::to_string(l));
+    {
+        auto sorted = a.global_layers;
+        std::sort(sorted.begin(), sorted.end());
+        require(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(), src, "attention.global_layers",
+                "distinct layer indices");
+    }
+    const bool indexed = a.index_heads > 0 || a.index_head_dim > 0 || a.index_topk > 0;
+    if (indexed) {
+        require(a.kind == AttentionKind::mla, src, "attention.index_topk",
+                "sparse attention (index_heads, index_head_dim, index_topk) with kind = \"mla\" only");
+        require(a.index_heads > 0, src, "attention.index_heads", "a positive indexer head count");
+        require(a.index_head_dim > 0, src, "attention.index_head_dim", "a positive indexer head size");
+        require(a.index_topk > 0, src, "attention.index_topk", "a positive number of selected tokens");
+    }
+    const auto& lin = m.linear;
+    if (has_linear_attention(m)) {
+        require(lin.key_heads > 0, src, "linear.key_heads", "a positive head count");
+        require(lin.value_heads % lin.key_heads == 0, src, "linear.value_heads",
+                "a multiple of linear.key_heads (" + std::to_string(lin.key_heads) + "), got " +
+                    std::to_string(lin.value_heads));
+        require(lin.key_head_dim > 0, src, "linear.key_head_dim", "a positive head size");
+        require(lin.value_head_dim > 0, src, "linear.value_head_dim", "a positive head size");
+        require(lin.conv_kernel >= 0, src, "linear.conv_kernel", "0 or a positive number of taps");
+        require(a.window == WindowKind::none, src, "attention.window",
+                "\"none\" with linear-attention layers (windowed and linear layers together are not modelled)");
+    } else {
+        require(lin.key_heads == 0 && lin.key_head_dim == 0 && lin.value_head_dim == 0 && lin.conv_kernel == 0, src,
+                "linear.value_heads", "a positive head count when other [linear] keys are set");
+    }
+    require(m.mtp_layers >= 0, src, "mtp_layers", "0 or a positive number of MTP modules");
 
     const bool any_dense = !is_moe(m) || moe_layer_count(m) < m.layers;
     require(m.ffn >= 0, src, "ffn", "a non-negative FFN width");
@@ -147,6 +216,18 @@ void validate_config(const ModelConfig& m, const std::string& src) {
             "between 0 and layers (" + std::to_string(m.layers) + ")");
     require(e.every > 0, src, "moe.every", "a positive layer period");
     require(e.phase >= 0 && e.phase < e.every, src, "moe.phase", "in [0, moe.every)");
+    require(e.groups >= 0, src, "moe.groups", "0 (ungrouped) or a positive group count");
+    if (e.groups > 0) {
+        require(e.experts % e.groups == 0, src, "moe.groups",
+                "a divisor of moe.experts (" + std::to_string(e.experts) + "), got " + std::to_string(e.groups));
+        require(e.group_topk > 0 && e.group_topk <= e.groups, src, "moe.group_topk",
+                "between 1 and moe.groups (" + std::to_string(e.groups) + "), got " + std::to_string(e.group_topk));
+        require(e.top_k <= e.group_topk * (e.experts / e.groups), src, "moe.top_k",
+                "at most the experts in moe.group_topk groups (" +
+                    std::to_string(e.group_topk * (e.experts / e.groups)) + "), got " + std::to_string(e.top_k));
+    } else {
+        require(e.group_topk == 0, src, "moe.group_topk", "0 without moe.groups");
+    }
     require(e.router_load_cv >= 0 && e.router_load_cv <= 10, src, "moe.router_load_cv", "in [0, 10]");
     for (int64_t l : e.layers)
         require(l >= 0 && l < m.layers, src, "moe.layers",

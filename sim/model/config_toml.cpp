@@ -45,16 +45,24 @@ void read_attention(TomlReader& r, ModelConfig& m) {
     a.qkv_bias = r.get_bool("qkv_bias", false);
     a.out_bias = r.get_bool("out_bias", false);
     a.sinks = r.get_bool("sinks", false);
+    a.window_sinks_only = r.get_bool("window_sinks_only", false);
+    a.output_gate = r.get_bool("output_gate", false);
     a.window =
         r.get_enum("window", WindowKind::none,
                    {{"none", WindowKind::none}, {"sliding", WindowKind::sliding}, {"chunked", WindowKind::chunked}});
     a.window_tokens = non_negative(r, "window_tokens", 0);
+    a.window_kv_heads = non_negative(r, "window_kv_heads", 0);
     a.global_every = non_negative(r, "global_every", 0);
+    a.global_layers = r.get_int_array("global_layers");
+    a.index_heads = non_negative(r, "index_heads", 0);
+    a.index_head_dim = non_negative(r, "index_head_dim", 0);
+    a.index_topk = non_negative(r, "index_topk", 0);
     a.mla.q_lora_rank = non_negative(r, "q_lora_rank", 0);
     a.mla.kv_lora_rank = non_negative(r, "kv_lora_rank", 0);
     a.mla.qk_nope_head_dim = non_negative(r, "qk_nope_head_dim", 0);
     a.mla.qk_rope_head_dim = non_negative(r, "qk_rope_head_dim", 0);
-    a.mla.v_head_dim = non_negative(r, "v_head_dim", 0);
+    // v_head_dim: MLA's value head size, or a softmax layer's when it differs from head_dim.
+    (a.kind == AttentionKind::mla ? a.mla.v_head_dim : a.v_head_dim) = non_negative(r, "v_head_dim", 0);
     r.finish();
 }
 
@@ -73,7 +81,19 @@ void read_moe(TomlReader& r, ModelConfig& m) {
     e.every = positive(r, "every", 1, false);
     e.phase = non_negative(r, "phase", 0);
     e.layers = r.get_int_array("layers");
+    e.groups = non_negative(r, "groups", 0);
+    e.group_topk = non_negative(r, "group_topk", 0);
     e.router_load_cv = r.get_double("router_load_cv", 0);
+    r.finish();
+}
+
+void read_linear(TomlReader& r, ModelConfig& m) {
+    auto& l = m.linear;
+    l.value_heads = positive(r, "value_heads", 0, true);
+    l.key_heads = positive(r, "key_heads", 0, true);
+    l.key_head_dim = positive(r, "key_head_dim", 0, true);
+    l.value_head_dim = positive(r, "value_head_dim", 0, true);
+    l.conv_kernel = non_negative(r, "conv_kernel", 0);
     r.finish();
 }
 
@@ -98,11 +118,13 @@ ModelConfig model_from_toml(const toml::table& table, const std::string& source)
         r.get_enum("positions", PositionKind::rope,
                    {{"rope", PositionKind::rope}, {"learned", PositionKind::learned}, {"none", PositionKind::none}});
     m.seq_len = positive(r, "seq_len", 4096, false);
+    m.mtp_layers = non_negative(r, "mtp_layers", 0);
 
     auto attention = r.table("attention");
     if (!attention) r.fail("attention", "missing required table [attention] (at least heads)");
     read_attention(*attention, m);
     if (auto moe = r.table("moe")) read_moe(*moe, m);
+    if (auto linear = r.table("linear")) read_linear(*linear, m);
     r.table("reference");  // read by load_model; allowed here
     r.finish();
     validate_config(m, source);
@@ -122,6 +144,20 @@ toml::table model_to_toml(const ModelConfig& m) {
                     {"window_tokens", a.window_tokens},
                     {"global_every", a.global_every}};
     if (a.head_dim > 0) att.insert("head_dim", a.head_dim);
+    if (a.v_head_dim > 0) att.insert("v_head_dim", a.v_head_dim);
+    if (a.window_sinks_only) att.insert("window_sinks_only", true);
+    if (a.output_gate) att.insert("output_gate", true);
+    if (a.window_kv_heads > 0) att.insert("window_kv_heads", a.window_kv_heads);
+    if (!a.global_layers.empty()) {
+        toml::array layers;
+        for (int64_t l : a.global_layers) layers.push_back(l);
+        att.insert("global_layers", std::move(layers));
+    }
+    if (a.index_heads > 0) {
+        att.insert("index_heads", a.index_heads);
+        att.insert("index_head_dim", a.index_head_dim);
+        att.insert("index_topk", a.index_topk);
+    }
     if (a.kind == AttentionKind::mla) {
         att.insert("q_lora_rank", a.mla.q_lora_rank);
         att.insert("kv_lora_rank", a.mla.kv_lora_rank);
@@ -143,6 +179,15 @@ toml::table model_to_toml(const ModelConfig& m) {
                   {"positions", to_string(m.positions)},
                   {"seq_len", m.seq_len},
                   {"attention", std::move(att)}};
+    if (m.mtp_layers > 0) t.insert("mtp_layers", m.mtp_layers);
+    if (has_linear_attention(m)) {
+        const auto& l = m.linear;
+        t.insert("linear", toml::table{{"key_heads", l.key_heads},
+                                       {"value_heads", l.value_heads},
+                                       {"key_head_dim", l.key_head_dim},
+                                       {"value_head_dim", l.value_head_dim},
+                                       {"conv_kernel", l.conv_kernel}});
+    }
     if (is_moe(m)) {
         const auto& e = m.moe;
         toml::table moe{{"experts", e.experts},
@@ -157,6 +202,10 @@ toml::table model_to_toml(const ModelConfig& m) {
                         {"first_dense", e.first_dense},
                         {"every", e.every},
                         {"phase", e.phase}};
+        if (e.groups > 0) {
+            moe.insert("groups", e.groups);
+            moe.insert("group_topk", e.group_topk);
+        }
         if (e.router_load_cv > 0) moe.insert("router_load_cv", e.router_load_cv);
         if (!e.layers.empty()) {
             toml::array layers;
@@ -169,7 +218,15 @@ toml::table model_to_toml(const ModelConfig& m) {
 }
 
 int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref) {
-    return ref.active_convention == "no_input_embedding" ? c.active - c.embedding : c.active;
+    if (ref.active_convention == "no_input_embedding") return c.active - c.embedding;
+    if (ref.active_convention == "non_embedding") return c.active_non_embedding;
+    return c.active;
+}
+
+int64_t total_under_convention(const ParamCounts& c, int64_t mtp_layers, const ReferenceCounts& ref) {
+    if (ref.total_convention == "checkpoint_with_mtp")
+        return c.total + c.mtp + mtp_layers * (c.embedding + (c.lm_head > 0 ? c.lm_head : c.embedding));
+    return c.total;
 }
 
 std::string configs_dir() {
@@ -200,8 +257,11 @@ std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::s
     for (const auto& [key, v] : {std::pair{"total_params", ref.total_params}, {"active_params", ref.active_params}})
         if (v < 0 || v > 1e18) r.fail(key, "expected a published parameter count in [0, 1e18]");
     ref.source = r.get_string("source", "");
-    ref.active_convention = r.get_enum<std::string>("active_convention", "all",
-                                                    {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}});
+    ref.active_convention = r.get_enum<std::string>(
+        "active_convention", "all",
+        {{"all", "all"}, {"no_input_embedding", "no_input_embedding"}, {"non_embedding", "non_embedding"}});
+    ref.total_convention = r.get_enum<std::string>(
+        "total_convention", "model", {{"model", "model"}, {"checkpoint_with_mtp", "checkpoint_with_mtp"}});
     r.finish();
     return ref;
 }
@@ -215,6 +275,7 @@ LoadedModel load_model(const std::string& path_or_name, const std::vector<std::s
     if (std::filesystem::path(out.source).extension() == ".json") {
         HfImport imported = load_hf_config(out.source);
         out.format = "hf:" + imported.model_type;
+        out.warnings = imported.warnings;
         if (overrides.empty()) {
             out.model = imported.model;
             return out;

@@ -21,19 +21,26 @@ struct ReferenceCounts {
     double total_params = 0;  // as published (often rounded, e.g. 46.7e9)
     double active_params = 0;
     std::string source;  // where the figures come from
-    // What the published active figure includes: "all" (input embedding and LM head, e.g. Mixtral)
-    // or "no_input_embedding" (DeepSeek-V2/V3, gpt-oss, Granite: the lookup is left out).
+    // What the published active figure includes: "all" (input embedding and LM head, e.g. Mixtral),
+    // "no_input_embedding" (DeepSeek-V2/V3, gpt-oss, Granite: the lookup is left out) or
+    // "non_embedding" (GLM, Qwen3-Next: input embedding and output head both left out).
     std::string active_convention = "all";
+    // What the published total includes: "model" (the main model, MTP modules apart) or
+    // "checkpoint_with_mtp" (every tensor of the checkpoint: the MTP modules too, each with its own
+    // copy of the embedding and output head, as DeepSeek-V3/V3.2's 685B).
+    std::string total_convention = "model";
 };
 
-// The computed active count under the convention of a published figure.
+// The computed active and total counts under the conventions of a published figure.
 int64_t active_under_convention(const ParamCounts& c, const ReferenceCounts& ref);
+int64_t total_under_convention(const ParamCounts& c, int64_t mtp_layers, const ReferenceCounts& ref);
 
 struct LoadedModel {
     ModelConfig model;
     std::optional<ReferenceCounts> reference;
-    std::string source;  // the file it came from
-    std::string format;  // "toml" or "hf:<model_type>"
+    std::string source;                 // the file it came from
+    std::string format;                 // "toml" or "hf:<model_type>"
+    std::vector<std::string> warnings;  // what a config.json import assumed (HfImport::warnings)
 };
 
 ModelConfig model_from_toml(const toml::table& table, const std::string& source);

@@ -12,8 +12,11 @@
 namespace moecast::sim {
 
 // Per-layer and per-block parameter counts.
-int64_t attention_params(const ModelConfig& m);  // one layer: projections, biases, QK-norm, sinks
-int64_t norm_params(const ModelConfig& m);       // one norm over d_model
+int64_t attention_params(const ModelConfig& m);         // one full-attention layer: projections, biases, norms, sinks
+int64_t window_attention_params(const ModelConfig& m);  // one windowed layer (its own KV heads, sinks)
+int64_t linear_attention_params(const ModelConfig& m);  // one linear-attention layer; 0 without them
+int64_t mtp_module_params(const ModelConfig& m);        // one MTP module (ModelConfig::mtp_layers)
+int64_t norm_params(const ModelConfig& m);              // one norm over d_model
 int64_t ffn_params(int64_t d_model, int64_t width, FfnKind kind, bool bias);
 int64_t dense_ffn_params(const ModelConfig& m);      // one dense FFN layer
 int64_t expert_params(const ModelConfig& m);         // one routed expert
@@ -37,6 +40,10 @@ struct ParamCounts {
     int64_t routed_experts = 0;         // all E experts of every MoE layer
     int64_t active_routed_experts = 0;  // K experts of every MoE layer
     int64_t shared_experts = 0;
+    // Multi-token-prediction modules, apart from total and active (ModelConfig::mtp_layers): their
+    // own weights (the embedding and output head are the model's); active with K routed experts.
+    int64_t mtp = 0;
+    int64_t mtp_active = 0;
 };
 
 ParamCounts count_params(const ModelConfig& m);
@@ -50,12 +57,15 @@ struct FlopsPerToken {
     double training = 0;  // forward + backward (3 x forward)
     // Parts of forward.
     double attention_proj = 0;
-    double attention_scores = 0;  // QK^T and AV, causal
+    double attention_scores = 0;  // QK^T and AV, causal; the two parts below included
+    double indexer_scores = 0;    // sparse attention's indexer over every earlier key
+    double linear_state = 0;      // linear-attention state reads and updates (no keys)
     double dense_ffn = 0;
     double router = 0;
     double experts = 0;  // K routed experts
     double shared_experts = 0;
     double lm_head = 0;
+    double mtp = 0;  // forward of the MTP modules (their layer, eh_proj and the head), not in forward
     // The paper's approximations, side by side (docs/references.md).
     double paper_eq9 = 0;     // 6 L d^2 (4 + 2 n_ctx/d + 12 K/G + V/(d L)), training FLOPs
     double six_n_active = 0;  // 6 N_a, N_a = parameters a token multiplies with (no input lookup)

@@ -1,5 +1,7 @@
 // Import of published HuggingFace config.json files into sim::ModelConfig. One mapping function
-// per model family (model_type); an unknown model_type is an error listing the supported ones.
+// per model family (model_type). An unknown model_type is imported by its keys as the family whose
+// distinctive key it has, with a warning; a key it does not know that looks architectural is then
+// an error naming it; with no distinctive key it is an error listing the supported types.
 #pragma once
 
 #include <string>
@@ -14,6 +16,8 @@ namespace moecast::sim {
 struct HfImport {
     ModelConfig model;
     std::string model_type;
+    // What the import assumed: an unknown model_type imported by its keys, keys it ignored.
+    std::vector<std::string> warnings;
 };
 
 // seq_len is not in config.json as a training length: 4096 unless overridden later.

@@ -47,6 +47,8 @@ nlohmann::json to_json(const ModelPrediction& p) {
                    {"routed_experts", c.routed_experts},
                    {"active_routed_experts", c.active_routed_experts},
                    {"shared_experts", c.shared_experts},
+                   {"mtp", c.mtp},
+                   {"mtp_active", c.mtp_active},
                    {"convention", "every stored weight once; tied embeddings counted once as "
                                   "'embedding'; active includes embedding and LM head"}};
     j["sparsity"] = sparsity(m);
@@ -55,9 +57,12 @@ nlohmann::json to_json(const ModelPrediction& p) {
                             {"training", f.training},
                             {"paper_eq9", f.paper_eq9},
                             {"six_n_active", f.six_n_active},
+                            {"mtp", f.mtp},
                             {"forward_parts",
                              {{"attention_proj", f.attention_proj},
                               {"attention_scores", f.attention_scores},
+                              {"indexer_scores", f.indexer_scores},
+                              {"linear_state", f.linear_state},
                               {"dense_ffn", f.dense_ffn},
                               {"router", f.router},
                               {"experts", f.experts},
@@ -71,6 +76,8 @@ nlohmann::json to_json(const ModelPrediction& p) {
                           {"active_params", r.active_params},
                           {"active_convention", r.active_convention},
                           {"computed_active_same_convention", active_under_convention(c, r)},
+                          {"total_convention", r.total_convention},
+                          {"computed_total_same_convention", total_under_convention(c, m.mtp_layers, r)},
                           {"source", r.source}};
     }
     return j;
@@ -112,11 +119,17 @@ std::string to_table(const ModelPrediction& p) {
     s += row("  dense ffn", static_cast<double>(c.dense_ffn));
     s += row("  router", static_cast<double>(c.router));
     s += row("  norms", static_cast<double>(c.norms));
+    if (m.mtp_layers > 0)
+        s += row("MTP modules (apart)", static_cast<double>(c.mtp),
+                 fmt::format("{} module(s), {} active", m.mtp_layers, human_count(static_cast<double>(c.mtp_active))));
     if (p.loaded.reference) {
         const auto& r = *p.loaded.reference;
         s += fmt::format("  official: total {} active {} ({}; computed under it: {})\n  source: {}\n",
                          human_count(r.total_params), human_count(r.active_params), r.active_convention,
                          human_count(static_cast<double>(active_under_convention(c, r))), r.source);
+        if (r.total_convention != "model")
+            s += fmt::format("  official total is the {} count; computed under it: {}\n", r.total_convention,
+                             human_count(static_cast<double>(total_under_convention(c, m.mtp_layers, r))));
     }
     s += "\nFLOPs per token (matmuls, 2mnk)\n";
     s += row("forward", f.forward);
@@ -125,11 +138,15 @@ std::string to_table(const ModelPrediction& p) {
     s += row("6 N_a", f.six_n_active, pct(f.six_n_active, f.training) + " of exact training");
     s += row("  attention projections", f.attention_proj, pct(f.attention_proj, f.forward));
     s += row("  attention scores", f.attention_scores, pct(f.attention_scores, f.forward));
+    if (f.indexer_scores > 0)
+        s += row("    sparse-attention indexer", f.indexer_scores, pct(f.indexer_scores, f.forward));
+    if (f.linear_state > 0) s += row("    linear-attention state", f.linear_state, pct(f.linear_state, f.forward));
     s += row("  routed experts", f.experts, pct(f.experts, f.forward));
     s += row("  shared experts", f.shared_experts, pct(f.shared_experts, f.forward));
     s += row("  dense ffn", f.dense_ffn, pct(f.dense_ffn, f.forward));
     s += row("  router", f.router, pct(f.router, f.forward));
     s += row("  lm head", f.lm_head, pct(f.lm_head, f.forward));
+    if (f.mtp > 0) s += row("MTP modules (apart)", f.mtp, pct(f.mtp, f.forward) + " of forward");
     return s;
 }
 

@@ -121,6 +121,34 @@ TEST(Cli, PredictHuggingFaceConfig) {
     EXPECT_EQ(nlohmann::json::parse(r.out)["params"]["total"].get<int64_t>(), 671'026'419'200);
 }
 
+// A 2025 family imports and is priced; an unknown model_type imports by its keys with a warning on
+// stderr; a failing value is named as the file writes it.
+TEST(Cli, NewFamiliesUnknownTypesAndKeysAsWritten) {
+    const std::string hf = std::string(MOECAST_SOURCE_DIR) + "/tests/data/hf/";
+    Result r = run("predict " + hf + "qwen3-next-80b-a3b.json --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["params"]["total"].get<int64_t>(), 79'674'391'296);
+    r = run("predict " + write_temp("renamed.json", "{\"model_type\": \"my_mixtral\", \"vocab_size\": 10, "
+                                                    "\"hidden_size\": 8, \"num_hidden_layers\": 1, "
+                                                    "\"num_attention_heads\": 2, \"num_local_experts\": 4, "
+                                                    "\"num_experts_per_tok\": 2, \"intermediate_size\": 16}"));
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("moecast: warning: model_type \"my_mixtral\""), std::string::npos) << r.out;
+    r = run("predict " + write_temp("k_above_e.json", "{\"model_type\": \"mixtral\", \"vocab_size\": 10, "
+                                                      "\"hidden_size\": 8, \"num_hidden_layers\": 1, "
+                                                      "\"num_attention_heads\": 2, \"num_local_experts\": 4, "
+                                                      "\"num_experts_per_tok\": 5, \"intermediate_size\": 16}"));
+    EXPECT_EQ(r.rc, 2);
+    EXPECT_NE(r.out.find("key 'num_experts_per_tok'"), std::string::npos) << r.out;
+    r = run("predict " + write_temp("unknown_key.json", "{\"model_type\": \"my_mixtral\", \"vocab_size\": 10, "
+                                                        "\"hidden_size\": 8, \"num_hidden_layers\": 1, "
+                                                        "\"num_attention_heads\": 2, \"num_local_experts\": 4, "
+                                                        "\"num_experts_per_tok\": 2, \"intermediate_size\": 16, "
+                                                        "\"num_memory_slots\": 8}"));
+    EXPECT_EQ(r.rc, 2);
+    EXPECT_NE(r.out.find("key 'num_memory_slots'"), std::string::npos) << r.out;
+}
+
 TEST(Cli, MalformedJsonNamesLineAndMissingKeyNamesKey) {
     Result r = run("predict " + write_temp("bad_line.json", "{\n  \"model_type\": \"mixtral\",\n  \"x\": 1,,\n}\n"));
     EXPECT_EQ(r.rc, 2);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
+#include "sim/core/error.h"
 #include "sim/model/config.h"
 #include "sim/cost/trainer_step.h"
 #include "train/model.h"
@@ -163,4 +164,32 @@ TEST(ModelWorkspace, FootprintCountedBySimMatchesTheAllocation) {
             train::Model::delete_workspace(ws);
         }
     }
+}
+
+// The trainer builds byte-level MHA models: the mechanisms it does not build are refused, naming
+// the key.
+TEST(ModelGrad, UnbuiltMechanismsAreRefusedByKey) {
+    const auto key_of = [](const sim::ModelConfig& m) {
+        try {
+            train::check_trainable(m, "test.toml");
+        } catch (const sim::InputError& e) {
+            return e.key();
+        }
+        return std::string("<no error>");
+    };
+    EXPECT_EQ(key_of(tiny_moe()), "<no error>");
+    sim::ModelConfig m = tiny_moe();
+    m.mtp_layers = 1;
+    EXPECT_EQ(key_of(m), "mtp_layers");
+    m = tiny_moe();
+    m.linear = {1, 2, 4, 4, 4};
+    m.attention.global_every = 2;
+    EXPECT_EQ(key_of(m), "linear.value_heads");
+    m = tiny_moe();
+    m.attention.output_gate = true;
+    EXPECT_EQ(key_of(m), "attention.output_gate");
+    m = tiny_moe();
+    m.moe.groups = 2;
+    m.moe.group_topk = 1;
+    EXPECT_EQ(key_of(m), "moe.groups");
 }

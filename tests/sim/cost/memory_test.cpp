@@ -55,6 +55,32 @@ constexpr double kAttention = 32768 + 49152 + 2048 + 16384 + 16384;
 constexpr double kRouter = 16384 + 4608 + 2048;
 constexpr double kLayer = kAttention + kRouter + 32768 + 49152 + 1024;
 
+// The same model with layers 0, 1, 2 Gated DeltaNet (1 key head of 16, 2 value heads of 16) and
+// layer 3 full attention: per linear layer at t = 128, bf16 unless noted,
+//   in-projection q, k, v, z, b, a 128*(16+16+32+32+2+2)*2 = 25600; convolution q, k, v
+//   128*(16+16+32)*2 = 16384; fp32 decay and beta 128*2*2*4 = 2048; fp32 chunk matrix
+//   128*2*64*4 = 65536; output before and after the gated norm 2*128*32*2 = 16384
+// in place of the softmax layer's Q, K, V 49152, LSE 2048 and output 16384; averaged over layers.
+TEST(Memory, LinearAttentionLayersByHand) {
+    ModelConfig m = tiny();
+    m.attention.global_every = 4;
+    m.linear.key_heads = 1;
+    m.linear.value_heads = 2;
+    m.linear.key_head_dim = 16;
+    m.linear.value_head_dim = 16;
+    m.linear.conv_kernel = 4;
+    validate_config(m, "test");
+    const HardwareProfile hw = device(80e9);
+    ParallelLayout l;
+    l.zero = 0;
+    l.routing.kind = RoutingKind::balanced;
+    resolve_layout(l, m, hw, "test");
+    const MemoryBreakdown r = memory_per_gpu(m, l, step_shape(m, count_params(m), l), hw);
+    const double linear = 25600 + 16384 + 2048 + 65536 + 16384;
+    const double softmax = 49152 + 2048 + 16384;
+    EXPECT_DOUBLE_EQ(r.moe_layer.attention, kAttention + 0.75 * (linear - softmax));
+}
+
 TEST(Memory, TinyConfigTermByTerm) {
     ParallelLayout l;
     l.zero = 0;

@@ -682,6 +682,31 @@ TEST(Timing, AttentionKernelFormsByHand) {
     }
 }
 
+// Linear-attention layers (their state reads and updates) and the sparse-attention indexer are
+// priced through the attention op with the count's FLOPs: the step's forward attention kernels
+// carry the counted attention-score FLOPs of the micro-batch's tokens, layer for layer.
+TEST(Timing, LinearAndSparseAttentionCarryTheirCountedFlops) {
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    for (const char* name : {"qwen3-next-80b-a3b", "deepseek-v3.2", "mimo-v2-flash"}) {
+        const ModelConfig m = load_model(name).model;
+        ParallelLayout l = parse_parallel("ep=8", ParallelLayout{});
+        l.gpus = 8;
+        l.global_batch = 64;
+        l.routing.kind = RoutingKind::balanced;
+        resolve_layout(l, m, hw, "test");
+        const FlopsPerToken f = count_flops(m);
+        CostPrediction c;
+        predict_cost(m, count_params(m), f, hw, l, 0, c);
+        double flops = 0;
+        for (int i = 0; i < c.kernels.size; ++i) {
+            const Kernel& k = c.kernels.items[static_cast<size_t>(i)];
+            if (std::string(k.name) == "attention") flops = k.cost.flops * k.per_micro;
+        }
+        const double tokens = static_cast<double>(l.micro_batch * m.seq_len);
+        EXPECT_NEAR(flops, f.attention_scores * tokens, 1e-9 * flops) << name;
+    }
+}
+
 // With the router's launches overlapped, its forward logits GEMM and softmax/top-K are one op, as
 // calibration prices a router sample: max(work of both, launches of both), split between the two.
 TEST(Timing, OverlappedRouterIsPricedAsOneOp) {

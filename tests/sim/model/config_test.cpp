@@ -104,6 +104,37 @@ TEST(Config, RoundTripThroughToml) {
     EXPECT_EQ(model_to_toml(a), model_to_toml(b));
 }
 
+// The keys of hybrid, sparse-attention and MTP models survive a round trip and are validated.
+TEST(Config, NewMechanismsRoundTripAndValidation) {
+    for (const char* name : {"qwen3-next-80b-a3b", "deepseek-v3.2", "mimo-v2-flash", "minimax-m2"}) {
+        const ModelConfig a = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/" + name + ".toml").model;
+        const ModelConfig b = model_from_toml(model_to_toml(a), "roundtrip");
+        EXPECT_EQ(model_to_toml(a), model_to_toml(b)) << name;
+    }
+    const std::string linear = std::string(kMinimal) + "global_every = 2\n[linear]\nkey_heads = 2\nvalue_heads = 4\n"
+                                                       "key_head_dim = 8\nvalue_head_dim = 8\nconv_kernel = 4\n";
+    const ModelConfig m = from_text(linear);
+    EXPECT_TRUE(has_linear_attention(m));
+    EXPECT_EQ(full_attention_layer_count(m), 2);
+    EXPECT_EQ(layer_attention(m, 0), LayerAttention::linear);
+    expect_error(std::string(kMinimal) + "[linear]\nkey_heads = 3\nvalue_heads = 4\nkey_head_dim = 8\n"
+                                         "value_head_dim = 8\n",
+                 "linear.value_heads", "multiple of linear.key_heads");
+    expect_error(std::string(kMinimal) + "[linear]\nvalue_heads = 4\n", "linear.key_heads", "missing");
+    expect_error(std::string(kMinimal) + "window = \"sliding\"\nwindow_tokens = 8\n[linear]\nkey_heads = 2\n"
+                                         "value_heads = 4\nkey_head_dim = 8\nvalue_head_dim = 8\n",
+                 "attention.window", "linear-attention");
+    expect_error(std::string(kMinimal) + "index_topk = 64\n", "attention.index_topk", "mla");
+    expect_error(std::string(kMinimal) + "global_layers = [1, 9]\n", "attention.global_layers", "[0, 4)");
+    expect_error(std::string(kMinimal) + "window_kv_heads = 3\n", "attention.window_kv_heads", "divisor");
+    expect_error("mtp_layers = -1\n" + std::string(kMinimal), "mtp_layers", "non-negative");
+    const std::string moe = std::string(kMinimal) + "[moe]\nexperts = 8\ntop_k = 4\nexpert_ffn = 32\n";
+    expect_error(moe + "groups = 3\ngroup_topk = 1\n", "moe.groups", "divisor of moe.experts");
+    expect_error(moe + "groups = 4\ngroup_topk = 1\n", "moe.top_k", "moe.group_topk groups (2)");
+    expect_error(moe + "group_topk = 1\n", "moe.group_topk", "without moe.groups");
+    EXPECT_EQ(from_text(moe + "groups = 4\ngroup_topk = 2\n").moe.groups, 4);
+}
+
 TEST(Config, SetOverrides) {
     const auto l = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/mixtral-8x7b.toml",
                               {"moe.experts=64", "moe.top_k=4", "seq_len=2048"});
