@@ -144,7 +144,9 @@ Drawn draw_plot(const Plot& p, double w, double h) {
         return p.log_y ? std::log10(v / ry.lo) / std::log10(ry.hi / ry.lo) : (v - ry.lo) / (ry.hi - ry.lo);
     };
     const auto py = [&](double v) { return a.bottom - ty_(v) * (a.bottom - a.top); };
-    const auto ty = y_ticks(ry, p.log_y, p.y_format, a.bottom - a.top, py);
+    auto ty = y_ticks(ry, p.log_y, p.y_format, a.bottom - a.top, py);
+    // A label at the very bottom would touch the first x tick label in the corner.
+    if (ty.size() > 2 && py(ty.front().value) > a.bottom - 8) ty.erase(ty.begin());
     double yw = 0;
     for (const Tick& t : ty) yw = std::max(yw, text_width_px(t.label, kFont));
     a.left = 10 + 16 + 6 + yw + 6;
@@ -240,10 +242,11 @@ Drawn draw_bars(const BarChart& c, double w, double h) {
     s += axes_frame(a);
     s += text((a.left + a.right) / 2, a.bottom + 36, c.value_label, "middle");
     const double band = (a.bottom - a.top) / std::max<double>(1, static_cast<double>(n));
+    for (size_t i = 0; i < n; ++i)
+        s += text(a.left - 8, a.top + band * (static_cast<double>(i) + 0.5) + 4, c.bars[i], "end");
     s += "<g class=\"data\">\n";
     for (size_t i = 0; i < n; ++i) {
         const double y0 = a.top + band * static_cast<double>(i);
-        s += text(a.left - 8, y0 + band / 2 + 4, c.bars[i], "end");
         double x = 0;
         const double thick = c.stacked ? std::min(26.0, 0.7 * band)
                                        : std::min(14.0, 0.8 * band / std::max<double>(1, c.segments.size()));
