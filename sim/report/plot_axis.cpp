@@ -20,9 +20,17 @@ int decimals_for(double step) {
     return 12;
 }
 
+// Linear ticks: the step's decimals. Log ticks (step 0): three significant digits, never an
+// exponent, trailing zeros dropped (1000 -> "1000", 1.5 -> "1.5", 0.05 -> "0.05").
 std::string trim_number(double v, double step) {
     if (step > 0) return fmt::format("{:.{}f}", v, decimals_for(step));
-    return fmt::format("{:.3g}", v);
+    const int decimals = std::max(0, 2 - static_cast<int>(std::floor(std::log10(std::fabs(v)) + 1e-9)));
+    std::string s = fmt::format("{:.{}f}", v, decimals);
+    if (s.find('.') != std::string::npos) {
+        while (s.back() == '0') s.pop_back();
+        if (s.back() == '.') s.pop_back();
+    }
+    return s;
 }
 
 std::string exponent_label(double v) {

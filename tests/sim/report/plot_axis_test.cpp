@@ -57,6 +57,11 @@ TEST(PlotAxis, TickLabels) {
     EXPECT_EQ(format_tick(0.0005, 0, TickFormat::automatic), "5e-4");
     EXPECT_EQ(format_tick(1.75, 0.25, TickFormat::automatic), "1.75");
     EXPECT_EQ(format_tick(1e-17, 0.5, TickFormat::automatic), "0");
+    // Log ticks below 1e4: no exponent, no trailing zeros.
+    EXPECT_EQ(format_tick(1000, 0, TickFormat::automatic), "1000");
+    EXPECT_EQ(format_tick(2, 0, TickFormat::automatic), "2");
+    EXPECT_EQ(format_tick(0.05, 0, TickFormat::automatic), "0.05");
+    EXPECT_EQ(format_tick(69.9e9, 0, TickFormat::automatic), "69.9B");
 }
 
 TEST(PlotAxis, TextWidthEstimate) {
