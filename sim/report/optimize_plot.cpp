@@ -32,14 +32,15 @@ PlotSeries isoflop_curve(const std::vector<Candidate>& all, double s, double n_o
     return se;
 }
 
-PlotSeries chosen_point(const Candidate& c, double x, double y) {
+// The chosen model as one large outlined marker in `color` (its curve's, where it sits on one).
+PlotSeries chosen_point(const Candidate& c, double x, double y, int color) {
     PlotSeries p{fmt::format("chosen: S = {:.3g}, N = {}", c.sparsity, format_tick(c.n, 0, TickFormat::automatic)),
                  {x},
                  {y},
                  false,
-                 true,
+                 false,
                  {0}};
-    p.color = 6;
+    p.color = color;
     return p;
 }
 
@@ -68,8 +69,11 @@ Plot isoflop_plot(const Law& law, const Family& fam, const ArchSearchOptions& o,
         iso.series.push_back(c);
     }
     iso.series.push_back(range);
-    iso.series.push_back(
-        chosen_point(r.best, r.best.n, law.loss(r.best.n, r.best.tokens, r.best.sparsity, r.best.n_active)));
+    int chosen_color = 0;
+    for (size_t i = 0; i < all.best_per_sparsity.size(); ++i)
+        if (std::fabs(all.best_per_sparsity[i].sparsity - r.best.sparsity) < 1e-12) chosen_color = static_cast<int>(i);
+    iso.series.push_back(chosen_point(
+        r.best, r.best.n, law.loss(r.best.n, r.best.tokens, r.best.sparsity, r.best.n_active), chosen_color));
     return iso;
 }
 
@@ -91,7 +95,7 @@ std::string optimize_plot_svg(const Law& law, const Family& fam, const ArchSearc
         ls.x.push_back(c.sparsity);
         ls.y.push_back(c.loss);
     }
-    by_s.series = {ls, chosen_point(r.best, r.best.sparsity, r.best.loss)};
+    by_s.series = {ls, chosen_point(r.best, r.best.sparsity, r.best.loss, 0)};
 
     // Budgets from a tenth to ten times the given one.
     const bool priced = o.unit != BudgetUnit::flops || price != nullptr;
@@ -137,7 +141,7 @@ std::string optimize_plot_svg(const Law& law, const Family& fam, const ArchSearc
         na.y.push_back(best.n_active);
         d.y.push_back(best.tokens);
     }
-    frontier.series = {front, chosen_point(chosen, cost_of(chosen), chosen.loss)};
+    frontier.series = {front, chosen_point(chosen, cost_of(chosen), chosen.loss, 0)};
     sweep.series = {n, na, d};
     return render_svg({iso, by_s, frontier, sweep}, 2, 640, 360);
 }

@@ -132,8 +132,10 @@ Drawn draw_plot(const Plot& p, double w, double h) {
     for (size_t k = 0; k < p.series.size(); ++k) {
         const PlotSeries& s = p.series[k];
         if (!s.in_legend || s.name.empty()) continue;
+        // A series of highlighted points only (a chosen point) shows the large marker.
+        const bool big = !s.line && !s.markers && !s.highlight.empty();
         entries.push_back({s.name, palette_color(s.color >= 0 ? s.color : static_cast<int>(k)), s.line, s.markers,
-                           s.dashed, false, false});
+                           s.dashed, big, false});
     }
     if (!p.highlight_label.empty()) entries.push_back({p.highlight_label, "#bbbbbb", false, false, false, true, false});
     const double lw = legend_width(entries, 0.4 * w);

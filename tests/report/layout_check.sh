@@ -6,19 +6,22 @@
 #   - Chromium logs a console or script error, or the page has no chart;
 #   - with --summary PX: the page's #summary (its answer) does not end within the first PX pixels.
 # With --screenshot OUT.png it also writes a screenshot of the first WxH pixels (--window WxH,
-# default 1240x1000). Exit 77 (ctest: skipped) when chromium is not installed.
-# Usage: layout_check.sh FILE [--summary PX] [--screenshot OUT.png] [--window WxH]
+# default 1240x1000; --full: the whole page's height). Exit 77 (ctest: skipped) when chromium is
+# not installed.
+# Usage: layout_check.sh FILE [--summary PX] [--screenshot OUT.png] [--window WxH] [--full]
 set -euo pipefail
 file=$(realpath "$1")
 shift
 summary=0
 shot=""
 window=1240,1000
+full=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --summary) summary=$2; shift 2 ;;
     --screenshot) shot=$2; shift 2 ;;
     --window) window=${2/x/,}; shift 2 ;;
+    --full) full=1; shift ;;
     *) echo "layout_check.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -63,12 +66,14 @@ measure='<script>
       });
     });
   });
+  const height = Math.ceil(document.body.getBoundingClientRect().bottom + window.scrollY) + 16;
   const s = document.getElementById("summary");
   const bottom = s ? Math.round(s.getBoundingClientRect().bottom + window.scrollY) : -1;
   const pre = document.createElement("pre");
   pre.id = "layout-check";
   pre.textContent = ["charts " + charts, "texts " + texts, "overlaps " + overlaps, "cut " + cut,
-                     "outside " + outside, "summary_bottom " + bottom].concat(lines).join("\n");
+                     "outside " + outside, "summary_bottom " + bottom,
+                     "page_height " + height].concat(lines).join("\n");
   document.body.appendChild(pre);
 })();
 </script>'
@@ -116,6 +121,7 @@ if [ "$summary" -gt 0 ] && { [ "$bottom" -lt 0 ] || [ "$bottom" -gt "$summary" ]
     status=1
 fi
 if [ -n "$shot" ]; then
+    [ $full -eq 1 ] && window="${window%,*},$(value page_height)"
     timeout 120 "$browser" "${flags[@]}" --window-size="$window" --screenshot="$work/shot.png" \
         "file://$work/shot.html" > /dev/null 2> "$work/shot.err" || {
         cat "$work/shot.err" >&2; echo "FAIL: chromium --screenshot failed" >&2; exit 1; }
