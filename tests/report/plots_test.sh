@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The charts of `moecast optimize --plot` (FLOP budget, then priced on hardware) and `moecast predict
 # --plot` (SVG and HTML page) hold what they promise, and pass layout_check.sh in Chromium (exit 77,
-# skipped, when chromium is not installed; the content checks run first either way).
+# skipped, when chromium is not installed; the content checks run first either way). Also
+# `moecast report --runs`: a committed report rebuilt from its runs.json gives the same runs back.
 # Usage: plots_test.sh MOECAST OUT (run from the repository root).
 set -euo pipefail
 moecast=$1
@@ -26,6 +27,16 @@ args=(predict mixtral-8x7b --hardware h100-sxm --gpus 64 --parallel tp=2,pp=4,ep
 grep -q "Step time .* per step: mixtral-8x7b on 64 × h100-sxm" "$out/predict.svg" || fail "predict.svg: no step-time bar"
 grep -q "capacity 80 GB" "$out/predict.svg" || fail "predict.svg: no capacity line"
 grep -q '<section id="summary">' "$out/predict.html" || fail "predict.html: no summary"
+
+"$moecast" report configs/studies/smoke.toml --runs results/smoke/runs.json -o "$out/report/report.html" \
+    | grep -q "(10 charts)" || fail "report --runs: not the smoke report's 10 charts"
+cmp "$out/report/runs.json" results/smoke/runs.json || fail "report --runs changed runs.json"
+cmp "$out/report/runs.csv" results/smoke/runs.csv || fail "report --runs changed runs.csv"
+set +e
+msg=$("$moecast" report configs/studies/smoke.toml --runs "$out/none.json" -o "$out/bad/report.html" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && echo "$msg" | grep -q "none.json.*cannot open" || fail "report --runs on a missing file: $rc $msg"
 
 status=0
 for f in optimize.svg optimize-h100.svg predict.svg; do

@@ -65,9 +65,12 @@ TEST(Svg, ReferenceCurvesAreClippedToTheDataRange) {
     // The law at 20 nats would sit far above: the y axis spans only the measured 1.9..2.1 (+6 %).
     EXPECT_EQ(svg.find(">20<"), std::string::npos);
     EXPECT_EQ(svg.find(">5<"), std::string::npos);
-    for (const std::string& c : tags(svg, "<circle"))
-        if (c.find("class") == std::string::npos && attr(c, "cx") < a.right)
+    // Every marker left of the legend sits inside the plot area.
+    for (const std::string& c : tags(svg, "<circle")) {
+        if (attr(c, "cx") < a.right) {
             EXPECT_TRUE(a.contains({attr(c, "cx"), attr(c, "cy")})) << c;
+        }
+    }
 }
 
 TEST(Svg, LegendBesideThePlotAreaInOkabeItoColours) {
@@ -131,4 +134,19 @@ TEST(Svg, StackedBarsReachTheirTotalAgainstTheLimit) {
     EXPECT_NEAR(attr(lines.back(), "x1"), x80, 0.06);
     EXPECT_NE(svg.find(">capacity 80 GB<"), std::string::npos);
     EXPECT_NE(svg.find(">weights<"), std::string::npos);
+}
+
+TEST(Svg, AChosenPointIsALargeOutlinedMarkerInPlotAndLegend) {
+    Plot p = isoflop();
+    p.highlight_label.clear();
+    PlotSeries chosen{"chosen", {5e4}, {1.9}, false, false, {0}};
+    chosen.color = 3;
+    p.series.push_back(chosen);
+    const std::string svg = render_plot_svg(p, 640, 360);
+    const size_t g = svg.find("<g class=\"legend\">");
+    const std::string legend = svg.substr(g, svg.find("</g>", g) - g);
+    EXPECT_NE(legend.find("r=\"5.5\" fill=\"#D55E00\" stroke=\"#000\""), std::string::npos) << legend;
+    const size_t d = svg.find("<g class=\"data\">");
+    const std::string data = svg.substr(d, svg.find("</g>", d) - d);
+    EXPECT_NE(data.find("r=\"5.5\" fill=\"#D55E00\" stroke=\"#000\""), std::string::npos);
 }
