@@ -83,13 +83,9 @@ case "$file" in
 *) cp "$file" "$work/page.html" ;;
 esac
 cp "$work/page.html" "$work/shot.html"
-python3 - "$work/page.html" "$measure" <<'EOF'
-import sys
-path, script = sys.argv[1], sys.argv[2]
-html = open(path, encoding="utf-8").read()
-at = html.rfind("</body>")
-open(path, "w", encoding="utf-8").write(html[:at] + script + "\n" + html[at:])
-EOF
+# The script goes in before the last </body> of the copy.
+html=$(cat "$work/page.html")
+printf '%s\n%s\n</body>%s\n' "${html%</body>*}" "$measure" "${html##*</body>}" > "$work/page.html"
 flags=(--headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$work/profile"
        --enable-logging=stderr --v=0 --hide-scrollbars)
 timeout 120 "$browser" "${flags[@]}" --window-size=1240,4000 --virtual-time-budget=5000 --dump-dom \
@@ -98,12 +94,10 @@ timeout 120 "$browser" "${flags[@]}" --window-size=1240,4000 --virtual-time-budg
 if grep -E 'CONSOLE|Uncaught|net::ERR_|Failed to load' "$work/dom.err"; then
     echo "FAIL: $file: errors while loading the page" >&2; exit 1
 fi
-report=$(python3 - "$work/dom.html" <<'EOF'
-import html, re, sys
-m = re.search(r'<pre id="layout-check">(.*?)</pre>', open(sys.argv[1], encoding="utf-8").read(), re.S)
-print(html.unescape(m.group(1)) if m else "no result: the measuring script did not run")
-EOF
-)
+report=$(sed -n '/<pre id="layout-check">/,/<\/pre>/p' "$work/dom.html" |
+    sed -e 's/.*<pre id="layout-check">//' -e 's/<\/pre>.*//' \
+        -e 's/&quot;/"/g' -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g')
+[ -n "$report" ] || report="no result: the measuring script did not run"
 value() { echo "$report" | awk -v k="$1" '$1 == k { print $2 }'; }
 charts=$(value charts); overlaps=$(value overlaps); cut=$(value cut); outside=$(value outside)
 bottom=$(value summary_bottom)
