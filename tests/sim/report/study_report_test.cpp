@@ -1,8 +1,10 @@
 // The study report: a self-contained page (no scripts, no external resources), one chart per
 // section with data, one table row per run, escaped text; CSV and JSON with every run.
 #include <algorithm>
+#include <regex>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "sim/core/error.h"
@@ -53,6 +55,25 @@ StudyReportInput input() {
             }
     in.runs.back().status = "missing";
     return in;
+}
+
+// Every axis title of every chart (the rotated y title, the x title 36 px below the plot area):
+// each must end with its unit in parentheses.
+std::vector<std::string> axis_titles(const std::string& h) {
+    std::vector<std::string> out;
+    const std::regex area(
+        "class=\"plot-area\" x=\"[-0-9.]+\" y=\"([-0-9.]+)\" width=\"[-0-9.]+\" height=\"([-0-9.]+)\"");
+    for (size_t g = h.find("<g class=\"chart\""); g != std::string::npos; g = h.find("<g class=\"chart\"", g + 1)) {
+        const std::string chart = h.substr(g, h.find("<g class=\"chart\"", g + 1) - g);
+        std::smatch m;
+        if (!std::regex_search(chart, m, area)) continue;
+        const std::string below = fmt::format("y=\"{:.1f}\"", std::stod(m[1]) + std::stod(m[2]) + 36);
+        const std::regex title("<text (transform=\"[^\"]*rotate\\(-90\\)\"|x=\"[-0-9.]+\" " + below +
+                               ")[^>]*>([^<]*)<");
+        for (auto it = std::sregex_iterator(chart.begin(), chart.end(), title); it != std::sregex_iterator(); ++it)
+            out.push_back((*it)[2]);
+    }
+    return out;
 }
 
 }  // namespace
@@ -120,6 +141,10 @@ TEST(StudyReport, WithValidationAddsTheLawAndFindings) {
     EXPECT_EQ(count(p, "<svg "), 10u);  // + the per-part bars
     EXPECT_NE(p.find("Step time by part: median over 2 runs with part timing"), std::string::npos);
     EXPECT_NE(p.find(">attention<"), std::string::npos);
+    // Units on every axis: 9 plots with two titles each, the bar chart's value axis.
+    const auto titles = axis_titles(p);
+    EXPECT_EQ(titles.size(), 19u);
+    for (const std::string& t : titles) EXPECT_EQ(t.back(), ')') << t;
     EXPECT_NE(p.find(">optimizer<"), std::string::npos);
     EXPECT_EQ(p.find(">router<"), std::string::npos);
 }
