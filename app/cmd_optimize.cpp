@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,7 +22,7 @@
 #include "sim/laws/law.h"
 #include "sim/cost/search_pricing.h"
 #include "sim/laws/search.h"
-#include "sim/report/svg.h"
+#include "sim/report/optimize_plot.h"
 
 namespace moecast::app {
 
@@ -42,76 +41,6 @@ struct OptimizeArgs {
     bool json = false;
     std::string plot;
 };
-
-// Lowest loss per log10(N) bin of width 0.05 for one sparsity, within a factor `span` of N*.
-sim::PlotSeries isoflop_curve(const std::vector<sim::Candidate>& all, double s, double n_opt, double span) {
-    std::map<long, std::pair<double, double>> bins;  // bin -> (N, loss)
-    for (const sim::Candidate& c : all) {
-        if (std::fabs(c.sparsity - s) > 1e-12 || c.n < n_opt / span || c.n > n_opt * span) continue;
-        const long bin = std::lround(std::log10(c.n) / 0.05);
-        auto it = bins.find(bin);
-        if (it == bins.end() || c.loss < it->second.second) bins[bin] = {c.n, c.loss};
-    }
-    sim::PlotSeries se;
-    se.name = fmt::format("S={:.3g}", s);
-    se.markers = false;
-    size_t best = 0;
-    for (const auto& [bin, nl] : bins) {
-        if (!se.y.empty() && nl.second < se.y[best]) best = se.y.size();
-        se.x.push_back(nl.first);
-        se.y.push_back(nl.second);
-    }
-    if (!se.y.empty()) se.highlight = {best};
-    return se;
-}
-
-std::string plots(const sim::Law& law, const sim::Family& fam, const sim::ArchSearchOptions& o,
-                  const sim::ArchSearchResult& r) {
-    // IsoFLOP curves at the FLOPs the optimum spends (= the budget for FLOP budgets).
-    sim::ArchSearchOptions flop = o;
-    flop.unit = sim::BudgetUnit::flops;
-    flop.budget = r.best.train_flops;
-    flop.cost = nullptr;
-    flop.keep_all = true;
-    const sim::ArchSearchResult all = sim::search_architectures(law, fam, flop);
-    sim::Plot iso{fmt::format("IsoFLOP curves at C = {:.3g} FLOPs", flop.budget),
-                  "total parameters N",
-                  "predicted loss",
-                  true,
-                  false,
-                  {}};
-    for (const sim::Candidate& b : all.best_per_sparsity)
-        iso.series.push_back(isoflop_curve(all.all, b.sparsity, b.n, 30));
-
-    sim::Plot by_s{fmt::format("optimal loss vs sparsity ({:.3g} {})", o.budget, sim::to_string(o.unit)),
-                   "sparsity S",
-                   "loss at the optimum",
-                   false,
-                   false,
-                   {}};
-    sim::PlotSeries ls{"optimum per S", {}, {}, true, true, {}};
-    for (const sim::Candidate& c : r.best_per_sparsity) {
-        ls.x.push_back(c.sparsity);
-        ls.y.push_back(c.loss);
-    }
-    by_s.series.push_back(ls);
-
-    sim::Plot sweep{"optimum vs budget", fmt::format("budget ({})", sim::to_string(o.unit)), "count", true, true, {}};
-    sim::PlotSeries n{"N*", {}, {}, true, true, {}}, na{"N_a*", {}, {}, true, true, {}},
-        d{"D*", {}, {}, true, true, {}};
-    for (int k = -4; k <= 0; ++k) {
-        sim::ArchSearchOptions ok = o;
-        ok.budget = o.budget * std::pow(10.0, 0.5 * k);
-        const sim::ArchSearchResult rk = sim::search_architectures(law, fam, ok);
-        if (rk.feasible == 0) continue;
-        for (auto* s : {&n, &na, &d}) s->x.push_back(ok.budget);
-        n.y.push_back(rk.best.n);
-        na.y.push_back(rk.best.n_active);
-        d.y.push_back(rk.best.tokens);
-    }
-    sweep.series = {n, na, d};
-    return sim::render_svg({iso, by_s, sweep});
-}
 
 // The search's options from the arguments. With a hardware profile (it must outlive `cost`),
 // `cost` prices layouts; cost budgets and memory limits need it in the search (it throws without
@@ -181,7 +110,7 @@ void run_optimize(const OptimizeArgs& a) {
     if (!a.plot.empty() && r.feasible > 0) {
         std::ofstream out(a.plot);
         if (!out) throw sim::IoError("cannot write " + a.plot + ": " + std::strerror(errno));
-        out << plots(law, fam, o, r);
+        out << sim::optimize_plot_svg(law, fam, o, r, cost ? &cost : nullptr);
         text += "wrote " + a.plot + "\n";
     }
     sim::checked_finite(j, "optimize");  // the table prints the same figures
@@ -209,7 +138,9 @@ void add_optimize_options(CLI::App* cmd, const std::shared_ptr<OptimizeArgs>& ar
     cmd->add_option("--max-memory-gb", args->max_memory_gb, "Maximum memory per GPU in GB (needs --hardware)")
         ->check(kPositive);
     cmd->add_flag("--json", args->json, "Print one JSON object");
-    cmd->add_option("--plot", args->plot, "Write an SVG: IsoFLOP curves, loss vs S, optimum vs budget");
+    cmd->add_option("--plot", args->plot,
+                    "Write an SVG: IsoFLOP curves, loss vs S, the loss-vs-cost frontier (GPU-hours or dollars with "
+                    "--hardware) and the optimum vs budget, the chosen model marked");
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // `moecast predict MODEL [--seq-len N] [--set key=value]... [--json]`: parameters and FLOPs; with
 // `--hardware PROFILE --gpus N [--parallel tp=..,pp=..,ep=..] ...` also memory per GPU,
 // communication, step time (breakdown), tokens/s, MFU and the cost of --tokens; `--trace FILE`
-// writes the predicted kernel timeline of one step as Chrome trace JSON.
+// writes the predicted kernel timeline of one step as Chrome trace JSON; `--plot FILE.svg|FILE.html` the
+// step-time breakdown and memory per GPU as stacked bars (sim/report/predict_plot.h).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -10,8 +11,10 @@
 #include "app/commands.h"
 #include "sim/core/finite.h"
 #include "sim/core/error.h"
+#include "sim/report/predict_plot.h"
 #include "sim/report/report.h"
 #include "sim/cost/trace.h"
+#include "train/atomic_file.h"
 
 namespace moecast::app {
 
@@ -27,6 +30,7 @@ struct PredictArgs {
     long long micro_batch = 1;
     long long global_batch = 0;
     std::string trace;
+    std::string plot;
 };
 
 }  // namespace
@@ -85,6 +89,9 @@ void register_predict(CLI::App& app) {
         "(defaults: ep 0 or --ep-overlap, tp 0, dp by Megatron's overlapped grad reduce and param gather, pp 1)");
     cmd->add_option("--tokens", args->cost.tokens, "Training tokens D: prints time, GPU-hours and dollars");
     cmd->add_option("--trace", args->trace, "Write the predicted kernel timeline of one step (Chrome trace JSON)");
+    cmd->add_option("--plot", args->plot,
+                    "Write the step-time breakdown and memory per GPU as stacked bars: FILE.svg, or FILE.html (a page "
+                    "with the numbers)");
     cmd->callback([args, cmd] {
         std::vector<std::string> overrides = args->overrides;
         if (args->seq_len > 0) overrides.push_back("seq_len=" + std::to_string(args->seq_len));
@@ -111,7 +118,8 @@ void register_predict(CLI::App& app) {
                                     "--capacity-factor",
                                     "--overlap",
                                     "--tokens",
-                                    "--trace"})
+                                    "--trace",
+                                    "--plot"})
                 if (cmd->count(opt) > 0)
                     throw sim::InputError(opt, 0, "hardware", std::string(opt) + " needs --hardware PROFILE");
             const nlohmann::json j = sim::checked_finite(sim::to_json(p), "predict");
@@ -130,10 +138,15 @@ void register_predict(CLI::App& app) {
             sim::write_chrome_trace(
                 c.cost, p.loaded.model.name + " on " + std::to_string(req.gpus) + " x " + c.hardware.name, args->trace);
         const nlohmann::json j = sim::checked_finite(sim::to_json(p, c), "predict");
+        if (!args->plot.empty()) {
+            const bool html = args->plot.size() >= 5 && args->plot.substr(args->plot.size() - 5) == ".html";
+            train::write_file_atomic(args->plot, html ? sim::predict_plot_html(p, c) : sim::predict_plot_svg(p, c));
+        }
         if (args->json)
             std::printf("%s\n", j.dump(2).c_str());
         else
-            std::printf("%s", sim::to_table(p, c).c_str());
+            std::printf("%s%s", sim::to_table(p, c).c_str(),
+                        args->plot.empty() ? "" : ("wrote " + args->plot + "\n").c_str());
     });
 }
 

@@ -1,6 +1,8 @@
-// `moecast report STUDY.toml -o report.html [--out DIR] [--name NAME] [--profile FILE]`: the
-// study's report as one self-contained HTML page (sim/report/study_report.h), with runs.csv and runs.json
-// written next to it (validation.json and law.toml are `moecast validate -o`'s). Trains nothing.
+// `moecast report STUDY.toml -o report.html [--out DIR | --runs runs.json] [--name NAME] [--profile FILE]`:
+// the study's report as one self-contained HTML page (sim/report/study_report.h), with runs.csv and
+// runs.json written next to it (validation.json and law.toml are `moecast validate -o`'s). The runs come
+// from their run folders, or with --runs from a runs.json a report wrote (the committed results/).
+// Trains nothing.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -20,23 +22,28 @@ namespace moecast::app {
 namespace {
 
 struct ReportArgs {
-    std::string study, output = "report.html", out;
+    std::string study, output = "report.html", out, runs;
     StudyOverrides overrides;
 };
 
 void run(const ReportArgs& a) {
     const train::Study s = load_study(a.study, a.overrides);
-    const std::vector<train::StudyRun> runs = train::plan_study(s, a.out);
+    const std::vector<train::StudyRun> runs = train::plan_study(s, a.out, a.runs.empty());
     sim::StudyReportInput in;
     in.name = s.name;
     in.description = s.description;
     in.study_file = s.file;
-    in.runs = train::collect_study_runs(s, runs);
     for (const sim::ExpertChoice& c : s.sparsities) in.sparsity_grid.push_back(c.sparsity());
     in.family = train::study_family(s, runs.front().config);
-    in.provenance = "Losses: validation cross-entropy in nats per byte from each run's result.json. " +
-                    (s.profile.empty() ? std::string("No CPU profile: no predicted step times.")
-                                       : "Predicted step times: " + s.profile + ".");
+    if (!a.runs.empty()) {
+        in.runs = sim::read_runs_json(a.runs, in.sparsity_grid);
+        in.provenance = "Runs (losses in nats per byte, measured and predicted step times) read from " + a.runs + ".";
+    } else {
+        in.runs = train::collect_study_runs(s, runs);
+        in.provenance = "Losses: validation cross-entropy in nats per byte from each run's result.json. " +
+                        (s.profile.empty() ? std::string("No CPU profile: no predicted step times.")
+                                           : "Predicted step times: " + s.profile + ".");
+    }
     try {
         in.validation = sim::validate_study(in.runs, in.sparsity_grid, in.family, s.validation);
     } catch (const sim::InputError& e) {
@@ -63,6 +70,8 @@ void register_report(CLI::App& app) {
     cmd->add_option("study", a->study, "Study TOML (configs/studies/*.toml)")->required();
     cmd->add_option("-o,--output", a->output, "HTML file (runs.csv, runs.json go next to it)");
     cmd->add_option("--out", a->out, "Folder of run folders (default: the study's out_dir)");
+    cmd->add_option("--runs", a->runs, "Read the runs from this runs.json (a report's) instead of run folders")
+        ->excludes("--out");
     add_study_overrides(cmd, a->overrides, true);
     cmd->callback([a] { run(*a); });
 }

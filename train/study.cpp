@@ -211,7 +211,7 @@ Study load_study(const std::string& path) {
     return s;
 }
 
-std::vector<StudyRun> plan_study(const Study& s, const std::string& out_dir) {
+std::vector<StudyRun> plan_study(const Study& s, const std::string& out_dir, bool hash) {
     toml::table base = sim::parse_toml_file(s.train_config);
     for (const std::string& o : s.set) {
         const auto eq = o.find('=');
@@ -265,8 +265,10 @@ std::vector<StudyRun> plan_study(const Study& s, const std::string& out_dir) {
                 run.input_toml = "# moecast study " + s.name + " run " + std::to_string(run.index) + " (" + s.file +
                                  ")\n" + toml_text(t);
                 run.config = load_from_text(run.input_toml, s.file + " run " + std::to_string(run.index));
-                run.hash = run_hash(run.config, train_text_sha(run.config));
-                run.run_dir = (fs::path(dir) / run.hash).string();
+                if (hash) {
+                    run.hash = run_hash(run.config, train_text_sha(run.config));
+                    run.run_dir = (fs::path(dir) / run.hash).string();
+                }
                 runs.push_back(std::move(run));
             }
     return runs;

@@ -58,8 +58,9 @@ struct StudyRun {
 };
 
 // Expands the study in canonical order: budgets (fitting ascending, then hold-out), shapes,
-// sparsities. out_dir overrides the study's when not empty. Reads (and hashes) the training text.
-std::vector<StudyRun> plan_study(const Study& s, const std::string& out_dir = "");
+// sparsities. out_dir overrides the study's when not empty. Reads (and hashes) the training text;
+// with hash = false it does not (hash and run_dir stay empty: for reports from a runs.json).
+std::vector<StudyRun> plan_study(const Study& s, const std::string& out_dir = "", bool hash = true);
 
 enum class RunState { missing, partial, done, failed };
 const char* to_string(RunState s);

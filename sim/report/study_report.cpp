@@ -1,186 +1,23 @@
-// The study report: HTML with inline SVG, CSV and JSON (see study_report.h).
+// The study report: HTML with inline SVG, CSV and JSON (see study_report.h). The page opens with
+// its answer (prediction against measurement at the hold-out, the three findings with their numbers);
+// the charts follow (sim/report/study_charts); the run table and the validation's text come last,
+// collapsed.
 #include "sim/report/study_report.h"
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
-#include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 
-#include "sim/laws/search.h"
+#include "sim/core/error.h"
+#include "sim/report/study_charts.h"
 #include "sim/report/svg.h"
 
 namespace moecast::sim {
 namespace {
-
-std::string s_label(double s) { return fmt::format("S={:.4g}", s); }
-
-std::vector<double> budgets_of(const std::vector<StudyRunRecord>& runs) {
-    std::set<double> b;
-    for (const StudyRunRecord& r : runs) b.insert(r.budget_flops);
-    return {b.begin(), b.end()};
-}
-
-std::vector<const StudyRunRecord*> done_runs(const std::vector<StudyRunRecord>& runs, double budget) {
-    std::vector<const StudyRunRecord*> out;
-    for (const StudyRunRecord& r : runs)
-        if (r.status == "done" && r.budget_flops == budget) out.push_back(&r);
-    std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->params < b->params; });
-    return out;
-}
-
-void mark_minimum(PlotSeries& s) {
-    if (s.y.empty()) return;
-    s.highlight = {static_cast<size_t>(std::min_element(s.y.begin(), s.y.end()) - s.y.begin())};
-}
-
-// The law's loss along the family's architectures of one sparsity at one budget (ascending N).
-PlotSeries law_curve(const Law& law, const Family& f, double budget, double s, double n_lo, double n_hi) {
-    Family one = f;
-    one.choices.clear();
-    for (const ExpertChoice& c : f.choices)
-        if (std::fabs(c.sparsity() - s) < 1e-12) one.choices.push_back(c);
-    PlotSeries out;
-    out.name = "law " + s_label(s);
-    out.markers = false;
-    if (one.choices.empty()) return out;
-    ArchSearchOptions o;
-    o.budget = budget;
-    o.keep_all = true;
-    ArchSearchResult r = search_architectures(law, one, o);
-    std::sort(r.all.begin(), r.all.end(), [](const Candidate& a, const Candidate& b) { return a.n < b.n; });
-    for (const Candidate& c : r.all)
-        if (c.n >= n_lo / 1.5 && c.n <= n_hi * 1.5 && std::isfinite(c.loss)) {
-            out.x.push_back(c.n);
-            out.y.push_back(c.loss);
-        }
-    return out;
-}
-
-std::string isoflop_charts(const StudyReportInput& in) {
-    std::vector<Plot> panels;
-    const Law* law = in.validation ? &in.validation->fit.law : nullptr;
-    for (double budget : budgets_of(in.runs)) {
-        const auto runs = done_runs(in.runs, budget);
-        if (runs.empty()) continue;
-        const bool holdout = runs.front()->holdout;
-        Plot p{fmt::format("C = {:.3g} FLOPs{}", budget, holdout ? " (hold-out)" : ""),
-               "N (total parameters)",
-               "validation loss (nats/byte)",
-               true,
-               false,
-               {}};
-        double n_lo = runs.front()->params, n_hi = runs.back()->params;
-        for (double s : in.sparsity_grid) {
-            PlotSeries ser{s_label(s), {}, {}, true, true, {}};
-            for (const StudyRunRecord* r : runs)
-                if (std::fabs(r->sparsity - s) < 1e-12) ser.x.push_back(r->params), ser.y.push_back(r->loss);
-            if (ser.x.empty()) continue;
-            mark_minimum(ser);
-            p.series.push_back(ser);
-        }
-        if (law)
-            for (double s : in.sparsity_grid) {
-                PlotSeries c = law_curve(*law, in.family, budget, s, n_lo, n_hi);
-                if (!c.x.empty()) p.series.push_back(c);
-            }
-        panels.push_back(p);
-    }
-    return panels.empty() ? "" : render_svg(panels, 2, 520, 360);
-}
-
-std::string sparsity_charts(const StudyReportInput& in) {
-    Plot measured{"Best measured loss per sparsity", "S", "validation loss (nats/byte)", false, false, {}};
-    Plot load{"Expert load (whole run, mean over MoE layers)", "S", "max / mean tokens per expert", false, false, {}};
-    for (double budget : budgets_of(in.runs)) {
-        const auto runs = done_runs(in.runs, budget);
-        PlotSeries best{fmt::format("C={:.3g}", budget), {}, {}, true, true, {}};
-        PlotSeries lo{fmt::format("C={:.3g}", budget), {}, {}, false, true, {}};
-        for (double s : in.sparsity_grid) {
-            double b = INFINITY;
-            for (const StudyRunRecord* r : runs)
-                if (std::fabs(r->sparsity - s) < 1e-12) {
-                    b = std::min(b, r->loss);
-                    if (r->experts > 1 && r->expert_load_max_over_mean > 0)
-                        lo.x.push_back(r->sparsity), lo.y.push_back(r->expert_load_max_over_mean);
-                }
-            if (std::isfinite(b)) best.x.push_back(s), best.y.push_back(b);
-        }
-        mark_minimum(best);
-        if (!best.x.empty()) measured.series.push_back(best);
-        if (!lo.x.empty()) load.series.push_back(lo);
-    }
-    std::vector<Plot> panels;
-    if (!measured.series.empty()) panels.push_back(measured);
-    if (!load.series.empty()) panels.push_back(load);
-    return panels.empty() ? "" : render_svg(panels, 2, 520, 340);
-}
-
-std::string parity_charts(const StudyReportInput& in) {
-    if (!in.validation) return "";
-    const Law& law = in.validation->fit.law;
-    Plot loss{
-        "Fitted law against the runs", "measured loss (nats/byte)", "predicted loss (nats/byte)", false, false, {}};
-    PlotSeries fit{"fitting budgets", {}, {}, false, true, {}}, held{"hold-out", {}, {}, false, true, {}};
-    double lo = INFINITY, hi = -INFINITY;
-    for (const StudyRunRecord& r : in.runs) {
-        if (r.status != "done") continue;
-        PlotSeries& s = r.holdout ? held : fit;
-        s.x.push_back(r.loss);
-        s.y.push_back(law.loss(r.params, r.tokens, r.sparsity, r.active_params));
-        lo = std::min({lo, r.loss, s.y.back()});
-        hi = std::max({hi, r.loss, s.y.back()});
-    }
-    if (held.x.size() > 0 && in.validation->have_optimum) {
-        // The predicted optimum's point, drawn large.
-        for (size_t i = 0; i < held.x.size(); ++i)
-            if (held.x[i] == in.validation->predicted_optimum.run.loss) held.highlight = {i};
-    }
-    loss.series = {PlotSeries{"y = x", {lo, hi}, {lo, hi}, true, false, {}}, fit, held};
-    std::vector<Plot> panels{loss};
-    Plot time{"Step time: calibrated CPU profile vs measured",
-              "measured step time (s)",
-              "predicted step time (s)",
-              true,
-              true,
-              {}};
-    PlotSeries t{"runs", {}, {}, false, true, {}};
-    double tlo = INFINITY, thi = 0;
-    for (const StudyRunRecord& r : in.runs)
-        if (r.status == "done" && r.predicted_step_s > 0 && r.measured_step_s() > 0) {
-            t.x.push_back(r.measured_step_s());
-            t.y.push_back(r.predicted_step_s);
-            tlo = std::min({tlo, t.x.back(), t.y.back()});
-            thi = std::max({thi, t.x.back(), t.y.back()});
-        }
-    if (!t.x.empty()) {
-        time.series = {PlotSeries{"y = x", {tlo, thi}, {tlo, thi}, true, false, {}}, t};
-        panels.push_back(time);
-    }
-    // Runs with the trainer's part timing: each step part's predicted against measured seconds.
-    Plot parts{
-        "Step time by part (runs with part timing)", "measured (s per step)", "predicted (s per step)", true, true, {}};
-    double plo = INFINITY, phi = 0;
-    for (int i = 0; i < kStepPartCount; ++i) {
-        PlotSeries p{to_string(static_cast<StepPart>(i)), {}, {}, false, true, {}};
-        for (const StudyRunRecord& r : in.runs) {
-            const double m = r.measured_parts_s[static_cast<size_t>(i)],
-                         e = r.predicted_parts_s[static_cast<size_t>(i)];
-            if (r.status != "done" || m <= 0 || e <= 0) continue;
-            p.x.push_back(m);
-            p.y.push_back(e);
-            plo = std::min({plo, m, e});
-            phi = std::max({phi, m, e});
-        }
-        if (!p.x.empty()) parts.series.push_back(std::move(p));
-    }
-    if (!parts.series.empty()) {
-        parts.series.insert(parts.series.begin(), PlotSeries{"y = x", {plo, phi}, {plo, phi}, true, false, {}});
-        panels.push_back(parts);
-    }
-    return render_svg(panels, 2, 520, 360);
-}
 
 std::string fmt_or_dash(double v, const char* f) { return v > 0 ? fmt::format(fmt::runtime(f), v) : "–"; }
 
@@ -213,60 +50,134 @@ std::string runs_table(const StudyReportInput& in) {
     return h + "</table>\n";
 }
 
-std::string validation_section(const Validation& v) {
-    std::string h =
-        "<h2>Validation</h2>\n<pre>" + html_escape(validation_text(v)) + "</pre>\n<h3>Findings</h3>\n<ul>\n";
-    for (const FindingCheck& f : v.findings)
-        h += fmt::format("<li class=\"{}\"><b>Finding {}: {}</b> — {}<br><small>{}</small></li>\n",
-                         f.reproduced ? "yes" : "no", f.number, html_escape(f.statement),
-                         !f.evaluated   ? "not evaluated"
-                         : f.reproduced ? "reproduced"
-                                        : "not reproduced",
-                         html_escape(f.method));
-    return h + "</ul>\n";
+std::string count_text(double n) { return format_tick(n, 0, TickFormat::automatic); }
+
+std::string verdict(bool met) {
+    return met ? "<span class=\"yes\">target met</span>" : "<span class=\"no\">target missed</span>";
 }
+
+std::string shape(const StudyRunRecord& r) {
+    return fmt::format("S {:.4g} (E {}, K {}), {}×{}", r.sparsity, r.experts, r.top_k, r.layers, r.d_model);
+}
+
+// Finding 1's numbers: at how many budgets each of its three trends holds.
+std::string finding1_numbers(const FindingCheck& f) {
+    int n = 0, n_up = 0, na_down = 0, loss_down = 0;
+    for (const auto& b : f.data) {
+        ++n;
+        n_up += b.value("n_rises", false) ? 1 : 0;
+        na_down += b.value("n_active_falls", false) ? 1 : 0;
+        loss_down += b.value("loss_falls", false) ? 1 : 0;
+    }
+    return fmt::format("N* rises with S at {} of {} budgets; N<sub>a</sub>* falls or stays (1 %) at {} of {}; the "
+                       "lowest loss falls with S at {} of {}.",
+                       n_up, n, na_down, n, loss_down, n);
+}
+
+std::string findings_list(const Validation& v) {
+    std::string h = "<ol class=\"findings\">\n";
+    for (const FindingCheck& f : v.findings) {
+        const char* cls = !f.evaluated ? "na" : f.reproduced ? "yes" : "no";
+        const char* word = !f.evaluated ? "not evaluated" : f.reproduced ? "reproduced" : "not reproduced";
+        std::string numbers = f.number == 1        ? finding1_numbers(f)
+                              : f.evidence.empty() ? std::string()
+                                                   : html_escape(f.evidence.back());
+        h += fmt::format("<li><span class=\"{}\">{}</span>: {}.<br><small>{} ({})</small></li>\n", cls, word,
+                         html_escape(f.statement), numbers, html_escape(f.method));
+    }
+    return h + "</ol>\n";
+}
+
+std::string summary(const StudyReportInput& in) {
+    std::string h = "<section id=\"summary\">\n";
+    if (!in.validation) return h + "<p class=\"no\">No fit: " + html_escape(in.validation_error) + "</p>\n</section>\n";
+    const Validation& v = *in.validation;
+    std::string fitted;
+    for (double b : v.fit_budgets) fitted += (fitted.empty() ? "" : ", ") + format_tick(b, 0, TickFormat::exponent);
+    h += fmt::format("<p class=\"lead\">The {} law fitted on {} fitting runs (C = {} FLOPs)", html_escape(v.law_form),
+                     v.n_fit, fitted);
+    h += v.n_holdout > 0 ? fmt::format(" against {} hold-out runs at C = {} FLOPs:</p>\n", v.n_holdout,
+                                       format_tick(v.holdout_budget, 0, TickFormat::exponent))
+                         : std::string("; the study has no hold-out runs:</p>\n");
+    h += "<table class=\"answer\">\n<tr><th></th><th>predicted</th><th>measured</th><th>error</th></tr>\n";
+    if (v.have_optimum) {
+        const StudyRunRecord &p = v.predicted_optimum.run, &m = v.measured_optimum.run;
+        h += fmt::format("<tr><th>optimal sparsity</th><td>{}</td><td>{}</td><td>{} grid step(s) apart: {}</td></tr>\n",
+                         shape(p), shape(m), v.optimum_grid_steps, verdict(v.target_optimum));
+        h += fmt::format(
+            "<tr><th>optimal size N</th><td>{}</td><td>{}</td><td>predicted / measured = {:.2f}</td></tr>\n",
+            count_text(p.params), count_text(m.params), v.optimum_n_ratio);
+        h +=
+            fmt::format("<tr><th>loss at the optimum</th><td>{:.4f} nats/byte</td><td>{:.4f} nats/byte</td>"
+                        "<td>{:+.2f} %: {}</td></tr>\n",
+                        v.predicted_optimum.predicted_loss, m.loss, 100 * v.optimum_loss_error, verdict(v.target_loss));
+    }
+    if (v.n_holdout > 0)
+        h += fmt::format("<tr><th>every hold-out run</th><td colspan=\"2\">{} runs</td><td>mean |loss error| "
+                         "{:.2f} %</td></tr>\n",
+                         v.holdout.size(), 100 * v.holdout_mean_abs_error);
+    if (v.timed_runs > 0)
+        h += fmt::format("<tr><th>step time</th><td>{:.0f} s in all</td><td>{:.0f} s in all</td><td>median |error| "
+                         "{:.1f} % over {} runs: {}</td></tr>\n",
+                         v.predicted_train_s, v.measured_train_s, 100 * v.step_time_median_abs_error, v.timed_runs,
+                         verdict(v.target_step_time));
+    h += "</table>\n<h2>The paper's findings</h2>\n" + findings_list(v);
+    return h + "</section>\n";
+}
+
+std::string figures(const std::vector<std::string>& charts) {
+    std::string h = "<div class=\"charts\">\n";
+    for (const std::string& c : charts) h += "<figure>" + c + "</figure>\n";
+    return h + "</div>\n";
+}
+
+const char* kStyle = "body{font-family:sans-serif;margin:16px 24px;max-width:1200px;color:#222}\n"
+                     "h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:22px 0 6px}p{margin:4px 0}\n"
+                     "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;"
+                     "text-align:right}\n"
+                     "table.answer{font-size:15px;margin:6px 0}table.answer td,table.answer th{padding:4px 10px;"
+                     "text-align:left}\n"
+                     "p.lead{font-size:15px}ol.findings{margin:4px 0;padding-left:22px}ol.findings li{margin:4px 0}\n"
+                     "pre{background:#f6f6f6;padding:8px;font-size:12px;white-space:pre-wrap}\n"
+                     ".yes{color:#1a6b1a;font-weight:bold}.no{color:#9b1c1c;font-weight:bold}.na{font-weight:bold}\n"
+                     ".charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}summary{cursor:pointer;"
+                     "font-weight:bold;margin:8px 0}\n"
+                     "small{color:#555}.meta{color:#555;font-size:13px}\n";
 
 }  // namespace
 
 std::string render_study_html(const StudyReportInput& in) {
-    std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
-                    "charset=\"utf-8\">\n<title>moecast study " +
-                    html_escape(in.name) +
-                    "</title>\n<style>\n"
-                    "body{font-family:sans-serif;margin:24px;max-width:1150px;color:#222}\n"
-                    "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid "
-                    "#ccc;padding:2px 6px;text-align:right}\n"
-                    "pre{background:#f6f6f6;padding:8px;font-size:12px;white-space:pre-wrap}\n"
-                    "li.yes{color:#1a6b1a}li.no{color:#9b1c1c}figure{margin:12px 0}\n"
-                    "</style>\n</head>\n<body>\n";
+    std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>moecast study " +
+                    html_escape(in.name) + "</title>\n<style>\n" + kStyle + "</style>\n</head>\n<body>\n";
     size_t done = 0;
     for (const StudyRunRecord& r : in.runs) done += r.status == "done" ? 1 : 0;
-    h += "<h1>moecast study: " + html_escape(in.name) + "</h1>\n<p>" + html_escape(in.description) + "</p>\n";
-    h += fmt::format("<p>{} runs, {} finished. Study file <code>{}</code>. {}</p>\n", in.runs.size(), done,
-                     html_escape(in.study_file), html_escape(in.provenance));
-    if (in.validation)
-        h += validation_section(*in.validation);
-    else
-        h += "<h2>Validation</h2>\n<p>No fit: " + html_escape(in.validation_error) + "</p>\n";
-    const std::string iso = isoflop_charts(in), sp = sparsity_charts(in), par = parity_charts(in);
+    h += "<h1>moecast study: " + html_escape(in.name) + "</h1>\n<p class=\"meta\">" + html_escape(in.description) +
+         fmt::format(" — {} runs, {} finished.</p>\n", in.runs.size(), done);
+    h += summary(in);
+    const auto iso = study_isoflop_charts(in), sp = study_sparsity_charts(in), opt = study_optimum_charts(in),
+               par = study_parity_charts(in);
     if (!iso.empty())
-        h += "<h2>IsoFLOP curves</h2>\n<p>Validation loss against total parameters at each budget, "
-             "one curve per "
-             "sparsity (large marker: the curve's minimum); lines without markers: the fitted law "
-             "over the study's "
-             "architectures.</p>\n<figure>" +
-             iso + "</figure>\n";
-    if (!sp.empty()) h += "<h2>Loss and expert load against sparsity</h2>\n<figure>" + sp + "</figure>\n";
+        h += "<h2>IsoFLOP curves</h2>\n<p>Validation loss against total parameters at each budget, one colour per "
+             "sparsity: measured runs joined by solid lines, the fitted law dashed (drawn over the measured range "
+             "only).</p>\n" +
+             figures(iso);
+    if (!sp.empty()) h += "<h2>Loss and expert load against sparsity</h2>\n" + figures(sp);
+    if (!opt.empty())
+        h += "<h2>Optimum against budget</h2>\n<p>The lowest-loss run of each budget, the law's choice among the "
+             "same runs, and the law's optimum over every buildable model of the study's family.</p>\n" +
+             figures(opt);
     if (!par.empty())
-        h += "<h2>Predicted against measured</h2>\n<p>Loss: the law fitted on the fitting budgets "
-             "only (large "
-             "marker: the predicted optimum of the hold-out grid). Step time: sim/calib/calibrate's "
-             "trainer-step "
-             "prediction from the study's CPU profile against the trainer's measured seconds per "
-             "step, and per step part for runs that timed their parts (train/part_timer.h).</p>\n<figure>" +
-             par + "</figure>\n";
-    h += "<h2>Runs</h2>\n" + runs_table(in);
-    h += "</body>\n</html>\n";
+        h += "<h2>Predicted against measured</h2>\n<p>Loss: the law fitted on the fitting budgets only. Step "
+             "time: the trainer-step prediction from the study's CPU profile against the trainer's measured "
+             "seconds per step, in all and per step part (runs that timed their parts).</p>\n" +
+             figures(par);
+    h +=
+        fmt::format("<details>\n<summary>Every run ({})</summary>\n", in.runs.size()) + runs_table(in) + "</details>\n";
+    if (in.validation)
+        h += "<details>\n<summary>Validation output (moecast validate)</summary>\n<pre>" +
+             html_escape(validation_text(*in.validation)) + "</pre>\n</details>\n";
+    h += "<p class=\"meta\">Study file <code>" + html_escape(in.study_file) + "</code>. " + html_escape(in.provenance) +
+         "</p>\n</body>\n</html>\n";
     return h;
 }
 
@@ -296,6 +207,100 @@ nlohmann::json runs_json(const std::vector<StudyRunRecord>& runs) {
     nlohmann::json a = nlohmann::json::array();
     for (const StudyRunRecord& r : runs) a.push_back(study_run_json(r));
     return a;
+}
+
+namespace {
+
+double number(const nlohmann::json& r, const char* key, const std::string& where, bool required = true) {
+    const auto it = r.find(key);
+    if (it == r.end()) {
+        if (!required) return 0;
+        throw InputError(where, 0, key, "missing; expected a number (the form runs.json is written in)");
+    }
+    if (!it->is_number()) throw InputError(where, 0, key, "expected a number, got " + it->dump());
+    return it->get<double>();
+}
+
+std::string text_field(const nlohmann::json& r, const char* key, const std::string& where) {
+    const auto it = r.find(key);
+    if (it == r.end() || !it->is_string()) throw InputError(where, 0, key, "expected a string");
+    return it->get<std::string>();
+}
+
+void parts(const nlohmann::json& r, const char* key, const std::string& where,
+           std::array<double, kStepPartCount>& out) {
+    const auto it = r.find(key);
+    if (it == r.end()) return;
+    if (!it->is_object()) throw InputError(where, 0, key, "expected an object of seconds per step part");
+    for (const auto& [name, value] : it->items()) {
+        int i = 0;
+        while (i < kStepPartCount && name != to_string(static_cast<StepPart>(i))) ++i;
+        if (i == kStepPartCount) throw InputError(where, 0, std::string(key) + "." + name, "unknown step part");
+        if (!value.is_number()) throw InputError(where, 0, std::string(key) + "." + name, "expected a number");
+        out[static_cast<size_t>(i)] = value.get<double>();
+    }
+}
+
+}  // namespace
+
+std::vector<StudyRunRecord> runs_from_json(const nlohmann::json& j, const std::string& source,
+                                           const std::vector<double>& sparsity_grid) {
+    if (!j.is_array()) throw InputError(source, 0, "runs", "expected a JSON array of runs (runs.json)");
+    std::vector<StudyRunRecord> out;
+    for (size_t k = 0; k < j.size(); ++k) {
+        const nlohmann::json& o = j[k];
+        const std::string where = source + " [run " + std::to_string(k) + "]";
+        if (!o.is_object()) throw InputError(where, 0, "run", "expected an object");
+        StudyRunRecord r;
+        r.hash = text_field(o, "hash", where);
+        r.status = text_field(o, "status", where);
+        const auto h = o.find("holdout");
+        if (h == o.end() || !h->is_boolean()) throw InputError(where, 0, "holdout", "expected true or false");
+        r.holdout = h->get<bool>();
+        r.budget_flops = number(o, "budget_flops", where);
+        r.layers = static_cast<int64_t>(number(o, "layers", where));
+        r.d_model = static_cast<int64_t>(number(o, "d_model", where));
+        r.experts = static_cast<int64_t>(number(o, "experts", where));
+        r.top_k = static_cast<int64_t>(number(o, "top_k", where));
+        r.sparsity = number(o, "S", where);
+        const auto g = std::find_if(sparsity_grid.begin(), sparsity_grid.end(),
+                                    [&](double s) { return std::fabs(s - r.sparsity) < 1e-9; });
+        if (g == sparsity_grid.end())
+            throw InputError(where, 0, "S", fmt::format("{} is not in the study's sparsity grid", r.sparsity));
+        r.sparsity_index = static_cast<int>(g - sparsity_grid.begin());
+        r.params = number(o, "N", where);
+        r.active_params = number(o, "N_a", where);
+        r.tokens = number(o, "D", where);
+        r.flops = number(o, "flops", where);
+        r.steps = static_cast<int64_t>(number(o, "steps", where));
+        r.loss = number(o, "loss", where);
+        r.literary_loss = number(o, "literary_loss", where);
+        r.threads = static_cast<int>(number(o, "threads", where));
+        r.train_time_s = number(o, "train_time_s", where);
+        r.cpu_s = number(o, "cpu_s", where);
+        r.predicted_step_s = number(o, "predicted_step_s", where);
+        r.resident_fraction = o.contains("resident_fraction") ? number(o, "resident_fraction", where) : -1;
+        r.expert_load_max_over_mean = number(o, "expert_load_max_over_mean", where);
+        r.expert_load_cv = number(o, "expert_load_cv", where);
+        parts(o, "predicted_parts_s", where, r.predicted_parts_s);
+        parts(o, "measured_parts_s", where, r.measured_parts_s);
+        out.push_back(r);
+    }
+    return out;
+}
+
+std::vector<StudyRunRecord> read_runs_json(const std::string& path, const std::vector<double>& sparsity_grid) {
+    std::ifstream f(path);
+    if (!f) throw InputError(path, 0, "runs", "cannot open the runs file");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(ss.str());
+    } catch (const nlohmann::json::parse_error& e) {
+        throw InputError(path, 0, "runs", std::string("not valid JSON: ") + e.what());
+    }
+    return runs_from_json(j, path, sparsity_grid);
 }
 
 }  // namespace moecast::sim

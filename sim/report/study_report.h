@@ -1,7 +1,9 @@
 // sim/report/study_report — the validation study's report: one self-contained HTML page (inline SVG from
-// sim/report/svg, inline CSS, no scripts, no external resources) with IsoFLOP curves per sparsity, loss vs
-// sparsity per budget, the fitted law against the points, predicted vs measured hold-out, expert
-// load and step times, the findings and a table of every run; plus the runs as CSV and JSON.
+// sim/report/svg, inline CSS, no scripts, no external resources) that opens with its answer (the
+// hold-out's predicted against measured optimum, the findings with their numbers), then IsoFLOP
+// curves per budget with the fitted law, loss and expert load against sparsity, the optimum against
+// the budget, predicted against measured loss and step time (in all and per part), and, collapsed,
+// every run and the validation's text; plus the runs as CSV and JSON (and read back from JSON).
 // Inputs are plain records (sim/study/validate.h); reading run folders is train/study.h.
 #pragma once
 
@@ -32,5 +34,10 @@ int study_report_chart_count(const StudyReportInput& in);
 
 std::string runs_csv(const std::vector<StudyRunRecord>& runs);
 nlohmann::json runs_json(const std::vector<StudyRunRecord>& runs);
+// runs_json's array read back (a committed results/*/runs.json), each run given its index in
+// `sparsity_grid`. InputError naming the file, the run and the key on a missing or mistyped field.
+std::vector<StudyRunRecord> runs_from_json(const nlohmann::json& j, const std::string& source,
+                                           const std::vector<double>& sparsity_grid);
+std::vector<StudyRunRecord> read_runs_json(const std::string& path, const std::vector<double>& sparsity_grid);
 
 }  // namespace moecast::sim

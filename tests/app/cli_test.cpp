@@ -197,7 +197,41 @@ TEST(Cli, OptimizeJsonAndPlot) {
     std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     EXPECT_EQ(text.rfind("<svg", 0), 0u);
     EXPECT_NE(text.find("IsoFLOP curves"), std::string::npos);
+    EXPECT_NE(text.find("Lowest loss against training cost"), std::string::npos);
+    EXPECT_NE(text.find("chosen: S = 0.98"), std::string::npos);  // the optimum above, marked
     EXPECT_NE(text.find("</svg>"), std::string::npos);
+}
+
+TEST(Cli, PredictPlotStepTimeAndMemoryBars) {
+    const std::string svg = testing::TempDir() + "predict.svg", html = testing::TempDir() + "predict.html";
+    const std::string args = "predict mixtral-8x7b --hardware h100-sxm --gpus 8 --parallel ep=8 --global-batch 64 ";
+    const Result j = run(args + "--json");
+    ASSERT_EQ(j.rc, 0) << j.out;
+    const auto pred = nlohmann::json::parse(j.out);
+    ASSERT_EQ(run(args + "--plot " + svg).rc, 0);
+    ASSERT_EQ(run(args + "--plot " + html).rc, 0);
+    std::ifstream f(svg);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.rfind("<svg", 0), 0u);
+    // The charts' titles carry the prediction's own numbers.
+    const double step_s = pred["time"]["step_s"].get<double>(), mem = pred["memory"]["per_gpu_bytes"].get<double>();
+    char step[64], memory[64];
+    if (step_s < 1)
+        std::snprintf(step, sizeof step, "Step time %.4g ms per step", 1e3 * step_s);
+    else
+        std::snprintf(step, sizeof step, "Step time %.4g s per step", step_s);
+    std::snprintf(memory, sizeof memory, "Memory per GPU %.1f of 80 GB", mem / 1e9);
+    EXPECT_NE(text.find(step), std::string::npos) << step;
+    EXPECT_NE(text.find(memory), std::string::npos) << memory;
+    EXPECT_NE(text.find("capacity 80 GB"), std::string::npos);
+    std::ifstream g(html);
+    const std::string page((std::istreambuf_iterator<char>(g)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
+    EXPECT_LT(page.find("<section id=\"summary\">"), page.find("<svg"));
+    // Without hardware there is nothing to plot: a clear error, exit 2.
+    const Result bad = run("predict mixtral-8x7b --plot " + svg);
+    EXPECT_EQ(bad.rc, 2) << bad.out;
+    EXPECT_NE(bad.out.find("--plot needs --hardware PROFILE"), std::string::npos) << bad.out;
 }
 
 TEST(Cli, OptimizeCostBudgetNeedsHardware) {
