@@ -206,27 +206,32 @@ std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::s
 
 }  // namespace
 
-LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides) {
-    LoadedModel out;
+ModelSource read_model_source(const std::string& path_or_name) {
+    ModelSource out;
     out.source = resolve(path_or_name);
-    toml::table table;
     if (std::filesystem::path(out.source).extension() == ".json") {
         HfImport imported = load_hf_config(out.source);
         out.format = "hf:" + imported.model_type;
-        if (overrides.empty()) {
-            out.model = imported.model;
-            return out;
-        }
-        table = model_to_toml(imported.model);
+        out.table = model_to_toml(imported.model);
+        out.imported = imported.model;
     } else {
-        table = parse_toml_file(out.source);
+        out.table = parse_toml_file(out.source);
         out.format = "toml";
-        out.reference = read_reference(table, out.source);
+        out.reference = read_reference(out.table, out.source);
     }
+    return out;
+}
+
+LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& overrides) {
+    LoadedModel out;
+    out.source = src.source;
+    out.format = src.format;
     if (overrides.empty()) {
-        out.model = model_from_toml(table, out.source);
+        out.model = src.imported ? *src.imported : model_from_toml(src.table, src.source);
+        out.reference = src.reference;
         return out;
     }
+    toml::table table = src.table;
     for (const std::string& o : overrides) {
         const auto eq = o.find('=');
         if (eq == std::string::npos || eq == 0)
@@ -234,8 +239,11 @@ LoadedModel load_model(const std::string& path_or_name, const std::vector<std::s
         set_dotted(table, o.substr(0, eq), o.substr(eq + 1));
     }
     out.model = model_from_toml(table, out.source + " (with --set)");
-    out.reference.reset();  // official figures describe the unmodified model
-    return out;
+    return out;  // without the reference: official figures describe the unmodified model
+}
+
+LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides) {
+    return load_model(read_model_source(path_or_name), overrides);
 }
 
 }  // namespace moecast::sim
