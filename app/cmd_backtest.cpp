@@ -30,23 +30,8 @@ void register_backtest(CLI::App& app) {
                   "Also fit the stack constants (GEMM, grouped GEMM and attention efficiency, network "
                   "efficiency, launch time) and report their leave-one-model-out error");
     cmd->callback([args] {
-        const std::vector<sim::BacktestRow> rows = sim::load_backtest_files(args->files);
-        const sim::BacktestReport report = sim::run_backtest(rows);
-        if (!args->fit) {
-            if (args->json)
-                std::printf("%s\n", sim::backtest_json(report).dump(2).c_str());
-            else
-                std::printf("%s", sim::backtest_table(report).c_str());
-            return;
-        }
-        const sim::BacktestFit fit = sim::fit_backtest(rows);
-        if (args->json) {
-            nlohmann::json j = sim::backtest_json(report);
-            j["fit"] = sim::backtest_fit_json(fit);
-            std::printf("%s\n", j.dump(2).c_str());
-        } else {
-            std::printf("%s%s", sim::backtest_table(report).c_str(), sim::backtest_fit_table(fit).c_str());
-        }
+        const sim::BacktestOutput out = sim::backtest_output(args->files, args->fit);
+        std::printf("%s", args->json ? (out.json.dump(2) + "\n").c_str() : out.text.c_str());
     });
 }
 

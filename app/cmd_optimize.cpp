@@ -1,28 +1,17 @@
 // `moecast optimize [--law abnar2025] [--budget 1e21] [--budget-unit flops|gpu-hours|usd]
 // [--hardware h100-sxm --gpus 256] [--family paper] [--max-params N] [--json] [--plot out.svg]`:
-// the loss-optimal sparsity, size and token count for a budget over real architectures (sim/laws/search).
+// the loss-optimal sparsity, size and token count for a budget over real architectures
+// (sim/report/optimize_report).
 #include <cerrno>
-#include <cstring>
-#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
-#include <limits>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "app/commands.h"
 #include "sim/core/error.h"
-#include "sim/model/family.h"
-#include "sim/cost/hardware.h"
-#include "sim/laws/law.h"
-#include "sim/cost/search_pricing.h"
-#include "sim/laws/search.h"
-#include "sim/report/svg.h"
+#include "sim/report/optimize_report.h"
 
 namespace moecast::app {
 
@@ -42,148 +31,27 @@ struct OptimizeArgs {
     std::string plot;
 };
 
-// Lowest loss per log10(N) bin of width 0.05 for one sparsity, within a factor `span` of N*.
-sim::PlotSeries isoflop_curve(const std::vector<sim::Candidate>& all, double s, double n_opt, double span) {
-    std::map<long, std::pair<double, double>> bins;  // bin -> (N, loss)
-    for (const sim::Candidate& c : all) {
-        if (std::fabs(c.sparsity - s) > 1e-12 || c.n < n_opt / span || c.n > n_opt * span) continue;
-        const long bin = std::lround(std::log10(c.n) / 0.05);
-        auto it = bins.find(bin);
-        if (it == bins.end() || c.loss < it->second.second) bins[bin] = {c.n, c.loss};
-    }
-    sim::PlotSeries se;
-    se.name = fmt::format("S={:.3g}", s);
-    se.markers = false;
-    size_t best = 0;
-    for (const auto& [bin, nl] : bins) {
-        if (!se.y.empty() && nl.second < se.y[best]) best = se.y.size();
-        se.x.push_back(nl.first);
-        se.y.push_back(nl.second);
-    }
-    if (!se.y.empty()) se.highlight = {best};
-    return se;
-}
-
-std::string plots(const sim::Law& law, const sim::Family& fam, const sim::ArchSearchOptions& o,
-                  const sim::ArchSearchResult& r) {
-    // IsoFLOP curves at the FLOPs the optimum spends (= the budget for FLOP budgets).
-    sim::ArchSearchOptions flop = o;
-    flop.unit = sim::BudgetUnit::flops;
-    flop.budget = r.best.train_flops;
-    flop.cost = nullptr;
-    flop.keep_all = true;
-    const sim::ArchSearchResult all = sim::search_architectures(law, fam, flop);
-    sim::Plot iso{fmt::format("IsoFLOP curves at C = {:.3g} FLOPs", flop.budget),
-                  "total parameters N",
-                  "predicted loss",
-                  true,
-                  false,
-                  {}};
-    for (const sim::Candidate& b : all.best_per_sparsity)
-        iso.series.push_back(isoflop_curve(all.all, b.sparsity, b.n, 30));
-
-    sim::Plot by_s{fmt::format("optimal loss vs sparsity ({:.3g} {})", o.budget, sim::to_string(o.unit)),
-                   "sparsity S",
-                   "loss at the optimum",
-                   false,
-                   false,
-                   {}};
-    sim::PlotSeries ls{"optimum per S", {}, {}, true, true, {}};
-    for (const sim::Candidate& c : r.best_per_sparsity) {
-        ls.x.push_back(c.sparsity);
-        ls.y.push_back(c.loss);
-    }
-    by_s.series.push_back(ls);
-
-    sim::Plot sweep{"optimum vs budget", fmt::format("budget ({})", sim::to_string(o.unit)), "count", true, true, {}};
-    sim::PlotSeries n{"N*", {}, {}, true, true, {}}, na{"N_a*", {}, {}, true, true, {}},
-        d{"D*", {}, {}, true, true, {}};
-    for (int k = -4; k <= 0; ++k) {
-        sim::ArchSearchOptions ok = o;
-        ok.budget = o.budget * std::pow(10.0, 0.5 * k);
-        const sim::ArchSearchResult rk = sim::search_architectures(law, fam, ok);
-        if (rk.feasible == 0) continue;
-        for (auto* s : {&n, &na, &d}) s->x.push_back(ok.budget);
-        n.y.push_back(rk.best.n);
-        na.y.push_back(rk.best.n_active);
-        d.y.push_back(rk.best.tokens);
-    }
-    sweep.series = {n, na, d};
-    return sim::render_svg({iso, by_s, sweep});
-}
-
-// The search's options from the arguments. With a hardware profile (it must outlive `cost`),
-// `cost` prices layouts; cost budgets and memory limits need it in the search (it throws without
-// one), while a plain FLOP budget is searched on counts alone and its rows priced afterwards.
-sim::ArchSearchOptions search_options(const OptimizeArgs& a, const sim::HardwareProfile* hw, sim::CostModel& cost) {
-    sim::ArchSearchOptions o;
-    o.budget = a.budget;
-    o.unit = a.unit == "flops"       ? sim::BudgetUnit::flops
-             : a.unit == "gpu-hours" ? sim::BudgetUnit::gpu_hours
-                                     : sim::BudgetUnit::usd;
-    if (a.max_params > 0) o.max_params = a.max_params;
-    if (a.max_inference_flops > 0) o.max_inference_flops_per_token = a.max_inference_flops;
-    if (a.max_memory_gb > 0) o.max_memory_bytes_per_gpu = a.max_memory_gb * 1e9;
-    if (hw) {
-        cost = sim::timing_cost_model(*hw, a.gpus);
-        o.peak_flops_per_gpu_s = hw->matmul_peak(sim::Precision::bf16);
-        o.gpus = static_cast<double>(a.gpus);
-        o.usd_per_gpu_hour = hw->usd_per_device_hour;
-    }
-    if (o.unit != sim::BudgetUnit::flops || a.max_memory_gb > 0) o.cost = cost;
-    return o;
-}
-
-// Under a time or money budget: the paper's FLOP-only answer at the same training FLOPs, priced
-// under this budget, as a text line and a JSON field.
-void add_flop_optimal(const sim::Law& law, const sim::Family& fam, const sim::ArchSearchOptions& o,
-                      const sim::ArchSearchResult& r, std::string& text, nlohmann::json& j) {
-    sim::ArchSearchOptions flop = o;
-    flop.unit = sim::BudgetUnit::flops;
-    flop.budget = r.best.train_flops;
-    flop.cost = nullptr;
-    const sim::ArchSearchResult fr = sim::search_architectures(law, fam, flop);
-    const sim::Candidate f = sim::respend(law, fam, o, fr.best);
-    text += fmt::format("FLOP-optimal (FLOPs only, at the same {:.3g} FLOPs): S = {:.4f}, N = {:.4g}; ", flop.budget,
-                        f.sparsity, f.n);
-    text += std::isfinite(f.loss)
-                ? fmt::format("on this {} budget it reaches loss {:.4f}", sim::to_string(o.unit), f.loss)
-                : std::string("no parallel layout fits it on this hardware");
-    text += fmt::format(" (time-optimal: S = {:.4f}, loss {:.4f})\n", r.best.sparsity, r.best.loss);
-    j["flop_optimal_same_budget"] = {{"sparsity", f.sparsity},
-                                     {"params", f.n},
-                                     {"active_params", f.n_active},
-                                     {"loss", std::isfinite(f.loss) ? nlohmann::json(f.loss) : nlohmann::json(nullptr)},
-                                     {"tokens", f.tokens}};
-}
-
 void run_optimize(const OptimizeArgs& a) {
-    const sim::Law law = sim::load_law(a.law);
-    const sim::Family fam = sim::load_family(a.family);
-    std::optional<sim::HardwareProfile> hw;
-    if (!a.hardware.empty()) hw = sim::load_hardware(a.hardware);
-    sim::CostModel cost;
-    const sim::ArchSearchOptions o = search_options(a, hw ? &*hw : nullptr, cost);
-
-    sim::ArchSearchResult r = sim::search_architectures(law, fam, o);
-    if (o.unit == sim::BudgetUnit::flops && cost && !o.cost && r.feasible > 0) {
-        // Price each row's FLOP-optimal architecture on the hardware.
-        sim::ArchSearchOptions priced = o;
-        priced.cost = cost;
-        for (sim::Candidate& c : r.best_per_sparsity) c = sim::respend(law, fam, priced, c);
-        r.best = sim::respend(law, fam, priced, r.best);
-    }
-    std::string text = sim::search_table(r);
-    nlohmann::json j = sim::search_json(r);
-    if (law.secondary) text += "note: " + law.name + " coefficients are secondary (" + law.provenance + ")\n";
-    if (o.unit != sim::BudgetUnit::flops && r.feasible > 0) add_flop_optimal(law, fam, o, r, text, j);
-    if (!a.plot.empty() && r.feasible > 0) {
+    sim::OptimizeRequest r;
+    r.law = a.law;
+    r.budget = a.budget;
+    r.unit = a.unit;
+    r.hardware = a.hardware;
+    r.gpus = a.gpus;
+    r.family = a.family;
+    r.max_params = a.max_params;
+    r.max_inference_flops = a.max_inference_flops;
+    r.max_memory_gb = a.max_memory_gb;
+    r.plot = !a.plot.empty();
+    const sim::OptimizeReport rep = sim::optimize_report(r);
+    std::string text = rep.text;
+    if (!rep.svg.empty()) {
         std::ofstream out(a.plot);
         if (!out) throw sim::IoError("cannot write " + a.plot + ": " + std::strerror(errno));
-        out << plots(law, fam, o, r);
+        out << rep.svg;
         text += "wrote " + a.plot + "\n";
     }
-    std::printf("%s", a.json ? (j.dump(2) + "\n").c_str() : text.c_str());
+    std::printf("%s", a.json ? (rep.json.dump(2) + "\n").c_str() : text.c_str());
 }
 
 void add_optimize_options(CLI::App* cmd, const std::shared_ptr<OptimizeArgs>& args) {

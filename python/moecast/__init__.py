@@ -31,6 +31,9 @@ __all__ = [
     "count",
     "predict",
     "sweep",
+    "optimize",
+    "fit",
+    "backtest",
     "configs_dir",
     "profiles_dir",
 ]
@@ -198,3 +201,81 @@ def sweep(model: Union[str, os.PathLike, Model], grid: Mapping[str, Sequence[Val
         warnings.warn(f"moecast.sweep: {r['skipped']} combinations left out (skip_invalid); the first: "
                       f"{r['first_skip_reason']}", stacklevel=2)
     return out
+
+
+def _set_given(request: Any, given: Mapping[str, Any]) -> Any:
+    for key, value in given.items():
+        if value is not None:
+            setattr(request, key, value)
+    return request
+
+
+def optimize(law: str | os.PathLike | None = None, budget: float | None = None,
+             budget_unit: str | None = None, *, hardware: str | None = None, gpus: int | None = None,
+             family: str | os.PathLike | None = None, max_params: float | None = None,
+             max_inference_flops: float | None = None, max_memory_gb: float | None = None,
+             plot: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The dict ``moecast optimize --json`` prints: the loss-optimal sparsity, size and tokens.
+
+    Defaults are the command's (``abnar2025``, ``1e21`` FLOPs, the ``paper`` family, 8 GPUs);
+    ``plot`` writes the command's SVG to that path.
+    """
+    r = _set_given(_core.OptimizeRequest(), {
+        "law": os.fspath(law) if law is not None else None, "budget": budget, "budget_unit": budget_unit,
+        "hardware": hardware, "gpus": gpus, "family": os.fspath(family) if family is not None else None,
+        "max_params": max_params, "max_inference_flops": max_inference_flops, "max_memory_gb": max_memory_gb,
+        "plot": plot is not None,
+    })
+    text, svg = _core.optimize(r)
+    if plot is not None and svg:
+        pathlib.Path(plot).write_text(svg)
+    return json.loads(text)
+
+
+def _csv_text(rows: Any) -> str:
+    """Runs as CSV text: a mapping of columns (a DataFrame's ``to_dict("list")``) or a list of rows."""
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict("list")
+    if isinstance(rows, Mapping):
+        columns = list(rows)
+        n = len(rows[columns[0]]) if columns else 0
+        records = [[rows[c][i] for c in columns] for i in range(n)]
+    else:
+        records_in = list(rows)
+        columns = list(records_in[0]) if records_in else []
+        records = [[r[c] for c in columns] for r in records_in]
+    lines = [",".join(columns)] + [",".join(repr(v) if isinstance(v, float) else str(v) for v in r)
+                                   for r in records]
+    return "\n".join(lines) + "\n"
+
+
+def fit(data: Union[str, os.PathLike, Mapping[str, Sequence[Any]], Sequence[Mapping[str, Any]]],
+        law: str | None = None, *, bootstrap: int | None = None, holdout: str | None = None,
+        drop_highest: int | None = None, threads: int | None = None, huber_delta: float | None = None,
+        seed: int | None = None, isoflop: bool | None = None,
+        output: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The dict ``moecast fit DATA --json`` prints: a law fitted the Chinchilla way.
+
+    ``data`` is a CSV path or the runs themselves (columns N, N_a, D or C, S, loss, with the
+    command's aliases): a dict of columns, a list of dicts or a DataFrame. ``output`` writes the
+    fitted law as TOML (the command's ``-o``), usable as ``optimize(law=output)``.
+    """
+    r = _set_given(_core.FitRequest(), {
+        "law": law, "bootstrap": bootstrap, "holdout": holdout, "drop_highest": drop_highest,
+        "threads": threads, "huber_delta": huber_delta, "seed": seed, "isoflop": isoflop,
+    })
+    if isinstance(data, (str, os.PathLike)):
+        text, toml = _core.fit(os.fspath(data), "", r)
+    else:
+        text, toml = _core.fit("<rows>", _csv_text(data), r)
+    if output is not None:
+        pathlib.Path(output).write_text(toml)
+    return json.loads(text)
+
+
+def backtest(files: Sequence[Union[str, os.PathLike]] = (), *, fit: bool = False) -> dict[str, Any]:
+    """The dict ``moecast backtest [FILES] [--fit] --json`` prints: published runs priced.
+
+    Without files, the bundled ``configs/validation/*.csv``.
+    """
+    return json.loads(_core.backtest([os.fspath(f) for f in files], fit))

@@ -15,8 +15,11 @@
 #include "sim/core/error.h"
 #include "sim/cost/hardware.h"
 #include "sim/model/config_toml.h"
+#include "sim/report/fit_report.h"
+#include "sim/report/optimize_report.h"
 #include "sim/report/report.h"
 #include "sim/report/sweep.h"
+#include "sim/study/backtest.h"
 
 namespace py = pybind11;
 
@@ -103,6 +106,37 @@ py::dict sweep(const std::string& model, const std::vector<std::string>& overrid
     return d;
 }
 
+// `moecast optimize --json` (and with plot the SVG of --plot).
+py::tuple optimize(const sim::OptimizeRequest& r) {
+    sim::OptimizeReport rep;
+    {
+        py::gil_scoped_release unlocked;
+        rep = sim::optimize_report(r);
+    }
+    return py::make_tuple(rep.json.dump(), rep.svg);
+}
+
+// `moecast fit DATA --json` on a CSV file (csv_text empty) or on CSV text, and the TOML of -o.
+py::tuple fit(const std::string& path, const std::string& csv_text, sim::FitRequest r) {
+    std::string json, toml;
+    {
+        py::gil_scoped_release unlocked;
+        const sim::FitData data =
+            csv_text.empty() ? sim::load_fit_data(path) : sim::fit_data_from_csv_text(csv_text, path);
+        if (r.law_name.empty()) r.law_name = sim::fitted_law_name(r.law, path);
+        const sim::FitReport rep = sim::fit_report(data, r);
+        json = rep.json.dump();
+        toml = sim::fitted_law_toml(rep, path);
+    }
+    return py::make_tuple(json, toml);
+}
+
+// `moecast backtest [FILES] [--fit] --json`.
+std::string backtest(const std::vector<std::string>& files, bool fit) {
+    py::gil_scoped_release unlocked;
+    return sim::backtest_output(files, fit).json.dump();
+}
+
 }  // namespace
 }  // namespace moecast::python
 
@@ -130,6 +164,34 @@ PYBIND11_MODULE(_core, m) {
     m.def("sweep", &python::sweep, py::arg("model"), py::arg("overrides"), py::arg("options"), py::arg("axes"),
           py::arg("threads"), py::arg("skip_invalid"));
     m.def("cost_option_keys", &sim::cost_option_keys);
+
+    // Requests with the command's defaults; moecast/__init__.py sets only what the caller gave.
+    py::class_<sim::OptimizeRequest>(m, "OptimizeRequest")
+        .def(py::init<>())
+        .def_readwrite("law", &sim::OptimizeRequest::law)
+        .def_readwrite("budget", &sim::OptimizeRequest::budget)
+        .def_readwrite("budget_unit", &sim::OptimizeRequest::unit)
+        .def_readwrite("hardware", &sim::OptimizeRequest::hardware)
+        .def_readwrite("gpus", &sim::OptimizeRequest::gpus)
+        .def_readwrite("family", &sim::OptimizeRequest::family)
+        .def_readwrite("max_params", &sim::OptimizeRequest::max_params)
+        .def_readwrite("max_inference_flops", &sim::OptimizeRequest::max_inference_flops)
+        .def_readwrite("max_memory_gb", &sim::OptimizeRequest::max_memory_gb)
+        .def_readwrite("plot", &sim::OptimizeRequest::plot);
+    py::class_<sim::FitRequest>(m, "FitRequest")
+        .def(py::init<>())
+        .def_readwrite("law", &sim::FitRequest::law)
+        .def_readwrite("bootstrap", &sim::FitRequest::bootstrap)
+        .def_readwrite("holdout", &sim::FitRequest::holdout)
+        .def_readwrite("drop_highest", &sim::FitRequest::drop_highest)
+        .def_readwrite("threads", &sim::FitRequest::threads)
+        .def_readwrite("huber_delta", &sim::FitRequest::huber_delta)
+        .def_readwrite("seed", &sim::FitRequest::seed)
+        .def_readwrite("isoflop", &sim::FitRequest::isoflop)
+        .def_readwrite("law_name", &sim::FitRequest::law_name);
+    m.def("optimize", &python::optimize, py::arg("request"));
+    m.def("fit", &python::fit, py::arg("path"), py::arg("csv_text"), py::arg("request"));
+    m.def("backtest", &python::backtest, py::arg("files"), py::arg("fit"));
     m.def("configs_dir", &sim::configs_dir);
     m.def("profiles_dir", &sim::profiles_dir);
 }
