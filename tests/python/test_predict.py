@@ -103,7 +103,8 @@ def test_errors_carry_the_commands_message(cli, args, call):
 def test_error_names_the_key():
     with pytest.raises(moecast.InputError) as e:
         moecast.count("mixtral-8x7b", moe__expertz=4)
-    assert e.value.key == "expertz" or "expertz" in e.value.key
+    assert e.value.key == "moe.expertz"
+    assert e.value.source.endswith("mixtral-8x7b.toml (with --set)")
     with pytest.raises(ValueError) as e:
         moecast.predict("mixtral-8x7b", gpus=8)
     assert e.value.key == "hardware" and "gpus needs hardware" in str(e.value)
