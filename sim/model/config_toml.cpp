@@ -222,7 +222,13 @@ ModelSource read_model_source(const std::string& path_or_name) {
     return out;
 }
 
-LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& overrides) {
+ModelOverride parse_model_override(const std::string& o) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) throw InputError("--set", 0, o, "expected key=value (e.g. moe.experts=64)");
+    return {o.substr(0, eq), parse_value_text(o.substr(eq + 1))};
+}
+
+LoadedModel load_model(const ModelSource& src, const std::vector<const ModelOverride*>& overrides) {
     LoadedModel out;
     out.source = src.source;
     out.format = src.format;
@@ -232,14 +238,18 @@ LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& o
         return out;
     }
     toml::table table = src.table;
-    for (const std::string& o : overrides) {
-        const auto eq = o.find('=');
-        if (eq == std::string::npos || eq == 0)
-            throw InputError("--set", 0, o, "expected key=value (e.g. moe.experts=64)");
-        set_dotted(table, o.substr(0, eq), o.substr(eq + 1));
-    }
+    for (const ModelOverride* o : overrides) set_dotted(table, o->key, *o->value.get("v"));
     out.model = model_from_toml(table, out.source + " (with --set)");
     return out;  // without the reference: official figures describe the unmodified model
+}
+
+LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& overrides) {
+    std::vector<ModelOverride> parsed;
+    parsed.reserve(overrides.size());
+    for (const std::string& o : overrides) parsed.push_back(parse_model_override(o));
+    std::vector<const ModelOverride*> refs;
+    for (const ModelOverride& o : parsed) refs.push_back(&o);
+    return load_model(src, refs);
 }
 
 LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides) {

@@ -54,6 +54,14 @@ struct ModelSource {
 ModelSource read_model_source(const std::string& path_or_name);
 LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& overrides);
 
+// One --set override with its value parsed once ("moe.experts=64"), for many models (sweeps).
+struct ModelOverride {
+    std::string key;
+    toml::table value;  // {v = the value}
+};
+ModelOverride parse_model_override(const std::string& key_equals_value);
+LoadedModel load_model(const ModelSource& src, const std::vector<const ModelOverride*>& overrides);
+
 // Directory of bundled configs (configs/); MOECAST_HOME overrides the build-time default.
 std::string configs_dir();
 

@@ -238,27 +238,39 @@ SweepResult run_sweep(const SweepRequest& r) {
 
     // Each model once: the product of the model axes, in their order.
     const ModelSource source = read_model_source(r.model);
+    // Each override's value parsed once: the --set ones and every value of the model axes.
+    std::vector<ModelOverride> base_overrides;
+    for (const std::string& o : r.overrides) base_overrides.push_back(parse_model_override(o));
+    std::vector<std::vector<ModelOverride>> axis_overrides;
+    for (size_t a : model_axes) {
+        axis_overrides.emplace_back();
+        for (const std::string& v : axes[a].values)
+            axis_overrides.back().push_back(parse_model_override(axes[a].key + "=" + v));
+    }
     int64_t models = 1;
     for (size_t a : model_axes) models *= static_cast<int64_t>(axes[a].values.size());
     std::vector<std::optional<ModelPrediction>> predictions(static_cast<size_t>(models));
     std::vector<std::string> model_errors(static_cast<size_t>(models));
     in_blocks(models, threads, [&](int64_t begin, int64_t end, RowError& err) {
-        std::vector<std::string> overrides = r.overrides;
-        const size_t base = overrides.size();
+        std::vector<const ModelOverride*> overrides;
+        std::vector<size_t> value(model_axes.size());
         for (int64_t m = begin; m < end; ++m) {
-            overrides.resize(base);
-            std::string context = "sweep model";
             int64_t rest = m;
             for (size_t i = model_axes.size(); i-- > 0;) {
-                const SweepAxis& ax = axes[model_axes[i]];
-                const auto n = static_cast<int64_t>(ax.values.size());
-                overrides.push_back(ax.key + "=" + ax.values[static_cast<size_t>(rest % n)]);
+                const auto n = static_cast<int64_t>(axes[model_axes[i]].values.size());
+                value[i] = static_cast<size_t>(rest % n);
                 rest /= n;
             }
-            for (size_t i = base; i < overrides.size(); ++i) context += (i == base ? " " : ", ") + overrides[i];
+            overrides.clear();
+            for (const ModelOverride& o : base_overrides) overrides.push_back(&o);
+            for (size_t i = 0; i < model_axes.size(); ++i) overrides.push_back(&axis_overrides[i][value[i]]);
             try {
                 predictions[static_cast<size_t>(m)] = predict_model(load_model(source, overrides));
             } catch (const InputError& e) {
+                std::string context = "sweep model";
+                for (size_t i = 0; i < model_axes.size(); ++i)
+                    context +=
+                        (i == 0 ? " " : ", ") + axes[model_axes[i]].key + "=" + axes[model_axes[i]].values[value[i]];
                 if (!r.skip_invalid) {
                     err.row = m;
                     err.error = e.with_context(context);
