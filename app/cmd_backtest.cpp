@@ -35,31 +35,17 @@ void register_backtest(CLI::App& app) {
     cmd->add_option("--command", args->command,
                     "Print the `moecast predict` command line that prices the row with this id (its breakdown)");
     cmd->callback([args] {
-        const std::vector<sim::BacktestRow> rows = sim::load_backtest_files(args->files);
         if (!args->command.empty()) {
-            for (const sim::BacktestRow& row : rows)
+            for (const sim::BacktestRow& row : sim::load_backtest_files(args->files))
                 if (row.id == args->command) {
                     std::printf("%s\n", sim::predict_command(row).c_str());
                     return;
                 }
             throw sim::InputError("--command", 0, "id", "no backtest row has id \"" + args->command + "\"");
         }
-        const sim::BacktestReport report = sim::run_backtest(rows);
-        if (!args->fit) {
-            if (args->json)
-                std::printf("%s\n", sim::checked_finite(sim::backtest_json(report), "backtest").dump(2).c_str());
-            else
-                std::printf("%s", sim::backtest_table(report).c_str());
-            return;
-        }
-        const sim::BacktestFit fit = sim::fit_backtest(rows);
-        if (args->json) {
-            nlohmann::json j = sim::backtest_json(report);
-            j["fit"] = sim::backtest_fit_json(fit);
-            std::printf("%s\n", sim::checked_finite(j, "backtest --fit").dump(2).c_str());
-        } else {
-            std::printf("%s%s", sim::backtest_table(report).c_str(), sim::backtest_fit_table(fit).c_str());
-        }
+        const sim::BacktestOutput out = sim::backtest_output(args->files, args->fit);
+        sim::checked_finite(out.json, "backtest");  // the table prints the same figures
+        std::printf("%s", args->json ? (out.json.dump(2) + "\n").c_str() : out.text.c_str());
     });
 }
 

@@ -7,19 +7,17 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <set>
 #include <string>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
 #include "sim/core/finite.h"
 #include "sim/core/error.h"
 #include "sim/laws/fit.h"
-#include "sim/laws/isoflop.h"
 #include "sim/laws/law.h"
+#include "sim/report/fit_report.h"
 
 namespace moecast::app {
 
@@ -38,63 +36,6 @@ struct FitArgs {
     uint64_t seed = 20240417;
     bool isoflop = false;
 };
-
-nlohmann::json fit_json(const sim::FitResult& r, const sim::FitData& fit, const sim::FitData& held) {
-    nlohmann::json coefs = nlohmann::json::object();
-    for (size_t j = 0; j < r.law.form->params.size(); ++j) {
-        const std::string& p = r.law.form->params[j];
-        nlohmann::json c = {{"value", r.law.coefficient(p)}, {"fit_space", r.law.theta[j]}};
-        if (j < r.intervals.size()) c["ci95"] = {r.intervals[j].lo, r.intervals[j].hi};
-        coefs[p] = c;
-    }
-    const sim::FitQuality& q = r.quality;
-    return {{"law", r.law.name},
-            {"form", r.law.form->name},
-            {"formula", r.law.form->formula},
-            {"data", {{"source", fit.source}, {"n_fit", q.n_fit}, {"n_heldout", q.n_heldout}}},
-            {"coefficients", coefs},
-            {"objective", r.objective},
-            {"bootstrap_resamples", r.bootstrap_resamples},
-            {"quality",
-             {{"rmse", q.rmse},
-              {"mae", q.mae},
-              {"r2", q.r2},
-              {"heldout_mse", held.points.empty() ? nlohmann::json(nullptr) : nlohmann::json(q.heldout_mse)},
-              {"heldout_rmse", held.points.empty() ? nlohmann::json(nullptr) : nlohmann::json(q.heldout_rmse)},
-              {"grad_norm", q.grad_norm},
-              {"starts", q.starts},
-              {"starts_line_search_failed", q.starts_failed},
-              {"screen_iterations", q.screen_iterations},
-              {"polished", q.polished},
-              {"best_start_on_grid_boundary", q.best_start_on_grid_boundary},
-              {"params_outside_grid", q.params_outside_grid}}}};
-}
-
-std::string fit_table(const sim::FitResult& r) {
-    const sim::FitQuality& q = r.quality;
-    std::string s = fmt::format("{} ({}): {}\n", r.law.name, r.law.form->name, r.law.form->formula);
-    s += fmt::format("{:>8} {:>14}", "coef", "value");
-    if (!r.intervals.empty()) s += fmt::format("  95% CI ({} bootstrap resamples)", r.bootstrap_resamples);
-    s += "\n";
-    for (size_t j = 0; j < r.law.form->params.size(); ++j) {
-        const std::string& p = r.law.form->params[j];
-        s += fmt::format("{:>8} {:>14.6g}", p, r.law.coefficient(p));
-        if (j < r.intervals.size()) s += fmt::format("  [{:.6g}, {:.6g}]", r.intervals[j].lo, r.intervals[j].hi);
-        s += "\n";
-    }
-    s += fmt::format("objective (sum of Huber) {:.10e} on {} runs; |grad| {:.3g}\n", r.objective, q.n_fit, q.grad_norm);
-    s += fmt::format("RMSE {:.5f}  MAE {:.5f}  R^2 {:.5f}", q.rmse, q.mae, q.r2);
-    if (q.n_heldout > 0)
-        s += fmt::format("  held-out ({} runs) MSE {:.6f} RMSE {:.5f}", q.n_heldout, q.heldout_mse, q.heldout_rmse);
-    s += fmt::format("\nstarts {} ({} iterations each{}), best {} polished; line search gave up in {}\n", q.starts,
-                     q.screen_iterations, q.screen_iterations < sim::FitOptions{}.max_iterations ? ", screening" : "",
-                     q.polished, q.starts_failed);
-    s += fmt::format("best start on the grid boundary: {}; optimum outside the grid: {}\n",
-                     q.best_start_on_grid_boundary ? "yes" : "no",
-                     q.params_outside_grid.empty() ? std::string("none")
-                                                   : fmt::format("{}", fmt::join(q.params_outside_grid, ", ")));
-    return s;
-}
 
 }  // namespace
 
@@ -124,48 +65,25 @@ void register_fit(CLI::App& app) {
     cmd->add_option("--seed", args->seed, "Bootstrap seed")->capture_default_str();
     cmd->add_flag("--isoflop", args->isoflop, "Also fit the IsoFLOP surface of each budget (runs grouped by C)");
     cmd->callback([args] {
-        const sim::LawForm& form = sim::law_form(args->law, "--law");
-        sim::FitData all = sim::load_fit_data(args->data);
-        if (args->drop_highest > 0) all = sim::drop_highest_loss(all, args->drop_highest);
-        sim::FitData fit, held;
-        sim::split_points(all, sim::parse_holdout(args->holdout, all), fit, held);
-        sim::FitOptions opt;
-        opt.bootstrap = args->bootstrap;
-        opt.threads = args->threads;
-        opt.huber_delta = args->huber_delta;
-        opt.seed = args->seed;
-        opt.law_name = "fitted-" + form.name + "-" + std::filesystem::path(args->data).stem().string();
-        const sim::FitResult r = sim::fit_law(form, fit, held, opt);
-        nlohmann::json j = fit_json(r, fit, held);
-        std::string text = fit_table(r);
-        if (args->isoflop) {
-            j["isoflop"] = nlohmann::json::array();
-            for (const auto& group : sim::group_by_budget(all)) {
-                if (group.size() < 4) continue;
-                const sim::IsoflopSurface s = sim::fit_isoflop_surface(group);
-                nlohmann::json sj = sim::isoflop_json(s);
-                text += fmt::format("IsoFLOP C = {:.3g}: {} runs, degree {}, LOO RMSE {:.4f}", s.budget, s.n, s.degree,
-                                    s.loo_rmse);
-                std::set<double> sparsities;
-                for (const auto& p : group) sparsities.insert(p.s);
-                nlohmann::json nstar = nlohmann::json::array();
-                for (double sp : sparsities) {
-                    nstar.push_back({{"S", sp}, {"N_opt", s.optimal_n(sp)}});
-                    text += fmt::format("  N*(S={:.3g}) = {:.3g}", sp, s.optimal_n(sp));
-                }
-                sj["n_opt_by_s"] = nstar;
-                text += "\n";
-                j["isoflop"].push_back(sj);
-            }
-        }
-        sim::checked_finite(j, "fit");  // before any output: the table and the law file hold the same figures
+        sim::FitRequest r;
+        r.law = args->law;
+        r.bootstrap = args->bootstrap;
+        r.holdout = args->holdout;
+        r.drop_highest = args->drop_highest;
+        r.threads = args->threads;
+        r.huber_delta = args->huber_delta;
+        r.seed = args->seed;
+        r.isoflop = args->isoflop;
+        r.law_name = sim::fitted_law_name(args->law, args->data);
+        const sim::FitData data = sim::load_fit_data(args->data);
+        const sim::FitReport fit = sim::fit_report(data, r);
+        sim::checked_finite(fit.json, "fit");  // before any output: the table and the law file hold the same figures
         if (!args->output.empty()) {
             std::ofstream out(args->output);
             if (!out) throw sim::IoError("cannot write " + args->output + ": " + std::strerror(errno));
-            out << sim::law_to_toml(r.law, fmt::format("Fitted by `moecast fit {}` ({} runs, objective {:.10e}).",
-                                                       args->data, r.quality.n_fit, r.objective));
+            out << sim::fitted_law_toml(fit, args->data);
         }
-        std::printf("%s", args->json ? (j.dump(2) + "\n").c_str() : text.c_str());
+        std::printf("%s", args->json ? (fit.json.dump(2) + "\n").c_str() : fit.text.c_str());
     });
 }
 

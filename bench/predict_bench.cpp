@@ -7,6 +7,7 @@
 #include "sim/model/count.h"
 #include "sim/cost/hardware.h"
 #include "sim/cost/timing.h"
+#include "sim/report/sweep.h"
 
 namespace moecast::sim {
 namespace {
@@ -78,6 +79,53 @@ void BM_BestLayoutSearch(benchmark::State& state) {
     state.counters["layouts_per_s"] = benchmark::Counter(static_cast<double>(evaluated), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_BestLayoutSearch)->Unit(benchmark::kMillisecond);
+
+// sim::run_sweep on the grids of bench/sweep_bench.py (which times them through Python): the
+// cost grid (1024 DeepSeek-V3 layouts and settings on H100) and the count grid (1024 models).
+// Argument: threads (0: every hardware thread).
+SweepRequest cost_sweep(int threads) {
+    SweepRequest q;
+    q.model = "deepseek-v3";
+    q.cost.hardware = "h100-sxm";
+    q.cost.global_batch = 131072 * 8;
+    q.overrides = {"seq_len=4096"};
+    q.axes = {{"gpus", {"1024", "2048", "4096", "8192", "16384", "32768", "65536", "131072"}},
+              {"parallel", {"tp=2,pp=8,vp=4,ep=64", "tp=1,pp=8,ep=64", "tp=2,pp=16,ep=32", "tp=4,pp=8,ep=16"}},
+              {"micro_batch", {"1", "2", "4", "8"}},
+              {"precision", {"bf16", "fp8"}},
+              {"recompute", {"none", "full"}},
+              {"tokens", {"1e12", "1e13"}}};
+    q.threads = threads;
+    return q;
+}
+
+SweepRequest count_sweep(int threads) {
+    SweepRequest q;
+    q.model = "deepseek-v3";
+    std::vector<std::string> experts;
+    for (int e = 8; e < 264; e += 8) experts.push_back(std::to_string(e));
+    q.axes = {{"moe.experts", experts},
+              {"moe.top_k", {"1", "2", "3", "4", "5", "6", "7", "8"}},
+              {"layers", {"24", "32", "48", "61"}}};
+    q.threads = threads;
+    return q;
+}
+
+void run_sweep_bench(benchmark::State& state, const SweepRequest& q) {
+    int64_t rows = 0;
+    for (auto _ : state) {
+        const SweepResult r = run_sweep(q);
+        rows += r.rows;
+        benchmark::DoNotOptimize(r.columns.data());
+    }
+    state.counters["predictions_per_s"] = benchmark::Counter(static_cast<double>(rows), benchmark::Counter::kIsRate);
+}
+
+void BM_SweepCost(benchmark::State& state) { run_sweep_bench(state, cost_sweep(static_cast<int>(state.range(0)))); }
+BENCHMARK(BM_SweepCost)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_SweepCount(benchmark::State& state) { run_sweep_bench(state, count_sweep(static_cast<int>(state.range(0)))); }
+BENCHMARK(BM_SweepCount)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace moecast::sim

@@ -1,6 +1,6 @@
 # Fails when a source includes a header from a layer it may not depend on (docs/design.md):
 #   sim/<layer>: only its own layer and the layers below it in LAYERS;
-#   kernels: sim only;  train: kernels and sim;  app: everything.
+#   kernels: sim only;  train: kernels and sim;  python: sim only;  app: everything.
 # Run by the build (target moecast_check_layers): cmake -DROOT=<repo> -P cmake/check_layers.cmake
 set(LAYERS core model laws cost calib study report)
 set(errors "")
@@ -35,6 +35,11 @@ foreach(f IN LISTS train_sources)
     check_file("${f}" "^(sim|kernels|train)/")
 endforeach()
 
+file(GLOB_RECURSE python_sources "${ROOT}/python/*.h" "${ROOT}/python/*.cpp")
+foreach(f IN LISTS python_sources)
+    check_file("${f}" "^sim/")
+endforeach()
+
 if(errors)
-    message(FATAL_ERROR "includes against the layers (sim: ${LAYERS}, then kernels, train, app):${errors}")
+    message(FATAL_ERROR "includes against the layers (sim: ${LAYERS}, then kernels, train, app; python on sim):${errors}")
 endif()

@@ -20,4 +20,11 @@ InputError::InputError(std::string source, int line, std::string key, const std:
     : std::runtime_error(format(source, line, key, what)), source_(std::move(source)), line_(line),
       key_(std::move(key)) {}
 
+InputError::InputError(Formatted, const std::string& message, std::string source, int line, std::string key)
+    : std::runtime_error(message), source_(std::move(source)), line_(line), key_(std::move(key)) {}
+
+InputError InputError::with_context(const std::string& context) const {
+    return InputError(Formatted{}, std::string(what()) + " (" + context + ")", source_, line_, key_);
+}
+
 }  // namespace moecast::sim

@@ -16,7 +16,13 @@ public:
     int line() const { return line_; }
     const std::string& key() const { return key_; }
 
+    // The same error with where it happened appended: "... (context)".
+    InputError with_context(const std::string& context) const;
+
 private:
+    struct Formatted {};
+    InputError(Formatted, const std::string& message, std::string source, int line, std::string key);
+
     std::string source_;
     int line_;
     std::string key_;

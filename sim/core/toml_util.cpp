@@ -177,15 +177,17 @@ void TomlReader::finish() const {
     }
 }
 
-void set_dotted(toml::table& root, const std::string& dotted_key, const std::string& value_text) {
-    toml::table parsed;
+toml::table parse_value_text(const std::string& value_text) {
     try {
         const std::string text = "v = " + value_text;
-        parsed = toml::parse(std::string_view(text), std::string_view("--set"));
+        return toml::parse(std::string_view(text), std::string_view("--set"));
     } catch (const toml::parse_error&) {
         // Bare words are taken as strings: --set moe.expert_kind=mlp.
-        parsed = toml::table{{"v", value_text}};
+        return toml::table{{"v", value_text}};
     }
+}
+
+void set_dotted(toml::table& root, const std::string& dotted_key, const toml::node& value) {
     toml::table* t = &root;
     std::string rest = dotted_key;
     for (size_t dot; (dot = rest.find('.')) != std::string::npos; rest = rest.substr(dot + 1)) {
@@ -194,7 +196,12 @@ void set_dotted(toml::table& root, const std::string& dotted_key, const std::str
         t = (*t)[part].as_table();
         if (!t) throw InputError("--set", 0, dotted_key, "'" + part + "' is not a table");
     }
-    t->insert_or_assign(rest, *parsed.get("v"));
+    t->insert_or_assign(rest, value);
+}
+
+void set_dotted(toml::table& root, const std::string& dotted_key, const std::string& value_text) {
+    const toml::table parsed = parse_value_text(value_text);
+    set_dotted(root, dotted_key, *parsed.get("v"));
 }
 
 }  // namespace moecast::sim

@@ -79,5 +79,9 @@ private:
 // Sets a dotted key ("moe.experts") to a value given as TOML text ("64", "\"glu\"", "true"),
 // creating tables on the way; used for --set overrides.
 void set_dotted(toml::table& root, const std::string& dotted_key, const std::string& value_text);
+// The same in two steps, for a value set many times: the text parsed once (a table {v = value};
+// bare words become strings), then set by key.
+toml::table parse_value_text(const std::string& value_text);
+void set_dotted(toml::table& root, const std::string& dotted_key, const toml::node& value);
 
 }  // namespace moecast::sim

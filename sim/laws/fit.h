@@ -31,6 +31,8 @@ struct FitData {
 
 // Reads runs from CSV (columns and aliases: sim/core/csv.h). Throws InputError naming file/line/column.
 FitData load_fit_data(const std::string& path);
+struct CsvTable;
+FitData fit_data_from_csv(const CsvTable& table, const std::string& source);
 // Drops the k highest-loss rows (Epoch's outlier rule: k = 5 on the Chinchilla extraction).
 FitData drop_highest_loss(const FitData& data, int k);
 

@@ -10,8 +10,9 @@
 
 namespace moecast::sim {
 
-FitData load_fit_data(const std::string& path) {
-    const CsvTable t = read_csv(path);
+FitData load_fit_data(const std::string& path) { return fit_data_from_csv(read_csv(path), path); }
+
+FitData fit_data_from_csv(const CsvTable& t, const std::string& path) {
     const int cn = t.column({"N", "params", "total_params", "Model Size"});
     const int cna = t.column({"N_a", "active_params"});
     const int cd = t.column({"D", "tokens", "train_tokens"});

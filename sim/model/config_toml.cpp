@@ -268,37 +268,56 @@ std::optional<ReferenceCounts> read_reference(const toml::table& t, const std::s
 
 }  // namespace
 
-LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides) {
-    LoadedModel out;
+ModelSource read_model_source(const std::string& path_or_name) {
+    ModelSource out;
     out.source = resolve(path_or_name);
-    toml::table table;
     if (std::filesystem::path(out.source).extension() == ".json") {
         HfImport imported = load_hf_config(out.source);
         out.format = "hf:" + imported.model_type;
+        out.table = model_to_toml(imported.model);
+        out.imported = imported.model;
         out.warnings = imported.warnings;
-        if (overrides.empty()) {
-            out.model = imported.model;
-            return out;
-        }
-        table = model_to_toml(imported.model);
     } else {
-        table = parse_toml_file(out.source);
+        out.table = parse_toml_file(out.source);
         out.format = "toml";
-        out.reference = read_reference(table, out.source);
+        out.reference = read_reference(out.table, out.source);
     }
+    return out;
+}
+
+ModelOverride parse_model_override(const std::string& o) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) throw InputError("--set", 0, o, "expected key=value (e.g. moe.experts=64)");
+    return {o.substr(0, eq), parse_value_text(o.substr(eq + 1))};
+}
+
+LoadedModel load_model(const ModelSource& src, const std::vector<const ModelOverride*>& overrides) {
+    LoadedModel out;
+    out.source = src.source;
+    out.format = src.format;
+    out.warnings = src.warnings;
     if (overrides.empty()) {
-        out.model = model_from_toml(table, out.source);
+        out.model = src.imported ? *src.imported : model_from_toml(src.table, src.source);
+        out.reference = src.reference;
         return out;
     }
-    for (const std::string& o : overrides) {
-        const auto eq = o.find('=');
-        if (eq == std::string::npos || eq == 0)
-            throw InputError("--set", 0, o, "expected key=value (e.g. moe.experts=64)");
-        set_dotted(table, o.substr(0, eq), o.substr(eq + 1));
-    }
+    toml::table table = src.table;
+    for (const ModelOverride* o : overrides) set_dotted(table, o->key, *o->value.get("v"));
     out.model = model_from_toml(table, out.source + " (with --set)");
-    out.reference.reset();  // official figures describe the unmodified model
-    return out;
+    return out;  // without the reference: official figures describe the unmodified model
+}
+
+LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& overrides) {
+    std::vector<ModelOverride> parsed;
+    parsed.reserve(overrides.size());
+    for (const std::string& o : overrides) parsed.push_back(parse_model_override(o));
+    std::vector<const ModelOverride*> refs;
+    for (const ModelOverride& o : parsed) refs.push_back(&o);
+    return load_model(src, refs);
+}
+
+LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides) {
+    return load_model(read_model_source(path_or_name), overrides);
 }
 
 }  // namespace moecast::sim

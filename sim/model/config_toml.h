@@ -49,6 +49,27 @@ toml::table model_to_toml(const ModelConfig& m);
 // overrides: "key=value" strings with dotted TOML keys (moe.experts=64).
 LoadedModel load_model(const std::string& path_or_name, const std::vector<std::string>& overrides = {});
 
+// A model file read once, for loading it under many override sets (sweeps): load_model(path, o)
+// is load_model(read_model_source(path), o).
+struct ModelSource {
+    toml::table table;  // the TOML, or a HuggingFace config converted to it
+    std::string source;
+    std::string format;
+    std::optional<ReferenceCounts> reference;
+    std::optional<ModelConfig> imported;  // a HuggingFace config's model as imported
+    std::vector<std::string> warnings;    // what the import assumed (HfImport::warnings)
+};
+ModelSource read_model_source(const std::string& path_or_name);
+LoadedModel load_model(const ModelSource& src, const std::vector<std::string>& overrides);
+
+// One --set override with its value parsed once ("moe.experts=64"), for many models (sweeps).
+struct ModelOverride {
+    std::string key;
+    toml::table value;  // {v = the value}
+};
+ModelOverride parse_model_override(const std::string& key_equals_value);
+LoadedModel load_model(const ModelSource& src, const std::vector<const ModelOverride*>& overrides);
+
 // Directory of bundled configs (configs/); MOECAST_HOME overrides the build-time default.
 std::string configs_dir();
 

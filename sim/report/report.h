@@ -61,6 +61,10 @@ struct CostReport {
     BacktestError backtest;
 };
 
+// The layout a request describes on this model and hardware, built and validated (InputError
+// naming the option on bad input).
+ParallelLayout request_layout(const CostRequest& r, const ModelConfig& model, const HardwareProfile& hw);
+
 // Loads the profile, builds and validates the layout (InputError naming the option on bad
 // input) and predicts memory, communication and step time at the model's seq_len.
 CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r);

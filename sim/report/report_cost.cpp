@@ -42,9 +42,7 @@ BacktestError backtest_error(const std::string& profile, const std::string& mode
 
 }  // namespace
 
-CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) {
-    CostReport out;
-    out.hardware = load_hardware(r.hardware);
+ParallelLayout request_layout(const CostRequest& r, const ModelConfig& model, const HardwareProfile& hw) {
     ParallelLayout l;
     apply_framework(l, parse_framework(r.framework));
     l.states = parse_states(r.states, l.states);
@@ -73,7 +71,14 @@ CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) 
     l.overlap = parse_overlap(r.overlap, l.overlap);
     l = parse_parallel(r.parallel, l);
     if (r.gpus < 1) throw InputError("--gpus", 0, "gpus", "expected >= 1");
-    resolve_layout(l, p.loaded.model, out.hardware, "--parallel");
+    resolve_layout(l, model, hw, "--parallel");
+    return l;
+}
+
+CostReport predict_cost_request(const ModelPrediction& p, const CostRequest& r) {
+    CostReport out;
+    out.hardware = load_hardware(r.hardware);
+    const ParallelLayout l = request_layout(r, p.loaded.model, out.hardware);
     predict_cost(p.loaded.model, p.params, p.flops, out.hardware, l, r.tokens, out.cost);
     out.backtest = backtest_error(out.hardware.name, p.loaded.model.name);
     return out;

@@ -646,4 +646,16 @@ nlohmann::json backtest_json(const BacktestReport& r) {
     return j;
 }
 
+BacktestOutput backtest_output(const std::vector<std::string>& files, bool fit) {
+    const std::vector<BacktestRow> rows = load_backtest_files(files);
+    const BacktestReport report = run_backtest(rows);
+    BacktestOutput out{backtest_json(report), backtest_table(report)};
+    if (fit) {
+        const BacktestFit f = fit_backtest(rows);
+        out.json["fit"] = backtest_fit_json(f);
+        out.text += backtest_fit_table(f);
+    }
+    return out;
+}
+
 }  // namespace moecast::sim

@@ -139,4 +139,12 @@ nlohmann::json backtest_fit_json(const BacktestFit& f);
 std::string backtest_table(const BacktestReport& r);
 nlohmann::json backtest_json(const BacktestReport& r);
 
+// `moecast backtest [FILES] [--fit]`: the rows priced, and with fit the stack constants fitted;
+// JSON (its "fit" object with fit) and table.
+struct BacktestOutput {
+    nlohmann::json json;
+    std::string text;
+};
+BacktestOutput backtest_output(const std::vector<std::string>& files, bool fit);
+
 }  // namespace moecast::sim

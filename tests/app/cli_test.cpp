@@ -345,3 +345,31 @@ TEST(Cli, BacktestCommandReproducesEveryRow) {
 }
 
 }  // namespace
+
+namespace {
+
+// `moecast study` run from the source tree with a shell prefix (environment variables).
+Result study(const std::string& env, const std::string& args) {
+    return moecast::test::run_cli_in(std::string(MOECAST_SOURCE_DIR), env, "study configs/studies/smoke.toml " + args);
+}
+
+}  // namespace
+
+TEST(Cli, StudyShardFromSlurmArrayVariables) {
+    const std::string out = "--dry-run --out " + testing::TempDir() + "slurm-shard-runs";
+    const Result env = study("SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3", out);
+    const Result flag = study("", out + " --shard 1/3");
+    ASSERT_EQ(env.rc, 0) << env.out;
+    EXPECT_EQ(env.out, flag.out);
+    EXPECT_NE(env.out.find("shard 1/3"), std::string::npos) << env.out;
+    // Slurm's ids start where --array starts: task 3 of --array=2-4 is shard 1/3.
+    EXPECT_EQ(study("SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=2", out).out, flag.out);
+    // --shard wins over the environment.
+    EXPECT_EQ(study("SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_COUNT=3", out + " --shard 1/3").out, flag.out);
+    const Result bad = study("SLURM_ARRAY_TASK_ID=one SLURM_ARRAY_TASK_COUNT=3", out);
+    EXPECT_EQ(bad.rc, 2);
+    EXPECT_NE(bad.out.find("SLURM_ARRAY_TASK_ID"), std::string::npos) << bad.out;
+    const Result no_slurm = study("", out + " --partition gpu");
+    EXPECT_EQ(no_slurm.rc, 2);
+    EXPECT_NE(no_slurm.out.find("--partition needs --slurm"), std::string::npos) << no_slurm.out;
+}

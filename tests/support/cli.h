@@ -19,15 +19,24 @@ struct CliResult {
     std::string out;  // stdout and stderr together
 };
 
-// Runs `moecast ARGS` through the shell and returns its exit code and output.
-inline CliResult run_cli(const std::string& args) {
-    const std::string cmd = std::string(MOECAST_BIN) + " " + args + " 2>&1";
+// Runs a shell command line and returns its exit code and output.
+inline CliResult run_cli_command(const std::string& cmd) {
     FILE* p = popen(cmd.c_str(), "r");
     std::string out;
     std::array<char, 4096> buf{};
     while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
     const int status = pclose(p);
     return {WEXITSTATUS(status), out};
+}
+
+// Runs `moecast ARGS` through the shell and returns its exit code and output.
+inline CliResult run_cli(const std::string& args) {
+    return run_cli_command(std::string(MOECAST_BIN) + " " + args + " 2>&1");
+}
+
+// The command run in `dir` with `env` ("NAME=value ...") before it.
+inline CliResult run_cli_in(const std::string& dir, const std::string& env, const std::string& args) {
+    return run_cli_command("cd '" + dir + "' && " + env + " " + std::string(MOECAST_BIN) + " " + args + " 2>&1");
 }
 
 inline std::string write_temp(const std::string& name, const std::string& text) {

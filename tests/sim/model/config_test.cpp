@@ -144,5 +144,27 @@ TEST(Config, SetOverrides) {
     EXPECT_FALSE(l.reference.has_value());
 }
 
+// A model file read once and loaded under several override sets (sweeps) gives what loading it
+// by name with the same --set strings gives; the reference figures only without overrides.
+TEST(Config, ModelSourceLoadsLikeLoadModel) {
+    const ModelSource src = read_model_source("mixtral-8x7b");
+    const LoadedModel plain = load_model(src, std::vector<std::string>{});
+    EXPECT_TRUE(plain.reference.has_value());
+    EXPECT_EQ(plain.model.moe.experts, 8);
+    const ModelOverride experts = parse_model_override("moe.experts=64");
+    const ModelOverride kind = parse_model_override("name=wide");  // a bare word is a string
+    EXPECT_EQ(experts.key, "moe.experts");
+    const LoadedModel a = load_model(src, std::vector<const ModelOverride*>{&experts, &kind});
+    const LoadedModel b = load_model("mixtral-8x7b", {"moe.experts=64", "name=wide"});
+    EXPECT_EQ(a.model.moe.experts, 64);
+    EXPECT_EQ(a.model.name, "wide");
+    EXPECT_EQ(b.model.moe.experts, 64);
+    EXPECT_EQ(b.model.name, "wide");
+    EXPECT_EQ(a.source, b.source);
+    EXPECT_FALSE(a.reference.has_value());
+    EXPECT_THROW(parse_model_override("moe.experts"), InputError);
+    EXPECT_THROW(parse_model_override("=4"), InputError);
+}
+
 }  // namespace
 }  // namespace moecast::sim
