@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "sim/core/error.h"
+#include "sim/core/finite.h"
 #include "sim/cost/hardware.h"
 #include "sim/model/config_toml.h"
 #include "sim/report/fit_report.h"
@@ -44,9 +45,9 @@ std::string predict_json(const std::string& model, const std::vector<std::string
             const std::string& key = options.front().first;
             throw sim::InputError(key, 0, "hardware", key + " needs hardware (a profile name or path)");
         }
-        return sim::to_json(p).dump();
+        return sim::checked_finite(sim::to_json(p), "predict").dump();
     }
-    return sim::to_json(p, sim::predict_cost_request(p, r)).dump();
+    return sim::checked_finite(sim::to_json(p, sim::predict_cost_request(p, r)), "predict").dump();
 }
 
 // The loaded model: name, source file, format and its config as JSON text (every key, defaults
@@ -113,7 +114,7 @@ py::tuple optimize(const sim::OptimizeRequest& r) {
         py::gil_scoped_release unlocked;
         rep = sim::optimize_report(r);
     }
-    return py::make_tuple(rep.json.dump(), rep.svg);
+    return py::make_tuple(sim::checked_finite(rep.json, "optimize").dump(), rep.svg);
 }
 
 // `moecast fit DATA --json` on a CSV file (csv_text empty) or on CSV text, and the TOML of -o.
@@ -125,7 +126,7 @@ py::tuple fit(const std::string& path, const std::string& csv_text, sim::FitRequ
             csv_text.empty() ? sim::load_fit_data(path) : sim::fit_data_from_csv_text(csv_text, path);
         if (r.law_name.empty()) r.law_name = sim::fitted_law_name(r.law, path);
         const sim::FitReport rep = sim::fit_report(data, r);
-        json = rep.json.dump();
+        json = sim::checked_finite(rep.json, "fit").dump();
         toml = sim::fitted_law_toml(rep, path);
     }
     return py::make_tuple(json, toml);
@@ -134,7 +135,7 @@ py::tuple fit(const std::string& path, const std::string& csv_text, sim::FitRequ
 // `moecast backtest [FILES] [--fit] --json`.
 std::string backtest(const std::vector<std::string>& files, bool fit) {
     py::gil_scoped_release unlocked;
-    return sim::backtest_output(files, fit).json.dump();
+    return sim::checked_finite(sim::backtest_output(files, fit).json, "backtest").dump();
 }
 
 }  // namespace
