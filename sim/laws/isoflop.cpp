@@ -97,6 +97,10 @@ IsoflopSurface fit_isoflop_surface(const std::vector<FitPoint>& runs, int max_de
     const Eigen::VectorXd xs = (x.array() - f.x_mean) / f.x_scale, zs = (z.array() - f.z_mean) / f.z_scale;
 
     double best_cv = std::numeric_limits<double>::infinity();
+    // Errors below round-off of the losses tell no degree from another: the lower one is kept
+    // (an exact surface fits at degree 2 and 3 alike, and which of the two is smaller in the last
+    // bits depends on the compiler's floating-point contraction).
+    const double round_off = 1e-10 * y.cwiseAbs().maxCoeff();
     for (int deg = 1; deg <= max_degree; ++deg) {
         const auto mono = monomials_of(deg, with_z);
         const int p = static_cast<int>(mono.size());
@@ -120,7 +124,7 @@ IsoflopSurface fit_isoflop_surface(const std::vector<FitPoint>& runs, int max_de
         }
         const double loo_rmse = std::sqrt(loo / n);
         f.cv.emplace_back(deg, loo_rmse);
-        if (loo_rmse < best_cv * (1 - 1e-9)) {
+        if (std::max(loo_rmse, round_off) < std::max(best_cv, round_off) * (1 - 1e-9)) {
             best_cv = loo_rmse;
             f.degree = deg;
             f.monomials = mono;
