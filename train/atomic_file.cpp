@@ -79,6 +79,21 @@ void append_line(const std::string& path, std::string_view line) {
     ::close(fd);
 }
 
+namespace {
+
+// Whether process `pid` may still write: it exists and is not a zombie (a killed process whose
+// parent died too stays a zombie until the system reaps it, and kill(pid, 0) still finds it).
+bool writer_alive(pid_t pid) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+    std::ifstream stat("/proc/" + std::to_string(static_cast<long>(pid)) + "/stat");
+    std::string text;
+    if (!stat || !std::getline(stat, text)) return true;  // no /proc: trust kill()
+    const size_t paren = text.rfind(')');                 // "pid (comm) state ..."
+    return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z';
+}
+
+}  // namespace
+
 int remove_stale_temporaries(const std::string& dir) {
     namespace fs = std::filesystem;
     int removed = 0;
@@ -90,7 +105,7 @@ int remove_stale_temporaries(const std::string& dir) {
         const std::string pid_text = name.substr(at + 5);
         if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
         const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
-        if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+        if (pid == ::getpid() || writer_alive(pid)) continue;
         if (fs::remove(entry.path(), ec)) ++removed;
     }
     return removed;

@@ -2,6 +2,7 @@
 // trajectory, bitwise reproducibility, kill-and-resume, learning (loss well below the unigram
 // entropy), the FLOP budget spent to within one step, the non-finite stop, run outputs.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -290,6 +291,16 @@ TEST(Train, StaleTemporariesOfKilledWritersAreRemoved) {
     EXPECT_FALSE(fs::exists(dir / "a.json.tmp.999999999"));
     for (const std::string name : {own.c_str(), "c.json.tmp.1", "d.json", "e.tmp.x"})
         EXPECT_TRUE(fs::exists(dir / name)) << name;
+    // A killed writer not yet reaped (a zombie) writes no more: its temporary goes too.
+    const pid_t child = fork();
+    if (child == 0) _exit(0);
+    ASSERT_GT(child, 0);
+    usleep(200000);  // the child has exited; not waited for, it stays a zombie
+    const std::string zombie = "f.json.tmp." + std::to_string(static_cast<long>(child));
+    std::ofstream(dir / zombie) << "x";
+    EXPECT_EQ(train::remove_stale_temporaries(dir.string()), 1);
+    EXPECT_FALSE(fs::exists(dir / zombie));
+    waitpid(child, nullptr, 0);
 }
 
 TEST(Train, CorruptCheckpointIsRefused) {
