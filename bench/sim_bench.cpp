@@ -7,13 +7,14 @@
 namespace moecast::sim {
 namespace {
 
-// Counting params + FLOPs of a real model, varying E so nothing is hoisted out of the loop.
-void BM_CountParamsAndFlops(benchmark::State& state) {
-    ModelConfig m = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/mixtral-8x7b.toml").model;
-    int64_t e = 8;
+// Counting params + FLOPs of a bundled model, its expert count stepping from `e_lo` to `e_hi` by
+// `step` so nothing is hoisted out of the loop.
+void count_loop(benchmark::State& state, const char* model, int64_t e_lo, int64_t e_hi, int64_t step) {
+    ModelConfig m = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/" + model + ".toml").model;
+    int64_t e = e_lo;
     for (auto _ : state) {
         m.moe.experts = e;
-        e = e == 64 ? 8 : e + 1;
+        e = e == e_hi ? e_lo : e + step;
         ParamCounts p = count_params(m);
         FlopsPerToken f = count_flops(m);
         benchmark::DoNotOptimize(p);
@@ -23,24 +24,12 @@ void BM_CountParamsAndFlops(benchmark::State& state) {
     state.counters["configs_per_s"] =
         benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
+
+void BM_CountParamsAndFlops(benchmark::State& state) { count_loop(state, "mixtral-8x7b", 8, 64, 1); }
 BENCHMARK(BM_CountParamsAndFlops);
 
 // The same for a hybrid model: Gated DeltaNet layers beside gated full attention (Qwen3-Next).
-void BM_CountHybridParamsAndFlops(benchmark::State& state) {
-    ModelConfig m = load_model(std::string(MOECAST_SOURCE_DIR) + "/configs/models/qwen3-next-80b-a3b.toml").model;
-    int64_t e = 256;
-    for (auto _ : state) {
-        m.moe.experts = e;
-        e = e == 512 ? 256 : e + 16;
-        ParamCounts p = count_params(m);
-        FlopsPerToken f = count_flops(m);
-        benchmark::DoNotOptimize(p);
-        benchmark::DoNotOptimize(f);
-    }
-    state.SetItemsProcessed(state.iterations());
-    state.counters["configs_per_s"] =
-        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-}
+void BM_CountHybridParamsAndFlops(benchmark::State& state) { count_loop(state, "qwen3-next-80b-a3b", 256, 512, 16); }
 BENCHMARK(BM_CountHybridParamsAndFlops);
 
 }  // namespace
