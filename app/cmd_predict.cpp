@@ -72,6 +72,10 @@ void register_predict(CLI::App& app) {
                     "Activations offloaded to host memory until backward: expert_fc1,moe_act");
     cmd->add_option("--dispatcher", args->cost.dispatcher,
                     "MoE token dispatcher: alltoall, allgather (NCCL), deepep, hybridep (once per destination node)");
+    cmd->add_option("--grouped-gemm", args->cost.grouped_gemm,
+                    "Expert GEMM launches: per-expert (Transformer Engine's GroupedLinear), single (one CUTLASS "
+                    "grouped GEMM: grouped_gemm.ops.gmm, torch._grouped_mm), profile (the profile's class); "
+                    "default: the framework's (fsdp2: single), else the profile's");
     cmd->add_flag("--ep-overlap", args->cost.ep_overlap,
                   "Overlap the EP all-to-all with another micro-batch's compute (Megatron's "
                   "--overlap-moe-expert-parallel-comm); replaces --overlap ep=");
@@ -112,6 +116,7 @@ void register_predict(CLI::App& app) {
                                     "--fused-cross-entropy",
                                     "--offload-modules",
                                     "--dispatcher",
+                                    "--grouped-gemm",
                                     "--ep-overlap",
                                     "--tp-overlap",
                                     "--routing",

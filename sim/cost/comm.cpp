@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 namespace moecast::sim {
 namespace {
@@ -66,13 +67,77 @@ CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const Ha
     return r;
 }
 
+namespace {
+
+// C(pool - held, k) / C(pool, k): none of k distinct draws from `pool` falls among `held` of them.
+double miss_probability(double pool, double held, int64_t k) {
+    double none = 1.0;
+    for (int64_t i = 0; i < k; ++i)
+        none *= std::max(0.0, (pool - held - static_cast<double>(i)) / (pool - static_cast<double>(i)));
+    return none;
+}
+
+// C(n, k) as a double (n is a group count here: small).
+double choose(int64_t n, int64_t k) {
+    if (k < 0 || k > n) return 0.0;
+    double c = 1.0;
+    for (int64_t i = 1; i <= k; ++i) c = c * static_cast<double>(n - k + i) / static_cast<double>(i);
+    return c;
+}
+
+// Mean over tokens of the units that K consecutive experts (from iK mod E) span, units of e_u experts.
+double consecutive_units_hit(int64_t e, int64_t k, int64_t units) {
+    const int64_t per_unit = e / units;
+    const auto span = [&](int64_t first, int64_t last) { return last / per_unit - first / per_unit + 1; };
+    const int64_t period = e / std::gcd(e, k);  // tokens until the starting expert repeats
+    double total = 0;
+    for (int64_t i = 0; i < period; ++i) {
+        const int64_t first = (i * k) % e, last = first + k - 1;
+        total += static_cast<double>(last < e ? span(first, last) : span(first, e - 1) + span(0, last - e));
+    }
+    return total / static_cast<double>(period);
+}
+
+}  // namespace
+
+ExpertPlacement expert_placement(const ModelConfig& m, const RoutingSpec& routing) {
+    ExpertPlacement c;
+    c.experts = m.moe.experts;
+    c.top_k = m.moe.top_k;
+    c.groups = m.moe.groups;
+    c.group_topk = m.moe.group_topk;
+    c.consecutive = routing.consecutive;
+    return c;
+}
+
+double expected_units_hit(const ExpertPlacement& c, int64_t units) {
+    if (units <= 1) return units == 1 ? 1.0 : 0.0;
+    const int64_t e = c.experts, k = std::min(c.top_k, c.experts);
+    if (e % units != 0)
+        return static_cast<double>(units) *
+               (1.0 - miss_probability(static_cast<double>(e), static_cast<double>(e) / static_cast<double>(units), k));
+    if (c.consecutive) return consecutive_units_hit(e, k, units);
+    const double ed = static_cast<double>(e), ud = static_cast<double>(units);
+    const double per_unit = ed / ud;
+    const bool grouped = c.groups > 1 && c.group_topk > 0 && c.group_topk < c.groups && e % c.groups == 0 &&
+                         (units % c.groups == 0 || c.groups % units == 0);
+    if (!grouped) return ud * (1.0 - miss_probability(ed, per_unit, k));
+    const double g = static_cast<double>(c.groups), gs = static_cast<double>(c.group_topk);
+    const double per_group = ed / g, pool = gs * per_group;  // the experts of a token's chosen groups
+    if (units >= c.groups) return ud * (gs / g) * (1.0 - miss_probability(pool, per_unit, k));
+    // h groups per unit: j of them chosen with hypergeometric probability C(h, j) C(G - h, Gs - j) / C(G, Gs).
+    const int64_t h = c.groups / units;
+    double hit = 0;
+    for (int64_t j = 1; j <= std::min(h, c.group_topk); ++j) {
+        const double p = choose(h, j) * choose(c.groups - h, c.group_topk - j) / choose(c.groups, c.group_topk);
+        hit += p * (1.0 - miss_probability(pool, static_cast<double>(j) * per_group, k));
+    }
+    return ud * hit;
+}
+
 double group_hit_probability(int64_t experts, int64_t top_k, int64_t groups) {
     const double e = static_cast<double>(experts);
-    const double g = e / static_cast<double>(groups);
-    double none = 1.0;  // P(a given group holds none of the K experts)
-    for (int64_t i = 0; i < top_k; ++i)
-        none *= std::max(0.0, (e - g - static_cast<double>(i)) / (e - static_cast<double>(i)));
-    return 1.0 - none;
+    return 1.0 - miss_probability(e, e / static_cast<double>(groups), top_k);
 }
 
 double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
@@ -80,25 +145,25 @@ double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
     return static_cast<double>(nodes - 1) * group_hit_probability(experts, top_k, nodes);
 }
 
-CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k, GroupSpan ep,
+CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, const ExpertPlacement& choice, GroupSpan ep,
                              bool hierarchical, const HardwareProfile& hw) {
     CollectiveTime r;
     const int64_t n = ep.size;
     if (n <= 1 || rows <= 0) return r;
     const int64_t q = members_per_node(ep, hw);
     const int64_t nodes = (n + q - 1) / q;
-    const double nd = static_cast<double>(n), qd = static_cast<double>(q);
+    const double nd = static_cast<double>(n), qd = static_cast<double>(q), nodes_d = static_cast<double>(nodes);
     if (hierarchical) {
         // Per token: once per distinct remote node over the network; over NVLink once per distinct
-        // rank of its node, and in every node it reaches the receiving GPU forwards it to the
-        // other distinct ranks there. By symmetry each GPU forwards as much as its own tokens
-        // cause: nodes (q - 1) P(a rank holds one of the K experts) rows per token. Scaled by the
-        // busiest rank's excess rows.
-        const double mean_rows = tokens * static_cast<double>(top_k);
+        // rank, but for the one that receives it in each node (it forwards to the others there).
+        // The token's own rank and node are independent of where its experts sit, so a share
+        // 1 / nodes of the nodes it reaches, and 1 / q of the ranks in each, need no link. Scaled
+        // by the busiest rank's excess rows.
+        const double mean_rows = tokens * static_cast<double>(choice.top_k);
         const double scale = mean_rows > 0 ? rows / mean_rows : 1.0;
-        r.inter_bytes = tokens * scale * row_bytes * expected_remote_nodes(experts, top_k, nodes);
-        r.intra_bytes = tokens * scale * row_bytes * static_cast<double>(nodes) * (qd - 1) *
-                        group_hit_probability(experts, top_k, n);
+        const double nodes_hit = nodes > 1 ? expected_units_hit(choice, nodes) : 0.0;
+        r.inter_bytes = tokens * scale * row_bytes * nodes_hit * (nodes_d - 1) / nodes_d;
+        r.intra_bytes = tokens * scale * row_bytes * expected_units_hit(choice, n) * (qd - 1) / qd;
     } else {
         r.intra_bytes = rows * row_bytes * (qd - 1) / nd;
         r.inter_bytes = rows * row_bytes * (nd - qd) / nd;
@@ -120,8 +185,8 @@ CommBreakdown communication_per_step(const ModelConfig& m, const ParallelLayout&
     // EP all-to-all: per MoE layer and micro-batch, dispatch and combine forward, and their
     // transposes in backward.
     if (is_moe(m) && l.ep > 1) {
-        const CollectiveTime a2a = ep_all_to_all(s.tokens_moe, s.routing.rank_rows_computed, d * kAct, m.moe.experts,
-                                                 m.moe.top_k, s.ep_group, l.hierarchical_a2a, hw);
+        const CollectiveTime a2a = ep_all_to_all(s.tokens_moe, s.routing.rank_rows_computed, d * kAct,
+                                                 expert_placement(m, l.routing), s.ep_group, l.hierarchical_a2a, hw);
         const double per_layer_bytes = a2a.intra_bytes + a2a.inter_bytes;
         const double count = micro * s.moe_layers;
         for (CollectiveCost* cc : {&c.ep_dispatch, &c.ep_combine}) {

@@ -23,12 +23,32 @@ struct CollectiveTime {
 };
 CollectiveTime collective_time(Collective c, double bytes, GroupSpan g, const HardwareProfile& hw);
 
+// How a token's K experts are chosen, as far as where they sit matters: uniformly among the E
+// experts, among the experts of its best `group_topk` of `groups` contiguous groups (group-limited
+// routing: DeepSeek-V3's 8 groups, 4 per token), or K consecutive experts (NeMo Automodel's fake
+// balanced gate: token i takes experts iK .. iK + K - 1, mod E).
+struct ExpertPlacement {
+    int64_t experts = 1, top_k = 1;
+    int64_t groups = 0, group_topk = 0;
+    bool consecutive = false;
+};
+ExpertPlacement expert_placement(const ModelConfig& m, const RoutingSpec& routing);
+
+// Expected number of `units` equal contiguous blocks of the experts (the ranks, or the nodes, of an
+// EP group) that hold at least one of a token's K experts. Uniform choice: units x (1 - C(E - E/units,
+// K) / C(E, K)). Group-limited, with units and groups nested (one divides the other; otherwise as
+// uniform): a unit inside a group is hit when its group is chosen (group_topk / groups) and one of
+// the K experts, uniform over the chosen groups' experts, is its; a unit of h groups is hit by the
+// hypergeometric number j of its groups chosen, then as before with j groups' experts. Consecutive:
+// the mean over tokens of the units K consecutive experts span.
+double expected_units_hit(const ExpertPlacement& c, int64_t units);
+
 // EP all-to-all of one MoE layer, one direction (dispatch or combine), one micro-batch, on the
 // busiest rank: `rows` rows of `row_bytes` leave or arrive. Flat (NCCL all-to-all of permuted
 // rows): each row goes to its expert's rank. Hierarchical (DeepEP, HybridEP): a token is sent once
 // per distinct destination, over the network once per remote node among its K experts' nodes,
 // then over NVLink once per distinct rank there.
-CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, int64_t experts, int64_t top_k, GroupSpan ep,
+CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, const ExpertPlacement& choice, GroupSpan ep,
                              bool hierarchical, const HardwareProfile& hw);
 
 // Probability that a given one of `groups` equal groups of the E experts (a rank, a node) holds at

@@ -304,6 +304,7 @@ void apply_framework(ParallelLayout& l, Framework f) {
     l.framework = f;
     l.states = StateBytes{};
     l.fused_cross_entropy = false;
+    l.grouped_launch = GroupedLaunch::profile;
     switch (f) {
     case Framework::megatron: break;
     case Framework::megatron_bridge:
@@ -316,8 +317,27 @@ void apply_framework(ParallelLayout& l, Framework f) {
         // bf16 copy only while they run (memory_per_gpu counts that working set).
         l.states.weights = 0;
         l.zero = 3;
+        // NeMo Automodel's GroupedExpertsDeepEP: grouped_gemm.ops.gmm (or torch._grouped_mm), one
+        // CUTLASS grouped GEMM for all local experts.
+        l.grouped_launch = GroupedLaunch::single;
         break;
     }
+}
+
+const char* to_string(GroupedLaunch g) {
+    switch (g) {
+    case GroupedLaunch::profile: return "profile";
+    case GroupedLaunch::per_expert: return "per-expert";
+    case GroupedLaunch::single: return "single";
+    }
+    return "?";
+}
+
+GroupedLaunch parse_grouped_launch(const std::string& s, const std::string& source, int line) {
+    if (s == "profile") return GroupedLaunch::profile;
+    if (s == "per-expert") return GroupedLaunch::per_expert;
+    if (s == "single") return GroupedLaunch::single;
+    throw InputError(source, line, "grouped-gemm", "expected profile, per-expert or single, got \"" + s + "\"");
 }
 
 Recompute parse_recompute(const std::string& s, const std::string& source, int line) {

@@ -88,6 +88,10 @@ struct StateBytes {
 StateBytes parse_states(const std::string& spec, StateBytes base, const std::string& source = "--states", int line = 0);
 std::string to_string(const StateBytes& s);
 
+enum class GroupedLaunch { profile, per_expert, single };
+const char* to_string(GroupedLaunch g);
+GroupedLaunch parse_grouped_launch(const std::string& s, const std::string& source = "--grouped-gemm", int line = 0);
+
 // Training frameworks, where they keep different buffers by default (docs/cost-model.md, Memory).
 enum class Framework {
     megatron,         // Megatron-LM: fp32 gradient buffers and Adam state; cross-entropy unfused
@@ -146,13 +150,20 @@ struct ParallelLayout {
     StateBytes states;
     bool fused_cross_entropy = false;  // bf16 logits, softmax gradient in place (no fp32 copy)
     OffloadModules offload;
+    // How the expert GEMMs are launched: as the profile's grouped_gemm class says (a calibrated
+    // profile measures its own kernels; datasheet profiles: one cuBLAS GEMM per local expert, as
+    // Transformer Engine's GroupedLinear runs them), or one device-scheduled launch for every
+    // expert (CUTLASS grouped GEMM: grouped_gemm.ops.gmm or torch._grouped_mm, as NeMo Automodel
+    // runs them).
+    GroupedLaunch grouped_launch = GroupedLaunch::profile;
 };
 // The MoE token dispatcher, as Megatron-Core names it: alltoall or allgather (NCCL; every routed
 // row sent), deepep or hybridep (flex dispatcher: a token crosses the network once per destination
 // node; their kernels hold 20 and 32 SMs). InputError names the key.
 void apply_dispatcher(ParallelLayout& l, const std::string& name, const std::string& source = "--dispatcher",
                       int line = 0);
-// Sets the framework and its defaults: state precisions, cross-entropy fusion and (fsdp2) ZeRO 3.
+// Sets the framework and its defaults: state precisions, cross-entropy fusion, and (fsdp2) ZeRO 3 and
+// one grouped-GEMM launch for all experts.
 void apply_framework(ParallelLayout& l, Framework f);
 // Layers of the pipeline split, counting the embedding and the loss where they take a slot.
 int64_t pipeline_slots(const ModelConfig& m, const ParallelLayout& l);

@@ -151,6 +151,9 @@ RoutingSpec parse_routing(const std::string& text, const std::string& source, co
     RoutingSpec s;
     if (text == "balanced") {
         s.kind = RoutingKind::balanced;
+    } else if (text == "round-robin") {
+        s.kind = RoutingKind::balanced;
+        s.consecutive = true;
     } else if (text == "uniform") {
         s.kind = RoutingKind::uniform;
     } else if (text == "trained") {
@@ -170,10 +173,11 @@ RoutingSpec parse_routing(const std::string& text, const std::string& source, co
     } else if (std::filesystem::exists(text)) {
         s = routing_from_file(text);
     } else {
-        throw InputError(source, 0, key,
-                         "expected \"balanced\", \"uniform\", \"trained[:CV]\", \"zipf:S\" or an expert-load file, "
-                         "got \"" +
-                             text + "\"");
+        throw InputError(
+            source, 0, key,
+            "expected \"balanced\", \"round-robin\", \"uniform\", \"trained[:CV]\", \"zipf:S\" or an expert-load file, "
+            "got \"" +
+                text + "\"");
     }
     return s;
 }

@@ -34,9 +34,13 @@ struct RoutingSpec {
     double load_cv = -1;  // RoutingKind::trained; < 0: the model's moe.router_load_cv, else kTrainedRouterLoadCv
     std::vector<double> histogram;  // (E) weights, normalised on use
     double capacity_factor = 0;     // 0 = dropless; else each expert keeps at most cf*T*K/E rows
+    // RoutingKind::balanced by K consecutive experts per token ("round-robin": token i takes
+    // experts iK .. iK + K - 1, mod E, as NeMo Automodel's fake balanced gate): a token's experts
+    // sit on one or two neighbouring ranks, which the EP all-to-all sees (comm.h ExpertChoice).
+    bool consecutive = false;
 };
 
-// Parses "balanced", "uniform", "trained", "trained:0.35" (the load CV), "zipf:1.2", or the path of
+// Parses "balanced", "round-robin", "uniform", "trained", "trained:0.35" (the load CV), "zipf:1.2", or the path of
 // an expert-load file (routing_from_file); InputError(source, key) otherwise.
 RoutingSpec parse_routing(const std::string& text, const std::string& source, const std::string& key);
 const char* to_string(RoutingKind k);

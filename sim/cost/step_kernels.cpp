@@ -325,7 +325,9 @@ MoeDims moe_dims(const ModelConfig& m, const HardwareProfile& hw, const Parallel
     // K-grouped wgrad: every expert's output tiles run as long as the slowest expert's rows.
     x.tail = std::min(1.0, x.rows / std::max(x.rows, gd * s.routing.max_expert_rows));
     const Efficiency& grouped = hw.eff(KernelClass::grouped_gemm);
-    x.group_launches = grouped.launch_per_group ? static_cast<double>(x.active) : 1.0;
+    const bool per_group = l.grouped_launch == GroupedLaunch::profile ? grouped.launch_per_group
+                                                                      : l.grouped_launch == GroupedLaunch::per_expert;
+    x.group_launches = per_group ? static_cast<double>(x.active) : 1.0;
     x.row_tiles = expected_row_tiles(x.rows, g, grouped.tile_m, balanced);
     x.router_precision = l.precision == Precision::fp8 ? Precision::bf16 : l.precision;
     return x;

@@ -40,6 +40,7 @@ struct CostRequest {
     bool fused_cross_entropy = false;    // bf16 logits (on where the framework fuses it anyway)
     std::string offload_modules;         // activations kept in host memory: "expert_fc1,moe_act"
     std::string dispatcher;              // alltoall, allgather, deepep, hybridep (empty: hierarchical, no SMs)
+    std::string grouped_gemm;            // per-expert, single, profile (empty: the framework's)
     bool ep_overlap = false;             // EP all-to-all overlapped by the 1F1B schedule
     bool tp_overlap = false;             // TP collectives overlapped with GEMMs (--tp-comm-overlap)
     std::string routing = "trained";     // balanced, uniform, trained[:CV], zipf:S

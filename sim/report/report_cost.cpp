@@ -49,6 +49,7 @@ ParallelLayout request_layout(const CostRequest& r, const ModelConfig& model, co
     if (r.fused_cross_entropy) l.fused_cross_entropy = true;
     l.offload = parse_offload_modules(r.offload_modules);
     if (!r.dispatcher.empty()) apply_dispatcher(l, r.dispatcher);
+    if (!r.grouped_gemm.empty()) l.grouped_launch = parse_grouped_launch(r.grouped_gemm);
     l.ep_a2a_overlap = r.ep_overlap;
     l.tp_comm_overlap = r.tp_overlap;
     l.gpus = r.gpus;
@@ -131,6 +132,7 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                    {"recompute_modules", l.recompute == Recompute::selective ? to_string(l.modules) : ""},
                    {"cuda_graphs", l.cuda_graphs},
                    {"framework", to_string(l.framework)},
+                   {"grouped_gemm", to_string(l.grouped_launch)},
                    {"states", to_string(l.states)},
                    {"fused_cross_entropy", l.fused_cross_entropy},
                    {"offload_modules", to_string(l.offload)},
@@ -145,7 +147,7 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                      {"dp", l.overlap.dp >= 0 ? nlohmann::json(l.overlap.dp) : nlohmann::json("schedule")},
                      {"pp", l.overlap.pp}}}};
     const RoutingLoad& rl = c.shape.routing;
-    j["routing"] = {{"kind", to_string(l.routing.kind)},
+    j["routing"] = {{"kind", l.routing.consecutive ? "round-robin" : to_string(l.routing.kind)},
                     {"capacity_factor", l.routing.capacity_factor},
                     {"load_cv", rl.load_cv},
                     {"mean_rank_rows", rl.mean_rank_rows},
@@ -249,8 +251,9 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
     const RoutingLoad& rl = c.shape.routing;
     s += fmt::format(
         "  routing {}: busiest EP rank {:.0f} rows vs mean {:.0f} (x{:.3f}); drop {:.2f} %, padding {:.2f} %\n",
-        l.routing.kind == RoutingKind::trained ? fmt::format("trained (expert-load CV {:.2f})", rl.load_cv)
-                                               : std::string(to_string(l.routing.kind)),
+        l.routing.kind == RoutingKind::trained
+            ? fmt::format("trained (expert-load CV {:.2f})", rl.load_cv)
+            : std::string(l.routing.consecutive ? "round-robin" : to_string(l.routing.kind)),
         rl.max_rank_rows, rl.mean_rank_rows, rl.imbalance(), 100 * rl.drop_fraction, 100 * rl.padding_fraction);
     s += fmt::format("\nMemory per GPU {:>12}  of {}  {}\n", gb(m.total_bytes), gb(m.capacity_bytes),
                      m.fits ? "fits" : "DOES NOT FIT");

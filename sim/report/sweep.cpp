@@ -64,6 +64,7 @@ const std::vector<std::pair<std::string, Setter>>& setters() {
          [](CostRequest& r, const std::string& v, const std::string& k) { r.fused_cross_entropy = parse_flag(v, k); }},
         {"offload_modules", [](CostRequest& r, const std::string& v, const std::string&) { r.offload_modules = v; }},
         {"dispatcher", [](CostRequest& r, const std::string& v, const std::string&) { r.dispatcher = v; }},
+        {"grouped_gemm", [](CostRequest& r, const std::string& v, const std::string&) { r.grouped_gemm = v; }},
         {"ep_overlap",
          [](CostRequest& r, const std::string& v, const std::string& k) { r.ep_overlap = parse_flag(v, k); }},
         {"tp_overlap",

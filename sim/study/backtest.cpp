@@ -98,15 +98,19 @@ PreparedRow prepare(const BacktestRow& row) {
     l.loss_in_split = row.loss_in_split;
     l.cuda_graphs = row.cuda_graphs;
     if (!row.dispatcher.empty()) apply_dispatcher(l, row.dispatcher, row.file, row.line);
-    if (row.routing == "balanced")
+    if (row.routing == "balanced") {
         l.routing.kind = RoutingKind::balanced;
-    else if (row.routing == "dropless")
+    } else if (row.routing == "round-robin") {
+        l.routing.kind = RoutingKind::balanced;
+        l.routing.consecutive = true;
+    } else if (row.routing == "dropless") {
         l.routing.kind = RoutingKind::trained;
-    else if (row.routing.empty())
+    } else if (row.routing.empty()) {
         l.routing.kind = RoutingKind::uniform;  // not stated: neither forced nor a known trained router
-    else
+    } else {
         throw InputError(row.file, row.line, "routing_kind",
-                         "expected balanced, dropless or empty, got \"" + row.routing + "\"");
+                         "expected balanced, round-robin, dropless or empty, got \"" + row.routing + "\"");
+    }
     l.ep_a2a_overlap = row.ep_overlap;
     l.tp_comm_overlap = row.tp_overlap;
     if (const std::string why = check_layout(l, p.model, p.hw); !why.empty()) {
@@ -256,7 +260,9 @@ std::string predict_command(const BacktestRow& row) {
     if (row.tp_overlap) cmd += " --tp-overlap";
     if (row.cuda_graphs) cmd += " --cuda-graphs";
     cmd += " --routing ";
-    cmd += row.routing == "balanced" ? "balanced" : row.routing == "dropless" ? "trained" : "uniform";
+    cmd += row.routing == "balanced" || row.routing == "round-robin" ? row.routing
+           : row.routing == "dropless"                               ? std::string("trained")
+                                                                     : std::string("uniform");
     return cmd;
 }
 

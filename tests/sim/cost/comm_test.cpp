@@ -1,5 +1,6 @@
 // Communication: alpha-beta collective times per tier and all-to-all bytes for known layouts.
 #include <cmath>
+#include <set>
 
 #include <string>
 
@@ -62,16 +63,68 @@ TEST(Comm, DeepSeekV3DispatchBytes) {
     // EP 64 over 8 nodes of 8 (etp 1); 2048 tokens per GPU, K = 8, D = 7168 bf16 rows.
     const HardwareProfile hw = load_hardware(kFixedH100);
     const double row = 7168 * 2, tokens = 2048, rows = tokens * 8;
-    const CollectiveTime flat = ep_all_to_all(tokens, rows, row, 256, 8, GroupSpan{64, 1}, false, hw);
+    const CollectiveTime flat = ep_all_to_all(tokens, rows, row, ExpertPlacement{256, 8}, GroupSpan{64, 1}, false, hw);
     EXPECT_DOUBLE_EQ(flat.intra_bytes, rows * row * 7 / 64);
     EXPECT_DOUBLE_EQ(flat.inter_bytes, rows * row * 56 / 64);
-    const CollectiveTime hier = ep_all_to_all(tokens, rows, row, 256, 8, GroupSpan{64, 1}, true, hw);
+    const CollectiveTime hier = ep_all_to_all(tokens, rows, row, ExpertPlacement{256, 8}, GroupSpan{64, 1}, true, hw);
     EXPECT_DOUBLE_EQ(hier.inter_bytes, tokens * row * expected_remote_nodes(256, 8, 8));
     EXPECT_LT(hier.inter_bytes, flat.inter_bytes);  // ~4.6 remote nodes per token instead of 7 rows
     // Over NVLink: 8 nodes x 7 other ranks x P(a rank of 4 experts holds one of the 8), per token.
     const double rank_hit = 1 - std::exp(log_choose(252, 8) - log_choose(256, 8));
     EXPECT_NEAR(hier.intra_bytes, tokens * row * 8 * 7 * rank_hit, 1e-9 * hier.intra_bytes);
     EXPECT_NEAR(flat.time_s, flat.inter_bytes / 42.5e9 + 9e-6, 1e-12);
+}
+
+TEST(Comm, GroupLimitedRoutingReachesFewerUnits) {
+    // DeepSeek-V3: 256 experts in 8 groups of 32, a token's 8 experts from its best 4 groups (128
+    // experts), uniform among them.
+    const ExpertPlacement c{256, 8, 8, 4, false};
+    const double miss32 = std::exp(log_choose(96, 8) - log_choose(128, 8));  // a 32-expert block
+    // 8 nodes of 32 experts, one group each: chosen with probability 4/8, then hit unless missed.
+    EXPECT_NEAR(expected_units_hit(c, 8), 8 * 0.5 * (1 - miss32), 1e-12);
+    // 64 ranks of 4 experts inside the groups.
+    const double miss4 = std::exp(log_choose(124, 8) - log_choose(128, 8));
+    EXPECT_NEAR(expected_units_hit(c, 64), 64 * 0.5 * (1 - miss4), 1e-12);
+    // 4 units of two groups: j of the unit's 2 groups chosen with C(2, j) C(6, 4 - j) / C(8, 4)
+    // (40/70 for one, 15/70 for both), then hit unless the 8 experts miss j x 32 of the 128.
+    const double miss64 = std::exp(log_choose(64, 8) - log_choose(128, 8));
+    EXPECT_NEAR(expected_units_hit(c, 4), 4 * (40.0 / 70 * (1 - miss32) + 15.0 / 70 * (1 - miss64)), 1e-12);
+    // Without the limit, the same 8 nodes: more of them.
+    const double free_hit = 8 * (1 - std::exp(log_choose(224, 8) - log_choose(256, 8)));
+    EXPECT_NEAR(expected_units_hit(ExpertPlacement{256, 8}, 8), free_hit, 1e-12);
+    EXPECT_LT(expected_units_hit(c, 8), free_hit);
+    // Groups that do not nest with the units (6 groups on 4 units) are priced as ungrouped.
+    EXPECT_NEAR(expected_units_hit(ExpertPlacement{96, 4, 6, 3, false}, 4),
+                4 * (1 - std::exp(log_choose(72, 4) - log_choose(96, 4))), 1e-12);
+}
+
+TEST(Comm, ConsecutiveExpertsSpanNeighbouringRanks) {
+    // Token i takes experts 8i .. 8i + 7 (mod 256): on 64 ranks of 4 always exactly two ranks, on
+    // 8 nodes of 32 always one.
+    EXPECT_DOUBLE_EQ(expected_units_hit(ExpertPlacement{256, 8, 0, 0, true}, 64), 2.0);
+    EXPECT_DOUBLE_EQ(expected_units_hit(ExpertPlacement{256, 8, 0, 0, true}, 8), 1.0);
+    // Uneven: E = 60, K = 4 on 6 units of 10, counted by brute force over one period of tokens.
+    double total = 0;
+    for (int i = 0; i < 15; ++i) {
+        std::set<int> units;
+        for (int j = 0; j < 4; ++j) units.insert(((4 * i + j) % 60) / 10);
+        total += static_cast<double>(units.size());
+    }
+    EXPECT_DOUBLE_EQ(expected_units_hit(ExpertPlacement{60, 4, 0, 0, true}, 6), total / 15);
+    // The all-to-all then sends each token to ~1 remote node instead of ~4.6 (DeepSeek-V3, EP 64).
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    const double row = 7168 * 2, tokens = 2048, rows = tokens * 8;
+    const CollectiveTime a =
+        ep_all_to_all(tokens, rows, row, ExpertPlacement{256, 8, 0, 0, true}, GroupSpan{64, 1}, true, hw);
+    EXPECT_DOUBLE_EQ(a.inter_bytes, tokens * row * 1.0 * 7 / 8);
+    EXPECT_DOUBLE_EQ(a.intra_bytes, tokens * row * 2.0 * 7 / 8);
+}
+
+TEST(Comm, RoundRobinRoutingIsBalancedByConsecutiveExperts) {
+    const RoutingSpec r = parse_routing("round-robin", "test", "routing");
+    EXPECT_EQ(r.kind, RoutingKind::balanced);
+    EXPECT_TRUE(r.consecutive);
+    EXPECT_FALSE(parse_routing("balanced", "test", "routing").consecutive);
 }
 
 TEST(Comm, StepVolumesForASmallLayout) {

@@ -448,6 +448,38 @@ TEST(Timing, CudaGraphsAndRecomputeModules) {
     EXPECT_LT(moe.memory.activations_bytes, attn.memory.activations_bytes);
 }
 
+// The expert GEMMs' launches as the framework runs them: Transformer Engine's GroupedLinear one
+// GEMM per local expert (16 on EP 8 of Qwen3-30B-A3B's 128), a CUTLASS grouped GEMM one for all;
+// the difference is the host's launch time of the 15 extra launches per GEMM, nothing else.
+TEST(Timing, GroupedGemmLaunchesFollowTheFramework) {
+    const HardwareProfile hw = load_hardware(kFixedH100);
+    ASSERT_TRUE(hw.eff(KernelClass::grouped_gemm).launch_per_group);
+    auto step = [&](GroupedLaunch g) {
+        return qwen30b_step(hw, "ep=8", 8, 8, [&](ParallelLayout& l) {
+            l.routing.kind = RoutingKind::balanced;
+            l.grouped_launch = g;
+        });
+    };
+    const CostPrediction profile = step(GroupedLaunch::profile), per_expert = step(GroupedLaunch::per_expert),
+                         single = step(GroupedLaunch::single);
+    EXPECT_DOUBLE_EQ(profile.time.step_s, per_expert.time.step_s);
+    for (const CostPrediction* c : {&per_expert, &single}) {
+        const double want = c == &single ? 1.0 : 16.0;
+        for (int i = 0; i < c->kernels.size; ++i) {
+            const Kernel& k = c->kernels.items[static_cast<size_t>(i)];
+            if (k.cls == KernelClass::grouped_gemm) EXPECT_DOUBLE_EQ(k.shape.launches, want) << k.name;
+        }
+    }
+    EXPECT_LT(single.time.expert_gemm_s, per_expert.time.expert_gemm_s);
+    ParallelLayout l;
+    apply_framework(l, Framework::fsdp2);
+    EXPECT_EQ(l.grouped_launch, GroupedLaunch::single);
+    apply_framework(l, Framework::megatron_bridge);
+    EXPECT_EQ(l.grouped_launch, GroupedLaunch::profile);
+    EXPECT_EQ(parse_grouped_launch("per-expert"), GroupedLaunch::per_expert);
+    EXPECT_THROW(parse_grouped_launch("cutlass"), InputError);
+}
+
 // The EP all-to-all overlapped by the 1F1B schedule, by hand from the step's own parts: without a
 // pipeline the first forward and the last backward have no partner (1 of m = 4 micro-batches);
 // the others hide each all-to-all behind the partner's compute, and the comm kernels' 20 of 132
