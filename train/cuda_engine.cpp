@@ -22,8 +22,8 @@ namespace moecast::train {
 namespace wiring {
 
 inline void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess) throw std::runtime_error(std::string("moecast train (cuda): ") + what + ": " +
-                                                     cudaGetErrorString(err));
+    if (err != cudaSuccess)
+        throw std::runtime_error(std::string("moecast train (cuda): ") + what + ": " + cudaGetErrorString(err));
 }
 
 // A device array of n T, zero-filled on allocation; move-only.
@@ -136,10 +136,9 @@ public:
         wiring::check(cudaMemsetAsync(grads_.data(), 0, static_cast<size_t>(n) * sizeof(float), ctx_->stream()),
                       "cudaMemsetAsync");
         for (int64_t mb = 0; mb < n_micro; ++mb)
-            wiring::forward_backward_impl<k::Cuda>(model_, *ctx_, ws_, params_.data(), tokens_.data() + mb * micro,
-                                                   targets_.data() + mb * micro, 1.0 / static_cast<double>(batch),
-                                                   1.0 / static_cast<double>(n_micro), grads_.data(), &r.stats,
-                                                   nullptr);
+            wiring::forward_backward_impl<k::Cuda>(
+                model_, *ctx_, ws_, params_.data(), tokens_.data() + mb * micro, targets_.data() + mb * micro,
+                1.0 / static_cast<double>(batch), 1.0 / static_cast<double>(n_micro), grads_.data(), &r.stats, nullptr);
         r.loss = r.stats.ce_sum / static_cast<double>(r.stats.tokens);
         r.aux_loss = r.stats.aux_loss / static_cast<double>(n_micro);
         r.grad_norm = k::clip_grad_norm<k::Cuda>(*ctx_, grads_.data(), n, grad_clip);
@@ -178,8 +177,7 @@ public:
 private:
     static std::unique_ptr<k::CudaContext> open_device() {
         std::string why;
-        if (k::cuda_device_count(&why) == 0)
-            throw sim::IoError("--device cuda: no usable CUDA device (" + why + ")");
+        if (k::cuda_device_count(&why) == 0) throw sim::IoError("--device cuda: no usable CUDA device (" + why + ")");
         return std::make_unique<k::CudaContext>(0);
     }
 
@@ -188,10 +186,10 @@ private:
     AdamWConfig adam_;
     std::unique_ptr<k::CudaContext> ctx_;
     std::string name_;
-    DeviceVec<float> params_, m_, v_, grads_;            // (layout.total)
-    DeviceVec<int32_t> tokens_, targets_;                // (batch_tokens)
-    DeviceVec<int32_t> eval_tokens_, eval_targets_;      // (evaluation slice)
-    CudaWorkspace ws_;                                   // one micro-batch's activations
+    DeviceVec<float> params_, m_, v_, grads_;        // (layout.total)
+    DeviceVec<int32_t> tokens_, targets_;            // (batch_tokens)
+    DeviceVec<int32_t> eval_tokens_, eval_targets_;  // (evaluation slice)
+    CudaWorkspace ws_;                               // one micro-batch's activations
 };
 
 std::unique_ptr<TrainEngine> make_cuda_engine(const Model& model, const TrainConfig& c) {

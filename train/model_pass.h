@@ -43,7 +43,9 @@ template <> struct Bufs<k::Cpu> {
                 std::copy(a, a + w, b);
         }
     }
-    template <class T> static void read(k::Context<k::Cpu>&, const T* p, int64_t n, T* out) { std::copy(p, p + n, out); }
+    template <class T> static void read(k::Context<k::Cpu>&, const T* p, int64_t n, T* out) {
+        std::copy(p, p + n, out);
+    }
 };
 
 // A layer's FFN: width F, first-GEMM width N1 (2F for GLU) and activation; an expert's for MoE.
@@ -70,9 +72,9 @@ template <class B> struct LayerActsT {
     Vec att;                           // (T, HD)
     Vec xn_ffn, rstd_ffn;              // (T, D), (T)
     // MoE
-    Vec logits, rprobs, weights;                                       // (T, E), (T, E), (T, K)
+    Vec logits, rprobs, weights;                       // (T, E), (T, E), (T, K)
     IVec idx, tpe, offsets, row_to_slot, slot_to_row;  // (T,K) (E) (E+1) (R) (R)
-    Vec x_perm, h, a, y_perm;  // (R, D) (R, N1) (R, F) (R, D); dense: h (T, N1), a (T, F)
+    Vec x_perm, h, a, y_perm;                          // (R, D) (R, N1) (R, F) (R, D); dense: h (T, N1), a (T, F)
 };
 
 template <class B> class WorkspaceT {
@@ -82,7 +84,7 @@ public:
     std::vector<Vec> resid;  // 2L + 1 residual snapshots (T, D)
     std::vector<LayerActsT<B>> layers;
     typename Bufs<B>::I pos_idx;  // (T) position of each row
-    Vec xf, rstd_f, logits;        // (T, D), (T), (T, V)
+    Vec xf, rstd_f, logits;       // (T, D), (T), (T, V)
     // Backward scratch, shared by layers.
     Vec d, dxn, tmp, qkv, dq, dk, dv, datt, dlogits_r, dprobs_aux, dweights, dy_perm, da, dh, dx_perm, dw_tmp;
     // One pass's scalar outputs in the backend's memory: the load-balancing and z-losses of the
@@ -131,7 +133,6 @@ template <class B> LayerActsT<B> make_layer_acts(const sim::ModelConfig& m, bool
     }
     return a;
 }
-
 
 // Sizes every buffer of ws for micro-batches of t tokens (t a multiple of seq_len).
 template <class B> void init_workspace(const Model& model, int64_t t, WorkspaceT<B>* ws) {
@@ -235,7 +236,8 @@ template <class B> void embed_backward(const Pass<B>& p, const int32_t* tokens, 
 }
 
 // x_mid = x_in + attention(rmsnorm(x_in)).
-template <class B> void attention_forward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_in, float* x_mid) {
+template <class B>
+void attention_forward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_in, float* x_mid) {
     k::Context<B>& ctx = p.ctx;
     WorkspaceT<B>& ws = p.ws;
     const int64_t t = p.t, hdim = p.hdim;
@@ -249,10 +251,8 @@ template <class B> void attention_forward(const Pass<B>& p, const LayerSlots& sl
     Bufs<B>::copy_cols(ctx, ws.qkv.data(), 3 * hdim, 2 * hdim, hdim, t, a.v.data(), false);
     p.part(SP::elementwise);
     if (p.qkn) {
-        k::rmsnorm<B, float>(ctx, a.q_raw.data(), p.P + sl.q_norm, p.qk_rows, p.qk_d, eps, a.q.data(),
-                                  a.q_rstd.data());
-        k::rmsnorm<B, float>(ctx, a.k_raw.data(), p.P + sl.k_norm, p.qk_rows, p.qk_d, eps, a.k.data(),
-                                  a.k_rstd.data());
+        k::rmsnorm<B, float>(ctx, a.q_raw.data(), p.P + sl.q_norm, p.qk_rows, p.qk_d, eps, a.q.data(), a.q_rstd.data());
+        k::rmsnorm<B, float>(ctx, a.k_raw.data(), p.P + sl.k_norm, p.qk_rows, p.qk_d, eps, a.k.data(), a.k_rstd.data());
     }
     if (p.rope) {
         k::rope<B, float>(ctx, a.q.data(), t, p.h, p.hd, p.s, theta, false);
@@ -260,7 +260,7 @@ template <class B> void attention_forward(const Pass<B>& p, const LayerSlots& sl
     }
     p.part(SP::attention);
     k::causal_attention<B, float>(ctx, a.q.data(), a.k.data(), a.v.data(), t, p.s, p.h, p.hd, a.probs.data(),
-                                       a.att.data());
+                                  a.att.data());
     p.part(SP::dense_gemm);
     k::linear<B, float>(ctx, a.att.data(), p.P + sl.wo, t, hdim, p.d, false, x_mid);
     p.part(SP::elementwise);
@@ -268,19 +268,18 @@ template <class B> void attention_forward(const Pass<B>& p, const LayerSlots& sl
 }
 
 // dres: gradient of x_mid in, of x_in out.
-template <class B> void attention_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_in, float* dres) {
+template <class B>
+void attention_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_in, float* dres) {
     k::Context<B>& ctx = p.ctx;
     WorkspaceT<B>& ws = p.ws;
     const float* P = p.P;
     float* G = p.G;
     const int64_t t = p.t, hdim = p.hdim;
     p.part(SP::dense_gemm);
-    k::linear_backward<B, float>(ctx, a.att.data(), P + sl.wo, dres, t, hdim, p.d, false, ws.datt.data(),
-                                      G + sl.wo);
+    k::linear_backward<B, float>(ctx, a.att.data(), P + sl.wo, dres, t, hdim, p.d, false, ws.datt.data(), G + sl.wo);
     p.part(SP::attention);
     k::causal_attention_backward<B, float>(ctx, a.q.data(), a.k.data(), a.v.data(), a.probs.data(), a.att.data(),
-                                                ws.datt.data(), t, p.s, p.h, p.hd, ws.dq.data(), ws.dk.data(),
-                                                ws.dv.data());
+                                           ws.datt.data(), t, p.s, p.h, p.hd, ws.dq.data(), ws.dk.data(), ws.dv.data());
     p.part(SP::elementwise);
     if (p.rope) {
         k::rope<B, float>(ctx, ws.dq.data(), t, p.h, p.hd, p.s, p.opt.rope_theta, true);
@@ -289,10 +288,10 @@ template <class B> void attention_backward(const Pass<B>& p, const LayerSlots& s
     if (p.qkn) {
         // dq/dk hold gradients of the normalised q/k; write raw gradients into the qkv columns.
         k::rmsnorm_backward<B, float>(ctx, a.q_raw.data(), P + sl.q_norm, a.q_rstd.data(), ws.dq.data(), p.qk_rows,
-                                           p.qk_d, ws.datt.data(), G + sl.q_norm);
+                                      p.qk_d, ws.datt.data(), G + sl.q_norm);
         Bufs<B>::copy_cols(ctx, ws.qkv.data(), 3 * hdim, 0, hdim, t, ws.datt.data(), true);
         k::rmsnorm_backward<B, float>(ctx, a.k_raw.data(), P + sl.k_norm, a.k_rstd.data(), ws.dk.data(), p.qk_rows,
-                                           p.qk_d, ws.datt.data(), G + sl.k_norm);
+                                      p.qk_d, ws.datt.data(), G + sl.k_norm);
         Bufs<B>::copy_cols(ctx, ws.qkv.data(), 3 * hdim, hdim, hdim, t, ws.datt.data(), true);
     } else {
         Bufs<B>::copy_cols(ctx, ws.qkv.data(), 3 * hdim, 0, hdim, t, ws.dq.data(), true);
@@ -301,32 +300,33 @@ template <class B> void attention_backward(const Pass<B>& p, const LayerSlots& s
     Bufs<B>::copy_cols(ctx, ws.qkv.data(), 3 * hdim, 2 * hdim, hdim, t, ws.dv.data(), true);
     p.part(SP::dense_gemm);
     k::linear_backward<B, float>(ctx, a.xn_attn.data(), P + sl.wqkv, ws.qkv.data(), t, p.d, 3 * hdim, false,
-                                      ws.dxn.data(), G + sl.wqkv);
+                                 ws.dxn.data(), G + sl.wqkv);
     p.part(SP::elementwise);
-    k::rmsnorm_backward<B, float>(ctx, x_in, P + sl.attn_norm, a.rstd_attn.data(), ws.dxn.data(), t, p.d,
-                                       ws.tmp.data(), G + sl.attn_norm);
+    k::rmsnorm_backward<B, float>(ctx, x_in, P + sl.attn_norm, a.rstd_attn.data(), ws.dxn.data(), t, p.d, ws.tmp.data(),
+                                  G + sl.attn_norm);
     k::add_to<B, float>(ctx, dres, ws.tmp.data(), t * p.d);
 }
 
 // x_out = MoE(xn_ffn): router (+ auxiliary losses into stats), dispatch, expert GEMMs, combine.
-template <class B> void moe_forward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, float* x_out, PassStats& stats) {
+template <class B>
+void moe_forward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, float* x_out, PassStats& stats) {
     k::Context<B>& ctx = p.ctx;
     const int64_t t = p.t, d = p.d, e = p.m.moe.experts, kk = p.m.moe.top_k;
     const FfnShape fs = ffn_shape(p.m, true);
     p.part(SP::router);
     k::router_logits<B, float>(ctx, a.xn_ffn.data(), p.P + sl.router, t, d, e, a.logits.data());
-    k::router_softmax_topk<B>(ctx, a.logits.data(), t, e, kk, p.opt.router_renormalize, a.rprobs.data(),
-                                   a.idx.data(), a.weights.data());
+    k::router_softmax_topk<B>(ctx, a.logits.data(), t, e, kk, p.opt.router_renormalize, a.rprobs.data(), a.idx.data(),
+                              a.weights.data());
     float* lbz = p.ws.aux_losses.data();  // (2) in the backend's memory
-    k::load_balancing_loss<B>(ctx, a.rprobs.data(), a.idx.data(), t, e, kk,
-                                   static_cast<float>(p.opt.load_balance_coef), lbz);
+    k::load_balancing_loss<B>(ctx, a.rprobs.data(), a.idx.data(), t, e, kk, static_cast<float>(p.opt.load_balance_coef),
+                              lbz);
     k::router_z_loss<B>(ctx, a.logits.data(), t, e, static_cast<float>(p.opt.z_loss_coef), lbz + 1);
     float lb_z[2];
     Bufs<B>::read(ctx, lbz, 2, lb_z);
     stats.aux_loss += static_cast<double>(lb_z[0]) + static_cast<double>(lb_z[1]);
     p.part(SP::dispatch);
     k::permute_plan<B>(ctx, a.idx.data(), t, e, kk, a.tpe.data(), a.offsets.data(), a.row_to_slot.data(),
-                            a.slot_to_row.data());
+                       a.slot_to_row.data());
     std::vector<int32_t> tpe(sz(e));
     Bufs<B>::read(ctx, a.tpe.data(), e, tpe.data());
     stats.tokens_per_expert.emplace_back(tpe.begin(), tpe.end());
@@ -341,7 +341,8 @@ template <class B> void moe_forward(const Pass<B>& p, const LayerSlots& sl, Laye
 
 // dres: gradient of x_out; leaves the gradient of xn_ffn in ws.dxn. The router's gradient is the
 // main loss's through the chosen weights plus the auxiliary losses' (scaled by aux_scale).
-template <class B> void moe_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* dres, double aux_scale) {
+template <class B>
+void moe_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* dres, double aux_scale) {
     k::Context<B>& ctx = p.ctx;
     WorkspaceT<B>& ws = p.ws;
     const float* P = p.P;
@@ -351,29 +352,26 @@ template <class B> void moe_backward(const Pass<B>& p, const LayerSlots& sl, Lay
     const int64_t f = fs.f, n1 = fs.n1;
     p.part(SP::combine);
     k::combine_backward<B, float>(ctx, dres, a.y_perm.data(), a.weights.data(), a.slot_to_row.data(), t, kk, d,
-                                       ws.dy_perm.data(), ws.dweights.data());
+                                  ws.dy_perm.data(), ws.dweights.data());
     p.part(SP::expert_gemm);
-    k::grouped_gemm_wgrad<B, float>(ctx, a.a.data(), ws.dy_perm.data(), a.offsets.data(), e, f, d,
-                                         ws.dw_tmp.data());
+    k::grouped_gemm_wgrad<B, float>(ctx, a.a.data(), ws.dy_perm.data(), a.offsets.data(), e, f, d, ws.dw_tmp.data());
     k::add_to<B, float>(ctx, G + sl.w2, ws.dw_tmp.data(), e * f * d);
     k::grouped_gemm_dgrad<B, float>(ctx, ws.dy_perm.data(), P + sl.w2, a.offsets.data(), e, f, d, ws.da.data());
     k::activation_backward<B, float>(ctx, fs.act, a.h.data(), ws.da.data(), r, f, ws.dh.data());
-    k::grouped_gemm_wgrad<B, float>(ctx, a.x_perm.data(), ws.dh.data(), a.offsets.data(), e, d, n1,
-                                         ws.dw_tmp.data());
+    k::grouped_gemm_wgrad<B, float>(ctx, a.x_perm.data(), ws.dh.data(), a.offsets.data(), e, d, n1, ws.dw_tmp.data());
     k::add_to<B, float>(ctx, G + sl.w1, ws.dw_tmp.data(), e * d * n1);
     k::grouped_gemm_dgrad<B, float>(ctx, ws.dh.data(), P + sl.w1, a.offsets.data(), e, d, n1, ws.dx_perm.data());
     p.part(SP::dispatch);
     k::permute_gather_backward<B, float>(ctx, ws.dx_perm.data(), a.slot_to_row.data(), t, kk, d, ws.dxn.data());
     p.part(SP::router);
-    k::load_balancing_loss_backward<B>(
-        ctx, a.idx.data(), t, e, kk, static_cast<float>(p.opt.load_balance_coef * aux_scale), ws.dprobs_aux.data());
-    k::router_softmax_topk_backward<B>(ctx, a.rprobs.data(), a.idx.data(), ws.dweights.data(),
-                                            ws.dprobs_aux.data(), t, e, kk, p.opt.router_renormalize,
-                                            ws.dlogits_r.data());
+    k::load_balancing_loss_backward<B>(ctx, a.idx.data(), t, e, kk,
+                                       static_cast<float>(p.opt.load_balance_coef * aux_scale), ws.dprobs_aux.data());
+    k::router_softmax_topk_backward<B>(ctx, a.rprobs.data(), a.idx.data(), ws.dweights.data(), ws.dprobs_aux.data(), t,
+                                       e, kk, p.opt.router_renormalize, ws.dlogits_r.data());
     k::router_z_loss_backward<B>(ctx, a.logits.data(), t, e, static_cast<float>(p.opt.z_loss_coef * aux_scale),
-                                      ws.dlogits_r.data());
+                                 ws.dlogits_r.data());
     k::router_logits_backward<B, float>(ctx, a.xn_ffn.data(), P + sl.router, ws.dlogits_r.data(), t, d, e,
-                                             ws.tmp.data(), ws.dw_tmp.data());
+                                        ws.tmp.data(), ws.dw_tmp.data());
     k::add_to<B, float>(ctx, G + sl.router, ws.dw_tmp.data(), d * e);
     k::add_to<B, float>(ctx, ws.dxn.data(), ws.tmp.data(), t * d);
 }
@@ -390,25 +388,26 @@ template <class B> void dense_ffn_forward(const Pass<B>& p, const LayerSlots& sl
 }
 
 // dres: gradient of x_out; leaves the gradient of xn_ffn in ws.dxn.
-template <class B> void dense_ffn_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* dres) {
+template <class B>
+void dense_ffn_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* dres) {
     WorkspaceT<B>& ws = p.ws;
     const FfnShape fs = ffn_shape(p.m, false);
     p.part(SP::dense_gemm);
     k::linear_backward<B, float>(p.ctx, a.a.data(), p.P + sl.w2, dres, p.t, fs.f, p.d, false, ws.da.data(),
-                                      p.G + sl.w2);
+                                 p.G + sl.w2);
     p.part(SP::elementwise);
     k::activation_backward<B, float>(p.ctx, fs.act, a.h.data(), ws.da.data(), p.t, fs.f, ws.dh.data());
     p.part(SP::dense_gemm);
     k::linear_backward<B, float>(p.ctx, a.xn_ffn.data(), p.P + sl.w1, ws.dh.data(), p.t, p.d, fs.n1, false,
-                                      ws.dxn.data(), p.G + sl.w1);
+                                 ws.dxn.data(), p.G + sl.w1);
 }
 
 // x_out = x_mid + FFN(rmsnorm(x_mid)), the FFN a MoE or a dense one.
-template <class B> void ffn_forward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_mid, float* x_out,
+template <class B>
+void ffn_forward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_mid, float* x_out,
                  PassStats& stats) {
     p.part(SP::elementwise);
-    k::rmsnorm<B, float>(p.ctx, x_mid, p.P + sl.ffn_norm, p.t, p.d, p.opt.norm_eps, a.xn_ffn.data(),
-                              a.rstd_ffn.data());
+    k::rmsnorm<B, float>(p.ctx, x_mid, p.P + sl.ffn_norm, p.t, p.d, p.opt.norm_eps, a.xn_ffn.data(), a.rstd_ffn.data());
     if (sl.moe)
         moe_forward(p, sl, a, x_out, stats);
     else
@@ -418,7 +417,8 @@ template <class B> void ffn_forward(const Pass<B>& p, const LayerSlots& sl, Laye
 }
 
 // dres: gradient of x_out in (the residual passes it to x_mid unchanged), of x_mid out.
-template <class B> void ffn_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_mid, float* dres,
+template <class B>
+void ffn_backward(const Pass<B>& p, const LayerSlots& sl, LayerActsT<B>& a, const float* x_mid, float* dres,
                   double aux_scale) {
     if (sl.moe)
         moe_backward(p, sl, a, dres, aux_scale);
@@ -426,12 +426,14 @@ template <class B> void ffn_backward(const Pass<B>& p, const LayerSlots& sl, Lay
         dense_ffn_backward(p, sl, a, dres);
     p.part(SP::elementwise);
     k::rmsnorm_backward<B, float>(p.ctx, x_mid, p.P + sl.ffn_norm, a.rstd_ffn.data(), p.ws.dxn.data(), p.t, p.d,
-                                       p.ws.tmp.data(), p.G + sl.ffn_norm);
+                                  p.ws.tmp.data(), p.G + sl.ffn_norm);
     k::add_to<B, float>(p.ctx, dres, p.ws.tmp.data(), p.t * p.d);
 }
 
 // The LM head (D, V), or, tied, the embedding (V, D) read transposed.
-template <class B> const float* head_weights(const Pass<B>& p) { return p.P + (p.L.lm_head < 0 ? p.L.embedding : p.L.lm_head); }
+template <class B> const float* head_weights(const Pass<B>& p) {
+    return p.P + (p.L.lm_head < 0 ? p.L.embedding : p.L.lm_head);
+}
 
 // Final norm, LM head and the summed cross-entropy into stats.ce_sum; on a backward pass ws.logits
 // is overwritten with the loss's gradient (scaled by ce_scale).
@@ -439,13 +441,13 @@ template <class B> void head_forward(const Pass<B>& p, const int32_t* targets, d
     WorkspaceT<B>& ws = p.ws;
     const bool tied = p.L.lm_head < 0;
     p.part(SP::elementwise);
-    k::rmsnorm<B, float>(p.ctx, ws.resid.back().data(), p.P + p.L.final_norm, p.t, p.d, p.opt.norm_eps,
-                              ws.xf.data(), ws.rstd_f.data());
+    k::rmsnorm<B, float>(p.ctx, ws.resid.back().data(), p.P + p.L.final_norm, p.t, p.d, p.opt.norm_eps, ws.xf.data(),
+                         ws.rstd_f.data());
     p.part(SP::dense_gemm);
     k::linear<B, float>(p.ctx, ws.xf.data(), head_weights(p), p.t, p.d, p.m.vocab, tied, ws.logits.data());
     p.part(SP::elementwise);
     k::cross_entropy<B, float>(p.ctx, ws.logits.data(), targets, p.t, p.m.vocab, ce_scale, ws.ce_sum.data(),
-                                    p.G ? ws.logits.data() : nullptr);
+                               p.G ? ws.logits.data() : nullptr);
     Bufs<B>::read(p.ctx, ws.ce_sum.data(), 1, &stats.ce_sum);
 }
 
@@ -455,10 +457,10 @@ template <class B> void head_backward(const Pass<B>& p, float* dres) {
     const bool tied = p.L.lm_head < 0;
     p.part(SP::dense_gemm);
     k::linear_backward<B, float>(p.ctx, ws.xf.data(), head_weights(p), ws.logits.data(), p.t, p.d, p.m.vocab, tied,
-                                      ws.dxn.data(), p.G + (tied ? p.L.embedding : p.L.lm_head));
+                                 ws.dxn.data(), p.G + (tied ? p.L.embedding : p.L.lm_head));
     p.part(SP::elementwise);
-    k::rmsnorm_backward<B, float>(p.ctx, ws.resid.back().data(), p.P + p.L.final_norm, ws.rstd_f.data(),
-                                       ws.dxn.data(), p.t, p.d, dres, p.G + p.L.final_norm);
+    k::rmsnorm_backward<B, float>(p.ctx, ws.resid.back().data(), p.P + p.L.final_norm, ws.rstd_f.data(), ws.dxn.data(),
+                                  p.t, p.d, dres, p.G + p.L.final_norm);
 }
 
 // Model::forward_backward on backend B: params, grads, tokens and targets in B's memory.
@@ -501,7 +503,6 @@ double forward_backward_impl(const Model& model, k::Context<B>& ctx, WorkspaceT<
     if (timer) timer->stop();
     return objective;
 }
-
 
 }  // namespace wiring
 

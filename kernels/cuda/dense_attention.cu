@@ -17,9 +17,8 @@ constexpr int kAttnThreads = 128;
 // Row i of sequence s, head h: scores of keys 0..i, softmax into probs (Bs, H, S, S) and
 // out_i = P_i V. Shared memory: q_i (hd) and the row's probabilities (S), then 32 reduction floats.
 template <class T>
-__global__ void attention_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                                 int64_t seq, int64_t heads, int64_t hd, float scale, T* __restrict__ probs,
-                                 T* __restrict__ out) {
+__global__ void attention_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, int64_t seq,
+                                 int64_t heads, int64_t hd, float scale, T* __restrict__ probs, T* __restrict__ out) {
     extern __shared__ float sh[];
     float* qi = sh;
     float* p = sh + hd;
@@ -93,9 +92,9 @@ __global__ void attention_dq_kernel(const T* __restrict__ k, const T* __restrict
 
 // Key side for key row j: dv_j = sum_{i >= j} P_ij dO_i, dk_j = scale sum_{i >= j} dS_ij Q_i.
 template <class T>
-__global__ void attention_dkv_kernel(const T* __restrict__ q, const T* __restrict__ probs,
-                                     const T* __restrict__ dout, const float* __restrict__ ds, int64_t seq,
-                                     int64_t heads, int64_t hd, float scale, T* __restrict__ dk, T* __restrict__ dv) {
+__global__ void attention_dkv_kernel(const T* __restrict__ q, const T* __restrict__ probs, const T* __restrict__ dout,
+                                     const float* __restrict__ ds, int64_t seq, int64_t heads, int64_t hd, float scale,
+                                     T* __restrict__ dk, T* __restrict__ dv) {
     const int64_t j = blockIdx.x, item = blockIdx.y, s = item / heads, h = item % heads;
     const int64_t hdim = heads * hd, base = s * seq * hdim + h * hd;
     const T* pcol = probs + item * seq * seq + j;
@@ -129,8 +128,8 @@ void attention_impl(Context<Cuda>& ctx, const T* q, const T* k, const T* v, int6
     check_shared(t, seq, heads, hd);
     const dim3 grid(static_cast<unsigned>(seq), static_cast<unsigned>(t / seq * heads));
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-    attention_kernel<<<grid, kAttnThreads, shared_bytes(seq, hd), ctx.stream()>>>(q, k, v, seq, heads, hd, scale,
-                                                                                  probs, out);
+    attention_kernel<<<grid, kAttnThreads, shared_bytes(seq, hd), ctx.stream()>>>(q, k, v, seq, heads, hd, scale, probs,
+                                                                                  out);
     MOECAST_LAUNCH_CHECK();
 }
 

@@ -19,11 +19,10 @@ void gemm(Context<Cuda>& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, 
     const float alpha = 1.0f;
     constexpr cudaDataType_t ty = cuda_type<dev_t<T>>();
     // Column-major C^T = op(B)^T op(A)^T: the operands swap.
-    MOECAST_CUBLAS_CHECK(cublasGemmEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                      trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
-                                      static_cast<int>(k), &alpha, b, ty, static_cast<int>(ldb), a, ty,
-                                      static_cast<int>(lda), &beta, c, ty, static_cast<int>(ldc), CUBLAS_COMPUTE_32F,
-                                      CUBLAS_GEMM_DEFAULT));
+    MOECAST_CUBLAS_CHECK(cublasGemmEx(
+        ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
+        static_cast<int>(m), static_cast<int>(k), &alpha, b, ty, static_cast<int>(ldb), a, ty, static_cast<int>(lda),
+        &beta, c, ty, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 template <class T>
@@ -83,15 +82,14 @@ __global__ void embedding_backward_kernel(const int32_t* __restrict__ tokens, co
     void embedding<Cuda, T>(Context<Cuda> & ctx, const int32_t* tokens, const T* table, int64_t t, int64_t d,          \
                             T* out) {                                                                                  \
         if (t * d == 0) return;                                                                                        \
-        embedding_kernel<<<dense_grid(t * d), kDenseThreads, 0, ctx.stream()>>>(tokens, dev(table), t, d, dev(out));   \
+        embedding_kernel<<<dense_grid(t* d), kDenseThreads, 0, ctx.stream()>>>(tokens, dev(table), t, d, dev(out));    \
         MOECAST_LAUNCH_CHECK();                                                                                        \
     }                                                                                                                  \
     template <>                                                                                                        \
     void embedding_backward<Cuda, T>(Context<Cuda> & ctx, const int32_t* tokens, const T* dout, int64_t t, int64_t d,  \
                                      T* dtable) {                                                                      \
         if (t * d == 0) return;                                                                                        \
-        embedding_backward_kernel<<<blocks_for(d, 128), 128, 0, ctx.stream()>>>(tokens, dev(dout), t, d,               \
-                                                                                  dev(dtable));                        \
+        embedding_backward_kernel<<<blocks_for(d, 128), 128, 0, ctx.stream()>>>(tokens, dev(dout), t, d, dev(dtable)); \
         MOECAST_LAUNCH_CHECK();                                                                                        \
     }
 

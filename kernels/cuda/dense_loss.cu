@@ -13,8 +13,8 @@ using namespace detail;
 constexpr int kLossThreads = 256;
 
 template <class T>
-__global__ void cross_entropy_row_kernel(const T* logits, const int32_t* __restrict__ targets, int64_t v,
-                                         double scale, double* __restrict__ row_loss, T* dlogits) {
+__global__ void cross_entropy_row_kernel(const T* logits, const int32_t* __restrict__ targets, int64_t v, double scale,
+                                         double* __restrict__ row_loss, T* dlogits) {
     __shared__ float red[32];
     const int64_t r = blockIdx.x;
     const T* x = logits + r * v;
@@ -57,7 +57,7 @@ void cross_entropy_impl(Context<Cuda>& ctx, const T* logits, const int32_t* targ
     }
     auto* row_loss = static_cast<double*>(ctx.workspace(static_cast<size_t>(rows) * sizeof(double)));
     cross_entropy_row_kernel<<<static_cast<unsigned>(rows), kLossThreads, 0, ctx.stream()>>>(logits, targets, v, scale,
-                                                                                            row_loss, dlogits);
+                                                                                             row_loss, dlogits);
     MOECAST_LAUNCH_CHECK();
     sum_rows_kernel<<<1, kLossThreads, 0, ctx.stream()>>>(row_loss, rows, loss_sum);
     MOECAST_LAUNCH_CHECK();

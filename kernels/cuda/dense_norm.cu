@@ -44,8 +44,7 @@ __global__ void rmsnorm_dx_kernel(const T* __restrict__ x, const T* __restrict__
     dot = warp_sum(dot);
     const float s = to_f(rstd[r]);
     const float sm = s * (dot * s / static_cast<float>(d));
-    for (int64_t c = lane; c < d; c += 32)
-        dx[r * d + c] = from_f<T>(s * (to_f(gr[c]) * to_f(g[c]) - to_f(xr[c]) * sm));
+    for (int64_t c = lane; c < d; c += 32) dx[r * d + c] = from_f<T>(s * (to_f(gr[c]) * to_f(g[c]) - to_f(xr[c]) * sm));
 }
 
 // partial (chunks, D): chunk q's sum over its rows, in row order, of dy x rstd.
@@ -63,7 +62,8 @@ __global__ void rmsnorm_dg_partial_kernel(const T* __restrict__ x, const T* __re
 
 // dg (D) += the chunks' sums, in chunk order.
 template <class T>
-__global__ void rmsnorm_dg_sum_kernel(const float* __restrict__ partial, int64_t chunks, int64_t d, T* __restrict__ dg) {
+__global__ void rmsnorm_dg_sum_kernel(const float* __restrict__ partial, int64_t chunks, int64_t d,
+                                      T* __restrict__ dg) {
     const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (c >= d) return;
     float acc = 0;
@@ -80,8 +80,8 @@ __global__ void rope_kernel(T* __restrict__ x, int64_t t, int64_t heads, int64_t
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n; idx += stride) {
         const int64_t i = idx % half, row_head = idx / half, row = row_head / heads;
-        const double angle = static_cast<double>(row % seq) *
-                             pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+        const double angle =
+            static_cast<double>(row % seq) * pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
         const float c = static_cast<float>(cos(angle));
         float s = static_cast<float>(sin(angle));
         if (inverse) s = -s;
@@ -135,8 +135,8 @@ void rmsnorm_backward_impl(Context<Cuda>& ctx, const T* x, const T* g, const T* 
     void rope<Cuda, T>(Context<Cuda> & ctx, T * x, int64_t t, int64_t heads, int64_t hd, int64_t seq, double theta,    \
                        bool inverse) {                                                                                 \
         if (t * heads * (hd / 2) == 0) return;                                                                         \
-        rope_kernel<<<dense_grid(t * heads * (hd / 2)), kDenseThreads, 0, ctx.stream()>>>(dev(x), t, heads, hd, seq,   \
-                                                                                           theta, inverse);            \
+        rope_kernel<<<dense_grid(t* heads*(hd / 2)), kDenseThreads, 0, ctx.stream()>>>(dev(x), t, heads, hd, seq,      \
+                                                                                       theta, inverse);                \
         MOECAST_LAUNCH_CHECK();                                                                                        \
     }                                                                                                                  \
     template <> void add_to<Cuda, T>(Context<Cuda> & ctx, T * dst, const T* src, int64_t n) {                          \

@@ -13,8 +13,8 @@ constexpr int kDenseThreads = 256;
 
 // Blocks of kDenseThreads for a grid-stride loop over `work` elements (at least one).
 inline unsigned dense_grid(int64_t work) {
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((work + kDenseThreads - 1) / kDenseThreads,
-                                                                        int64_t{65535})));
+    return static_cast<unsigned>(
+        std::max<int64_t>(1, std::min<int64_t>((work + kDenseThreads - 1) / kDenseThreads, int64_t{65535})));
 }
 
 // Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.

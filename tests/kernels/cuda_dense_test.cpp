@@ -182,8 +182,8 @@ template <class T> void check_attention(CudaContext& gpu, CpuContext& cpu, Rng& 
         Buf<T> gq(q), gk(k), gv(v), gprobs(np), gout(n), gprobs_s(probs_s), gout_s(out_s), gdout(dout);
         Buf<T> gdq(n), gdk(n), gdv(n);
         causal_attention<Cuda, T>(gpu, gq.get(), gk.get(), gv.get(), t, s.seq, s.heads, s.hd, gprobs.get(), gout.get());
-        causal_attention_backward<Cuda, T>(gpu, gq.get(), gk.get(), gv.get(), gprobs_s.get(), gout_s.get(),
-                                           gdout.get(), t, s.seq, s.heads, s.hd, gdq.get(), gdk.get(), gdv.get());
+        causal_attention_backward<Cuda, T>(gpu, gq.get(), gk.get(), gv.get(), gprobs_s.get(), gout_s.get(), gdout.get(),
+                                           t, s.seq, s.heads, s.hd, gdq.get(), gdk.get(), gdv.get());
         gpu.synchronize();
         EXPECT_LT(rel(lower(gprobs.download(), s.seq), lower(probs, s.seq)), tol<T>(1e-5));
         EXPECT_LT(rel(gout.download(), out), tol<T>(1e-5));

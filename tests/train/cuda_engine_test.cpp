@@ -65,8 +65,8 @@ log_every = 5
 eval_tokens = 1024
 checkpoint_every = 4
 [data]
-train = [")" + source_dir() +
-                                  "/tests/data/emma-excerpt.txt\"]\nout_dir = \"" + (dir / "runs").string() + "\"\n";
+train = [")" + source_dir() + "/tests/data/emma-excerpt.txt\"]\nout_dir = \"" +
+                               (dir / "runs").string() + "\"\n";
     return train::load_train_config(path, overrides);
 }
 
