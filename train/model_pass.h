@@ -468,17 +468,17 @@ template <class B>
 double forward_backward_impl(const Model& model, k::Context<B>& ctx, WorkspaceT<B>& ws, const float* params,
                              const int32_t* tokens, const int32_t* targets, double ce_scale, double aux_scale,
                              float* grads, PassStats* stats, PartTimer* timer) {
-    const sim::ModelConfig& config_ = model.config();
-    const ParamLayout& layout_ = model.layout();
-    const Pass<B> p(ctx, ws, config_, model.options(), layout_, params, grads, timer);
+    const sim::ModelConfig& config = model.config();
+    const ParamLayout& layout = model.layout();
+    const Pass<B> p(ctx, ws, config, model.options(), layout, params, grads, timer);
     // Layer l reads residual snapshot 2l (x_in), writes 2l + 1 (x_mid) and 2l + 2 (x_out).
     const auto resid = [&ws](int64_t i) { return ws.resid[sz(i)].data(); };
     PassStats local;
     local.tokens = ws.t;
 
     embed_forward(p, tokens);
-    for (int64_t l = 0; l < config_.layers; ++l) {
-        const LayerSlots& sl = layout_.layers[sz(l)];
+    for (int64_t l = 0; l < config.layers; ++l) {
+        const LayerSlots& sl = layout.layers[sz(l)];
         LayerActsT<B>& a = ws.layers[sz(l)];
         attention_forward(p, sl, a, resid(2 * l), resid(2 * l + 1));
         ffn_forward(p, sl, a, resid(2 * l + 1), resid(2 * l + 2), local);
@@ -493,8 +493,8 @@ double forward_backward_impl(const Model& model, k::Context<B>& ctx, WorkspaceT<
 
     float* dres = ws.d.data();  // gradient of the residual stream (T, D)
     head_backward(p, dres);
-    for (int64_t l = config_.layers - 1; l >= 0; --l) {
-        const LayerSlots& sl = layout_.layers[sz(l)];
+    for (int64_t l = config.layers - 1; l >= 0; --l) {
+        const LayerSlots& sl = layout.layers[sz(l)];
         LayerActsT<B>& a = ws.layers[sz(l)];
         ffn_backward(p, sl, a, resid(2 * l + 1), dres, aux_scale);
         attention_backward(p, sl, a, resid(2 * l), dres);
