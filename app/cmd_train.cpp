@@ -1,7 +1,8 @@
 // `moecast train [CONFIG] [--budget F] [--steps N] [--data FILE...] [--val FILE...] [--set k=v]...
-// [--out DIR] [--resume] [--threads N] [--seed N] [--no-progress]`. Trains a byte-level MoE LM
-// to a FLOP budget (train/trainer.h) and prints its summary. Exit 3 when a non-finite loss or
-// gradient stopped the run (the last good checkpoint is kept).
+// [--out DIR] [--resume] [--threads N] [--seed N] [--device cpu|cuda] [--no-progress]`. Trains a
+// byte-level MoE LM to a FLOP budget (train/trainer.h) and prints its summary. Exit 3 when a
+// non-finite loss or gradient stopped the run (the last good checkpoint is kept); exit 4 for
+// --device cuda without CUDA in this build or without a usable GPU.
 #include <unistd.h>
 
 #include <cmath>
@@ -15,6 +16,9 @@
 #include "sim/model/config_toml.h"
 #include "sim/model/count.h"
 #include "train/trainer.h"
+#ifdef MOECAST_TRAIN_CUDA
+#include "train/cuda_engine.h"
+#endif
 
 namespace moecast::app {
 namespace {
@@ -25,7 +29,7 @@ struct TrainArgs {
     double budget = 0;
     long long steps = 0, seed = -1;
     int threads = 0;
-    std::string out;
+    std::string out, device = "cpu";
     bool resume = false, no_progress = false;
 };
 
@@ -69,6 +73,10 @@ void run(const TrainArgs& a) {
     std::fflush(stdout);
     train::RunOptions opt;
     opt.resume = a.resume;
+    opt.device = a.device;
+#ifdef MOECAST_TRAIN_CUDA
+    train::register_cuda_engine();
+#endif
     opt.progress = !a.no_progress && ::isatty(STDERR_FILENO);
     const train::RunSummary r = train::run_training(c, opt);
     if (r.status == "non-finite") {
@@ -103,6 +111,8 @@ void register_train(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "Worker threads (results are bitwise reproducible per count)")
         ->check(CLI::Range(1, 256));
     cmd->add_option("--seed", a->seed, "Random seed (initialisation and data order)")->check(kNonNegative);
+    cmd->add_option("--device", a->device, "cpu (default) or cuda (one GPU, fp32; same run folder and checkpoints)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
     cmd->add_flag("--resume", a->resume, "Continue from the run folder's checkpoint if there is one");
     cmd->add_flag("--no-progress", a->no_progress, "No progress bar");
     cmd->callback([a] { run(*a); });

@@ -2,7 +2,10 @@
 // MoE ops in moe.h (one declaration per op, a Context per backend): token embedding, RMSNorm,
 // rotary positions, the residual add, causal softmax attention, dense GEMMs (linear layers, LM head) and softmax
 // cross-entropy. The Cpu backend (kernels/cpu/dense_*.cpp) defines float and double (double for
-// gradient checks). FLOPs of these ops are counted in sim/model/count.h.
+// gradient checks); the Cuda backend (kernels/cuda/dense_*.cu: device pointers, asynchronous on the
+// context's stream) defines float and bf16 with fp32 math. Cuda results repeat bit for bit run to
+// run on one device (fixed-order reductions, no atomics; cuBLAS's own reproducibility for the
+// GEMMs) but do not match the Cpu bits. FLOPs of these ops are counted in sim/model/count.h.
 //
 // Letters: T rows (tokens), D d_model, H heads, hd head size, S sequence length, Bs = T / S
 // sequences, V vocab, Kd/N contraction length / output width of a GEMM. Matrices are row-major.
@@ -66,7 +69,8 @@ void causal_attention_backward(Context<B>& ctx, const T* q, const T* k, const T*
                                const T* dout, int64_t t, int64_t seq, int64_t heads, int64_t hd, T* dq, T* dk, T* dv);
 
 // Softmax cross-entropy of logits (rows, V) against targets (rows). loss_sum receives
-// sum_r (logsumexp(logits[r]) - logits[r, targets[r]]) accumulated in double in row order.
+// sum_r (logsumexp(logits[r]) - logits[r, targets[r]]) accumulated in double in row order (Cuda:
+// in a fixed tree order); it is one double in the backend's memory space (device memory on Cuda).
 // When dlogits is not nullptr it receives scale * (softmax(logits) - onehot(targets)); it may be
 // the logits buffer itself.
 template <class B, class T>

@@ -1,7 +1,8 @@
 // The optimizer's ops over the flat fp32 parameter and gradient vectors, declared like moe.h's
 // (one declaration per op, a Context per backend): global-norm gradient clipping and the AdamW
 // update. train/optimizer.h keeps the moments and the schedule and calls these; the profiler times
-// them (kernels/profile, [[elementwise]] grids). The Cpu backend is kernels/cpu/optimizer.cpp.
+// them (kernels/profile, [[elementwise]] grids). The Cpu backend is kernels/cpu/optimizer.cpp; the
+// Cuda one (device vectors) kernels/cuda/optimizer.cu.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,8 @@
 namespace moecast::kernels {
 
 // L2 norm of g (n), squares accumulated in double in a fixed order (element i into lane i % 8,
-// the lanes added in order: reproducible for any thread count); when max_norm > 0 and the norm
+// the lanes added in order: reproducible for any thread count; Cuda: a fixed tree order over a
+// fixed grid, reproducible on any device, and it synchronises the stream); when max_norm > 0 and the norm
 // exceeds it, g is scaled down to max_norm. Returns the norm before clipping.
 template <class B> double clip_grad_norm(Context<B>& ctx, float* g, int64_t n, double max_norm);
 

@@ -26,16 +26,23 @@ AdamW::AdamW(const ParamLayout& layout, AdamWConfig config)
     : layout_(layout), config_(config), m_(static_cast<size_t>(layout.total), 0.0f),
       v_(static_cast<size_t>(layout.total), 0.0f) {}
 
-void AdamW::update(float* params, const float* grads, double lr, int64_t step) {
+kernels::AdamWStep adamw_step(const AdamWConfig& c, double lr, int64_t step) {
     kernels::AdamWStep s;
-    s.beta1 = static_cast<float>(config_.beta1);
-    s.beta2 = static_cast<float>(config_.beta2);
+    s.beta1 = static_cast<float>(c.beta1);
+    s.beta2 = static_cast<float>(c.beta2);
     // p -= lr * (m / c1) / (sqrt(v / c2) + eps), folded as step_size * m / (sqrt(v) / sqrt(c2) + eps).
-    s.step_size = static_cast<float>(lr / (1.0 - std::pow(config_.beta1, static_cast<double>(step))));
-    s.inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(config_.beta2, static_cast<double>(step))));
-    s.eps = static_cast<float>(config_.eps);
+    s.step_size = static_cast<float>(lr / (1.0 - std::pow(c.beta1, static_cast<double>(step))));
+    s.inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(c.beta2, static_cast<double>(step))));
+    s.eps = static_cast<float>(c.eps);
+    s.decay = static_cast<float>(1.0 - lr * c.weight_decay);
+    return s;
+}
+
+void AdamW::update(float* params, const float* grads, double lr, int64_t step) {
+    kernels::AdamWStep s = adamw_step(config_, lr, step);
+    const float decay = s.decay;
     for (const auto& t : layout_.tensors) {
-        s.decay = t.decay ? static_cast<float>(1.0 - lr * config_.weight_decay) : 1.0f;
+        s.decay = t.decay ? decay : 1.0f;
         kernels::adamw_update(ctx_, params + t.offset, m_.data() + t.offset, v_.data() + t.offset, grads + t.offset,
                               t.size(), s);
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/context.h"
+#include "kernels/optimizer.h"
 #include "train/model.h"
 
 namespace moecast::train {
@@ -30,6 +31,10 @@ struct AdamWConfig {
     double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 1e-5;
 };
 
+// The constants of update `step` (counted from 1) at learning rate lr; decay is that of a decayed
+// tensor (1 - lr x weight_decay); other tensors use 1.
+kernels::AdamWStep adamw_step(const AdamWConfig& c, double lr, int64_t step);
+
 class AdamW {
 public:
     AdamW(const ParamLayout& layout, AdamWConfig config);
@@ -37,6 +42,7 @@ public:
     void update(float* params, const float* grads, double lr, int64_t step);
     std::vector<float>& m() { return m_; }
     std::vector<float>& v() { return v_; }
+    const AdamWConfig& config() const { return config_; }
 
 private:
     const ParamLayout& layout_;

@@ -16,6 +16,15 @@ struct StepRunner::Lane {
     int64_t tokens = 0;
 };
 
+std::string non_finite_failure(const StepResult& r) {
+    if (std::isfinite(r.loss) && std::isfinite(r.aux_loss) && std::isfinite(r.grad_norm)) return "";
+    return std::string("non-finite ") +
+           (!std::isfinite(r.loss)       ? "loss"
+            : !std::isfinite(r.aux_loss) ? "router loss"
+                                         : "gradient norm") +
+           " (loss " + std::to_string(r.loss) + ", grad norm " + std::to_string(r.grad_norm) + ")";
+}
+
 StepRunner::StepRunner(const Model& model, int threads, int64_t batch_tokens, int64_t micro_batch_tokens)
     : model_(model), threads_(threads), batch_(batch_tokens), micro_(micro_batch_tokens), pool_(threads),
       grads_(static_cast<size_t>(model.layout().total)) {
@@ -72,12 +81,8 @@ StepResult StepRunner::step(float* params, AdamW& adam, double lr, double grad_c
     r.loss = r.stats.ce_sum / static_cast<double>(r.stats.tokens);
     r.aux_loss = r.stats.aux_loss / static_cast<double>(n_micro);
     r.grad_norm = clip_grad_norm(grads_.data(), n, grad_clip);
-    if (!std::isfinite(r.loss) || !std::isfinite(r.aux_loss) || !std::isfinite(r.grad_norm)) {
-        r.failure = std::string("non-finite ") +
-                    (!std::isfinite(r.loss)       ? "loss"
-                     : !std::isfinite(r.aux_loss) ? "router loss"
-                                                  : "gradient norm") +
-                    " (loss " + std::to_string(r.loss) + ", grad norm " + std::to_string(r.grad_norm) + ")";
+    r.failure = non_finite_failure(r);
+    if (!r.failure.empty()) {
         if (opt) opt->stop();
         return r;
     }

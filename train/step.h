@@ -24,6 +24,9 @@ struct StepResult {
     std::string failure;   // non-empty: non-finite values; parameters were not updated
 };
 
+// What was non-finite among r's loss, router loss and gradient norm (the failure message), or empty.
+std::string non_finite_failure(const StepResult& r);
+
 class StepRunner {
 public:
     StepRunner(const Model& model, int threads, int64_t batch_tokens, int64_t micro_batch_tokens);

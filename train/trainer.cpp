@@ -21,6 +21,7 @@
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/engine.h"
 #include "train/model.h"
 #include "train/optimizer.h"
 #include "train/sha256.h"
@@ -223,8 +224,8 @@ void resume_or_init(const TrainConfig& c, const RunOptions& opt, const ParamLayo
 class TrainLoop {
 public:
     TrainLoop(const TrainConfig& c, const RunOptions& opt, const std::string& hash, const RunData& data,
-              BatchSampler& sampler, StepRunner& runner, TrainState& st, RunSummary& out)
-        : c_(c), opt_(opt), hash_(hash), data_(data), sampler_(sampler), runner_(runner), st_(st),
+              BatchSampler& sampler, TrainEngine& engine, TrainState& st, RunSummary& out)
+        : c_(c), opt_(opt), hash_(hash), data_(data), sampler_(sampler), engine_(engine), st_(st),
           out_(out), sched_{c.lr, out.steps,
                             static_cast<int64_t>(std::llround(c.warmup_fraction * static_cast<double>(out.steps))),
                             c.min_lr_fraction},
@@ -255,8 +256,7 @@ private:
         const auto t0 = Clock::now();
         sampler_.batch(step, c_.batch_tokens / c_.model.seq_len, tokens_.data(), targets_.data());
         const double lr = sched_.at(step);
-        const StepResult sr =
-            runner_.step(st_.params.data(), st_.adam, lr, c_.grad_clip, step, tokens_.data(), targets_.data());
+        const StepResult sr = engine_.step(lr, c_.grad_clip, step, tokens_.data(), targets_.data());
         if (!sr.failure.empty()) {
             record_failure(step, sr.failure + " at step " + std::to_string(step) +
                                      "; parameters of this step were not updated; last good checkpoint kept");
@@ -344,7 +344,7 @@ private:
         const auto loss_of = [&](const std::vector<int32_t>& in, const std::vector<int32_t>& tg, const char* what,
                                  double& loss) -> std::string {
             try {
-                loss = runner_.evaluate(st_.params.data(), in, tg);
+                loss = engine_.evaluate(in, tg);
             } catch (const std::invalid_argument& e) {
                 return std::string("non-finite activations in the ") + what + " evaluation: " + e.what();
             }
@@ -377,6 +377,7 @@ private:
     }
 
     void save(int64_t done, double loss) {
+        engine_.store(st_.params, st_.adam.m(), st_.adam.v());
         Checkpoint ck{{{"format", "moecast-checkpoint-1"},
                        {"step", done},
                        {"config_hash", hash_},
@@ -407,7 +408,7 @@ private:
     const std::string& hash_;
     const RunData& data_;
     BatchSampler& sampler_;
-    StepRunner& runner_;
+    TrainEngine& engine_;
     TrainState& st_;
     RunSummary& out_;
     const LrSchedule sched_;
@@ -431,7 +432,7 @@ void finish_summary(const TrainConfig& c, int64_t step, int64_t start, double se
 // result.json of a completed run: sizes, budget, losses, time, and this session's step time by
 // the cost model's step parts (sim::StepPart; thread CPU seconds per step).
 void write_result(const TrainConfig& c, const RunSummary& out, const std::string& hash, const RunData& data,
-                  const BatchSampler& sampler, const StepRunner& runner, const TrainState& st, double wall_s) {
+                  const BatchSampler& sampler, const TrainEngine& engine, const TrainState& st, double wall_s) {
     const int64_t s = c.model.seq_len;
     const sim::ParamCounts pc = sim::count_params(c.model);
     const sim::FlopsPerToken fpt = sim::count_flops(c.model);
@@ -468,13 +469,14 @@ void write_result(const TrainConfig& c, const RunSummary& out, const std::string
                 {"flops_per_s", train_time_s > 0 ? out.flops / train_time_s : 0.0},
                 {"epochs", sampler.epochs(out.steps * c.batch_tokens / s)},
                 {"threads", c.threads},
+                {"device", engine.device()},
                 {"resumed_from", out.resumed_from},
                 {"train_sha256", data.train_sha}};
-    if (out.steps_done > st.start) {
+    if (out.steps_done > st.start && engine.has_part_times()) {
         json pj = json::object();
         for (int i = 0; i < sim::kStepPartCount; ++i) {
             const auto p = static_cast<sim::StepPart>(i);
-            pj[sim::to_string(p)] = runner.part_seconds_per_step(p, out.steps_done - st.start);
+            pj[sim::to_string(p)] = engine.part_seconds_per_step(p, out.steps_done - st.start);
         }
         result["step_parts_s"] = pj;
     }
@@ -506,6 +508,9 @@ std::string run_hash(const TrainConfig& c, const std::string& train_sha) {
 RunSummary run_training(const TrainConfig& c, const RunOptions& opt) {
     const auto wall0 = Clock::now();
     const Model model(c.model, c.model_options);
+    TrainState st(model.layout(), c);
+    // First, so that a missing device fails before anything is read or written.
+    const std::unique_ptr<TrainEngine> engine = make_engine(opt.device, model, c, st.params, st.adam);
 
     RunData data = read_run_texts(c);
     BatchSampler sampler(data.train_text, c.model.seq_len, c.seed);  // keeps a reference to the text
@@ -514,17 +519,15 @@ RunSummary run_training(const TrainConfig& c, const RunOptions& opt) {
     RunSummary out = plan_budget(c);
     const std::string hash = run_hash(c, data.train_sha);
     start_run_folder(c, data, hash, out);
-    TrainState st(model.layout(), c);
     resume_or_init(c, opt, model.layout(), hash, st, out);
+    engine->load(st.params, st.adam.m(), st.adam.v());
 
-    StepRunner runner(model, c.threads, c.batch_tokens, c.micro_batch_tokens);
-    runner.set_part_timing(true);  // where the step time goes; ~0.19 us per op, 0.2 % of a d_model-16 step
-    TrainLoop loop(c, opt, hash, data, sampler, runner, st, out);
+    TrainLoop loop(c, opt, hash, data, sampler, *engine, st, out);
     const int64_t step = loop.run();
 
     finish_summary(c, step, st.start, loop.session_train_s(), out);
     if (out.status != "completed") return out;
-    write_result(c, out, hash, data, sampler, runner, st, seconds_since(wall0));
+    write_result(c, out, hash, data, sampler, *engine, st, seconds_since(wall0));
     return out;
 }
 

@@ -18,6 +18,10 @@ struct RunOptions {
     bool resume = false;           // continue from runs/<hash>/checkpoint.bin if present
     bool progress = false;         // progress bar on stderr
     int64_t stop_after_steps = 0;  // > 0: return after this many steps, as if killed (tests)
+    // "cpu" (threads, bitwise reproducible per thread count) or "cuda" (train/engine.h: one GPU,
+    // fp32; throws sim::IoError when this build or machine has none). Not part of the run's hash:
+    // a run can resume from a checkpoint written on the other device.
+    std::string device = "cpu";
 };
 
 struct RunSummary {

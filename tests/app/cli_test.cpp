@@ -353,6 +353,18 @@ Result study(const std::string& env, const std::string& args) {
     return moecast::test::run_cli_in(std::string(MOECAST_SOURCE_DIR), env, "study configs/studies/smoke.toml " + args);
 }
 
+// `train --device cuda` where there is no GPU (this machine) or no CUDA in the build: a clear
+// message and the environment's exit code 4, before any step runs. Skipped where a GPU is present
+// (there it trains: tests/train/cuda_engine_test.cpp).
+TEST(Cli, TrainOnCudaWithoutAGpuIsAnEnvironmentError) {
+    if (std::ifstream("/dev/nvidia0").good()) GTEST_SKIP() << "an NVIDIA device is present";
+    const std::string out = ::testing::TempDir() + "moecast_cli_train_cuda";
+    const Result r = run("train --device cuda --steps 1 --no-progress --out " + out + " --data " +
+                         std::string(MOECAST_SOURCE_DIR) + "/tests/data/emma-excerpt.txt");
+    EXPECT_EQ(r.rc, 4) << r.out;
+    EXPECT_NE(r.out.find("--device cuda"), std::string::npos) << r.out;
+}
+
 }  // namespace
 
 TEST(Cli, StudyShardFromSlurmArrayVariables) {

@@ -323,4 +323,17 @@ TEST(Train, BadRecipeNamesTheKey) {
     EXPECT_THROW(tiny("bad3", {"model.vocab=512"}), sim::InputError);        // not byte-level
 }
 
+// This test binary links no CUDA engine: --device cuda is the environment's failure (exit code 4
+// in the CLI), with a message, and nothing crashes.
+TEST(Train, CudaDeviceWithoutTheCudaEngineIsAnEnvironmentError) {
+    train::RunOptions opt;
+    opt.device = "cuda";
+    try {
+        train::run_training(tiny("no_cuda"), opt);
+        FAIL() << "expected sim::IoError";
+    } catch (const sim::IoError& e) {
+        EXPECT_NE(std::string(e.what()).find("--device cuda"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
