@@ -1,6 +1,8 @@
 // `moecast profile --device cpu|cuda [--grid FILE] -o OUT.toml`: measures the MoE kernels over a
 // shape grid and writes a measured profile (sim/calib/measured_profile.h). No usable device (no GPU, no
-// driver, or a build without CUDA) is reported like bad input: a message and exit code 2.
+// driver, or a build without CUDA) is reported like bad input: a message and exit code 2. A CUDA
+// backend module that cannot be loaded (kernels/profile/cuda_backend.h) is the environment failing:
+// sim::IoError, exit code 4, naming the paths tried and the loader's reason.
 #include <cstdio>
 #include <memory>
 #include <string>

@@ -60,8 +60,9 @@ int64_t rotation_slots(int64_t bytes_per_set, int64_t rotate_bytes, int64_t max_
 
 std::unique_ptr<Profiler> make_cpu_profiler(int threads);
 
-// CUDA backend (kernels/profile/cuda). Throws DeviceUnavailable when moecast was built without
-// CUDA or no GPU is usable; never touches CUPTI or the driver before cudaGetDeviceCount succeeds.
+// CUDA backend (kernels/profile/cuda, a module loaded at run time: cuda_backend.h). Throws
+// DeviceUnavailable when moecast was built without CUDA or no GPU is usable (never touching CUPTI
+// or the driver before cudaGetDeviceCount succeeds), sim::IoError when the module cannot be loaded.
 class DeviceUnavailable : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -11,14 +11,11 @@
 #include "build_commit.h"  // MOECAST_BUILD_COMMIT, written at every build (build_commit.cmake)
 #include "kernels/cpu/context.h"
 #include "kernels/profile/cases_cpu.h"
+#include "kernels/profile/cuda_backend.h"
 #include "kernels/profile/grid.h"
 #include "kernels/profile/profiler.h"
 #include "sim/model/config_toml.h"
 #include "sim/core/error.h"
-
-#ifdef MOECAST_PROFILE_CUDA
-#include "kernels/profile/cuda/cases_cuda.h"
-#endif
 
 namespace moecast::kernels::profile {
 namespace {
@@ -97,10 +94,9 @@ sim::MeasuredProfile run_profile(const RunOptions& o) {
         profiler = make_cpu_profiler(static_cast<int>(threads));
         cases = cpu_cases(grid, *cpu_ctx);
     } else {
-        profiler = make_cuda_profiler(mo.counters);  // throws DeviceUnavailable without a GPU
-#ifdef MOECAST_PROFILE_CUDA
-        cases = cuda_cases(grid);
-#endif
+        const CudaBackend& cuda = cuda_backend();    // the module: sim::IoError when it cannot be loaded
+        profiler = cuda.make_profiler(mo.counters);  // throws DeviceUnavailable without a GPU
+        cases = cuda.cases(grid);
     }
     if (!o.only_class.empty()) {
         std::vector<CaseSpec> kept;

@@ -22,7 +22,8 @@ struct RunOptions {
     int64_t rotate_bytes = -1;  // inputs rotated over this many bytes; < 0: the grid's
 };
 
-// Throws sim::InputError for a bad grid, DeviceUnavailable (profiler.h) for a missing device.
+// Throws sim::InputError for a bad grid, DeviceUnavailable (profiler.h) for a missing device, and
+// sim::IoError when the CUDA backend module cannot be loaded (cuda_backend.h).
 sim::MeasuredProfile run_profile(const RunOptions& options);
 
 // The grid bundled for a device when none is given (configs/profile-grids/<device>-default.toml).

@@ -1,18 +1,14 @@
 // The counter set the Range Profiler uses, checked offline with the CUPTI Profiler Host API
 // (no GPU or driver needed): every metric exists on GH100 (H100/H200) and the set fits in one pass.
-// Skips when moecast is built without CUDA or the Host API cannot run here.
+// Built only with CUDA (test_profile_cuda); skips when the Host API cannot run here.
 #include <algorithm>
 
 #include <gtest/gtest.h>
 
-#ifdef MOECAST_PROFILE_CUDA
 #include "kernels/profile/cuda/cupti_host.h"
-#endif
 
 namespace moecast::kernels::profile {
 namespace {
-
-#ifdef MOECAST_PROFILE_CUDA
 
 std::vector<std::string> chips_or_skip() {
     std::string error;
@@ -50,12 +46,6 @@ TEST(CuptiHost, ReportsUnknownMetricsAndMultiPassSets) {
     EXPECT_EQ(two.passes, 2) << two.error;
     EXPECT_EQ(cupti_check_metrics("GH100", {"sm__throughput.avg.pct_of_peak_sustained_elapsed"}).passes, 8);
 }
-
-#else
-
-TEST(CuptiHost, NotBuilt) { GTEST_SKIP() << "moecast built without CUDA: no CUPTI Host API checks"; }
-
-#endif
 
 }  // namespace
 }  // namespace moecast::kernels::profile

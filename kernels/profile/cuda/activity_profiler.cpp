@@ -15,6 +15,7 @@
 #include <cupti.h>
 
 #include "kernels/cuda/context.h"
+#include "kernels/profile/cuda/activity_profiler.h"
 #include "kernels/profile/cuda/cupti_host.h"
 #include "kernels/profile/cuda/range_profiler.h"
 #include "kernels/profile/profiler.h"
@@ -250,8 +251,6 @@ private:
 
 }  // namespace
 
-bool cuda_profiler_built() { return true; }
-
-std::unique_ptr<Profiler> make_cuda_profiler(bool counters) { return std::make_unique<CudaProfiler>(counters); }
+std::unique_ptr<Profiler> make_activity_profiler(bool counters) { return std::make_unique<CudaProfiler>(counters); }
 
 }  // namespace moecast::kernels::profile
