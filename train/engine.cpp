@@ -56,8 +56,9 @@ std::unique_ptr<TrainEngine> make_engine(const std::string& device, const Model&
     if (device == "cpu") return std::make_unique<CpuEngine>(model, c, params, adam);
     if (device != "cuda") throw sim::InputError("--device", 0, "device", "\"cpu\" or \"cuda\", got \"" + device + "\"");
     if (!cuda_factory())
-        throw sim::IoError("--device cuda: this moecast was built without CUDA training (no nvcc at configure time; "
-                           "rebuild with -DMOECAST_CUDA=ON)");
+        throw sim::IoError("--device cuda: this moecast carries no CUDA training engine (the engine, library "
+                           "moecast_train_cuda, is built with CUDA but not yet part of the CUDA backend module the "
+                           "command line opens; train/README.md, \"On a GPU\")");
     return cuda_factory()(model, c);
 }
 
