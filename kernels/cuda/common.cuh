@@ -52,13 +52,41 @@ template <class T> constexpr cudaDataType_t cuda_type();
 template <> constexpr cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
 template <> constexpr cudaDataType_t cuda_type<__nv_bfloat16>() { return CUDA_R_16BF; }
 
-__device__ __forceinline__ float warp_sum(float v) {
+// Warp and block reductions in an order fixed by the launch shape alone (a warp's butterfly, then
+// the warps in index order): results repeat bit for bit run to run on one device.
+template <class T> __device__ __forceinline__ T warp_sum(T v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+// Sum of v (float or double) over the block (blockDim.x a multiple of 32, at most 1024); every
+// thread gets it. `scratch` holds 32 values of shared memory; the call ends with a barrier, so it
+// may be reused.
+template <class T> __device__ __forceinline__ T block_sum(T v, T* scratch) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    T total = 0;
+    for (int w = 0; w < warps; ++w) total += scratch[w];  // the same order in every thread
+    __syncthreads();
+    return total;
+}
+
+// Maximum of v over the block, as block_sum.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_max(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float m = scratch[0];
+    for (int w = 1; w < warps; ++w) m = fmaxf(m, scratch[w]);
+    __syncthreads();
+    return m;
 }
 
 // Elements per 16-byte vector.

@@ -44,7 +44,7 @@ __global__ void sum_rows_kernel(const double* __restrict__ row_loss, int64_t row
     __shared__ double red[32];
     double acc = 0;
     for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) acc += row_loss[r];
-    acc = block_sum_d(acc, red);
+    acc = block_sum(acc, red);
     if (threadIdx.x == 0) *loss_sum = acc;
 }
 

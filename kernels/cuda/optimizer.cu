@@ -21,7 +21,7 @@ __global__ void sum_squares_kernel(const float* __restrict__ g, int64_t n, doubl
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
         acc += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-    acc = block_sum_d(acc, red);
+    acc = block_sum(acc, red);
     if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
@@ -29,7 +29,7 @@ __global__ void sum_partials_kernel(const double* __restrict__ partial, int n, d
     __shared__ double red[32];
     double acc = 0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
-    acc = block_sum_d(acc, red);
+    acc = block_sum(acc, red);
     if (threadIdx.x == 0) *total = acc;
 }
 

@@ -105,17 +105,6 @@ __device__ void block_counts(const int32_t* idx, int64_t slots, int e, int* coun
     __syncthreads();
 }
 
-// Fixed-order block sum of one value per thread (blockDim.x = 256).
-__device__ float block_sum(float v, float* scratch) {
-    v = warp_sum(v);
-    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    float total = 0;
-    if (threadIdx.x == 0)
-        for (int w = 0; w < blockDim.x / 32; ++w) total += scratch[w];
-    return total;  // valid in thread 0
-}
-
 __global__ void lb_loss_kernel(const float* __restrict__ part, int chunks, const int32_t* __restrict__ idx, int64_t t,
                                int e, int k, float coeff, float* __restrict__ loss) {
     extern __shared__ int count[];

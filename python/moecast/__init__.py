@@ -103,6 +103,12 @@ def _options(given: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(k, _option(v)) for k, v in given.items() if v is not None]
 
 
+def _cost_options(args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The cost options among a function's arguments (``locals()``), named and ordered as the one
+    C++ table of them lists them (``_core.cost_option_keys()``); unset ones left out."""
+    return _options({k: args[k] for k in _core.cost_option_keys()})
+
+
 def load_model(model: Union[str, os.PathLike], *, set: Mapping[str, Value] | None = None,
                **overrides: Value) -> Model:
     """Load a bundled model by name, a moecast TOML or a HuggingFace config.json, with overrides."""
@@ -136,17 +142,9 @@ def predict(model: Union[str, os.PathLike, Model] = "mixtral-8x7b", hardware: st
     communication, the step time's breakdown, throughput, MFU and the cost of ``tokens``.
     ``parallel`` is ``{"tp": 2, "ep": 8}`` or ``"tp=2,ep=8"``.
     """
+    args = dict(locals())
     path, ov = _model_args(model, set, overrides, seq_len)
-    opts = _options({
-        "hardware": hardware, "gpus": gpus, "parallel": parallel, "micro_batch": micro_batch,
-        "global_batch": global_batch, "precision": precision, "recompute": recompute,
-        "recompute_modules": recompute_modules, "cuda_graphs": cuda_graphs, "framework": framework,
-        "states": states, "fused_cross_entropy": fused_cross_entropy,
-        "offload_modules": offload_modules, "dispatcher": dispatcher, "grouped_gemm": grouped_gemm,
-        "ep_overlap": ep_overlap,
-        "tp_overlap": tp_overlap, "routing": routing, "capacity_factor": capacity_factor,
-        "overlap": overlap, "tokens": tokens,
-    })
+    opts = _cost_options(args)
     # The profile first, so that an option without one is named as the command names it.
     opts.sort(key=lambda kv: kv[0] != "hardware")
     return json.loads(_core.predict_json(path, ov, opts))
@@ -175,6 +173,7 @@ def sweep(model: Union[str, os.PathLike, Model], grid: Mapping[str, Sequence[Val
     ``threads=0`` uses every hardware thread. A combination the model or the layout rejects
     raises :class:`InputError`, or with ``skip_invalid=True`` is left out with a warning.
     """
+    args = dict(locals())
     path, ov = _model_args(model, set, overrides)
     cost_keys = _core.cost_option_keys()
     axes = []
@@ -185,16 +184,7 @@ def sweep(model: Union[str, os.PathLike, Model], grid: Mapping[str, Sequence[Val
             raise err
         text = _option if key in cost_keys else _toml
         axes.append((key, [text(v) for v in values]))
-    opts = _options({
-        "hardware": hardware, "gpus": gpus, "parallel": parallel, "micro_batch": micro_batch,
-        "global_batch": global_batch, "precision": precision, "recompute": recompute,
-        "recompute_modules": recompute_modules, "cuda_graphs": cuda_graphs, "framework": framework,
-        "states": states, "fused_cross_entropy": fused_cross_entropy,
-        "offload_modules": offload_modules, "dispatcher": dispatcher, "grouped_gemm": grouped_gemm,
-        "ep_overlap": ep_overlap,
-        "tp_overlap": tp_overlap, "routing": routing, "capacity_factor": capacity_factor,
-        "overlap": overlap, "tokens": tokens,
-    })
+    opts = _cost_options(args)
     r = _core.sweep(path, ov, opts, axes, threads, skip_invalid)
     out: dict[str, list[Any]] = {}
     for (key, values), index in zip(grid.items(), r["axis_index"]):
