@@ -113,13 +113,11 @@ ExpertPlacement expert_placement(const ModelConfig& m, const RoutingSpec& routin
 double expected_units_hit(const ExpertPlacement& c, int64_t units) {
     if (units <= 1) return units == 1 ? 1.0 : 0.0;
     const int64_t e = c.experts, k = std::min(c.top_k, c.experts);
-    if (e % units != 0)
-        return static_cast<double>(units) *
-               (1.0 - miss_probability(static_cast<double>(e), static_cast<double>(e) / static_cast<double>(units), k));
-    if (c.consecutive) return consecutive_units_hit(e, k, units);
+    const bool even = e % units == 0;  // the structured forms need whole experts per unit
+    if (c.consecutive && even) return consecutive_units_hit(e, k, units);
     const double ed = static_cast<double>(e), ud = static_cast<double>(units);
     const double per_unit = ed / ud;
-    const bool grouped = c.groups > 1 && c.group_topk > 0 && c.group_topk < c.groups && e % c.groups == 0 &&
+    const bool grouped = even && c.groups > 1 && c.group_topk > 0 && c.group_topk < c.groups && e % c.groups == 0 &&
                          (units % c.groups == 0 || c.groups % units == 0);
     if (!grouped) return ud * (1.0 - miss_probability(ed, per_unit, k));
     const double g = static_cast<double>(c.groups), gs = static_cast<double>(c.group_topk);
@@ -133,16 +131,6 @@ double expected_units_hit(const ExpertPlacement& c, int64_t units) {
         hit += p * (1.0 - miss_probability(pool, static_cast<double>(j) * per_group, k));
     }
     return ud * hit;
-}
-
-double group_hit_probability(int64_t experts, int64_t top_k, int64_t groups) {
-    const double e = static_cast<double>(experts);
-    return 1.0 - miss_probability(e, e / static_cast<double>(groups), top_k);
-}
-
-double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes) {
-    if (nodes <= 1) return 0.0;
-    return static_cast<double>(nodes - 1) * group_hit_probability(experts, top_k, nodes);
 }
 
 CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, const ExpertPlacement& choice, GroupSpan ep,

@@ -51,13 +51,6 @@ double expected_units_hit(const ExpertPlacement& c, int64_t units);
 CollectiveTime ep_all_to_all(double tokens, double rows, double row_bytes, const ExpertPlacement& choice, GroupSpan ep,
                              bool hierarchical, const HardwareProfile& hw);
 
-// Probability that a given one of `groups` equal groups of the E experts (a rank, a node) holds at
-// least one of a token's K distinct experts: 1 - C(E - E/groups, K) / C(E, K).
-double group_hit_probability(int64_t experts, int64_t top_k, int64_t groups);
-// Expected distinct remote nodes among a token's K distinct experts, E experts spread evenly over
-// `nodes` nodes, one of which is local: (nodes - 1) * group_hit_probability(E, K, nodes).
-double expected_remote_nodes(int64_t experts, int64_t top_k, int64_t nodes);
-
 struct CollectiveCost {
     double bytes = 0;      // per GPU per step
     double time_s = 0;     // per step, before overlap

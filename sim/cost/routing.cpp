@@ -98,6 +98,8 @@ const char* to_string(RoutingKind k) {
     return "?";
 }
 
+const char* routing_name(const RoutingSpec& s) { return s.consecutive ? "round-robin" : to_string(s.kind); }
+
 RoutingSpec routing_from_file(const std::string& path) {
     std::ifstream in(path);
     if (!in || std::filesystem::is_directory(path))

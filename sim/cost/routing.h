@@ -44,6 +44,8 @@ struct RoutingSpec {
 // an expert-load file (routing_from_file); InputError(source, key) otherwise.
 RoutingSpec parse_routing(const std::string& text, const std::string& source, const std::string& key);
 const char* to_string(RoutingKind k);
+// The spec's name as parse_routing reads it: the kind's, or "round-robin".
+const char* routing_name(const RoutingSpec& s);
 // A measured expert load: a JSON array of per-expert weights (RoutingKind::histogram), or the
 // trainer's expert_load.json (per interval and MoE layer token counts), read as a trained router
 // whose CV is the counts' mean per-layer CV less their multinomial part.

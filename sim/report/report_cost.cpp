@@ -147,7 +147,7 @@ nlohmann::json to_json(const ModelPrediction& p, const CostReport& r) {
                      {"dp", l.overlap.dp >= 0 ? nlohmann::json(l.overlap.dp) : nlohmann::json("schedule")},
                      {"pp", l.overlap.pp}}}};
     const RoutingLoad& rl = c.shape.routing;
-    j["routing"] = {{"kind", l.routing.consecutive ? "round-robin" : to_string(l.routing.kind)},
+    j["routing"] = {{"kind", routing_name(l.routing)},
                     {"capacity_factor", l.routing.capacity_factor},
                     {"load_cv", rl.load_cv},
                     {"mean_rank_rows", rl.mean_rank_rows},
@@ -251,9 +251,8 @@ std::string to_table(const ModelPrediction& p, const CostReport& r) {
     const RoutingLoad& rl = c.shape.routing;
     s += fmt::format(
         "  routing {}: busiest EP rank {:.0f} rows vs mean {:.0f} (x{:.3f}); drop {:.2f} %, padding {:.2f} %\n",
-        l.routing.kind == RoutingKind::trained
-            ? fmt::format("trained (expert-load CV {:.2f})", rl.load_cv)
-            : std::string(l.routing.consecutive ? "round-robin" : to_string(l.routing.kind)),
+        l.routing.kind == RoutingKind::trained ? fmt::format("trained (expert-load CV {:.2f})", rl.load_cv)
+                                               : std::string(routing_name(l.routing)),
         rl.max_rank_rows, rl.mean_rank_rows, rl.imbalance(), 100 * rl.drop_fraction, 100 * rl.padding_fraction);
     s += fmt::format("\nMemory per GPU {:>12}  of {}  {}\n", gb(m.total_bytes), gb(m.capacity_bytes),
                      m.fits ? "fits" : "DOES NOT FIT");

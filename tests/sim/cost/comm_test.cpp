@@ -50,13 +50,13 @@ TEST(Comm, AllToAllSplitsPeersByNode) {
     EXPECT_NEAR(a.time_s, 64e6 * 24 / 32 / 42.5e9 + 3e-6 + 6e-6, 1e-12);
 }
 
-TEST(Comm, ExpectedRemoteNodes) {
+TEST(Comm, ExpectedNodesReached) {
     // E = 256 on 8 nodes (32 each), K = 8: P(a node gets none) = C(224, 8) / C(256, 8).
     const double none = std::exp(log_choose(224, 8) - log_choose(256, 8));
-    EXPECT_NEAR(expected_remote_nodes(256, 8, 8), 7 * (1 - none), 1e-12);
-    EXPECT_EQ(expected_remote_nodes(256, 8, 1), 0.0);
-    // K = 1: one node in `nodes` is remote with probability (nodes - 1) / nodes.
-    EXPECT_NEAR(expected_remote_nodes(64, 1, 4), 0.75, 1e-12);
+    EXPECT_NEAR(expected_units_hit(ExpertPlacement{256, 8}, 8), 8 * (1 - none), 1e-12);
+    EXPECT_EQ(expected_units_hit(ExpertPlacement{256, 8}, 1), 1.0);
+    // K = 1: exactly one node.
+    EXPECT_NEAR(expected_units_hit(ExpertPlacement{64, 1}, 4), 1.0, 1e-12);
 }
 
 TEST(Comm, DeepSeekV3DispatchBytes) {
@@ -67,7 +67,9 @@ TEST(Comm, DeepSeekV3DispatchBytes) {
     EXPECT_DOUBLE_EQ(flat.intra_bytes, rows * row * 7 / 64);
     EXPECT_DOUBLE_EQ(flat.inter_bytes, rows * row * 56 / 64);
     const CollectiveTime hier = ep_all_to_all(tokens, rows, row, ExpertPlacement{256, 8}, GroupSpan{64, 1}, true, hw);
-    EXPECT_DOUBLE_EQ(hier.inter_bytes, tokens * row * expected_remote_nodes(256, 8, 8));
+    // Over the network: 7 of the 8 nodes are remote, each reached with P = 1 - C(224, 8) / C(256, 8).
+    const double node_hit = 1 - std::exp(log_choose(224, 8) - log_choose(256, 8));
+    EXPECT_NEAR(hier.inter_bytes, tokens * row * 7 * node_hit, 1e-9 * hier.inter_bytes);
     EXPECT_LT(hier.inter_bytes, flat.inter_bytes);  // ~4.6 remote nodes per token instead of 7 rows
     // Over NVLink: 8 nodes x 7 other ranks x P(a rank of 4 experts holds one of the 8), per token.
     const double rank_hit = 1 - std::exp(log_choose(252, 8) - log_choose(256, 8));
